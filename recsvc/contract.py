@@ -67,7 +67,11 @@ class Field:
     doc: str = ""
 
     def describe_range(self) -> str:
-        low = "" if self.minimum is None else f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        low = (
+            ""
+            if self.minimum is None
+            else f"{'>' if self.exclusive_minimum else '>='} {self.minimum:g}"
+        )
         high = "" if self.maximum is None else f"<= {self.maximum:g}"
         return " and ".join(p for p in (low, high) if p)
 
@@ -112,7 +116,14 @@ def _survey(name: str, low: int, high: int, doc: str) -> Table:
         fields=(
             Field(c.RESPONSE_ID, Kind.STR, required=True, doc="unique id of the response"),
             Field(c.CUSTOMER_ID, Kind.STR, required=True),
-            Field(c.SCORE, Kind.INT, required=True, minimum=low, maximum=high, doc=f"integer {low}..{high}"),
+            Field(
+                c.SCORE,
+                Kind.INT,
+                required=True,
+                minimum=low,
+                maximum=high,
+                doc=f"integer {low}..{high}",
+            ),
             Field(c.RESPONDED_AT, Kind.DATETIME, required=True),
             Field(c.TOUCHPOINT, Kind.STR, required=True, choices=TOUCHPOINTS),
             Field(c.ORDER_ID, Kind.STR, doc="the order the survey was about, if any"),
@@ -169,7 +180,9 @@ ORDERS = Table(
 )
 
 NPS_RESPONSES = _survey(c.NPS_RESPONSES, 0, 10, "Net Promoter Score answers, 0..10")
-CSAT_RESPONSES = _survey(c.CSAT_RESPONSES, 1, 5, "customer satisfaction answers, 1..5 (optional table)")
+CSAT_RESPONSES = _survey(
+    c.CSAT_RESPONSES, 1, 5, "customer satisfaction answers, 1..5 (optional table)"
+)
 CES_RESPONSES = _survey(c.CES_RESPONSES, 1, 7, "customer effort answers, 1..7 (optional table)")
 
 TABLES: dict[str, Table] = {
@@ -177,7 +190,12 @@ TABLES: dict[str, Table] = {
 }
 # Validation order: referenced tables first, so orphans can be found.
 TABLE_ORDER: tuple[str, ...] = tuple(TABLES)
-FILE_EXTENSIONS: dict[str, str] = {".csv": "csv", ".parquet": "parquet", ".ndjson": "ndjson", ".jsonl": "ndjson"}
+FILE_EXTENSIONS: dict[str, str] = {
+    ".csv": "csv",
+    ".parquet": "parquet",
+    ".ndjson": "ndjson",
+    ".jsonl": "ndjson",
+}
 
 
 # --- single-record checks (the service's live intake) -------------------------------------------
@@ -248,7 +266,10 @@ def check_value(spec: Field, raw: Any) -> tuple[Any, str | None]:
     elif spec.kind is Kind.DATETIME:
         parsed = parse_datetime(text) if text is not None else None
         if parsed is None:
-            return None, f"{spec.name}: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z), got {raw!r}"
+            return (
+                None,
+                f"{spec.name}: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z), got {raw!r}",
+            )
         value = parsed
     else:  # Kind.DATE
         parsed = parse_datetime(text) if text is not None else None
@@ -256,7 +277,10 @@ def check_value(spec: Field, raw: Any) -> tuple[Any, str | None]:
             return None, f"{spec.name}: not a date (use YYYY-MM-DD), got {raw!r}"
         value = parsed.date()
     if spec.choices is not None and value not in spec.choices:
-        return None, f"{spec.name}: unknown value {value!r}, expected one of {', '.join(spec.choices)}"
+        return (
+            None,
+            f"{spec.name}: unknown value {value!r}, expected one of {', '.join(spec.choices)}",
+        )
     if isinstance(value, int | float) and not isinstance(value, bool):
         too_low = spec.minimum is not None and (
             value <= spec.minimum if spec.exclusive_minimum else value < spec.minimum

@@ -1,0 +1,68 @@
+"""Service settings, read once from `RECSVC_*` environment variables.
+
+Each field has a default and a one-line description (its `Meta`); `python -m recsvc settings`
+prints them as the table the README shows, so the docs cannot drift from the code.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Annotated
+
+import msgspec
+from msgspec import Meta
+
+from recsvc.errors import ConfigError
+
+PREFIX = "RECSVC_"
+
+
+class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    store: Annotated[
+        str,
+        Meta(
+            description="where trained versions are published and read: file://PATH or redis://HOST:PORT/DB"
+        ),
+    ] = "file://./var/store"
+    host: Annotated[str, Meta(description="interface the HTTP server binds to")] = "127.0.0.1"
+    port: Annotated[int, Meta(ge=1, le=65535, description="TCP port of the HTTP server")] = 8000
+    workers: Annotated[int, Meta(ge=1, le=64, description="number of worker processes")] = 1
+    log_level: Annotated[
+        str,
+        Meta(pattern="^(debug|info|warning|error)$", description="debug, info, warning or error"),
+    ] = "info"
+
+
+def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
+    """Build settings from `RECSVC_*` variables, then `overrides` (e.g. CLI flags; None is ignored).
+
+    A bad value is a ConfigError naming the variable.
+    """
+    env = os.environ if environ is None else environ
+    raw: dict[str, object] = {
+        name: env[PREFIX + name.upper()]
+        for name in Settings.__struct_fields__
+        if PREFIX + name.upper() in env
+    }
+    raw.update({name: value for name, value in overrides.items() if value is not None})
+    try:
+        return msgspec.convert(raw, Settings, strict=False)
+    except msgspec.ValidationError as exc:
+        # msgspec says e.g. "Expected `int`, got `str` - at `$.port`"; name the variable instead.
+        problem, _, where = str(exc).partition(" - at ")
+        field = where.strip("`").removeprefix("$.")
+        variable = PREFIX + field.upper() if field else "a RECSVC_ variable"
+        raise ConfigError(f"invalid value for {variable}: {problem}") from None
+
+
+def settings_table() -> str:
+    """The settings as a Markdown table: variable, default, description."""
+    info = msgspec.inspect.type_info(Settings)
+    assert isinstance(info, msgspec.inspect.StructType)
+    rows = ["| variable | default | description |", "| --- | --- | --- |"]
+    for f in info.fields:
+        schema = f.type.extra_json_schema if isinstance(f.type, msgspec.inspect.Metadata) else None
+        doc = (schema or {}).get("description", "")
+        rows.append(f"| `{PREFIX}{f.name.upper()}` | `{f.default}` | {doc} |")
+    return "\n".join(rows)

@@ -1,0 +1,29 @@
+"""The service starts without any model: live answers, ready says why it is not ready, docs are served."""
+
+from litestar.testing import TestClient
+
+from recsvc.api.app import create_app
+from recsvc.settings import Settings
+
+
+def test_a_service_without_a_model_is_live_but_not_ready() -> None:
+    with TestClient(create_app(Settings())) as client:
+        assert client.get("/health/live").status_code == 200
+        ready = client.get("/health/ready")
+        assert ready.status_code == 503
+        assert ready.json()["status"] == "not_ready"
+        assert "no model version" in ready.json()["detail"]
+
+
+def test_openapi_docs_are_served_at_docs() -> None:
+    with TestClient(create_app(Settings())) as client:
+        assert client.get("/docs").status_code == 200
+        schema = client.get("/docs/openapi.json").json()
+        assert "/health/ready" in schema["paths"]
+
+
+def test_an_unknown_route_is_a_json_404() -> None:
+    with TestClient(create_app(Settings())) as client:
+        response = client.get("/v1/nothing-here")
+        assert response.status_code == 404
+        assert response.json() == {"error": "not_found", "detail": "Not Found"}
