@@ -140,7 +140,7 @@ _PHRASE_TABLE = pl.Series(
     ],
     dtype=pl.String,
 )
-_T = {theme: i for i, theme in enumerate(THEMES)}
+_THEME = {theme: i for i, theme in enumerate(THEMES)}
 
 # Share of responses with a comment, by sentiment: unhappy customers write more.
 _COMMENT_SHARE = np.array([0.6, 0.3, 0.4])
@@ -163,6 +163,7 @@ class _Orders:
     customer: np.ndarray  # index into _Customers
     ordered_at: np.ndarray
     delivered_at: np.ndarray  # simulated when received but not recorded
+    delivery_recorded: np.ndarray
     days_late: np.ndarray  # 0.0 when on time or no promise is known
     received: np.ndarray  # delivered or returned: a post-delivery survey makes sense
     returned: np.ndarray
@@ -208,12 +209,24 @@ def simulate_feedback(
         _relationship_nps(people, cutoff, rng_rel),
     ]
     return FeedbackTables(
-        nps_responses=_finish(nps, NPS_RESPONSES, "nps", id_prefix, cutoff, rng_comment),
+        nps_responses=_finish(nps, people, NPS_RESPONSES, "nps", id_prefix, cutoff, rng_comment),
         csat_responses=_finish(
-            [_csat(order_rows, people, rng_csat)], CSAT_RESPONSES, "csat", id_prefix, cutoff, rng_comment
+            [_csat(order_rows, people, rng_csat)],
+            people,
+            CSAT_RESPONSES,
+            "csat",
+            id_prefix,
+            cutoff,
+            rng_comment,
         ),
         ces_responses=_finish(
-            [_ces(order_rows, people, rng_ces)], CES_RESPONSES, "ces", id_prefix, cutoff, rng_comment
+            [_ces(order_rows, people, rng_ces)],
+            people,
+            CES_RESPONSES,
+            "ces",
+            id_prefix,
+            cutoff,
+            rng_comment,
         ),
     )
 
@@ -285,6 +298,7 @@ def _order_level(
         customer=by_order["_customer"].to_numpy().astype(np.int64),
         ordered_at=ordered_at,
         delivered_at=delivered_at,
+        delivery_recorded=recorded >= 0,
         days_late=days_late,
         received=received,
         returned=by_order["_returned"].to_numpy(),
@@ -311,8 +325,9 @@ def _customer_level(
         satisfaction = np.where(np.isnan(given), noise, given)
     else:
         # Real data: loyal repeat buyers are happier (log order count, standardised over the input).
-        loyalty = np.log1p(n_orders)
-        loyalty = (loyalty - loyalty.mean()) / (loyalty.std() or 1.0)
+        loyalty = np.log1p(n_orders).astype(np.float64)
+        if n:
+            loyalty = (loyalty - loyalty.mean()) / (loyalty.std() or 1.0)
         satisfaction = 0.85 * noise + 0.5 * loyalty
 
     if c.SIGNUP_DATE in customers.columns:
@@ -338,8 +353,10 @@ def _cutoff_us(as_of: dt.datetime | None, orders: _Orders) -> int:
             as_of = as_of.astimezone(dt.UTC).replace(tzinfo=None)
         return int((as_of - dt.datetime(1970, 1, 1)) // dt.timedelta(microseconds=1))
     if len(orders.ordered_at) == 0:
-        return int((dt.datetime(2025, 12, 31) - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
-    recorded = np.where(orders.received, orders.delivered_at, orders.ordered_at)
+        return (
+            int((dt.datetime(2025, 12, 31) - dt.datetime(1970, 1, 1)).total_seconds()) * 1_000_000
+        )
+    recorded = np.where(orders.delivery_recorded, orders.delivered_at, orders.ordered_at)
     return int(max(orders.ordered_at.max(), recorded.max()))
 
 
@@ -398,10 +415,16 @@ def _pre_delivery_nps(orders: _Orders, people: _Customers, rng: np.random.Genera
     )
     sentiment = _nps_sentiment(score)
     weights = _base_weights(sentiment)
-    weights[:, _T["website"]] += 2.5  # checkout is fresh in mind
-    weights[:, _T["delivery"]] *= 0.3  # nothing has been delivered yet
+    weights[:, _THEME["website"]] += 2.5  # checkout is fresh in mind
+    weights[:, _THEME["delivery"]] *= 0.3  # nothing has been delivered yet
     return _Drawn(
-        customer, score, responded_at, PRE_DELIVERY, orders.order_id.gather(chosen), sentiment, weights
+        customer,
+        score,
+        responded_at,
+        PRE_DELIVERY,
+        orders.order_id.gather(chosen),
+        sentiment,
+        weights,
     )
 
 
@@ -432,11 +455,17 @@ def _post_delivery_nps(orders: _Orders, people: _Customers, rng: np.random.Gener
     sentiment = _nps_sentiment(score)
     weights = _base_weights(sentiment)
     is_late = days_late > 0
-    weights[:, _T["delivery"]] += np.where(is_late, np.array([9.0, 3.0, -1.5])[sentiment], 0.0)
-    weights[:, _T["quality"]] += 4.0 * returned * (sentiment == NEGATIVE)
-    weights[:, _T["support"]] += 2.0 * returned * (sentiment != POSITIVE)
+    weights[:, _THEME["delivery"]] += np.where(is_late, np.array([9.0, 3.0, -1.5])[sentiment], 0.0)
+    weights[:, _THEME["quality"]] += 4.0 * returned * (sentiment == NEGATIVE)
+    weights[:, _THEME["support"]] += 2.0 * returned * (sentiment != POSITIVE)
     return _Drawn(
-        customer, score, responded_at, POST_DELIVERY, orders.order_id.gather(chosen), sentiment, weights
+        customer,
+        score,
+        responded_at,
+        POST_DELIVERY,
+        orders.order_id.gather(chosen),
+        sentiment,
+        weights,
     )
 
 
@@ -461,8 +490,8 @@ def _relationship_nps(people: _Customers, cutoff: int, rng: np.random.Generator)
     score = _nps_score(utility)
     sentiment = _nps_sentiment(score)
     weights = _base_weights(sentiment)
-    weights[:, _T["delivery"]] += 6.0 * late_share * (sentiment == NEGATIVE)
-    weights[:, _T["selection"]] += 1.0
+    weights[:, _THEME["delivery"]] += 6.0 * late_share * (sentiment == NEGATIVE)
+    weights[:, _THEME["selection"]] += 1.0
     return _Drawn(
         customer,
         score,
@@ -475,7 +504,11 @@ def _relationship_nps(people: _Customers, cutoff: int, rng: np.random.Generator)
 
 
 def _panel_orders(
-    orders: _Orders, people: _Customers, rng: np.random.Generator, panel_share: float, eligible: np.ndarray
+    orders: _Orders,
+    people: _Customers,
+    rng: np.random.Generator,
+    panel_share: float,
+    eligible: np.ndarray,
 ) -> np.ndarray:
     """Orders rated by a survey panel: a share of customers who each rate about a third of their orders."""
     in_panel = rng.random(len(people.satisfaction)) < panel_share
@@ -501,7 +534,9 @@ def _csat(orders: _Orders, people: _Customers, rng: np.random.Generator) -> _Dra
     score = np.clip(np.rint(utility), 1, 5).astype(np.int64)
     sentiment = np.where(score <= 2, NEGATIVE, np.where(score == 3, MIXED, POSITIVE))
     weights = _base_weights(sentiment)
-    weights[:, _T["delivery"]] += np.where(days_late > 0, np.array([9.0, 3.0, 0.0])[sentiment], 0.0)
+    weights[:, _THEME["delivery"]] += np.where(
+        days_late > 0, np.array([9.0, 3.0, 0.0])[sentiment], 0.0
+    )
     return _Drawn(
         customer,
         score,
@@ -572,29 +607,43 @@ def _comments(drawn: _Drawn, rng: np.random.Generator) -> pl.Series:
 
 
 def _finish(
-    parts: list[_Drawn], table: Table, kind: str, id_prefix: str, cutoff: int, rng: np.random.Generator
+    parts: list[_Drawn],
+    people: _Customers,
+    table: Table,
+    kind: str,
+    id_prefix: str,
+    cutoff: int,
+    rng: np.random.Generator,
 ) -> pl.DataFrame:
     """Assemble the contract table: drop answers after the cutoff, order by time, assign ids."""
-    frames = []
-    for drawn in parts:
-        frames.append(
-            pl.DataFrame(
-                {
-                    "_customer": drawn.customer.astype(np.int64),
-                    c.SCORE: drawn.score.astype(np.int64),
-                    c.RESPONDED_AT: drawn.responded_at.astype(np.int64),
-                    c.TOUCHPOINT: pl.Series([drawn.touchpoint], dtype=pl.String).gather(
-                        np.zeros(len(drawn.score), dtype=np.int64)
-                    ),
-                    c.ORDER_ID: drawn.order_id.cast(pl.String).rename(c.ORDER_ID),
-                    c.COMMENT: _comments(drawn, rng),
-                }
-            )
+    frames = [
+        pl.DataFrame(
+            {
+                c.CUSTOMER_ID: people.customer_id.gather(drawn.customer),
+                c.SCORE: pl.Series(drawn.score, dtype=pl.Int64),
+                # Whole seconds, like a survey tool's export.
+                c.RESPONDED_AT: pl.Series(
+                    drawn.responded_at // 1_000_000 * 1_000_000, dtype=pl.Int64
+                ).cast(pl.Datetime("us")),
+                c.TOUCHPOINT: pl.repeat(
+                    drawn.touchpoint, len(drawn.score), dtype=pl.String, eager=True
+                ),
+                c.ORDER_ID: drawn.order_id.cast(pl.String),
+                c.COMMENT: _comments(drawn, rng),
+            }
         )
-    people = parts[0]
-    del people
-    frame = pl.concat(frames).filter(pl.col(c.RESPONDED_AT) <= cutoff)
-    return frame
+        for drawn in parts
+    ]
+    cutoff_at = dt.datetime(1970, 1, 1) + dt.timedelta(microseconds=cutoff)
+    frame = (
+        pl.concat(frames)
+        .filter(pl.col(c.RESPONDED_AT) <= cutoff_at)
+        .sort(c.RESPONDED_AT, c.CUSTOMER_ID, maintain_order=True)
+    )
+    ids = pl.concat_str(
+        pl.lit(f"{kind}-{id_prefix}"), pl.int_range(pl.len()).cast(pl.String).str.zfill(8)
+    )
+    return frame.select(ids.alias(c.RESPONSE_ID), pl.all()).select(f.name for f in table.fields)
 
 
 __all__ = ["THEMES", "FeedbackTables", "simulate_feedback"]
