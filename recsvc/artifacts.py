@@ -1,0 +1,202 @@
+"""The artifact format: one directory per model version, described by `manifest.json`.
+
+Arrays are `.npy` files, loaded memory-mapped so several worker processes share one copy in the
+page cache. The manifest lists every file with its size and SHA-256; loading checks the format
+version and the sizes (and, on request, the hashes), and a corrupt or incompatible artifact is an
+`ArtifactError` naming the file and the problem.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from recsvc.errors import RecsvcError
+from recsvc.model import BlendParams, ModelArrays, Purchases
+
+FORMAT_VERSION = 1
+MANIFEST = "manifest.json"
+
+
+class ArtifactError(RecsvcError):
+    """An artifact directory is missing, corrupt or of an incompatible format."""
+
+
+class FileEntry(msgspec.Struct, frozen=True):
+    size: int
+    sha256: str
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    format_version: int
+    version: str
+    created_at: str
+    # Day number (days since 1970-01-01) of the latest purchase the published model was fitted on.
+    trained_until_day: int
+    n_customers: int
+    n_items: int
+    components: int
+    identity_weight: float
+    user_fields: list[str]
+    item_fields: list[str]
+    price_edges: list[float]
+    blend: BlendParams
+    data_fingerprint: str
+    config: dict[str, Any]
+    metrics: dict[str, Any] = {}
+    files: dict[str, FileEntry] = {}
+    # Filled by later formats without breaking older artifacts.
+    notes: dict[str, str] = {}
+
+
+# Arrays of a version: file stem -> (dtype, ndim); checked on load.
+ARRAYS: dict[str, tuple[str, int]] = {
+    "item_ids": ("U", 1),
+    "item_vectors": ("float32", 2),
+    "item_biases": ("float32", 1),
+    "item_category": ("int32", 1),
+    "item_in_stock": ("bool", 1),
+    "item_price": ("float32", 1),
+    "item_reorder_days": ("float32", 1),
+    "item_popularity": ("float32", 1),
+    "customer_ids": ("U", 1),
+    "customer_features": ("int32", 2),
+    "user_feature_vectors": ("float32", 2),
+    "user_feature_biases": ("float32", 1),
+    "purchases_indptr": ("int64", 1),
+    "purchases_items": ("int32", 1),
+    "purchases_counts": ("int32", 1),
+    "purchases_last_day": ("int32", 1),
+}
+# Lists of strings a version needs besides the arrays.
+LISTS = ("categories", "user_feature_names")
+
+_manifest_decoder = msgspec.json.Decoder(Manifest)
+_encoder = msgspec.json.Encoder()
+
+
+def sha256_of(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for chunk in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def read_manifest(directory: Path) -> Manifest:
+    path = directory / MANIFEST
+    try:
+        manifest = _manifest_decoder.decode(path.read_bytes())
+    except FileNotFoundError:
+        raise ArtifactError(f"{directory}: not an artifact (no {MANIFEST})") from None
+    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise ArtifactError(f"{path}: unreadable manifest: {exc}") from None
+    if manifest.format_version != FORMAT_VERSION:
+        raise ArtifactError(
+            f"{path}: artifact format {manifest.format_version} is not supported "
+            f"(this build reads format {FORMAT_VERSION}); retrain or upgrade"
+        )
+    return manifest
+
+
+class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
+    """A version ready to score: manifest, arrays and lookup tables."""
+
+    manifest: Manifest
+    arrays: ModelArrays
+    item_ids: np.ndarray
+    customer_ids: np.ndarray
+    item_category: np.ndarray
+    item_in_stock: np.ndarray
+    item_price: np.ndarray
+    item_popularity: np.ndarray
+    categories: list[str]
+    user_feature_index: dict[str, int]
+
+    def customer_index(self, customer_id: str) -> int | None:
+        pos = int(np.searchsorted(self.customer_ids, customer_id))
+        if pos < self.customer_ids.size and self.customer_ids[pos] == customer_id:
+            return pos
+        return None
+
+    def item_index(self, product_id: str) -> int | None:
+        pos = int(np.searchsorted(self.item_ids, product_id))
+        if pos < self.item_ids.size and self.item_ids[pos] == product_id:
+            return pos
+        return None
+
+
+def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
+    """Load a version memory-mapped; ArtifactError when anything is missing, truncated or mistyped."""
+    manifest = read_manifest(directory)
+    for name, entry in manifest.files.items():
+        path = directory / name
+        if not path.is_file():
+            raise ArtifactError(f"{path}: listed in the manifest but missing")
+        if path.stat().st_size != entry.size:
+            raise ArtifactError(
+                f"{path}: size {path.stat().st_size} differs from the manifest's {entry.size}"
+            )
+        if verify_hashes and sha256_of(path) != entry.sha256:
+            raise ArtifactError(f"{path}: content differs from the manifest (SHA-256 mismatch)")
+    loaded: dict[str, np.ndarray] = {}
+    for stem, (dtype, ndim) in ARRAYS.items():
+        path = directory / f"{stem}.npy"
+        try:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
+        except (OSError, ValueError) as exc:
+            raise ArtifactError(f"{path}: unreadable array: {exc}") from None
+        kind_ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
+        if not kind_ok or array.ndim != ndim:
+            raise ArtifactError(
+                f"{path}: expected {dtype} with {ndim} dimension(s), found {array.dtype} {array.shape}"
+            )
+        loaded[stem] = array
+    lists: dict[str, list[str]] = {}
+    for name in LISTS:
+        path = directory / f"{name}.json"
+        try:
+            lists[name] = msgspec.json.decode(path.read_bytes(), type=list[str])
+        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
+            raise ArtifactError(f"{path}: unreadable list: {exc}") from None
+    n_items, n_customers = loaded["item_ids"].size, loaded["customer_ids"].size
+    if (n_items, n_customers) != (manifest.n_items, manifest.n_customers):
+        raise ArtifactError(
+            f"{directory}: arrays hold {n_customers} customers / {n_items} items, manifest says otherwise"
+        )
+    arrays = ModelArrays(
+        item_vectors=loaded["item_vectors"],
+        item_biases=loaded["item_biases"],
+        user_feature_vectors=loaded["user_feature_vectors"],
+        user_feature_biases=loaded["user_feature_biases"],
+        customer_features=loaded["customer_features"],
+        purchases=Purchases(
+            indptr=loaded["purchases_indptr"],
+            items=loaded["purchases_items"],
+            counts=loaded["purchases_counts"],
+            last_day=loaded["purchases_last_day"],
+        ),
+        item_reorder_days=loaded["item_reorder_days"],
+        identity_weight=manifest.identity_weight,
+    )
+    names = lists["user_feature_names"]
+    return LoadedModel(
+        manifest=manifest,
+        arrays=arrays,
+        item_ids=loaded["item_ids"],
+        customer_ids=loaded["customer_ids"],
+        item_category=loaded["item_category"],
+        item_in_stock=loaded["item_in_stock"],
+        item_price=loaded["item_price"],
+        item_popularity=loaded["item_popularity"],
+        categories=lists["categories"],
+        user_feature_index={name: n_customers + j for j, name in enumerate(names)},
+    )
+
+
+def encode(value: object) -> bytes:
+    return _encoder.encode(value)

@@ -1,0 +1,193 @@
+"""Scoring with a trained model's exported arrays: numpy only, no lightfm, no polars.
+
+The training job evaluates with this same code, so the numbers it reports are the numbers the
+service serves. A customer's vector is always folded in from feature embeddings (identity plus
+attributes, averaged as LightFM does with normalised feature rows): a customer whose NPS category
+or segment changed since the run, or who is new, is scored from their current features.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+# Weight of the repeat-purchase shape term; see `repeat_propensity`.
+_LOG_SPREAD = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class BlendParams:
+    """How model score and repeat propensity mix when already-bought products are allowed.
+
+    final = (1 - weight) * standardised model score + weight * propensity, where propensity =
+    log1p(times bought) * due_factor ** timing (timing 0: plain frequency; 1: "due to buy again").
+    Tuned on the hold-out by the training job; weight 0 is the model alone.
+    """
+
+    weight: float = 0.0
+    timing: float = 1.0
+
+
+@dataclass(frozen=True, slots=True)
+class Purchases:
+    """A customer-by-item purchase history in CSR form (rows = customers)."""
+
+    indptr: np.ndarray  # int64, n_customers + 1
+    items: np.ndarray  # int32
+    counts: np.ndarray  # int32, times bought (order lines)
+    last_day: np.ndarray  # int32, days since the epoch of the last purchase
+
+    def row(self, customer: int) -> slice:
+        return slice(int(self.indptr[customer]), int(self.indptr[customer + 1]))
+
+
+@dataclass(frozen=True, slots=True)
+class ModelArrays:
+    """Everything scoring needs; arrays may be memory-mapped (shared between workers)."""
+
+    item_vectors: np.ndarray  # float32 (n_items, k): items' summed feature embeddings
+    item_biases: np.ndarray  # float32 (n_items,)
+    user_feature_vectors: (
+        np.ndarray
+    )  # float32 (n_user_features, k); rows 0..n_customers-1 are identities
+    user_feature_biases: np.ndarray  # float32 (n_user_features,)
+    customer_features: np.ndarray  # int32 (n_customers, len(USER_FIELDS)): attribute feature rows
+    purchases: Purchases
+    item_reorder_days: (
+        np.ndarray
+    )  # float32 (n_items,): median days between repeat purchases, nan if none
+    identity_weight: float  # share of a known customer's identity row in their representation
+
+    @property
+    def n_items(self) -> int:
+        return int(self.item_vectors.shape[0])
+
+    @property
+    def n_customers(self) -> int:
+        return int(self.customer_features.shape[0])
+
+
+def user_vector(
+    model: ModelArrays, identity: int | None, attribute_rows: Sequence[int]
+) -> tuple[np.ndarray, float]:
+    """Fold a customer in from feature embeddings, weighted as the training matrix rows were.
+
+    A customer the model was trained with has their identity row (weight `identity_weight`) plus
+    one row per attribute field (the rest, split evenly). A cold-start customer has attribute rows
+    only, weighted evenly to a sum of one, as LightFM's normalised feature rows would be.
+    """
+    rows = np.asarray(attribute_rows, dtype=np.int64)
+    if identity is not None:
+        per_field = (1.0 - model.identity_weight) / model.customer_features.shape[1]
+        rows = np.concatenate([[identity], rows])
+        weights = np.full(rows.size, per_field, dtype=np.float32)
+        weights[0] = model.identity_weight
+    elif rows.size:
+        weights = np.full(rows.size, 1.0 / rows.size, dtype=np.float32)
+    else:
+        return np.zeros(model.user_feature_vectors.shape[1], dtype=np.float32), 0.0
+    vector = weights @ model.user_feature_vectors[rows]
+    return vector.astype(np.float32, copy=False), float(weights @ model.user_feature_biases[rows])
+
+
+def known_customer_vector(model: ModelArrays, customer: int) -> tuple[np.ndarray, float]:
+    """The vector of a customer in the model's id map: their identity row plus stored attributes."""
+    return user_vector(model, customer, model.customer_features[customer])
+
+
+def score_items(model: ModelArrays, vector: np.ndarray) -> np.ndarray:
+    """The model's score of every item for one user vector (user bias omitted: it does not rank)."""
+    return model.item_vectors @ vector + model.item_biases
+
+
+def score_block(model: ModelArrays, vectors: np.ndarray) -> np.ndarray:
+    """Scores of every item for a block of user vectors: (users, items)."""
+    return vectors @ model.item_vectors.T + model.item_biases
+
+
+def repeat_propensity(
+    counts: np.ndarray, days_since: np.ndarray, reorder_days: np.ndarray, timing: float
+) -> np.ndarray:
+    """How likely a customer is to buy an already-bought item again now.
+
+    log1p(times bought), times a "due" factor that peaks when the time since the last purchase equals
+    the item's typical reorder interval (a log-normal bump: exp(-ln(ratio)^2 / 2)); items nobody
+    reorders get a flat 0.5. `timing` 0 turns the due factor off (plain purchase frequency).
+    """
+    frequency = np.log1p(counts.astype(np.float64))
+    if timing == 0.0:
+        return frequency
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.maximum(days_since, 1.0) / reorder_days
+        due = np.exp(-(np.log(ratio) ** 2) / (2 * _LOG_SPREAD**2))
+    due = np.where(np.isfinite(due), due, 0.5)
+    return frequency * due**timing
+
+
+def blend(
+    model_scores: np.ndarray,
+    items: np.ndarray,
+    propensity: np.ndarray,
+    params: BlendParams,
+) -> np.ndarray:
+    """Mix model scores (all items) with the propensity of the bought `items` (see BlendParams)."""
+    if params.weight == 0.0 or items.size == 0:
+        return model_scores
+    spread = float(model_scores.std()) or 1.0
+    standardised = (model_scores - float(model_scores.mean())) / spread
+    final = (1.0 - params.weight) * standardised
+    # A small share of the model score survives at weight 1 so it still orders the never-bought items.
+    final = final + (1e-3 * standardised if params.weight == 1.0 else 0.0)
+    final[items] += params.weight * propensity
+    return final
+
+
+def top_k(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.ndarray:
+    """Indices of the k best scores, best first, skipping `excluded` item indices."""
+    if excluded is not None and excluded.size:
+        scores = scores.copy()
+        scores[excluded] = -np.inf
+    k = min(k, scores.shape[0])
+    if k <= 0:
+        return np.empty(0, dtype=np.int64)
+    candidates = np.argpartition(-scores, k - 1)[:k]
+    ordered = candidates[np.argsort(-scores[candidates], kind="stable")]
+    return ordered[np.isfinite(scores[ordered])]
+
+
+def known_customer_vectors(model: ModelArrays, customers: np.ndarray) -> np.ndarray:
+    """`known_customer_vector` for many customers at once: (len(customers), k)."""
+    n_fields = model.customer_features.shape[1]
+    per_field = np.float32((1.0 - model.identity_weight) / n_fields)
+    vectors = np.float32(model.identity_weight) * model.user_feature_vectors[customers]
+    attributes = model.customer_features[customers]
+    for j in range(n_fields):
+        vectors += per_field * model.user_feature_vectors[attributes[:, j]]
+    return vectors
+
+
+def batch_top_k(
+    model: ModelArrays, customers: np.ndarray, k: int, *, exclude_purchased: bool = True
+) -> np.ndarray:
+    """Top-k item indices for a block of known customers, (len(customers), k), -1 padded.
+
+    One matrix product per block and a row-wise partial sort: no per-customer predict call.
+    """
+    scores = score_block(model, known_customer_vectors(model, customers))
+    if exclude_purchased:
+        p = model.purchases
+        starts, ends = p.indptr[customers], p.indptr[customers + 1]
+        lengths = (ends - starts).astype(np.int64)
+        if lengths.sum():
+            rows = np.repeat(np.arange(customers.size), lengths)
+            offsets = np.arange(lengths.sum()) - np.repeat(np.cumsum(lengths) - lengths, lengths)
+            scores[rows, p.items[np.repeat(starts, lengths) + offsets]] = -np.inf
+    k = min(k, scores.shape[1])
+    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+    part_scores = np.take_along_axis(scores, part, axis=1)
+    order = np.argsort(-part_scores, axis=1, kind="stable")
+    top = np.take_along_axis(part, order, axis=1)
+    top[~np.isfinite(np.take_along_axis(part_scores, order, axis=1))] = -1
+    return top
