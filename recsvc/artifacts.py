@@ -20,6 +20,8 @@ from recsvc.model import BlendParams, ModelArrays, Purchases
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
+# The segment rules the version was built with (a self-contained segments file).
+SEGMENT_RULES_FILE = "segment_rules.toml"
 
 
 class ArtifactError(RecsvcError):
@@ -65,6 +67,7 @@ ARRAYS: dict[str, tuple[str, int]] = {
     "item_popularity": ("float32", 1),
     "customer_ids": ("U", 1),
     "customer_features": ("int32", 2),
+    "customer_has_identity": ("bool", 1),
     "user_feature_vectors": ("float32", 2),
     "user_feature_biases": ("float32", 1),
     "purchases_indptr": ("int64", 1),
@@ -107,6 +110,7 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     """A version ready to score: manifest, arrays and lookup tables."""
 
     manifest: Manifest
+    directory: Path
     arrays: ModelArrays
     item_ids: np.ndarray
     customer_ids: np.ndarray
@@ -115,6 +119,7 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     item_price: np.ndarray
     item_popularity: np.ndarray
     categories: list[str]
+    user_feature_names: list[str]  # attribute feature j is row n_customers + j
     user_feature_index: dict[str, int]
 
     def customer_index(self, customer_id: str) -> int | None:
@@ -182,10 +187,12 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         ),
         item_reorder_days=loaded["item_reorder_days"],
         identity_weight=manifest.identity_weight,
+        has_identity=loaded["customer_has_identity"],
     )
     names = lists["user_feature_names"]
     return LoadedModel(
         manifest=manifest,
+        directory=directory,
         arrays=arrays,
         item_ids=loaded["item_ids"],
         customer_ids=loaded["customer_ids"],
@@ -194,6 +201,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         item_price=loaded["item_price"],
         item_popularity=loaded["item_popularity"],
         categories=lists["categories"],
+        user_feature_names=names,
         user_feature_index={name: n_customers + j for j, name in enumerate(names)},
     )
 

@@ -59,6 +59,8 @@ class ModelArrays:
         np.ndarray
     )  # float32 (n_items,): median days between repeat purchases, nan if none
     identity_weight: float  # share of a known customer's identity row in their representation
+    # bool (n_customers,): the customer had interactions in training, so their identity row is learned
+    has_identity: np.ndarray
 
     @property
     def n_items(self) -> int:
@@ -93,8 +95,9 @@ def user_vector(
 
 
 def known_customer_vector(model: ModelArrays, customer: int) -> tuple[np.ndarray, float]:
-    """The vector of a customer in the model's id map: their identity row plus stored attributes."""
-    return user_vector(model, customer, model.customer_features[customer])
+    """The vector of a customer in the model's id map: identity row (if learned) plus attributes."""
+    identity = customer if model.has_identity[customer] else None
+    return user_vector(model, identity, model.customer_features[customer])
 
 
 def score_items(model: ModelArrays, vector: np.ndarray) -> np.ndarray:
@@ -160,11 +163,14 @@ def top_k(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.
 def known_customer_vectors(model: ModelArrays, customers: np.ndarray) -> np.ndarray:
     """`known_customer_vector` for many customers at once: (len(customers), k)."""
     n_fields = model.customer_features.shape[1]
-    per_field = np.float32((1.0 - model.identity_weight) / n_fields)
-    vectors = np.float32(model.identity_weight) * model.user_feature_vectors[customers]
+    known = model.has_identity[customers]
+    identity_share = np.where(known, model.identity_weight, 0.0).astype(np.float32)[:, None]
+    field_share = np.where(known, (1.0 - model.identity_weight) / n_fields, 1.0 / n_fields)
+    field_share = field_share.astype(np.float32)[:, None]
+    vectors = identity_share * model.user_feature_vectors[customers]
     attributes = model.customer_features[customers]
     for j in range(n_fields):
-        vectors += per_field * model.user_feature_vectors[attributes[:, j]]
+        vectors += field_share * model.user_feature_vectors[attributes[:, j]]
     return vectors
 
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import ast
 import datetime as dt
+import json
 import re
 import tomllib
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -678,3 +679,18 @@ def load_segments(
     if include_defaults:
         texts.insert(0, (DEFAULT_SEGMENTS_PATH.name, DEFAULT_SEGMENTS_PATH.read_text("utf-8")))
     return parse_segments(texts, extra_columns=extra_columns)
+
+
+def rules_to_toml(rules: SegmentRules) -> str:
+    """The rules as one self-contained segments file (defaults switched off, precedence kept), so a
+    model version carries exactly the rules it was built with."""
+
+    lines = ["include_defaults = false", ""]
+    for definition in rules.definitions:
+        lines.append(f"[segments.{definition.name}]")
+        lines.append(f"expression = {json.dumps(definition.expression)}")
+        lines.append(f"description = {json.dumps(definition.description)}")
+        if definition.priority is not None:
+            lines.append(f"priority = {definition.priority}")
+        lines.append("")
+    return "\n".join(lines)

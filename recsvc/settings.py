@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
-from typing import Annotated
+from typing import Annotated, Literal
 
 import msgspec
 from msgspec import Meta
@@ -32,6 +32,27 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str,
         Meta(pattern="^(debug|info|warning|error)$", description="debug, info, warning or error"),
     ] = "info"
+    api_keys: Annotated[
+        dict[str, list[Literal["recommend", "export", "ingest", "admin"]]],
+        Meta(
+            description='JSON object of API key -> scopes, e.g. {"k1": ["recommend"]}; '
+            "empty: development mode, every scope open, loopback only"
+        ),
+    ] = msgspec.field(default_factory=dict)
+    offers_file: Annotated[
+        str,
+        Meta(description="offer catalog (TOML); empty: the shipped recsvc/defaults/offers.toml"),
+    ] = ""
+    detractor_webhook_url: Annotated[
+        str, Meta(description="URL POSTed (JSON) for every new detractor response; empty: off")
+    ] = ""
+    reload_seconds: Annotated[
+        float,
+        Meta(gt=0, description="how often workers check the store for a newly activated version"),
+    ] = 2.0
+    max_body_bytes: Annotated[
+        int, Meta(ge=1024, description="largest request body accepted (bytes)")
+    ] = 1_048_576
 
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
@@ -47,13 +68,20 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     }
     raw.update({name: value for name, value in overrides.items() if value is not None})
     try:
+        if isinstance(raw.get("api_keys"), str):
+            raw["api_keys"] = msgspec.json.decode(str(raw["api_keys"]))
+    except msgspec.DecodeError as exc:
+        raise ConfigError(f"invalid value for {PREFIX}API_KEYS: not JSON ({exc})") from None
+    try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:
         # msgspec says e.g. "Expected `int`, got `str` - at `$.port`"; name the variable instead.
         problem, _, where = str(exc).partition(" - at ")
-        field = where.strip("`").removeprefix("$.")
+        path = where.strip("`").removeprefix("$.")
+        field, bracket, rest = path.partition("[")
         variable = PREFIX + field.upper() if field else "a RECSVC_ variable"
-        raise ConfigError(f"invalid value for {variable}: {problem}") from None
+        inside = f" (at [{rest})" if bracket else ""
+        raise ConfigError(f"invalid value for {variable}{inside}: {problem}") from None
 
 
 def settings_table() -> str:
@@ -64,5 +92,6 @@ def settings_table() -> str:
     for f in info.fields:
         schema = f.type.extra_json_schema if isinstance(f.type, msgspec.inspect.Metadata) else None
         doc = (schema or {}).get("description", "")
-        rows.append(f"| `{PREFIX}{f.name.upper()}` | `{f.default}` | {doc} |")
+        default = f.default if f.default is not msgspec.NODEFAULT else f.default_factory()
+        rows.append(f"| `{PREFIX}{f.name.upper()}` | `{default}` | {doc} |")
     return "\n".join(rows)

@@ -82,13 +82,35 @@ def _parser() -> argparse.ArgumentParser:
     )
 
     run = sub.add_parser(
-        "run", help="the training pipeline: validate, segment, report (fit and publish follow)"
+        "run", help="the training pipeline: validate, segment, report, fit, evaluate, gate, publish"
     )
     run.add_argument("--data", type=Path, required=True, help="directory holding the tables")
     run.add_argument(
         "--store",
         default=DEFAULT_STORE,
         help=f"where versions are published (default {DEFAULT_STORE})",
+    )
+    run.add_argument("--config", type=Path, help="training config (TOML; see docs/recommender.md)")
+    run.add_argument(
+        "--segments",
+        type=Path,
+        action="append",
+        default=[],
+        help="segments file (TOML), repeatable",
+    )
+    run.add_argument(
+        "--no-publish", action="store_true", help="evaluate and write the artifact only"
+    )
+    run.add_argument(
+        "--force", action="store_true", help="publish even if the quality gate refuses"
+    )
+    run.add_argument(
+        "--deterministic",
+        action="store_true",
+        help="one thread, fixed seed: identical models run after run",
+    )
+    run.add_argument(
+        "--epochs", type=_positive_int, help="override the configured number of epochs"
     )
     run.add_argument(
         "--max-rejected-share",
@@ -137,19 +159,25 @@ def _validate(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
-    from training.pipeline import run_pipeline
+    from training.config import load_config
+    from training.pipeline import format_record, run_pipeline
 
     if not args.store.startswith(("file://", "redis://", "rediss://")):
         raise ConfigError(
             f"--store must be file://PATH or redis://HOST:PORT/DB, got {args.store!r}"
         )
+    config = load_config(args.config, epochs=args.epochs, deterministic=args.deterministic or None)
     record = run_pipeline(
         args.data,
         store=args.store,
+        config=config,
+        segments_files=tuple(args.segments),
         max_rejected_share=args.max_rejected_share,
+        publish=not args.no_publish,
+        force=args.force,
         show_progress=not args.quiet,
     )
-    print(record)
+    print(format_record(record))
     return 0
 
 

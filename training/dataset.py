@@ -23,23 +23,38 @@ EPOCH = dt.datetime(1970, 1, 1)
 
 @dataclass(frozen=True, slots=True)
 class FeatureSpace:
-    """Feature matrix rows = entities; columns = identities then attribute features (`field=value`)."""
+    """Entities (sorted ids) and their attribute features; `matrix()` builds LightFM's feature rows.
+
+    Columns are the identities (column i is entity i) followed by the attribute features
+    (`field=value`, column n_ids + j is attribute_names[j]).
+    """
 
     ids: np.ndarray  # sorted external ids (str)
-    attribute_names: list[str]  # column n_ids + j is attribute_names[j]
+    attribute_names: list[str]
     attribute_rows: (
         np.ndarray
     )  # int32 (n_ids, n_fields): absolute feature column of each field's value
-    matrix: sp.csr_matrix  # L1-normalised rows, identity + attributes
 
     @property
     def n_features(self) -> int:
-        return int(self.matrix.shape[1])
+        return int(self.ids.size + len(self.attribute_names))
+
+    def matrix(self, identity_weight: float, has_identity: np.ndarray) -> sp.csr_matrix:
+        """L1-normalised feature rows. An entity with interactions has its identity feature (weight
+        `identity_weight`, the attributes sharing the rest); one without has attributes only, so
+        it is represented by what it shares with others: that is how cold start works. (LightFM's
+        default of equal shares drowns personal taste in five population-wide attributes.)"""
+        n, n_fields = self.attribute_rows.shape
+        per_field = np.where(has_identity, (1.0 - identity_weight) / n_fields, 1.0 / n_fields)
+        rows = np.concatenate([np.flatnonzero(has_identity), np.repeat(np.arange(n), n_fields)])
+        cols = np.concatenate([np.flatnonzero(has_identity), self.attribute_rows.ravel()])
+        data = np.concatenate(
+            [np.full(int(has_identity.sum()), identity_weight), np.repeat(per_field, n_fields)]
+        ).astype(np.float32)
+        return sp.csr_matrix((data, (rows, cols)), shape=(n, self.n_features))
 
 
-def _feature_space(
-    frame: pl.DataFrame, id_column: str, fields: tuple[str, ...], identity_weight: float
-) -> FeatureSpace:
+def _feature_space(frame: pl.DataFrame, id_column: str, fields: tuple[str, ...]) -> FeatureSpace:
     frame = frame.sort(id_column)
     ids = frame[id_column].to_numpy().astype(str)
     n = len(ids)
@@ -58,15 +73,7 @@ def _feature_space(
     attribute_rows = np.column_stack(
         [named[f].replace_strict(position, return_dtype=pl.Int32).to_numpy() for f in fields]
     ).astype(np.int32)
-    width = 1 + len(fields)
-    rows = np.repeat(np.arange(n, dtype=np.int64), width)
-    cols = np.column_stack([np.arange(n, dtype=np.int64), attribute_rows]).ravel()
-    per_row = np.array(
-        [identity_weight] + [(1.0 - identity_weight) / len(fields)] * len(fields), dtype=np.float32
-    )
-    data = np.tile(per_row, n)
-    matrix = sp.csr_matrix((data, (rows, cols)), shape=(n, n + len(vocabulary)))
-    return FeatureSpace(ids, vocabulary, attribute_rows, matrix)
+    return FeatureSpace(ids, vocabulary, attribute_rows)
 
 
 def price_edges(prices: pl.Series) -> list[float]:
@@ -79,24 +86,28 @@ def price_edges(prices: pl.Series) -> list[float]:
 
 
 def with_price_band(products: pl.DataFrame, edges: list[float]) -> pl.DataFrame:
-    if not edges:
-        return products.with_columns(pl.lit(MISSING).alias("price_band"))
-    labels = list(PRICE_BANDS[: len(edges) + 1])
-    band = (
-        pl.col(c.PRICE)
-        .cut(edges, labels=labels, left_closed=True)
-        .cast(pl.String)
-        .fill_null(MISSING)
+    """Adds `price_band`: band i holds prices in [edge i-1, edge i); missing prices are `unknown`."""
+    prices = products[c.PRICE].to_numpy()
+    bands = np.array(PRICE_BANDS[: len(edges) + 1] if edges else (MISSING,), dtype=object)
+    labels = bands[np.searchsorted(np.asarray(edges), np.nan_to_num(prices), side="right")]
+    labels[np.isnan(prices.astype(np.float64))] = MISSING
+    return products.with_columns(pl.Series("price_band", labels, dtype=pl.String))
+
+
+def user_space(customer_table: pl.DataFrame) -> FeatureSpace:
+    return _feature_space(customer_table, c.CUSTOMER_ID, USER_FIELDS)
+
+
+def item_space(products: pl.DataFrame) -> FeatureSpace:
+    return _feature_space(products, c.PRODUCT_ID, ITEM_FIELDS)
+
+
+def interacted(interactions: sp.coo_matrix) -> tuple[np.ndarray, np.ndarray]:
+    """Which users and which items have at least one training interaction."""
+    return (
+        np.bincount(interactions.row, minlength=interactions.shape[0]) > 0,
+        np.bincount(interactions.col, minlength=interactions.shape[1]) > 0,
     )
-    return products.with_columns(band.alias("price_band"))
-
-
-def user_space(customer_table: pl.DataFrame, identity_weight: float) -> FeatureSpace:
-    return _feature_space(customer_table, c.CUSTOMER_ID, USER_FIELDS, identity_weight)
-
-
-def item_space(products: pl.DataFrame, identity_weight: float) -> FeatureSpace:
-    return _feature_space(products, c.PRODUCT_ID, ITEM_FIELDS, identity_weight)
 
 
 def day_number(column: str) -> pl.Expr:
@@ -130,10 +141,13 @@ def interaction_matrix(
     lines: pl.DataFrame, n_users: int, n_items: int, weights: InteractionWeights, as_of_day: int
 ) -> sp.coo_matrix:
     """Weighted (user, item) interactions: see InteractionWeights for the rule."""
+    bought = ~pl.col("returned")
     decayed = (
-        lines.sort("u", "i", "day")
+        # A total order and an order-keeping group_by: float sums, and so the model, repeat exactly.
+        lines.sort("u", "i", "day", "returned")
         .with_columns(
-            nth=pl.int_range(pl.len()).over("u", "i"),
+            # 0 for the first (kept) purchase of the product, 1 for the next, ...
+            nth=bought.cast(pl.Int32).cum_sum().over("u", "i") - 1,
             decay=(
                 pl.lit(0.5)
                 ** ((as_of_day - pl.col("day")).clip(0) / weights.recency_half_life_days)
@@ -147,7 +161,7 @@ def interaction_matrix(
             .otherwise(weights.repeat_purchase)
             * pl.col("decay")
         )
-        .group_by("u", "i")
+        .group_by("u", "i", maintain_order=True)
         .agg(pl.col("w").sum())
         .filter(pl.col("w") > 0)
     )

@@ -53,6 +53,7 @@ def fit(
         (np.ones_like(weights.data), (weights.row, weights.col)), shape=weights.shape
     )
     epoch_seconds: list[float] = []
+    last_report = 0.0
     for epoch in range(config.epochs):
         started = time.perf_counter()
         model.fit_partial(
@@ -64,8 +65,10 @@ def fit(
             num_threads=config.num_threads,
         )
         epoch_seconds.append(time.perf_counter() - started)
-        if show_progress:
-            total = sum(epoch_seconds)
+        total = sum(epoch_seconds)
+        # A line every few seconds and at the end: small fits stay quiet, large ones show their pace.
+        if show_progress and (total - last_report >= 5.0 or epoch + 1 == config.epochs):
+            last_report = total
             eta = total / (epoch + 1) * (config.epochs - epoch - 1)
             print(
                 f"[{label}] epoch {epoch + 1}/{config.epochs}: {epoch_seconds[-1]:.1f}s "

@@ -15,120 +15,13 @@ delivery), which is why the themes are read per category (what detractors talk a
 
 from __future__ import annotations
 
-import re
-from typing import Final
-
 import msgspec
 import polars as pl
 
 from recsvc import columns as c
+from recsvc.themes import LEXICON, THEME_NAMES, theme_pattern
 
-LEXICON: Final[dict[str, tuple[str, ...]]] = {
-    "delivery": (
-        "deliver*",
-        "shipping",
-        "shipped",
-        "shipment*",
-        "courier*",
-        "parcel*",
-        "package*",
-        "arriv*",
-        "late",
-        "delay*",
-        "tracking",
-        "dispatch*",
-        "postage",
-        "on time",
-    ),
-    "price": (
-        "price*",
-        "pricey",
-        "expensive",
-        "overpriced",
-        "cheap",
-        "cheaper",
-        "cost*",
-        "value for money",
-        "discount*",
-        "deal*",
-        "afford*",
-    ),
-    "quality": (
-        "quality",
-        "broke",
-        "broken",
-        "damaged",
-        "defect*",
-        "faulty",
-        "well made",
-        "durable",
-        "material*",
-        "as described",
-        "sizing",
-    ),
-    "support": (
-        "customer service",
-        "customer support",
-        "support",
-        "helpful",
-        "unhelpful",
-        "rude",
-        "answer*",
-        "hotline",
-        "agent*",
-        "complain*",
-    ),
-    "returns": ("return*", "refund*", "exchange*"),
-    "selection": (
-        "selection",
-        "range",
-        "choice",
-        "variety",
-        "assortment",
-        "out of stock",
-        "in stock",
-        "unavailable",
-        "availability",
-    ),
-    "website": (
-        "website",
-        "site",
-        "app",
-        "checkout",
-        "check out",
-        "payment*",
-        "login",
-        "log in",
-        "password",
-        "search",
-        "crash*",
-    ),
-}
-THEME_NAMES: Final = tuple(LEXICON)
 EXAMPLES_PER_THEME = 3
-
-
-def keyword_pattern(keyword: str) -> str:
-    """The regular expression of one keyword (word, phrase, or stem*)."""
-    stem = keyword.endswith("*")
-    words = keyword.rstrip("*").split()
-    body = r"\s+".join(re.escape(w) for w in words)
-    return body + (r"\w*" if stem else "")
-
-
-def theme_pattern(keywords: tuple[str, ...]) -> str:
-    """One case-insensitive, whole-word regular expression for a theme's keywords."""
-    return r"(?i)\b(?:" + "|".join(keyword_pattern(k) for k in keywords) + r")\b"
-
-
-_COMPILED: Final = {theme: re.compile(theme_pattern(words)) for theme, words in LEXICON.items()}
-
-
-def themes_of(comment: str | None) -> list[str]:
-    """The themes one comment mentions, in lexicon order."""
-    if not comment:
-        return []
-    return [theme for theme, pattern in _COMPILED.items() if pattern.search(comment)]
 
 
 def with_themes(responses: pl.LazyFrame) -> pl.LazyFrame:

@@ -41,12 +41,29 @@ def _slug(status: int) -> str:
     }.get(status, "error")
 
 
+def _describe(extra: object) -> str:
+    """Litestar's validation details as "param: problem" pairs, without internal reprs."""
+    if isinstance(extra, list):
+        parts = []
+        for item in extra:
+            if isinstance(item, dict) and "message" in item:
+                key = item.get("key")
+                parts.append(f"{key}: {item['message']}" if key else str(item["message"]))
+            else:
+                parts.append(str(item))
+        return "; ".join(parts)
+    return str(extra)
+
+
 def handle_http(_: Request, exc: HTTPException) -> Response[ErrorBody]:
-    detail = exc.detail
     extra = getattr(exc, "extra", None)
-    if extra:
-        detail = f"{detail}: {extra}"
-    return Response(ErrorBody(_slug(exc.status_code), str(detail)), status_code=exc.status_code)
+    if extra and str(exc.detail).startswith("Validation failed"):
+        detail = f"invalid request: {_describe(extra)}"
+    elif extra:
+        detail = f"{exc.detail}: {_describe(extra)}"
+    else:
+        detail = str(exc.detail)
+    return Response(ErrorBody(_slug(exc.status_code), detail), status_code=exc.status_code)
 
 
 def handle_domain(_: Request, exc: RecsvcError) -> Response[ErrorBody]:

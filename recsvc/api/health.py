@@ -7,6 +7,8 @@ from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from recsvc.runtime import ModelHolder
+
 
 class HealthStatus(msgspec.Struct, frozen=True):
     status: str
@@ -28,15 +30,19 @@ class HealthController(Controller):
         sync_to_thread=False,
     )
     def ready(self, state: State) -> Response[HealthStatus]:
-        version = state.get("model_version")
-        if version is None:
+        holder: ModelHolder = state.holder
+        if holder.current is None:
+            detail = holder.store_error or "no model version has been published to the store yet"
             return Response(
-                HealthStatus(
-                    status="not_ready",
-                    detail="no model version has been published to the store yet",
-                ),
+                HealthStatus(status="not_ready", detail=detail),
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
             )
+        # Degraded: serving the model held in memory while the store cannot be reached.
         return Response(
-            HealthStatus(status="ready", model_version=version), status_code=HTTP_200_OK
+            HealthStatus(
+                status="degraded" if holder.store_error else "ready",
+                detail=holder.store_error or "",
+                model_version=holder.current.version,
+            ),
+            status_code=HTTP_200_OK,
         )

@@ -1,19 +1,34 @@
-"""Where model versions live: published by the training job, read by the service.
+"""Where model versions and live NPS responses live: published by the training job, read and
+written by the service.
 
-`open_store(url)` is the one constructor: `file://PATH` is the embedded store.
+`open_store(url)` is the one constructor: `file://PATH` is the embedded store (local disk, no
+server), `redis://HOST:PORT/DB` (or `rediss://`) the Redis store, with optional query parameters
+`prefix` (key prefix, default `recsvc`) and `cache_dir` (where a machine caches model files).
 """
 
 from __future__ import annotations
 
 from recsvc.errors import ConfigError
-from recsvc.store.files import FileStore, VersionInfo
+from recsvc.store.base import LiveResponse, Store, StoreUnavailable, VersionInfo
+from recsvc.store.files import FileStore
+from recsvc.store.redis import RedisStore
 
-__all__ = ["FileStore", "VersionInfo", "open_store"]
+__all__ = [
+    "FileStore",
+    "LiveResponse",
+    "RedisStore",
+    "Store",
+    "StoreUnavailable",
+    "VersionInfo",
+    "open_store",
+]
 
 
-def open_store(url: str) -> FileStore:
+def open_store(url: str) -> Store:
     if url.startswith("file://"):
         return FileStore.from_url(url)
+    if url.startswith(("redis://", "rediss://")):
+        return RedisStore(url)
     raise ConfigError(
-        f"unsupported store URL {url!r}: use file://PATH (a Redis store comes with the service issue)"
+        f"unsupported store URL {url!r}: use file://PATH or redis://HOST:PORT/DB[?prefix=NAME]"
     )

@@ -1,33 +1,48 @@
-"""The embedded store: versions as directories on local disk, the active one named by a pointer file.
+"""The embedded store: model versions as directories on local disk, live NPS responses in an
+append-only file beside them. No server; several worker processes of one machine share it.
 
-Layout under the root: `versions/<version>/` (an artifact directory) and `ACTIVE` (the active
-version's name). Publishing copies the artifact into `versions/.incoming-<version>`, renames it into
-place, then replaces `ACTIVE` with an fsync'd temporary file renamed over it: readers see the old
-version or the new one, never a half-written one, and a crash at any point leaves the old one active.
+Layout under the root:
+
+- `versions/<version>/`: an artifact directory; `ACTIVE`: the active version's name. Publishing
+  copies the artifact into `versions/.incoming-<version>`, checks it against its manifest, renames
+  it into place, then replaces `ACTIVE` with an fsync'd temporary file renamed over it: readers see
+  the old version or the new one, never a half-written one, and a crash at any point leaves the old
+  one active. Versions are ordered by name (the training job names them by run time).
+- `live/nps_responses.ndjson`: one JSON `LiveResponse` per line. Writers take an exclusive
+  `flock` on the file, read what other processes appended since they last looked, append only
+  response ids not yet stored, and fsync before returning, so idempotency is exact across
+  processes. Readers keep an index of the file and read only the bytes appended since; an
+  incomplete last line (a write in progress) is left for later, and the first occurrence of a
+  response id wins should the file ever hold one twice.
 """
 
 from __future__ import annotations
 
+import fcntl
+import logging
 import os
 import shutil
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 
 import msgspec
 
 from recsvc.artifacts import ArtifactError, LoadedModel, Manifest, load_model, read_manifest
 from recsvc.errors import ConfigError, NotFoundError
+from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
 
 ACTIVE = "ACTIVE"
+LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
+
+log = logging.getLogger("recsvc.store")
+
+_response_encoder = msgspec.json.Encoder()
+_response_decoder = msgspec.json.Decoder(LiveResponse)
 
 
-class VersionInfo(msgspec.Struct, frozen=True):
-    version: str
-    created_at: str
-    active: bool
-    ndcg: float | None = None
-
-
-def _fsync_dir(path: Path) -> None:
+def fsync_dir(path: Path) -> None:
+    """Make a directory's entries (a rename, a new file) durable."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
@@ -35,18 +50,48 @@ def _fsync_dir(path: Path) -> None:
         os.close(fd)
 
 
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+class _LiveIndex:
+    """What this process has read of the live-responses file so far."""
+
+    def __init__(self, inode: int = 0) -> None:
+        self.inode = inode
+        self.offset = 0  # just past the last complete line read
+        self.ids: set[str] = set()
+        self.in_order: list[LiveResponse] = []
+        self.by_customer: dict[str, list[LiveResponse]] = {}
+
+    def add(self, response: LiveResponse) -> None:
+        if response.response_id in self.ids:
+            return  # two processes appended it at once without the lock: first occurrence wins
+        self.ids.add(response.response_id)
+        self.in_order.append(response)
+        self.by_customer.setdefault(response.customer_id, []).append(response)
+
+
 class FileStore:
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, url: str | None = None) -> None:
         self.root = root
+        self.url = url or f"file://{root}"
         self.versions_dir = root / "versions"
+        self.live_path = root / LIVE_RESPONSES
+        self._lock = threading.Lock()  # guards the index and serialises this process's writers
+        self._live = _LiveIndex()
+        self._live_dir_synced = False
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:
         path = url.removeprefix("file://")
         if not path:
             raise ConfigError(f"store URL {url!r} has no path")
-        return cls(Path(path))
+        return cls(Path(path), url=url)
 
+    # --- model versions ---------------------------------------------------------------------
     def active_version(self) -> str | None:
         try:
             name = (self.root / ACTIVE).read_text().strip()
@@ -85,28 +130,49 @@ class FileStore:
         return infos
 
     def load_active(self) -> LoadedModel | None:
-        version = self.active_version()
-        return None if version is None else load_model(self.version_dir(version))
+        for _ in range(3):
+            version = self.active_version()
+            if version is None:
+                return None
+            try:
+                return load_model(self.version_dir(version))
+            except (ArtifactError, NotFoundError):
+                # A publish switched the pointer and pruned this version while we were loading it.
+                if self.active_version() == version:
+                    raise
+        raise NotFoundError(f"the active version in {self.root} keeps changing; try again")
 
     def publish(self, artifact: Path, *, activate: bool = True, keep: int = 3) -> str:
         """Copy an artifact directory in as a new version, then (optionally) activate it."""
         manifest = read_manifest(artifact)
-        self.versions_dir.mkdir(parents=True, exist_ok=True)
         final = self.versions_dir / manifest.version
         if not final.exists():
-            incoming = self.versions_dir / f".incoming-{manifest.version}"
-            shutil.rmtree(incoming, ignore_errors=True)
-            shutil.copytree(artifact, incoming)
-            for path in incoming.iterdir():
-                with path.open("rb") as handle:
-                    os.fsync(handle.fileno())
-            _fsync_dir(incoming)
+            incoming = self._upload(artifact)
             os.replace(incoming, final)
-            _fsync_dir(self.versions_dir)
+            fsync_dir(self.versions_dir)
         if activate:
             self.activate(manifest.version)
         self.prune(keep)
         return manifest.version
+
+    def _upload(self, artifact: Path) -> Path:
+        """The first step of a publish: a checked, fsync'd copy that no reader sees yet."""
+        manifest = read_manifest(artifact)
+        if "/" in manifest.version or manifest.version.startswith("."):
+            raise ArtifactError(
+                f"{artifact}: version name {manifest.version!r} is not a plain name"
+            )
+        self.versions_dir.mkdir(parents=True, exist_ok=True)
+        incoming = self.versions_dir / f".incoming-{manifest.version}"
+        shutil.rmtree(incoming, ignore_errors=True)
+        shutil.copytree(artifact, incoming)
+        load_model(incoming, verify_hashes=True)  # a corrupt copy must never become a version
+        for path in incoming.iterdir():
+            if path.is_file():
+                with path.open("rb") as handle:
+                    os.fsync(handle.fileno())
+        fsync_dir(incoming)
+        return incoming
 
     def activate(self, version: str) -> None:
         load_model(self.version_dir(version))  # refuse to point at a version that does not load
@@ -117,7 +183,7 @@ class FileStore:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / ACTIVE)
-        _fsync_dir(self.root)
+        fsync_dir(self.root)
 
     def prune(self, keep: int) -> list[str]:
         """Remove the oldest versions beyond `keep`, never the active one; also leftover partial copies."""
@@ -131,3 +197,101 @@ class FileStore:
         for version in removable:
             shutil.rmtree(self.versions_dir / version, ignore_errors=True)
         return removable
+
+    # --- live NPS intake --------------------------------------------------------------------
+    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
+        if not responses:
+            return []
+        with self._lock:
+            try:
+                return self._append(responses)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot store live responses in {self.live_path}: {exc}"
+                ) from exc
+
+    def _append(self, responses: list[LiveResponse]) -> list[bool]:
+        self.live_path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.live_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)  # released by the close below
+            self._refresh()
+            is_new: list[bool] = []
+            payload = bytearray()
+            taken: set[str] = set()
+            for response in responses:
+                new = (
+                    response.response_id not in self._live.ids and response.response_id not in taken
+                )
+                is_new.append(new)
+                if new:
+                    taken.add(response.response_id)
+                    payload += _response_encoder.encode(response) + b"\n"
+            if payload:
+                size = os.fstat(fd).st_size
+                if size and os.pread(fd, 1, size - 1) != b"\n":
+                    # A writer died mid-line (we hold the lock, so nobody is writing): end that line
+                    # so ours starts on a fresh one; readers skip the fragment.
+                    payload[:0] = b"\n"
+                _write_all(fd, bytes(payload))
+                os.fsync(fd)
+                if not self._live_dir_synced:  # make the file's directory entry durable too
+                    fsync_dir(self.live_path.parent)
+                    self._live_dir_synced = True
+                self._refresh()
+            return is_new
+        finally:
+            os.close(fd)
+
+    def _refresh(self) -> None:
+        """Read the lines appended since the last look (by any process). Caller holds `_lock`."""
+        try:
+            with self.live_path.open("rb") as handle:
+                stat = os.fstat(handle.fileno())
+                if stat.st_ino != self._live.inode or stat.st_size < self._live.offset:
+                    self._live = _LiveIndex(stat.st_ino)  # first look, or the file was replaced
+                handle.seek(self._live.offset)
+                data = handle.read()
+        except FileNotFoundError:
+            self._live = _LiveIndex()
+            return
+        end = data.rfind(b"\n")
+        if end < 0:
+            return  # nothing new, or only an incomplete line still being written
+        for line in data[:end].split(b"\n"):
+            if not line.strip():
+                continue
+            try:
+                self._live.add(_response_decoder.decode(line))
+            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+                log.warning("skipping an unreadable line in %s: %s", self.live_path, exc)
+        self._live.offset += end + 1
+
+    def live_responses(self, customer_id: str) -> list[LiveResponse]:
+        with self._lock:
+            self._refresh_or_unavailable()
+            return list(self._live.by_customer.get(customer_id, ()))
+
+    def iter_live_responses(self) -> Iterator[LiveResponse]:
+        with self._lock:
+            self._refresh_or_unavailable()
+            return iter(list(self._live.in_order))
+
+    def _refresh_or_unavailable(self) -> None:
+        try:
+            self._refresh()
+        except OSError as exc:
+            raise StoreUnavailable(
+                f"cannot read live responses from {self.live_path}: {exc}"
+            ) from exc
+
+    def ping(self) -> None:
+        try:
+            self.root.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreUnavailable(f"store directory {self.root} is not usable: {exc}") from exc
+        if not os.access(self.root, os.W_OK):
+            raise StoreUnavailable(f"store directory {self.root} is not writable")
+
+    def close(self) -> None:
+        """Nothing to release: files are opened per call."""

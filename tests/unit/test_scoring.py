@@ -34,6 +34,7 @@ def _model(identity_weight: float = 0.5) -> ModelArrays:
         ),
         item_reorder_days=np.array([np.nan, np.nan, 30.0], dtype=np.float32),
         identity_weight=identity_weight,
+        has_identity=np.array([True, False]),
     )
 
 
@@ -109,3 +110,10 @@ def test_batch_scoring_matches_one_by_one_scoring_and_excludes_purchases() -> No
         assert batch[customer][: single.size].tolist() == single.tolist()
     assert 2 not in batch[0].tolist()  # customer 0 bought item 2
     assert batch[0][-1] == -1  # only two items left to recommend
+
+
+def test_a_customer_without_a_learned_identity_is_folded_in_from_attributes_only() -> None:
+    """Customer 1 had no training interactions: attribute row 3 alone, [0, 2], bias -1."""
+    vector, bias = known_customer_vector(_model(), 1)
+    assert vector.tolist() == [0.0, 2.0]
+    assert bias == -1.0

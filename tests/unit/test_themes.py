@@ -8,7 +8,8 @@ import polars as pl
 import pytest
 
 from recsvc import columns as c
-from training.themes import THEME_NAMES, keyword_pattern, theme_summary, themes_of, with_themes
+from recsvc.themes import THEME_NAMES, keyword_pattern, themes_of
+from training.themes import theme_summary, with_themes
 
 
 @pytest.mark.parametrize(

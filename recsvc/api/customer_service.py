@@ -1,0 +1,65 @@
+"""The current state of a customer for the API: stored profile + live answers + segment rules."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+from litestar import Request
+
+from recsvc.customer_state import CustomerState, customer_state
+from recsvc.runtime import ActiveModel, ModelHolder
+from recsvc.store.base import LiveResponse, Store, StoreUnavailable
+
+
+def live_answers(store: Store, holder: ModelHolder, customer_id: str) -> list[LiveResponse]:
+    """The customer's live answers; none when the store is down (reads keep serving, degraded)."""
+    try:
+        return store.live_responses(customer_id)
+    except StoreUnavailable as exc:
+        holder.store_error = str(exc) or "store unavailable"
+        return []
+
+
+def current_state(
+    model: ActiveModel, store: Store, holder: ModelHolder, customer_id: str
+) -> CustomerState:
+    index = model.profiles.index_of(customer_id)
+    stored = model.profiles.record(index) if index is not None else None
+    today = dt.datetime.now(dt.UTC).date()
+    return customer_state(
+        customer_id, stored, live_answers(store, holder, customer_id), model.rules, today
+    )
+
+
+def install(state: Any) -> None:
+    """Hooks the other controllers call: live attributes for fold-in, the profile overlay."""
+    holder: ModelHolder = state.holder
+    store: Store = state.store
+
+    def live_attributes(customer_id: str) -> dict[str, object]:
+        model = holder.current
+        if model is None:
+            return {}
+        answers = live_answers(store, holder, customer_id)
+        if not answers:
+            return {}
+        index = model.profiles.index_of(customer_id)
+        stored = model.profiles.record(index) if index is not None else None
+        today = dt.datetime.now(dt.UTC).date()
+        return customer_state(customer_id, stored, answers, model.rules, today).model_attributes()
+
+    def profile_overlay(customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        model = holder.current
+        answers = live_answers(store, holder, customer_id)
+        if model is None or not answers:
+            return record
+        today = dt.datetime.now(dt.UTC).date()
+        return customer_state(customer_id, record, answers, model.rules, today).record
+
+    state.live_attributes = live_attributes
+    state.profile_overlay = profile_overlay
+
+
+def state_of(request: Request[Any, Any, Any]) -> tuple[ModelHolder, Store]:
+    return request.app.state.holder, request.app.state.store

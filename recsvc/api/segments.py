@@ -1,0 +1,100 @@
+"""`GET /v1/segments` and `GET /v1/segments/{name}/members`: segment sizes and NPS, and the
+streamed member export for marketers (see `recsvc.exports` for the formats and `since_version`)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Controller, Request, get
+from litestar.exceptions import ServiceUnavailableException
+from litestar.params import FromPath, QueryParameter
+from litestar.response import Stream
+
+from recsvc.api.auth import requires
+from recsvc.api.customers import serving_model
+from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
+from recsvc.profiles import SegmentInfo
+
+
+class SegmentList(msgspec.Struct, frozen=True, kw_only=True):
+    model_version: str
+    customers: int  # all customers of the version (the base of each `share`)
+    segments: list[SegmentInfo]  # in precedence order: the first a customer is in is primary
+
+
+def version_locator(request: Request[Any, Any, Any]) -> VersionPath:
+    """Where a stored version's directory is: the store's `version_path` (FileStore: `version_dir`)."""
+    store = request.app.state.get("store")
+    locate = getattr(store, "version_path", None) or getattr(store, "version_dir", None)
+    if not callable(locate):
+        raise ServiceUnavailableException("no model store is configured to look up other versions")
+    return lambda version: Path(locate(version))
+
+
+class SegmentController(Controller):
+    path = "/v1/segments"
+    tags = ["segments"]
+    guards = [requires("export")]
+
+    @get(
+        "/",
+        summary="Every segment: definition, size, NPS with margin of error",
+        sync_to_thread=False,
+    )
+    def list_segments(self, request: Request[Any, Any, Any]) -> SegmentList:
+        model = serving_model(request)
+        profiles = model.profiles
+        return SegmentList(
+            model_version=model.version, customers=len(profiles), segments=profiles.segments()
+        )
+
+    @get(
+        "/{name:str}/members",
+        summary="Stream a segment's members (CSV, NDJSON or Parquet), or the change since a version",
+        # Comparing with another version reads and searches both member lists: keep it off the loop.
+        sync_to_thread=True,
+    )
+    def members(
+        self,
+        request: Request[Any, Any, Any],
+        name: FromPath[str],
+        export_format: Annotated[
+            str | None,
+            QueryParameter(name="format", description="csv (default), ndjson or parquet"),
+        ] = None,
+        fields: Annotated[
+            str | None,
+            QueryParameter(
+                description="comma-separated profile columns (customer_id is always first); "
+                f"default: {','.join(DEFAULT_FIELDS)}"
+            ),
+        ] = None,
+        since_version: Annotated[
+            str | None,
+            QueryParameter(
+                description="an earlier stored version: export only who entered or exited the "
+                "segment since then, with a `change` column"
+            ),
+        ] = None,
+    ) -> Stream:
+        model = serving_model(request)
+        export = plan_export(
+            model.profiles,
+            model.version,
+            name,
+            export_format=export_format,
+            fields=fields,
+            since_version=since_version,
+            version_path=version_locator(request) if since_version is not None else None,
+        )
+        return Stream(
+            export.chunks(),
+            media_type=export.media_type,
+            headers={
+                "Content-Disposition": f'attachment; filename="{export.filename}"',
+                "X-Model-Version": export.version,
+                "X-Row-Count": str(export.rows),
+            },
+        )

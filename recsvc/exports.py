@@ -1,0 +1,428 @@
+"""Segment exports for marketers: a segment's members as CSV, NDJSON or Parquet, streamed.
+
+Rows are read from the memory-mapped profile records (`recsvc.profiles`) in chunks of `CHUNK_ROWS`
+customers and written chunk by chunk, so memory stays flat however large the segment: at most one
+chunk of rows, plus the member index arrays (4 bytes a member).
+
+`since_version=V` exports only the change against an earlier stored version V, as audience syncs
+do: customers who entered the segment (`change=entered`) and those who left it (`change=exited`),
+entered ones first, each group in customer id order. An exited customer who is still a customer
+shows their current attributes; one who is gone from the current version shows V's.
+
+CSV: a header row, empty cells for missing values, yes/no as `true`/`false`, lists joined with `|`.
+NDJSON: one JSON object per line, missing values `null`, lists as lists. Parquet: one row group
+per chunk, typed columns (dates and datetimes as such); polars is imported only for this format.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import queue
+import re
+import threading
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from enum import StrEnum
+from pathlib import Path
+from typing import IO, Any, Final, cast
+
+import msgspec
+import numpy as np
+
+from recsvc import columns as c
+from recsvc import customer_table as ct
+from recsvc.errors import ConfigError, NotFoundError
+from recsvc.profiles import DATETIME_FORMAT, EXPORT_COLUMNS, ColumnType, Profiles, row_type
+
+CHUNK_ROWS: Final = 10_000
+DEFAULT_FIELDS: Final = EXPORT_COLUMNS
+CHANGE: Final = "change"
+ENTERED: Final = "entered"
+EXITED: Final = "exited"
+LIST_SEPARATOR: Final = "|"
+MAX_FIELDS: Final = 200
+# What a version name may look like before it is handed to the store (never a path).
+VERSION_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+_UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+
+
+class ExportFormat(StrEnum):
+    CSV = "csv"
+    NDJSON = "ndjson"
+    PARQUET = "parquet"
+
+
+MEDIA_TYPES: Final = {
+    ExportFormat.CSV: "text/csv; charset=utf-8",
+    ExportFormat.NDJSON: "application/x-ndjson",
+    ExportFormat.PARQUET: "application/vnd.apache.parquet",
+}
+
+VersionPath = Callable[[str], Path]
+
+
+@dataclass(frozen=True, slots=True)
+class RowSource:
+    """Customers (ascending indices into `profiles`) exported with one `change` value (or none)."""
+
+    profiles: Profiles
+    indices: np.ndarray
+    change: str | None = None
+
+
+# --- parameters ----------------------------------------------------------------------------------
+
+
+def parse_format(value: str | None) -> ExportFormat:
+    try:
+        return ExportFormat((value or ExportFormat.CSV).lower())
+    except ValueError:
+        choices = ", ".join(f.value for f in ExportFormat)
+        raise ConfigError(f"format: {value!r} is not one of {choices}") from None
+
+
+def parse_fields(value: str | None, profiles: Profiles, *, with_change: bool) -> tuple[str, ...]:
+    """The export's columns: `customer_id` first, then the asked-for (or default) fields."""
+    if value is None:
+        names: list[str] = [n for n in DEFAULT_FIELDS if n in profiles.column_types]
+    else:
+        names = [part.strip() for part in value.split(",") if part.strip()]
+        if not names:
+            raise ConfigError("fields: give one or more column names separated by commas")
+        if len(names) > MAX_FIELDS:
+            raise ConfigError(f"fields: at most {MAX_FIELDS} names")
+    unknown = [n for n in names if n not in profiles.column_types]
+    if with_change and CHANGE in names:
+        raise ConfigError(f"fields: '{CHANGE}' is added by since_version, do not ask for it")
+    if unknown:
+        raise ConfigError(
+            f"fields: unknown column(s) {', '.join(repr(n) for n in unknown[:10])}; "
+            f"available: {', '.join(profiles.column_types)}"
+        )
+    ordered = dict.fromkeys([c.CUSTOMER_ID, *names])  # always the id first; duplicates once
+    return tuple(ordered)
+
+
+def check_version_name(version: str) -> str:
+    if not VERSION_PATTERN.match(version):
+        raise ConfigError(
+            "since_version: a version name is letters, digits, '.', '_' and '-' "
+            f"(at most 128 characters), got {version[:140]!r}"
+        )
+    return version
+
+
+# --- membership changes between versions ---------------------------------------------------------
+
+
+def _find_sorted(needles: np.ndarray, haystack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(found mask, positions) of sorted `needles` in sorted `haystack`."""
+    if haystack.size == 0:
+        return np.zeros(needles.size, dtype=bool), np.zeros(needles.size, dtype=np.int64)
+    positions = np.searchsorted(haystack, needles)
+    clipped = np.minimum(positions, haystack.size - 1)
+    return (positions < haystack.size) & (haystack[clipped] == needles), clipped
+
+
+def segment_changes(current: Profiles, name: str, previous: Profiles) -> tuple[RowSource, ...]:
+    """Who entered and who left segment `name` since `previous` (sources in export order).
+
+    A segment the previous version did not define counts as empty then: all members entered.
+    """
+    now = np.asarray(current.members(name))
+    try:
+        before = np.asarray(previous.members(name))
+    except NotFoundError:
+        before = np.zeros(0, dtype=np.int32)
+    # Indices ascend and ids are sorted, so both id lists are sorted: a merge by binary search.
+    now_ids = current.customer_ids[now]
+    before_ids = previous.customer_ids[before]
+    stayed, _ = _find_sorted(now_ids, before_ids)
+    kept, _ = _find_sorted(before_ids, now_ids)
+    left_ids = before_ids[~kept]
+    still_customer, position = _find_sorted(left_ids, current.customer_ids)
+    return (
+        RowSource(current, now[~stayed], ENTERED),
+        RowSource(current, position[still_customer], EXITED),
+        RowSource(previous, before[~kept][~still_customer], EXITED),
+    )
+
+
+# --- the export ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentExport:
+    segment: str
+    version: str
+    since_version: str | None
+    format: ExportFormat
+    fields: tuple[str, ...]  # read from the records, in output order
+    column_types: dict[str, str]
+    sources: tuple[RowSource, ...]
+
+    @property
+    def rows(self) -> int:
+        return sum(int(s.indices.size) for s in self.sources)
+
+    @property
+    def columns(self) -> tuple[str, ...]:
+        return (*self.fields, CHANGE) if self.since_version is not None else self.fields
+
+    @property
+    def media_type(self) -> str:
+        return MEDIA_TYPES[self.format]
+
+    @property
+    def filename(self) -> str:
+        parts = ["segment", self.segment, self.version]
+        if self.since_version is not None:
+            parts += ["since", self.since_version]
+        stem = _UNSAFE_FILENAME.sub("_", "-".join(parts))
+        return f"{stem}.{self.format.value}"
+
+    def row_chunks(self) -> Iterator[list[Any]]:
+        """Decoded rows (Structs of `columns`), at most CHUNK_ROWS at a time."""
+        row = row_type(self.columns)
+        change_field = f"f{len(self.fields)}"  # row_type's name for the `change` column
+        for source in self.sources:
+            for start in range(0, source.indices.size, CHUNK_ROWS):
+                indices = source.indices[start : start + CHUNK_ROWS]
+                rows = source.profiles.rows(indices, row, self.fields)
+                if source.change is not None:
+                    for r in rows:
+                        setattr(r, change_field, source.change)
+                yield rows
+
+    def chunks(self) -> Iterator[bytes]:
+        """The encoded file, piece by piece."""
+        if self.format is ExportFormat.CSV:
+            return _csv_chunks(self)
+        if self.format is ExportFormat.NDJSON:
+            return _ndjson_chunks(self)
+        return _parquet_chunks(self)
+
+
+def plan_export(
+    profiles: Profiles,
+    version: str,
+    name: str,
+    *,
+    export_format: str | None = None,
+    fields: str | None = None,
+    since_version: str | None = None,
+    version_path: VersionPath | None = None,
+) -> SegmentExport:
+    """Check the parameters and work out which customers to export; nothing is encoded yet.
+
+    NotFoundError for an unknown segment or version, ConfigError naming a bad parameter.
+    """
+    fmt = parse_format(export_format)
+    members = profiles.members(name)
+    selected = parse_fields(fields, profiles, with_change=since_version is not None)
+    if since_version is None:
+        sources: tuple[RowSource, ...] = (RowSource(profiles, members),)
+    else:
+        check_version_name(since_version)
+        if since_version == version:
+            previous = profiles
+        elif version_path is None:
+            raise NotFoundError(f"no model version {since_version!r}: no store to look it up")
+        else:
+            previous = Profiles.open(version_path(since_version))
+        sources = segment_changes(profiles, name, previous)
+    return SegmentExport(
+        segment=name,
+        version=version,
+        since_version=since_version,
+        format=fmt,
+        fields=selected,
+        column_types={
+            **{f: profiles.column_types[f] for f in selected},
+            CHANGE: ColumnType.STRING,
+        },
+        sources=sources,
+    )
+
+
+# --- encoders ------------------------------------------------------------------------------------
+
+_json = msgspec.json.Encoder()
+
+
+def _csv_converters(export: SegmentExport) -> list[tuple[int, Callable[[Any], Any]]]:
+    """(position, converter) for the columns whose values csv would spell unhelpfully."""
+
+    def as_bool(value: Any) -> Any:
+        return value if value is None else ("true" if value else "false")
+
+    def as_list(value: Any) -> Any:
+        return value if value is None else LIST_SEPARATOR.join(map(str, value))
+
+    def as_json(value: Any) -> Any:
+        return value if value is None else _json.encode(value).decode()
+
+    by_type: dict[str, Callable[[Any], Any]] = {
+        ColumnType.BOOL: as_bool,
+        ColumnType.STRING_LIST: as_list,
+        ColumnType.JSON: as_json,
+    }
+    return [
+        (i, by_type[export.column_types[name]])
+        for i, name in enumerate(export.columns)
+        if export.column_types[name] in by_type
+    ]
+
+
+def _csv_chunks(export: SegmentExport) -> Iterator[bytes]:
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow(export.columns)
+    yield buffer.getvalue().encode()
+    converters = _csv_converters(export)
+    astuple = msgspec.structs.astuple
+    for rows in export.row_chunks():
+        buffer.seek(0)
+        buffer.truncate()
+        if converters:
+            table = [list(astuple(r)) for r in rows]
+            for position, convert in converters:
+                for values in table:
+                    values[position] = convert(values[position])
+            writer.writerows(table)
+        else:
+            writer.writerows(map(astuple, rows))  # csv writes None as an empty cell
+        yield buffer.getvalue().encode()
+
+
+def _ndjson_chunks(export: SegmentExport) -> Iterator[bytes]:
+    for rows in export.row_chunks():
+        yield _json.encode_lines(rows)
+
+
+class _Pipe(io.RawIOBase):
+    """A write-only file whose bytes a consumer takes from a bounded queue (backpressure).
+
+    Writes are gathered into pieces of `piece_bytes` so the response is not a stream of tiny
+    chunks; `cancel()` makes the writer fail fast when the consumer has gone away.
+    """
+
+    def __init__(self, piece_bytes: int = 1 << 20, max_pieces: int = 4) -> None:
+        super().__init__()
+        self.pieces: queue.Queue[bytes | None] = queue.Queue(maxsize=max_pieces)
+        self.cancelled = threading.Event()
+        self._pending = bytearray()
+        self._piece_bytes = piece_bytes
+        self._written = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self._written
+
+    def write(self, data: Any) -> int:
+        view = memoryview(data)
+        self._pending += view
+        self._written += view.nbytes
+        if len(self._pending) >= self._piece_bytes:
+            self._put(bytes(self._pending))
+            self._pending.clear()
+        return view.nbytes
+
+    def finish(self) -> None:
+        """Hand over what is left and the end marker (from the writing thread)."""
+        if self._pending and not self.cancelled.is_set():
+            self._put(bytes(self._pending))
+            self._pending.clear()
+        self._put(None)
+
+    def _put(self, item: bytes | None) -> None:
+        while not self.cancelled.is_set():
+            try:
+                self.pieces.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        if item is not None:
+            raise BrokenPipeError("the export's reader went away")
+
+    def cancel(self) -> None:
+        self.cancelled.set()
+        while True:  # unblock a writer waiting on a full queue
+            try:
+                self.pieces.get_nowait()
+            except queue.Empty:
+                return
+
+
+def _parquet_chunks(export: SegmentExport) -> Iterator[bytes]:
+    """Parquet through polars' streaming sink: each chunk of rows becomes a DataFrame fed to
+    `sink_parquet` from a Python source, written as it goes into a pipe this generator drains."""
+    import polars as pl
+    from polars.io.plugins import register_io_source
+
+    dtypes: dict[str, Any] = {
+        ColumnType.STRING: pl.String,
+        ColumnType.INTEGER: pl.Int64,
+        ColumnType.FLOAT: pl.Float64,
+        ColumnType.BOOL: pl.Boolean,
+        ColumnType.DATE: pl.Date,
+        ColumnType.DATETIME: pl.Datetime("us"),
+        ColumnType.STRING_LIST: pl.List(pl.String),
+        ColumnType.JSON: pl.String,
+    }
+    columns = export.columns
+    types = [export.column_types[name] for name in columns]
+    schema = {name: dtypes[kind] for name, kind in zip(columns, types, strict=True)}
+    pipe = _Pipe()
+    astuple = msgspec.structs.astuple
+
+    def frame(rows: list[Any]) -> pl.DataFrame:
+        values = list(zip(*map(astuple, rows), strict=True))
+        series = []
+        for name, kind, column in zip(columns, types, values, strict=True):
+            if kind == ColumnType.DATE:
+                s = pl.Series(name, column, dtype=pl.String).str.to_date("%Y-%m-%d")
+            elif kind == ColumnType.DATETIME:
+                s = pl.Series(name, column, dtype=pl.String).str.to_datetime(
+                    DATETIME_FORMAT, time_unit="us"
+                )
+            elif kind == ColumnType.JSON:
+                encoded = [None if v is None else _json.encode(v).decode() for v in column]
+                s = pl.Series(name, encoded, dtype=pl.String)
+            else:
+                s = pl.Series(name, column, dtype=schema[name], strict=False)
+            series.append(s)
+        return pl.DataFrame(series)
+
+    def source(*_: Any) -> Iterator[pl.DataFrame]:
+        for rows in export.row_chunks():
+            if pipe.cancelled.is_set():
+                return
+            yield frame(rows)
+
+    failure: list[BaseException] = []
+
+    def write() -> None:
+        try:
+            register_io_source(source, schema=schema).sink_parquet(
+                cast(IO[bytes], pipe), row_group_size=CHUNK_ROWS
+            )
+        except BaseException as exc:  # handed to the reading side
+            failure.append(exc)
+        finally:
+            pipe.finish()
+
+    writer = threading.Thread(target=write, name=f"parquet-export-{export.segment}", daemon=True)
+    writer.start()
+    try:
+        while (piece := pipe.pieces.get()) is not None:
+            yield piece
+        writer.join()
+        if failure:
+            raise RuntimeError(f"parquet export failed: {failure[0]}") from failure[0]
+    finally:
+        pipe.cancel()
+        writer.join(timeout=10)

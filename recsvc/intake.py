@@ -1,0 +1,133 @@
+"""Live NPS intake: check posted responses against the data contract, and tell a webhook about new
+detractors.
+
+Validation is `recsvc.contract.check_record`, the rules the batch validator applies to files, so a
+response is accepted live exactly when it would be accepted in a nightly file.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import logging
+import time
+import urllib.error
+import urllib.request
+from typing import Any
+
+import msgspec
+
+from recsvc import columns as c
+from recsvc.contract import NPS_RESPONSES, check_record
+from recsvc.nps import NpsCategory, category
+from recsvc.store.base import LiveResponse
+
+log = logging.getLogger("recsvc.intake")
+MAX_BATCH = 1_000
+MAX_TEXT = {c.RESPONSE_ID: 128, c.CUSTOMER_ID: 128, c.ORDER_ID: 128, c.COMMENT: 5_000}
+
+
+class Rejected(msgspec.Struct, frozen=True):
+    index: int
+    response_id: str | None
+    errors: list[str]
+
+
+class IntakeResult(msgspec.Struct, frozen=True):
+    accepted: int
+    duplicates: int
+    rejected: list[Rejected]
+
+
+class BadBody(ValueError):
+    """The body is not a JSON object or array of objects."""
+
+
+def parse_body(body: bytes) -> list[Any]:
+    try:
+        data = msgspec.json.decode(body)
+    except msgspec.DecodeError as exc:
+        raise BadBody(f"body is not valid JSON (UTF-8): {exc}") from None
+    items = data if isinstance(data, list) else [data]
+    if not items:
+        raise BadBody("body is an empty list: send one response object or a list of them")
+    if len(items) > MAX_BATCH:
+        raise BadBody(f"at most {MAX_BATCH} responses per request, got {len(items)}")
+    return items
+
+
+def check_responses(
+    items: list[Any], received_at: dt.datetime
+) -> tuple[list[LiveResponse], list[Rejected]]:
+    """Split posted items into valid responses and rejections naming index, id and fields."""
+    valid: list[LiveResponse] = []
+    rejected: list[Rejected] = []
+    seen: set[str] = set()
+    for index, item in enumerate(items):
+        if not isinstance(item, dict):
+            rejected.append(Rejected(index, None, ["each response must be a JSON object"]))
+            continue
+        clean, errors = check_record(NPS_RESPONSES, item)
+        for name, limit in MAX_TEXT.items():
+            value = clean.get(name)
+            if isinstance(value, str) and len(value) > limit:
+                errors.append(f"{name}: longer than {limit} characters")
+        response_id = (
+            clean.get(c.RESPONSE_ID) if isinstance(clean.get(c.RESPONSE_ID), str) else None
+        )
+        if response_id is not None and response_id in seen and not errors:
+            # The same id twice in one batch: the first is stored, the second is a duplicate.
+            continue
+        if errors:
+            rejected.append(Rejected(index, response_id, errors))
+            continue
+        assert response_id is not None
+        seen.add(response_id)
+        valid.append(
+            LiveResponse(
+                response_id=response_id,
+                customer_id=clean[c.CUSTOMER_ID],
+                score=clean[c.SCORE],
+                responded_at=clean[c.RESPONDED_AT],
+                touchpoint=clean[c.TOUCHPOINT],
+                order_id=clean[c.ORDER_ID],
+                comment=clean[c.COMMENT],
+                received_at=received_at,
+            )
+        )
+    return valid, rejected
+
+
+def detractors(responses: list[LiveResponse]) -> list[LiveResponse]:
+    return [r for r in responses if category(r.score) is NpsCategory.DETRACTOR]
+
+
+def notify_detractors(url: str, responses: list[LiveResponse], attempts: int = 4) -> int:
+    """POST each new detractor response to the webhook, retrying with backoff; returns how many
+    were delivered. Runs after the reply is sent, so a slow webhook never holds up intake."""
+    delivered = 0
+    for response in responses:
+        body = json.dumps(
+            {"event": "detractor_response", **msgspec.to_builtins(response)}, default=str
+        ).encode()
+        for attempt in range(attempts):
+            request = urllib.request.Request(
+                url, data=body, headers={"Content-Type": "application/json"}, method="POST"
+            )
+            try:
+                with urllib.request.urlopen(request, timeout=5) as reply:
+                    if 200 <= reply.status < 300:
+                        delivered += 1
+                        break
+            except (urllib.error.URLError, TimeoutError, OSError) as exc:
+                log.warning(
+                    "detractor webhook attempt %d/%d for %s failed: %s",
+                    attempt + 1,
+                    attempts,
+                    response.response_id,
+                    exc,
+                )
+            time.sleep(min(0.25 * 2**attempt, 4.0))
+        else:
+            log.error("detractor webhook gave up on response %s", response.response_id)
+    return delivered

@@ -1,0 +1,503 @@
+"""The Redis store (`redis://HOST:PORT/DB?prefix=recsvc`): model versions and live NPS responses in
+Redis, shared by every service machine; each machine caches the active version's files locally.
+
+Key layout (`{prefix}` is the key prefix, default `recsvc`; a `{...}` inside a key is a Redis
+Cluster hash tag: keys with the same tag live in the same slot):
+
+    {prefix}:active                               string: the active version, the one pointer
+    {prefix}:versions                             hash: version -> {created_at, ndcg}, complete ones
+    {prefix}:events                               pub/sub channel: {"event": "activated", ...}
+    {prefix}:model:{v:<version>}:manifest         the version's manifest.json, byte for byte
+    {prefix}:model:{v:<version>}:files            hash: file name -> number of chunks
+    {prefix}:model:{v:<version>}:file:<name>:<i>  chunk i (8 MiB) of one artifact file
+    {prefix}:{c:<customer_id>}:nps                list: the customer's live responses, oldest first
+    {prefix}:{c:<customer_id>}:nps_ids            set: their response ids (idempotency)
+    {prefix}:live:customers                       set: customers with live responses
+    {prefix}:live:stream                          stream: live responses in arrival order
+
+Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
+up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
+Cluster keeps a version in one slot and the step that seals an upload (one MULTI over the version's
+keys) is legal there. A customer's two live keys share `{c:<customer_id>}`, so the Lua script that
+checks the id set and appends to the list in one atomic step also runs on a cluster. The global
+keys (pointer, versions, customer set, stream) are single keys, each touched by single commands.
+
+Publishing: every file is uploaded in chunks (with an expiry, so an upload that dies half-way cleans
+itself up), checked against the manifest's sizes and SHA-256, sealed (expiry removed), registered in
+`{prefix}:versions`, and only then does the pointer switch with one SET and a message goes out on
+`{prefix}:events`. A reader follows the pointer, so it only ever reaches complete versions.
+
+Loading: the active version is downloaded once per machine into `<cache_dir>/<prefix>/<version>/`
+(cache_dir from the URL's `cache_dir` parameter, else `RECSVC_CACHE_DIR`, else `./var/cache`),
+checked, renamed into place atomically under a file lock (workers of one machine download it once
+and share it), and memory-mapped from there.
+
+Live intake: `add_responses` sends, in one pipeline, the idempotent add per response, the customer
+into `{prefix}:live:customers`, and an XADD to the stream. The stream gets every attempt, even a
+repeated response id: were a first attempt cut off between the two steps, its retry still reaches
+the nightly run. Readers of the stream drop repeats (first occurrence wins).
+
+Durability: an acknowledged write is in the server's memory; it survives a server crash only as
+far as the server's AOF setting allows (docker-compose runs `--appendonly yes`; with
+`--appendfsync always` nothing acknowledged is lost, with the default `everysec` up to a second).
+A Redis that cannot be reached, times out, is loading or refuses writes is `StoreUnavailable`; the
+client reconnects by itself on the next call once the server is back.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import hashlib
+import os
+import shutil
+import urllib.parse
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import msgspec
+import redis
+from redis.backoff import NoBackoff
+from redis.connection import URL_QUERY_ARGUMENT_PARSERS
+from redis.retry import Retry
+
+from recsvc.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    LoadedModel,
+    Manifest,
+    load_model,
+    read_manifest,
+)
+from recsvc.errors import ConfigError, NotFoundError
+from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
+from recsvc.store.files import fsync_dir
+
+DEFAULT_PREFIX = "recsvc"
+CHUNK_SIZE = 8 << 20
+# An upload not sealed within this time (the publisher died) expires by itself.
+UPLOAD_TTL_SECONDS = 24 * 3600
+SOCKET_TIMEOUT_SECONDS = 2.0
+CONNECT_TIMEOUT_SECONDS = 1.0
+_PIPELINE_BYTES = 64 << 20  # send an upload's pipeline whenever this much is queued
+_STREAM_BATCH = 1000
+_OWN_QUERY_PARAMETERS = ("prefix", "cache_dir")
+# Redis answers these when it is up but cannot take writes right now: the same as unreachable.
+_REFUSAL_ERRORS = (
+    redis.exceptions.ReadOnlyError,
+    redis.exceptions.OutOfMemoryError,
+    redis.exceptions.MasterDownError,
+)
+_REFUSALS = ("MISCONF", "NOREPLICAS")
+
+# KEYS: the customer's response list, their id set; ARGV: response id, encoded response.
+_ADD_RESPONSE_LUA = """
+if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
+    redis.call('RPUSH', KEYS[1], ARGV[2])
+    return 1
+end
+return 0
+"""
+
+
+class _VersionRecord(msgspec.Struct, frozen=True):
+    created_at: str
+    ndcg: float | None = None
+
+
+class _Event(msgspec.Struct, frozen=True):
+    event: str
+    version: str
+
+
+_encoder = msgspec.json.Encoder()
+_response_decoder = msgspec.json.Decoder(LiveResponse)
+_record_decoder = msgspec.json.Decoder(_VersionRecord)
+_manifest_decoder = msgspec.json.Decoder(Manifest)
+
+
+def _plain_name(name: str, what: str) -> str:
+    """Version and file names become key parts and local paths: no separators, braces or dots first."""
+    if not name or name.startswith(".") or any(ch in name for ch in "/\\{}\0\n"):
+        raise ArtifactError(f"{what} {name!r} is not a plain name")
+    return name
+
+
+def _as_bytes(value: bytes | str) -> bytes:
+    # The client returns bytes (no decode_responses); its type hints also allow str.
+    return value if isinstance(value, bytes) else value.encode()
+
+
+def _as_text(value: bytes | str) -> str:
+    return value.decode() if isinstance(value, bytes) else value
+
+
+@contextmanager
+def _flocked(path: Path) -> Iterator[None]:
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
+
+
+def _redacted(url: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.rsplit("@", 1)[1]
+    user = parts.username or ""
+    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
+
+
+class RedisStore:
+    """The `Store` on a Redis server; thread-safe (one client with a connection pool)."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        prefix: str | None = None,
+        cache_dir: Path | None = None,
+        chunk_size: int = CHUNK_SIZE,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url)
+        if parts.scheme not in ("redis", "rediss"):
+            raise ConfigError(f"store URL {_redacted(url)!r} is not a redis:// or rediss:// URL")
+        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
+        own = {name: value for name, value in query if name in _OWN_QUERY_PARAMETERS}
+        passed = [(name, value) for name, value in query if name not in _OWN_QUERY_PARAMETERS]
+        for name, _ in passed:
+            if name not in URL_QUERY_ARGUMENT_PARSERS and not name.startswith("ssl_"):
+                raise ConfigError(f"store URL {_redacted(url)!r}: unknown parameter {name!r}")
+        self.prefix = prefix if prefix is not None else own.get("prefix", DEFAULT_PREFIX)
+        if not self.prefix or any(ch in self.prefix for ch in "{}*?[] \t\n"):
+            raise ConfigError(
+                f"store URL {_redacted(url)!r}: key prefix {self.prefix!r} must be non-empty, "
+                "without braces, glob characters or spaces"
+            )
+        if cache_dir is None:
+            cache_dir = Path(
+                own.get("cache_dir") or os.environ.get("RECSVC_CACHE_DIR") or "./var/cache"
+            )
+        self.cache_dir = cache_dir / self.prefix
+        self.chunk_size = chunk_size
+        self.url = _redacted(url)
+        client_url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
+        try:
+            # URL parameters (e.g. ?socket_timeout=5) override these defaults. One retry without
+            # delay on a broken connection replaces a pooled connection a Redis restart has cut;
+            # a Redis that is really gone fails within about the connect timeout.
+            self._client = redis.Redis.from_url(
+                client_url,
+                socket_timeout=SOCKET_TIMEOUT_SECONDS,
+                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
+                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
+            )
+        except ValueError as exc:
+            raise ConfigError(f"store URL {self.url!r}: {exc}") from None
+        self._add_response = self._client.register_script(_ADD_RESPONSE_LUA)
+
+    # --- keys -------------------------------------------------------------------------------
+    @property
+    def _active_key(self) -> str:
+        return f"{self.prefix}:active"
+
+    @property
+    def _versions_key(self) -> str:
+        return f"{self.prefix}:versions"
+
+    @property
+    def events_channel(self) -> str:
+        return f"{self.prefix}:events"
+
+    def _model_key(self, version: str, part: str) -> str:
+        return f"{self.prefix}:model:{{v:{version}}}:{part}"
+
+    def _chunk_key(self, version: str, name: str, index: int) -> str:
+        return self._model_key(version, f"file:{name}:{index}")
+
+    def _customer_keys(self, customer_id: str) -> list[str]:
+        return [
+            f"{self.prefix}:{{c:{customer_id}}}:nps",
+            f"{self.prefix}:{{c:{customer_id}}}:nps_ids",
+        ]
+
+    @property
+    def _customers_key(self) -> str:
+        return f"{self.prefix}:live:customers"
+
+    @property
+    def _stream_key(self) -> str:
+        return f"{self.prefix}:live:stream"
+
+    @contextmanager
+    def _reachable(self, doing: str) -> Iterator[None]:
+        try:
+            yield
+        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as exc:
+            # InvalidResponse: something else answers at that address (a proxy, a wrong port).
+            raise StoreUnavailable(f"Redis at {self.url} unreachable while {doing}: {exc}") from exc
+        except redis.ResponseError as exc:
+            if isinstance(exc, _REFUSAL_ERRORS) or str(exc).startswith(_REFUSALS):
+                raise StoreUnavailable(f"Redis at {self.url} refused {doing}: {exc}") from exc
+            raise
+
+    # --- model versions ---------------------------------------------------------------------
+    def active_version(self) -> str | None:
+        with self._reachable("reading the active version"):
+            raw = self._client.get(self._active_key)
+        return None if raw is None else _as_text(raw)
+
+    def list_versions(self) -> list[VersionInfo]:
+        with self._reachable("listing versions"):
+            records = self._client.hgetall(self._versions_key)
+            active = self.active_version()
+        infos = []
+        for raw_name, raw_record in sorted(records.items()):
+            name = _as_text(raw_name)
+            record = _record_decoder.decode(raw_record)
+            infos.append(VersionInfo(name, record.created_at, name == active, record.ndcg))
+        return infos
+
+    def _is_stored(self, version: str) -> bool:
+        with self._reachable("looking up a version"):
+            return bool(self._client.hexists(self._versions_key, version))
+
+    def manifest(self, version: str) -> Manifest:
+        if not self._is_stored(version):
+            raise NotFoundError(f"no model version {version!r} in Redis ({self.prefix})")
+        with self._reachable("reading a manifest"):
+            raw = self._client.get(self._model_key(version, "manifest"))
+        if raw is None:
+            raise NotFoundError(f"model version {version!r} lost its manifest in Redis")
+        return _manifest_decoder.decode(raw)
+
+    def publish(self, artifact: Path, *, activate: bool = True, keep: int = 3) -> str:
+        manifest = read_manifest(artifact)
+        _plain_name(manifest.version, "version")
+        if not self._is_stored(manifest.version):
+            self._upload(artifact)
+            self._register(manifest)
+        if activate:
+            self.activate(manifest.version)
+        self.prune(keep)
+        return manifest.version
+
+    def _upload(self, artifact: Path) -> Manifest:
+        """The first step of a publish: every file's chunks (expiring), its chunk counts and the
+        manifest, checked against the manifest. Nothing lists or points at them yet."""
+        manifest = read_manifest(artifact)
+        version = _plain_name(manifest.version, "version")
+        counts: dict[str, int] = {}
+        with self._reachable(f"uploading version {version}"):
+            pipe = self._client.pipeline(transaction=False)
+            queued = 0
+            for name, entry in manifest.files.items():
+                _plain_name(name, f"{artifact}: file")
+                digest, size, index = hashlib.sha256(), 0, 0
+                with (artifact / name).open("rb") as handle:
+                    while chunk := handle.read(self.chunk_size):
+                        digest.update(chunk)
+                        size += len(chunk)
+                        pipe.set(
+                            self._chunk_key(version, name, index), chunk, ex=UPLOAD_TTL_SECONDS
+                        )
+                        index += 1
+                        queued += len(chunk)
+                        if queued >= _PIPELINE_BYTES:
+                            pipe.execute()
+                            queued = 0
+                if size != entry.size or digest.hexdigest() != entry.sha256:
+                    raise ArtifactError(f"{artifact / name}: differs from the manifest")
+                counts[name] = index
+            files_key = self._model_key(version, "files")
+            pipe.delete(files_key)
+            if counts:
+                pipe.hset(files_key, mapping=counts)  # type: ignore[arg-type]
+                pipe.expire(files_key, UPLOAD_TTL_SECONDS)
+            pipe.set(
+                self._model_key(version, "manifest"),
+                (artifact / MANIFEST).read_bytes(),
+                ex=UPLOAD_TTL_SECONDS,
+            )
+            pipe.execute()
+        return manifest
+
+    def _version_keys(self, version: str, counts: dict[str, int]) -> list[str]:
+        keys = [self._model_key(version, "manifest"), self._model_key(version, "files")]
+        for name, n_chunks in counts.items():
+            keys.extend(self._chunk_key(version, name, i) for i in range(n_chunks))
+        return keys
+
+    def _chunk_counts(self, version: str) -> dict[str, int]:
+        raw = self._client.hgetall(self._model_key(version, "files"))
+        return {_as_text(name): int(n) for name, n in raw.items()}
+
+    def _register(self, manifest: Manifest) -> None:
+        """Seal an upload (drop the expiry of all its keys at once) and list the version."""
+        version = manifest.version
+        with self._reachable(f"registering version {version}"):
+            counts = self._chunk_counts(version)
+            keys = self._version_keys(version, counts)
+            if not manifest.files:
+                keys.remove(self._model_key(version, "files"))  # no files: no chunk-count hash
+            pipe = self._client.pipeline(transaction=True)  # one slot: the version's hash tag
+            for key in keys:
+                pipe.persist(key)  # 1 for a key uploaded (with an expiry) and still there
+            sealed = pipe.execute()
+            if not all(sealed) or set(counts) != set(manifest.files):
+                for key in keys:  # let what is there expire after all
+                    pipe.expire(key, UPLOAD_TTL_SECONDS)
+                pipe.execute()
+                raise ArtifactError(f"the upload of version {version} is incomplete in Redis")
+            record = _VersionRecord(manifest.created_at, manifest.metrics.get("ndcg"))
+            self._client.hset(self._versions_key, version, _encoder.encode(record))
+
+    def activate(self, version: str) -> None:
+        if not self._is_stored(version):
+            raise NotFoundError(f"no model version {version!r} in Redis ({self.prefix})")
+        with self._reachable(f"activating version {version}"):
+            self._client.set(self._active_key, version)
+            self._client.publish(self.events_channel, _encoder.encode(_Event("activated", version)))
+
+    def prune(self, keep: int) -> list[str]:
+        with self._reachable("pruning versions"):
+            versions = sorted(_as_text(v) for v in self._client.hkeys(self._versions_key))
+            active = self.active_version()
+            removable = [v for v in versions[: max(len(versions) - keep, 0)] if v != active]
+            for version in removable:
+                self._client.hdel(self._versions_key, version)  # unlisted first, then deleted
+                keys = self._version_keys(version, self._chunk_counts(version))
+                for start in range(0, len(keys), 500):
+                    self._client.unlink(*keys[start : start + 500])
+        return removable
+
+    def load_active(self) -> LoadedModel | None:
+        error: Exception | None = None
+        for _ in range(3):
+            version = self.active_version()
+            if version is None:
+                return None
+            try:
+                return load_model(self._cached(version))
+            except (ArtifactError, NotFoundError) as exc:
+                error = exc
+                if self.active_version() == version:
+                    # Not a switch while we loaded: the local copy is damaged; fetch it again.
+                    shutil.rmtree(self.cache_dir / version, ignore_errors=True)
+        assert error is not None
+        raise error
+
+    def _cached(self, version: str) -> Path:
+        """The version's directory in the local cache, downloaded first if need be."""
+        final = self.cache_dir / _plain_name(version, "version")
+        if (final / MANIFEST).is_file():
+            return final
+        self.cache_dir.mkdir(parents=True, exist_ok=True)
+        with _flocked(self.cache_dir / ".lock"):
+            if (final / MANIFEST).is_file():
+                return final  # another worker downloaded it while we waited for the lock
+            for leftover in self.cache_dir.glob(".download-*"):
+                shutil.rmtree(leftover, ignore_errors=True)  # a downloader died; we hold the lock
+            shutil.rmtree(final, ignore_errors=True)
+            incoming = self.cache_dir / f".download-{version}-{os.getpid()}"
+            incoming.mkdir()
+            try:
+                self._download(version, incoming)
+                os.replace(incoming, final)
+            finally:
+                shutil.rmtree(incoming, ignore_errors=True)
+            fsync_dir(self.cache_dir)
+            self._sweep_cache(version)
+        return final
+
+    def _download(self, version: str, directory: Path) -> None:
+        with self._reachable(f"downloading version {version}"):
+            raw_manifest = self._client.get(self._model_key(version, "manifest"))
+            counts = self._chunk_counts(version)
+            if raw_manifest is None:
+                raise NotFoundError(f"model version {version!r} is not in Redis ({self.prefix})")
+            manifest = _manifest_decoder.decode(raw_manifest)
+            for name, entry in manifest.files.items():
+                path = directory / _plain_name(name, f"version {version}: file")
+                digest = hashlib.sha256()
+                with path.open("wb") as handle:
+                    for index in range(counts.get(name, 0)):
+                        raw = self._client.get(self._chunk_key(version, name, index))
+                        if raw is None:
+                            raise NotFoundError(f"model version {version!r} lost {name} in Redis")
+                        chunk = _as_bytes(raw)
+                        digest.update(chunk)
+                        handle.write(chunk)
+                    handle.flush()
+                    os.fsync(handle.fileno())
+                if path.stat().st_size != entry.size or digest.hexdigest() != entry.sha256:
+                    raise ArtifactError(
+                        f"version {version}: {name} from Redis differs from its manifest"
+                    )
+        (directory / MANIFEST).write_bytes(_as_bytes(raw_manifest))
+        with (directory / MANIFEST).open("rb") as handle:
+            os.fsync(handle.fileno())
+        fsync_dir(directory)
+
+    def _sweep_cache(self, current: str) -> None:
+        """Drop cached copies of versions no longer stored (mapped files stay valid until unmapped)."""
+        try:
+            with self._reachable("listing versions"):
+                stored = {_as_text(v) for v in self._client.hkeys(self._versions_key)}
+        except StoreUnavailable:
+            return
+        keep = stored | {current}
+        for path in self.cache_dir.iterdir():
+            if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
+                shutil.rmtree(path, ignore_errors=True)
+
+    # --- live NPS intake --------------------------------------------------------------------
+    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
+        if not responses:
+            return []
+        with self._reachable("storing NPS responses"):
+            encoded = [_encoder.encode(response) for response in responses]
+            pipe = self._client.pipeline(transaction=False)
+            for response, data in zip(responses, encoded, strict=True):
+                self._add_response(
+                    keys=self._customer_keys(response.customer_id),
+                    args=[response.response_id, data],
+                    client=pipe,
+                )
+            pipe.sadd(self._customers_key, *{r.customer_id for r in responses})
+            for data in encoded:
+                pipe.xadd(self._stream_key, {"response": data})
+            results = pipe.execute()
+        return [bool(added) for added in results[: len(responses)]]
+
+    def live_responses(self, customer_id: str) -> list[LiveResponse]:
+        with self._reachable("reading NPS responses"):
+            raw = self._client.lrange(self._customer_keys(customer_id)[0], 0, -1)
+        return [_response_decoder.decode(item) for item in raw]
+
+    def iter_live_responses(self) -> Iterator[LiveResponse]:
+        seen: set[str] = set()
+        start = "-"
+        while True:
+            with self._reachable("reading the NPS response stream"):
+                entries = (
+                    self._client.xrange(self._stream_key, start, "+", count=_STREAM_BATCH) or []
+                )
+            for _entry_id, fields in entries:
+                response = _response_decoder.decode((fields or {})[b"response"])
+                if response.response_id not in seen:
+                    seen.add(response.response_id)
+                    yield response
+            if len(entries) < _STREAM_BATCH:
+                return
+            start = "(" + _as_text(entries[-1][0] or b"")
+
+    def ping(self) -> None:
+        with self._reachable("pinging"):
+            self._client.ping()
+
+    def close(self) -> None:
+        self._client.close()

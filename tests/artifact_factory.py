@@ -1,0 +1,105 @@
+"""Tiny hand-built artifact directories for tests that need a model version without a training run.
+
+`make_artifact(dir, "v1")` writes every array of `recsvc.artifacts.ARRAYS` with the right dtype and
+shape, the two string lists and a manifest listing each file's size and SHA-256, exactly the format
+the training job writes. Array values are seeded by the version name, so two versions differ.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import zlib
+from pathlib import Path
+
+import msgspec
+import numpy as np
+
+from recsvc.artifacts import ARRAYS, FORMAT_VERSION, MANIFEST, FileEntry, Manifest, sha256_of
+from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
+from recsvc.model import BlendParams
+
+COMPONENTS = 4
+
+
+def make_artifact(
+    directory: Path,
+    version: str,
+    n_customers: int = 3,
+    n_items: int = 4,
+    *,
+    ndcg: float | None = 0.25,
+    extra_bytes: int = 0,
+) -> Path:
+    """Write a loadable artifact for `version` into `directory` (created) and return `directory`.
+
+    `extra_bytes` adds a `padding.bin` of that many random bytes (listed in the manifest), to make
+    a version span several upload chunks or weigh as much as a real one.
+    """
+    rng = np.random.default_rng(zlib.crc32(version.encode()))
+    directory.mkdir(parents=True, exist_ok=True)
+    # Two values per user field; customer i takes value i % 2 of each field.
+    feature_names = [feature_name(field, value) for field in USER_FIELDS for value in ("a", "b")]
+    n_features = n_customers + len(feature_names)
+    customer_features = np.array(
+        [
+            [n_customers + 2 * j + i % 2 for j in range(len(USER_FIELDS))]
+            for i in range(n_customers)
+        ],
+        dtype=np.int32,
+    ).reshape(n_customers, len(USER_FIELDS))
+    bought = [
+        sorted({int(k) for k in rng.integers(0, n_items, size=2)}) for _ in range(n_customers)
+    ]
+    indptr = np.cumsum([0, *(len(items) for items in bought)], dtype=np.int64)
+    n_lines = int(indptr[-1])
+    arrays: dict[str, np.ndarray] = {
+        "item_ids": np.array([f"p{i:03d}" for i in range(n_items)]),
+        "item_vectors": rng.normal(size=(n_items, COMPONENTS)).astype(np.float32),
+        "item_biases": rng.normal(size=n_items).astype(np.float32),
+        "item_category": (np.arange(n_items) % 2).astype(np.int32),
+        "item_in_stock": np.ones(n_items, dtype=bool),
+        "item_price": rng.uniform(5, 50, size=n_items).astype(np.float32),
+        "item_reorder_days": np.full(n_items, np.nan, dtype=np.float32),
+        "item_popularity": rng.uniform(size=n_items).astype(np.float32),
+        "customer_ids": np.array([f"c{i:03d}" for i in range(n_customers)]),
+        "customer_features": customer_features,
+        "customer_has_identity": np.ones(n_customers, dtype=bool),
+        "user_feature_vectors": rng.normal(size=(n_features, COMPONENTS)).astype(np.float32),
+        "user_feature_biases": rng.normal(size=n_features).astype(np.float32),
+        "purchases_indptr": indptr,
+        "purchases_items": np.array([k for items in bought for k in items], dtype=np.int32),
+        "purchases_counts": np.ones(n_lines, dtype=np.int32),
+        "purchases_last_day": np.full(n_lines, 19_800, dtype=np.int32),
+    }
+    assert set(arrays) == set(ARRAYS), "the artifact format changed: update make_artifact"
+    for name, array in arrays.items():
+        np.save(directory / f"{name}.npy", array, allow_pickle=False)
+    (directory / "categories.json").write_bytes(msgspec.json.encode(["books", "garden"]))
+    (directory / "user_feature_names.json").write_bytes(msgspec.json.encode(feature_names))
+    if extra_bytes:
+        (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
+    files = {
+        path.name: FileEntry(path.stat().st_size, sha256_of(path))
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = Manifest(
+        format_version=FORMAT_VERSION,
+        version=version,
+        created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        trained_until_day=19_800,
+        n_customers=n_customers,
+        n_items=n_items,
+        components=COMPONENTS,
+        identity_weight=0.5,
+        user_fields=list(USER_FIELDS),
+        item_fields=list(ITEM_FIELDS),
+        price_edges=[10.0, 20.0, 30.0, 40.0],
+        blend=BlendParams(),
+        data_fingerprint=f"test-{version}",
+        config={},
+        metrics={} if ndcg is None else {"ndcg": ndcg},
+        files=files,
+    )
+    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    return directory

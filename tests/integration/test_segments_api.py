@@ -1,0 +1,329 @@
+"""Customer profiles, segment listing and segment exports over HTTP, on two versions published by
+the real training pipeline (demo data; the second run turns some promoters into detractors and
+drops a customer, so segment memberships differ between the versions)."""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import shutil
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import SimpleNamespace
+from typing import Any
+
+import numpy as np
+import polars as pl
+import pytest
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.testing import TestClient
+
+from recsvc import columns as c
+from recsvc import customer_table as ct
+from recsvc.api.customers import CustomerProfileController
+from recsvc.api.errors import EXCEPTION_HANDLERS
+from recsvc.api.segments import SegmentController
+from recsvc.artifacts import load_model
+from recsvc.nps import nps_from_counts
+from recsvc.profiles import PROFILES_BIN, Profiles
+from recsvc.segment_rules import load_segments
+from recsvc.settings import Settings
+from recsvc.store.files import FileStore
+from training.config import load_config
+from training.customer_features import extra_attribute_columns
+from training.generate import generate
+from training.pipeline import run_pipeline
+from training.serving_tables import write_serving_tables
+
+TURNED = 40  # promoters whose answers the second run rewrites to 2
+
+
+@dataclass(frozen=True)
+class Versions:
+    store: FileStore
+    old: str
+    new: str
+
+    def table(self, version: str) -> pl.DataFrame:
+        return pl.read_parquet(self.store.version_dir(version) / "customers.parquet")
+
+
+def _publish(data: Path, store_dir: Path, runs: Path) -> str:
+    record = run_pipeline(
+        data,
+        store=f"file://{store_dir}",
+        config=load_config(epochs=3, components=8),
+        runs_dir=runs,
+        show_progress=False,
+        force=True,  # the quality gate is not under test here
+    )
+    assert record.published and record.version is not None
+    directory = FileStore(store_dir).version_dir(record.version)
+    if not (directory / PROFILES_BIN).exists():  # until write_artifact writes them itself
+        table = pl.read_parquet(directory / "customers.parquet")
+        rules = load_segments(
+            extra_columns=extra_attribute_columns(
+                pl.read_parquet(data / "customers.parquet").lazy()
+            )
+        )
+        write_serving_tables(table, np.load(directory / "customer_ids.npy"), rules, directory)
+    return record.version
+
+
+@pytest.fixture(scope="module")
+def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
+    root = tmp_path_factory.mktemp("segments-api")
+    first = root / "data-1"
+    generate(first, 3000, seed=5, show_progress=False)
+    store_dir = root / "store"
+    old = _publish(first, store_dir, root / "runs-1")
+    old_table = pl.read_parquet(FileStore(store_dir).version_dir(old) / "customers.parquet")
+
+    second = root / "data-2"
+    shutil.copytree(first, second)
+    turned = (
+        old_table.filter(pl.col(ct.NPS_CATEGORY) == "promoter")
+        .sort(c.CUSTOMER_ID)
+        .head(TURNED)[c.CUSTOMER_ID]
+    )
+    responses = pl.read_parquet(first / "nps_responses.parquet")
+    responses.with_columns(
+        pl.when(pl.col(c.CUSTOMER_ID).is_in(turned.implode()))
+        .then(2)
+        .otherwise(pl.col(c.SCORE))
+        .alias(c.SCORE)
+    ).write_parquet(second / "nps_responses.parquet")
+    # Drop one customer who never ordered or answered: they leave every segment with the table.
+    customers = pl.read_parquet(first / "customers.parquet")
+    gone = _silent_customer(old_table)
+    customers.filter(pl.col(c.CUSTOMER_ID) != gone).write_parquet(second / "customers.parquet")
+    new = _publish(second, store_dir, root / "runs-2")
+    assert new != old
+    return Versions(FileStore(store_dir), old, new)
+
+
+def _silent_customer(table: pl.DataFrame) -> str:
+    silent = table.filter((pl.col(ct.ORDER_COUNT) == 0) & (pl.col(ct.NPS_RESPONSES) == 0)).sort(
+        c.CUSTOMER_ID
+    )
+    return str(silent[c.CUSTOMER_ID][0])
+
+
+def _app(versions: Versions, **state: Any) -> Litestar:
+    directory = versions.store.version_dir(versions.new)
+    loaded = load_model(directory)
+    model = SimpleNamespace(
+        loaded=loaded,
+        version=versions.new,
+        profiles=Profiles.open(directory, loaded.customer_ids),
+        directory=directory,
+    )
+    return Litestar(
+        route_handlers=[SegmentController, CustomerProfileController],
+        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
+        state=State({"settings": Settings(), "model": model, "store": versions.store, **state}),
+    )
+
+
+@pytest.fixture(scope="module")
+def client(versions: Versions) -> Iterator[TestClient[Litestar]]:
+    with TestClient(_app(versions)) as test_client:
+        yield test_client
+
+
+def _members(table: pl.DataFrame, segment: str) -> pl.DataFrame:
+    return table.filter(pl.col(ct.SEGMENTS).list.contains(segment)).sort(c.CUSTOMER_ID)
+
+
+# --- profiles --------------------------------------------------------------------------------------
+
+
+def test_a_profile_shows_segments_nps_history_rfm_and_churn(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    table = versions.table(versions.new)
+    row = table.filter(pl.col(ct.ORDER_COUNT) > 2, pl.col(ct.NPS_RESPONSES) > 1).row(0, named=True)
+    response = client.get(f"/v1/customers/{row[c.CUSTOMER_ID]}")
+    assert response.status_code == 200
+    body = response.json()
+    assert body["model_version"] == versions.new
+    assert body["primary_segment"] == row[ct.PRIMARY_SEGMENT]
+    assert body["segments"] == row[ct.SEGMENTS]
+    assert body["nps"]["responses"] == row[ct.NPS_RESPONSES]
+    assert body["nps"]["latest_score"] == row[ct.NPS_SCORE]
+    assert body["nps"]["latest_category"] == row[ct.NPS_CATEGORY]
+    assert body["rfm"]["segment"] == row[ct.RFM_SEGMENT]
+    assert body["rfm"]["last_order_at"] == row[ct.LAST_ORDER_AT].isoformat(timespec="seconds")
+    assert body["churn"]["risk"] == pytest.approx(row[ct.CHURN_RISK])
+    assert body["churn"]["level"] == row[ct.CHURN_RISK_LEVEL]
+    attributes = body["attributes"]
+    assert set(attributes) == set(table.columns)
+    assert attributes[c.SIGNUP_DATE] == row[c.SIGNUP_DATE].isoformat()
+    assert attributes[ct.FAVOURITE_CATEGORIES] == row[ct.FAVOURITE_CATEGORIES]
+
+
+def test_an_unknown_customer_is_a_json_404(client: TestClient[Litestar]) -> None:
+    response = client.get("/v1/customers/NOBODY")
+    assert response.status_code == 404
+    assert response.json()["error"] == "not_found"
+    assert "NOBODY" in response.json()["detail"]
+
+
+def test_a_live_overlay_changes_the_profile_before_the_nightly_run(versions: Versions) -> None:
+    seen: list[str] = []
+
+    def overlay(customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
+        seen.append(customer_id)
+        return {**record, ct.NPS_CATEGORY: "detractor", ct.PRIMARY_SEGMENT: "detractors"}
+
+    customer = str(versions.table(versions.new)[c.CUSTOMER_ID][0])
+    with TestClient(_app(versions, profile_overlay=overlay)) as test_client:
+        body = test_client.get(f"/v1/customers/{customer}").json()
+    assert seen == [customer]
+    assert body["nps"]["latest_category"] == "detractor"
+    assert body["primary_segment"] == "detractors"
+
+
+# --- segments --------------------------------------------------------------------------------------
+
+
+def test_segments_list_definitions_sizes_and_nps_with_margin(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    table = versions.table(versions.new)
+    body = client.get("/v1/segments").json()
+    assert body["model_version"] == versions.new and body["customers"] == table.height
+    rules = load_segments(extra_columns=["loyalty_member", "acquisition_channel"])
+    assert [s["name"] for s in body["segments"]] == list(rules.names)
+    for segment in body["segments"]:
+        members = _members(table, segment["name"])
+        assert segment["size"] == members.height
+        assert segment["expression"] == rules.get(segment["name"]).expression
+        counts = members[ct.NPS_CATEGORY].value_counts()
+        count = dict(zip(counts[ct.NPS_CATEGORY], counts["count"], strict=True))
+        expected = nps_from_counts(
+            count.get("promoter", 0), count.get("passive", 0), count.get("detractor", 0)
+        )
+        assert segment["nps"]["n"] == expected.n
+        assert segment["nps"]["margin_of_error"] == pytest.approx(expected.margin_of_error)
+
+
+def test_a_csv_export_streams_every_member_with_the_default_columns(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    members = _members(versions.table(versions.new), "detractors")
+    response = client.get("/v1/segments/detractors/members")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/csv")
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="segment-detractors-{versions.new}.csv"'
+    )
+    assert response.headers["x-row-count"] == str(members.height)
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert list(rows[0]) == [
+        "customer_id",
+        "primary_segment",
+        "nps_category",
+        "rfm_segment",
+        "churn_risk",
+        "last_order_at",
+    ]
+    assert [r["customer_id"] for r in rows] == members[c.CUSTOMER_ID].to_list()
+    assert {r["nps_category"] for r in rows} == {"detractor"}
+    first = members.row(0, named=True)
+    assert rows[0]["rfm_segment"] == (first[ct.RFM_SEGMENT] or "")
+
+
+def test_ndjson_and_parquet_exports_carry_the_asked_for_fields(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    members = _members(versions.table(versions.new), "champions")
+    fields = "country,favourite_categories,last_delivery_late,monetary_value,signup_date"
+    ndjson = client.get(f"/v1/segments/champions/members?format=ndjson&fields={fields}")
+    assert ndjson.headers["content-type"].startswith("application/x-ndjson")
+    lines = [json.loads(line) for line in ndjson.text.splitlines()]
+    assert len(lines) == members.height
+    assert list(lines[0]) == ["customer_id", *fields.split(",")]
+    expected = members.row(0, named=True)
+    assert lines[0]["favourite_categories"] == expected[ct.FAVOURITE_CATEGORIES]
+    assert lines[0]["monetary_value"] == pytest.approx(expected[ct.MONETARY_VALUE])
+
+    parquet = client.get(f"/v1/segments/champions/members?format=parquet&fields={fields}")
+    assert parquet.headers["content-disposition"].endswith(f'{versions.new}.parquet"')
+    frame = pl.read_parquet(io.BytesIO(parquet.content))
+    columns = ["customer_id", *fields.split(",")]
+    assert frame.equals(members.select(columns))
+
+
+def test_the_change_since_an_earlier_version_lists_who_entered_and_who_left(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    old_ids = set(_members(versions.table(versions.old), "detractors")[c.CUSTOMER_ID])
+    new_ids = set(_members(versions.table(versions.new), "detractors")[c.CUSTOMER_ID])
+    assert len(new_ids - old_ids) >= TURNED // 2  # the rewritten promoters are detractors now
+    response = client.get(f"/v1/segments/detractors/members?since_version={versions.old}")
+    assert response.status_code == 200
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="segment-detractors-{versions.new}-since-{versions.old}.csv"'
+    )
+    rows = list(csv.DictReader(io.StringIO(response.text)))
+    assert {r["customer_id"] for r in rows if r["change"] == "entered"} == new_ids - old_ids
+    assert {r["customer_id"] for r in rows if r["change"] == "exited"} == old_ids - new_ids
+    assert len(rows) == int(response.headers["x-row-count"])
+
+
+def test_a_customer_gone_from_the_new_version_exits_with_their_last_known_row(
+    client: TestClient[Litestar], versions: Versions
+) -> None:
+    gone = _silent_customer(versions.table(versions.old))
+    response = client.get(
+        f"/v1/segments/never_purchased/members?format=ndjson&since_version={versions.old}"
+    )
+    lines = [json.loads(line) for line in response.text.splitlines()]
+    assert {"customer_id": gone, "change": "exited"}.items() <= next(
+        line for line in lines if line["customer_id"] == gone
+    ).items()
+    assert (
+        next(line for line in lines if line["customer_id"] == gone)[ct.PRIMARY_SEGMENT]
+        == "never_purchased"
+    )
+
+
+@pytest.mark.parametrize(
+    ("url", "status", "names"),
+    [
+        ("/v1/segments/nobody/members", 404, "nobody"),
+        ("/v1/segments/detractors/members?format=xml", 400, "format"),
+        ("/v1/segments/detractors/members?fields=customer_id,secret", 400, "fields"),
+        ("/v1/segments/detractors/members?since_version=../../etc", 400, "since_version"),
+        ("/v1/segments/detractors/members?since_version=.hidden", 400, "since_version"),
+        ("/v1/segments/detractors/members?since_version=20200101T000000Z-0000", 404, "version"),
+        ("/v1/segments/..%2F..%2Fetc/members", 404, ""),
+        ("/v1/segments/%2e%2e/members", 404, ""),
+        ("/v1/customers/..%2Fmanifest.json", 404, ""),
+    ],
+)
+def test_bad_requests_are_json_errors_naming_the_problem(
+    client: TestClient[Litestar], url: str, status: int, names: str
+) -> None:
+    response = client.get(url)
+    assert response.status_code == status
+    body = response.json()
+    assert set(body) == {"error", "detail"}
+    assert names in body["detail"]
+
+
+def test_segment_routes_need_the_export_scope_when_keys_are_configured(
+    versions: Versions,
+) -> None:
+    app = _app(versions)
+    app.state.settings = Settings(api_keys={"shop": ["recommend"], "crm": ["export"]})
+    with TestClient(app) as test_client:
+        assert test_client.get("/v1/segments").status_code == 401
+        denied = test_client.get("/v1/segments", headers={"X-API-Key": "shop"})
+        assert denied.status_code == 403
+        allowed = test_client.get("/v1/segments/detractors/members", headers={"X-API-Key": "crm"})
+        assert allowed.status_code == 200

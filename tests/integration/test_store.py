@@ -1,0 +1,645 @@
+"""The store contract, run against both stores: the embedded FileStore and the RedisStore on a real
+Redis. Versions publish atomically, roll back and prune; live NPS intake is idempotent, durable and
+visible to every worker; a Redis that goes away is a fast StoreUnavailable and comes back by itself."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import threading
+import time
+import urllib.parse
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import pytest
+import redis
+from artifact_factory import make_artifact
+from redis.crc import key_slot
+
+from recsvc.artifacts import ArtifactError, read_manifest
+from recsvc.errors import ConfigError, NotFoundError
+from recsvc.store import (
+    FileStore,
+    LiveResponse,
+    RedisStore,
+    Store,
+    StoreUnavailable,
+    VersionInfo,
+    open_store,
+)
+
+REDIS_SERVER = shutil.which("redis-server")
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def response(response_id: str, customer_id: str = "c001", score: int = 9) -> LiveResponse:
+    return LiveResponse(
+        response_id=response_id,
+        customer_id=customer_id,
+        score=score,
+        responded_at=dt.datetime(2024, 5, 1, 12, 0, tzinfo=dt.UTC),
+        touchpoint="post_delivery",
+        order_id="o-1",
+        comment="fast delivery",
+        received_at=dt.datetime(2024, 5, 1, 12, 0, 5, tzinfo=dt.UTC),
+    )
+
+
+def msgspec_line(value: LiveResponse) -> bytes:
+    return msgspec.json.encode(value) + b"\n"
+
+
+def ids(responses: Iterator[LiveResponse] | list[LiveResponse]) -> list[str]:
+    return [r.response_id for r in responses]
+
+
+def with_query(url: str, **params: str) -> str:
+    parts = urllib.parse.urlsplit(url)
+    query = urllib.parse.parse_qsl(parts.query) + list(params.items())
+    return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
+
+
+def delete_prefix(url: str, prefix: str) -> None:
+    client = redis.Redis.from_url(url)
+    try:
+        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+        if keys:
+            client.delete(*keys)
+    finally:
+        client.close()
+
+
+@dataclass
+class Backend:
+    """One store's data, opened as often as a test likes (each object is like another worker)."""
+
+    kind: str
+    url: str
+    cache_dir: Path | None = None
+    restart: Callable[[], None] | None = None  # crash the server and start it on the same data
+
+    def open(self) -> Store:
+        if self.kind == "file":
+            return FileStore.from_url(self.url)
+        # Small chunks, so even a tiny artifact spans several keys per file.
+        return RedisStore(self.url, cache_dir=self.cache_dir, chunk_size=4096)
+
+
+class RedisServer:
+    """A private redis-server with an fsync-always AOF in a temporary directory."""
+
+    def __init__(self, directory: Path) -> None:
+        assert REDIS_SERVER is not None
+        self.directory = directory
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            self.port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.process: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        self.process = subprocess.Popen(
+            [
+                REDIS_SERVER or "redis-server",
+                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
+                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
+                *("--logfile", str(self.directory / "redis.log")),
+            ],
+        )
+        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
+        deadline = time.monotonic() + 10
+        try:
+            while True:
+                try:
+                    client.ping()
+                    return
+                except redis.RedisError:  # not listening yet, or still loading its AOF
+                    if time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.02)
+        finally:
+            client.close()
+
+    def kill(self) -> None:
+        """A crash, not a shutdown: nothing gets a chance to flush."""
+        if self.process is not None:
+            self.process.send_signal(signal.SIGKILL)
+            self.process.wait()
+            self.process = None
+
+
+@pytest.fixture
+def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
+    if REDIS_SERVER is None:
+        message = "redis-server is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must run the Redis tests", pytrace=False)
+        pytest.skip(message)
+    directory = tmp_path / "redis-data"
+    directory.mkdir()
+    server = RedisServer(directory)
+    server.start()
+    yield server
+    server.kill()
+
+
+@pytest.fixture
+def redis_backend(redis_url: str, tmp_path: Path) -> Iterator[Backend]:
+    """The test Redis, under a prefix of this test's own; its keys are deleted afterwards."""
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    yield Backend("redis", with_query(redis_url, prefix=prefix), cache_dir=tmp_path / "cache")
+    delete_prefix(redis_url, prefix)
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    if request.param == "file":
+        return Backend("file", f"file://{tmp_path / 'store'}")
+    backend: Backend = request.getfixturevalue("redis_backend")
+    return backend
+
+
+@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+def durable_backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Like `backend`, but a Redis one runs on a private server the test may crash and restart."""
+    if request.param == "file":
+        return Backend("file", f"file://{tmp_path / 'store'}")
+    server: RedisServer = request.getfixturevalue("own_redis")
+
+    def crash_and_restart() -> None:
+        server.kill()
+        server.start()
+
+    return Backend("redis", server.url, cache_dir=tmp_path / "cache", restart=crash_and_restart)
+
+
+@pytest.fixture
+def store(backend: Backend) -> Iterator[Store]:
+    opened = backend.open()
+    yield opened
+    opened.close()
+
+
+@pytest.fixture
+def artifacts(tmp_path: Path) -> Callable[..., Path]:
+    """Build artifact directories for versions by name, e.g. `artifacts("v1", n_customers=5)`."""
+
+    def build(version: str, **options: int) -> Path:
+        return make_artifact(tmp_path / "artifacts" / version, version, **options)
+
+    return build
+
+
+# --- model versions -----------------------------------------------------------------------------
+
+
+def test_an_empty_store_has_no_active_version(store: Store) -> None:
+    assert store.active_version() is None
+    assert store.load_active() is None
+    assert store.list_versions() == []
+
+
+def test_a_published_version_is_active_listed_and_loads_memory_mapped(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    source = artifacts("v1", extra_bytes=10_000)
+    assert store.publish(source) == "v1"
+    manifest = read_manifest(source)
+    assert store.active_version() == "v1"
+    assert store.list_versions() == [VersionInfo("v1", manifest.created_at, True, 0.25)]
+    assert store.manifest("v1") == manifest
+    model = store.load_active()
+    assert model is not None and model.manifest == manifest
+    assert isinstance(model.arrays.item_vectors, np.memmap)
+    assert np.array_equal(model.arrays.item_vectors, np.load(source / "item_vectors.npy"))
+    assert model.customer_index("c002") == 2
+
+
+def test_a_second_publish_switches_the_active_version(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    store.publish(artifacts("v1"))
+    store.publish(artifacts("v2", n_customers=5))
+    assert store.active_version() == "v2"
+    assert [(v.version, v.active) for v in store.list_versions()] == [("v1", False), ("v2", True)]
+    model = store.load_active()
+    assert model is not None and model.manifest.version == "v2" and model.customer_ids.size == 5
+
+
+def test_publishing_without_activating_keeps_the_current_version(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    store.publish(artifacts("v1"))
+    store.publish(artifacts("v2"), activate=False)
+    assert store.active_version() == "v1"
+    assert [v.version for v in store.list_versions()] == ["v1", "v2"]
+
+
+def test_an_older_version_can_be_reactivated(store: Store, artifacts: Callable[..., Path]) -> None:
+    store.publish(artifacts("v1"))
+    store.publish(artifacts("v2"))
+    store.activate("v1")
+    assert store.active_version() == "v1"
+    model = store.load_active()
+    assert model is not None and model.manifest.version == "v1"
+
+
+def test_activating_an_unknown_version_is_not_found_and_changes_nothing(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    store.publish(artifacts("v1"))
+    with pytest.raises(NotFoundError, match="v9"):
+        store.activate("v9")
+    with pytest.raises(NotFoundError):
+        store.manifest("v9")
+    assert store.active_version() == "v1"
+
+
+def test_prune_keeps_the_newest_versions_and_never_the_active_one(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    for version in ("v1", "v2", "v3", "v4"):
+        store.publish(artifacts(version), keep=10)
+    store.activate("v1")
+    assert store.prune(2) == ["v2"]
+    assert [(v.version, v.active) for v in store.list_versions()] == [
+        ("v1", True),
+        ("v3", False),
+        ("v4", False),
+    ]
+    with pytest.raises(NotFoundError):
+        store.activate("v2")
+    model = store.load_active()
+    assert model is not None and model.manifest.version == "v1"
+
+
+def test_publishing_prunes_beyond_keep(store: Store, artifacts: Callable[..., Path]) -> None:
+    for version in ("v1", "v2", "v3"):
+        store.publish(artifacts(version), keep=2)
+    assert [v.version for v in store.list_versions()] == ["v2", "v3"]
+
+
+def test_an_artifact_that_differs_from_its_manifest_is_refused(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    store.publish(artifacts("v1"))
+    broken = artifacts("v2")
+    vectors = broken / "item_vectors.npy"
+    data = bytearray(vectors.read_bytes())
+    data[-1] ^= 0xFF  # same size, different content
+    vectors.write_bytes(bytes(data))
+    with pytest.raises(ArtifactError, match="item_vectors"):
+        store.publish(broken)
+    assert store.active_version() == "v1"
+    assert [v.version for v in store.list_versions()] == ["v1"]
+
+
+def test_a_publish_interrupted_before_the_switch_leaves_the_old_version_in_charge(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    store.publish(artifacts("v1"))
+    # The publisher dies after uploading every file of v2, before registering or switching.
+    assert isinstance(store, FileStore | RedisStore)
+    store._upload(artifacts("v2"))
+    assert store.active_version() == "v1"
+    assert [v.version for v in store.list_versions()] == ["v1"]
+    model = store.load_active()
+    assert model is not None and model.manifest.version == "v1"
+    with pytest.raises(NotFoundError):
+        store.activate("v2")
+    # The next run publishes it properly.
+    store.publish(artifacts("v2"))
+    assert store.active_version() == "v2"
+
+
+def test_readers_only_ever_see_complete_versions_while_publishes_run(
+    store: Store, artifacts: Callable[..., Path]
+) -> None:
+    sources = {
+        f"v{i}": artifacts(f"v{i}", n_customers=2 + i, extra_bytes=200_000) for i in range(6)
+    }
+    vectors = {v: np.load(path / "item_vectors.npy") for v, path in sources.items()}
+    store.publish(sources["v0"])
+    seen: list[str] = []
+    failures: list[BaseException] = []
+    stop = threading.Event()
+
+    def read_in_a_loop() -> None:
+        try:
+            while not stop.is_set():
+                active = store.active_version()
+                assert active in sources
+                assert store.manifest(active).version == active
+                model = store.load_active()
+                assert model is not None
+                version = model.manifest.version
+                assert model.customer_ids.size == 2 + int(version[1:])
+                assert np.array_equal(model.arrays.item_vectors, vectors[version])
+                seen.append(version)
+        except BaseException as exc:
+            failures.append(exc)
+
+    reader = threading.Thread(target=read_in_a_loop)
+    reader.start()
+    try:
+        for version in list(sources)[1:]:
+            reads_before = len(seen)
+            store.publish(sources[version], keep=2)
+            # Let the reader come round at least once more, so reads and publishes overlap.
+            deadline = time.monotonic() + 10
+            while len(seen) <= reads_before and not failures and time.monotonic() < deadline:
+                time.sleep(0.005)
+    finally:
+        stop.set()
+        reader.join(timeout=30)
+    assert not failures, failures
+    assert set(seen) <= set(sources) and len(set(seen)) >= 3
+    final = store.load_active()
+    assert final is not None and final.manifest.version == "v5"
+
+
+# --- live NPS intake ----------------------------------------------------------------------------
+
+
+def test_a_response_is_stored_once_by_response_id(store: Store) -> None:
+    assert store.add_responses([response("r1")]) == [True]
+    assert store.add_responses([response("r1", score=3)]) == [False]
+    assert store.live_responses("c001") == [response("r1")]
+
+
+def test_a_batch_with_a_repeated_response_id_stores_it_once(store: Store) -> None:
+    batch = [response("r1"), response("r2"), response("r1")]
+    assert store.add_responses(batch) == [True, True, False]
+    assert store.add_responses([]) == []
+    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+
+
+def test_a_customers_live_responses_come_oldest_first(store: Store) -> None:
+    store.add_responses([response("r1", "c001"), response("r2", "c002")])
+    store.add_responses([response("r3", "c001", score=2)])
+    assert store.live_responses("c001") == [response("r1", "c001"), response("r3", "c001", 2)]
+    assert ids(store.live_responses("c002")) == ["r2"]
+    assert store.live_responses("c404") == []
+
+
+def test_every_live_response_is_listed_once_in_arrival_order(store: Store) -> None:
+    store.add_responses([response("r1", "c001"), response("r2", "c002")])
+    store.add_responses([response("r2", "c002"), response("r3", "c003"), response("r1")])
+    assert ids(store.iter_live_responses()) == ["r1", "r2", "r3"]
+
+
+def test_another_worker_sees_responses_and_ids_stored_by_this_one(backend: Backend) -> None:
+    first, second = backend.open(), backend.open()
+    assert ids(second.live_responses("c001")) == []  # second has looked before the write
+    first.add_responses([response("r1"), response("r2")])
+    assert ids(second.live_responses("c001")) == ["r1", "r2"]
+    assert second.add_responses([response("r2"), response("r3")]) == [False, True]
+    assert ids(first.iter_live_responses()) == ["r1", "r2", "r3"]
+
+
+def test_concurrent_workers_accept_each_response_id_exactly_once(backend: Backend) -> None:
+    """Two worker processes send the same 60 responses at the same moment, one per request."""
+    script = (
+        "import sys, msgspec\n"
+        "from recsvc.store import LiveResponse, open_store\n"
+        "store = open_store(sys.argv[1])\n"
+        "store.ping()\n"
+        "print('ready', flush=True)\n"
+        "batch = msgspec.json.decode(sys.stdin.buffer.read(), type=list[LiveResponse])\n"
+        "print(sum(store.add_responses([r])[0] for r in batch), flush=True)\n"
+    )
+    url = backend.url
+    if backend.kind == "redis":
+        url = with_query(url, cache_dir=str(backend.cache_dir))
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    workers = [
+        subprocess.Popen(
+            [sys.executable, "-c", script, url],
+            stdin=subprocess.PIPE,
+            stdout=subprocess.PIPE,
+            env=env,
+        )
+        for _ in range(2)
+    ]
+    batch = msgspec.json.encode([response(f"r{i}", f"c{i % 7:03d}") for i in range(60)])
+    for worker in workers:
+        assert worker.stdout is not None and worker.stdout.readline() == b"ready\n"
+    for worker in workers:  # all started and connected: now release them together
+        assert worker.stdin is not None
+        worker.stdin.write(batch)
+        worker.stdin.close()
+    accepted = [int(worker.stdout.read()) for worker in workers if worker.stdout is not None]
+    assert [worker.wait(timeout=60) for worker in workers] == [0, 0]
+    for worker in workers:
+        assert worker.stdout is not None
+        worker.stdout.close()
+    assert sum(accepted) == 60
+    stored = ids(backend.open().iter_live_responses())
+    assert sorted(stored) == sorted(f"r{i}" for i in range(60))
+
+
+def test_an_accepted_response_survives_a_crash_and_restart(durable_backend: Backend) -> None:
+    store = durable_backend.open()
+    assert store.add_responses([response("r1"), response("r2", "c002")]) == [True, True]
+    if durable_backend.restart is not None:
+        durable_backend.restart()  # SIGKILL: only what was fsync'd before the reply survives
+    reopened = durable_backend.open()
+    assert ids(reopened.live_responses("c001")) == ["r1"]
+    assert ids(reopened.iter_live_responses()) == ["r1", "r2"]
+    assert reopened.add_responses([response("r1")]) == [False]
+    # The first object keeps working too (its client reconnects by itself).
+    assert store.add_responses([response("r3")]) == [True]
+
+
+# --- the embedded store's append-only file ------------------------------------------------------
+
+
+def test_a_line_still_being_written_is_ignored_until_complete(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.add_responses([response("r1")])
+    line = msgspec_line(response("r2"))
+    with store.live_path.open("ab") as handle:  # another process, half-way through its write
+        handle.write(line[:20])
+    assert ids(store.live_responses("c001")) == ["r1"]
+    with store.live_path.open("ab") as handle:
+        handle.write(line[20:])
+    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+
+
+def test_a_line_torn_by_a_crashed_writer_is_skipped_and_later_appends_survive(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path)
+    store.add_responses([response("r1")])
+    with store.live_path.open("ab") as handle:
+        handle.write(msgspec_line(response("r2"))[:25])  # the writer died here
+    assert FileStore(tmp_path).add_responses([response("r3")]) == [True]
+    assert ids(store.live_responses("c001")) == ["r1", "r3"]
+    assert ids(FileStore(tmp_path).iter_live_responses()) == ["r1", "r3"]
+
+
+def test_readers_drop_a_response_id_that_two_writers_appended_at_once(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.add_responses([response("r1")])
+    with store.live_path.open("ab") as handle:  # a writer that skipped the lock
+        handle.write(msgspec_line(response("r1", score=0)))
+    assert FileStore(tmp_path).live_responses("c001") == [response("r1")]
+
+
+# --- the Redis store ----------------------------------------------------------------------------
+
+
+@pytest.mark.redis
+def test_writes_fail_fast_while_redis_is_down_and_work_again_when_it_returns(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    store = RedisStore(own_redis.url, cache_dir=tmp_path / "cache")
+    assert store.add_responses([response("r1")]) == [True]
+    own_redis.kill()
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="unreachable"):
+        store.add_responses([response("r2")])
+    with pytest.raises(StoreUnavailable):
+        store.ping()
+    assert time.monotonic() - started < 3
+    own_redis.start()
+    store.ping()
+    assert store.add_responses([response("r2")]) == [True]
+    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+
+
+@pytest.mark.redis
+def test_a_redis_that_refuses_writes_is_unavailable_rather_than_an_error(
+    own_redis: RedisServer, tmp_path: Path
+) -> None:
+    store = RedisStore(own_redis.url, cache_dir=tmp_path / "cache")
+    admin = redis.Redis.from_url(own_redis.url)
+    admin.config_set("maxmemory", 1)  # full: every write is refused with OOM
+    with pytest.raises(StoreUnavailable, match="refused"):
+        store.add_responses([response("r1")])
+    admin.config_set("maxmemory", 0)
+    admin.close()
+    assert store.add_responses([response("r1")]) == [True]
+
+
+@pytest.mark.redis
+def test_redis_keys_keep_a_version_and_a_customer_each_in_one_cluster_slot(
+    redis_backend: Backend, artifacts: Callable[..., Path]
+) -> None:
+    store = redis_backend.open()
+    assert isinstance(store, RedisStore)
+    store.publish(artifacts("v1", extra_bytes=10_000))
+    store.add_responses([response("r1", "c001"), response("r2", "c002")])
+    client = redis.Redis.from_url(redis_backend.url.split("?")[0])
+    keys = sorted(k.decode() for k in client.scan_iter(match=f"{store.prefix}:*", count=1000))
+    client.close()
+    model_keys = [k for k in keys if k.startswith(f"{store.prefix}:model:")]
+    assert f"{store.prefix}:model:{{v:v1}}:manifest" in model_keys
+    assert len(model_keys) > len(read_manifest(artifacts("v1")).files) + 2  # chunked files
+    assert len({key_slot(k.encode()) for k in model_keys}) == 1
+    for customer in ("c001", "c002"):
+        own = [k for k in keys if f"{{c:{customer}}}" in k]
+        assert own == [
+            f"{store.prefix}:{{c:{customer}}}:nps",
+            f"{store.prefix}:{{c:{customer}}}:nps_ids",
+        ]
+        assert len({key_slot(k.encode()) for k in own}) == 1
+    assert {f"{store.prefix}:active", f"{store.prefix}:versions"} <= set(keys)
+    assert {f"{store.prefix}:live:customers", f"{store.prefix}:live:stream"} <= set(keys)
+
+
+@pytest.mark.redis
+def test_activating_a_version_announces_it_on_the_events_channel(
+    redis_backend: Backend, artifacts: Callable[..., Path]
+) -> None:
+    store = redis_backend.open()
+    assert isinstance(store, RedisStore)
+    client = redis.Redis.from_url(redis_backend.url.split("?")[0])
+    pubsub = client.pubsub(ignore_subscribe_messages=True)
+    pubsub.subscribe(store.events_channel)
+    pubsub.get_message(timeout=1)  # the subscribe confirmation
+    store.publish(artifacts("v1"))
+    message = pubsub.get_message(timeout=2)
+    pubsub.close()
+    client.close()
+    assert message is not None and message["data"] == b'{"event":"activated","version":"v1"}'
+
+
+@pytest.mark.redis
+def test_workers_of_one_machine_download_a_version_once_and_share_it(
+    redis_backend: Backend, artifacts: Callable[..., Path]
+) -> None:
+    assert redis_backend.cache_dir is not None
+    redis_backend.open().publish(artifacts("v1", extra_bytes=50_000))
+    workers = [redis_backend.open() for _ in range(4)]
+    loaded: list[Path] = []
+
+    def load(worker: Store) -> None:
+        model = worker.load_active()
+        assert model is not None and isinstance(model.arrays.item_vectors, np.memmap)
+        loaded.append(Path(str(model.arrays.item_vectors.filename)))
+
+    threads = [threading.Thread(target=load, args=(worker,)) for worker in workers]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert isinstance(workers[0], RedisStore)
+    cache = workers[0].cache_dir
+    assert len(loaded) == 4 and set(loaded) == {cache / "v1" / "item_vectors.npy"}
+    assert sorted(p.name for p in cache.iterdir() if not p.name.startswith(".")) == ["v1"]
+    assert not list(cache.glob(".download-*"))
+
+
+@pytest.mark.redis
+def test_a_damaged_cached_copy_is_fetched_again_and_pruned_versions_leave_the_cache(
+    redis_backend: Backend, artifacts: Callable[..., Path]
+) -> None:
+    store = redis_backend.open()
+    assert isinstance(store, RedisStore)
+    store.publish(artifacts("v1"))
+    assert store.load_active() is not None
+    damaged = store.cache_dir / "v1" / "item_vectors.npy"
+    damaged.write_bytes(damaged.read_bytes()[:-8])
+    model = store.load_active()
+    assert model is not None and model.manifest.version == "v1"
+    store.publish(artifacts("v2"), keep=1)
+    assert store.load_active() is not None
+    assert sorted(p.name for p in store.cache_dir.iterdir() if not p.name.startswith(".")) == ["v2"]
+
+
+# --- open_store ---------------------------------------------------------------------------------
+
+
+def test_open_store_reads_the_prefix_and_cache_dir_from_a_redis_url(tmp_path: Path) -> None:
+    store = open_store(f"redis://:secret@127.0.0.1:6379/2?prefix=shop1&cache_dir={tmp_path}")
+    assert isinstance(store, RedisStore)
+    assert store.prefix == "shop1" and store.cache_dir == tmp_path / "shop1"
+    assert "secret" not in store.url
+    default = open_store("rediss://redis.example:6380/0")
+    assert isinstance(default, RedisStore) and default.prefix == "recsvc"
+    assert isinstance(open_store(f"file://{tmp_path}"), FileStore)
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "ftp://example.com/store",
+        "redis://127.0.0.1:6379/0?prefix=a{b}",
+        "redis://127.0.0.1:6379/0?colour=blue",
+        "file://",
+    ],
+)
+def test_open_store_refuses_urls_it_cannot_serve(url: str) -> None:
+    with pytest.raises(ConfigError, match="store URL"):
+        open_store(url)

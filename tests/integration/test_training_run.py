@@ -1,0 +1,217 @@
+"""The training run end to end on small demo data: real validation, segments, LightFM fits, the
+quality gate, artifacts in the embedded store, and cold start through the stored feature embeddings."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+import pytest
+
+from recsvc.artifacts import ArtifactError, load_model
+from recsvc.features import user_feature_names
+from recsvc.model import known_customer_vectors, score_block, score_items, top_k, user_vector
+from recsvc.store import open_store
+from training.config import load_config
+from training.generate import generate
+from training.pipeline import RunRecord, run_pipeline
+
+SMALL = {"epochs": 20, "components": 32, "max_eval_users": 1_500, "deterministic": True}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo") / "data"
+    generate(data, 4_000, seed=11, show_progress=False)
+    return data
+
+
+@pytest.fixture(scope="module")
+def published(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[RunRecord, Path]:
+    root = tmp_path_factory.mktemp("run")
+    record = run_pipeline(
+        demo,
+        store=f"file://{root / 'store'}",
+        config=load_config(**SMALL),
+        runs_dir=root / "runs",
+        show_progress=False,
+    )
+    return record, root
+
+
+def test_a_run_publishes_a_version_that_beats_popularity(published: tuple[RunRecord, Path]) -> None:
+    record, root = published
+    assert record.status == "published" and record.published
+    store = open_store(f"file://{root / 'store'}")
+    assert store.active_version() == record.version
+    metrics = record.metrics["new_items"]
+    assert metrics["model"]["ndcg"] > metrics["popularity"]["ndcg"]
+    assert set(record.metrics["by_nps_category"]) >= {"promoter", "detractor"}
+    assert (
+        record.metrics["buy_again"]["blend"]["ndcg"] >= record.metrics["buy_again"]["model"]["ndcg"]
+    )
+
+
+def test_the_artifact_round_trips_and_describes_itself(published: tuple[RunRecord, Path]) -> None:
+    record, root = published
+    assert record.version is not None
+    directory = root / "store" / "versions" / record.version
+    model = load_model(directory, verify_hashes=True)
+    manifest = json.loads((directory / "manifest.json").read_text())
+    assert manifest["format_version"] == 1
+    assert manifest["version"] == record.version
+    assert manifest["config"]["epochs"] == SMALL["epochs"]
+    assert len(manifest["data_fingerprint"]) == 64
+    for name in ("customers.parquet", "nps_report.json", "nps_report.html", "evaluation.json"):
+        assert (directory / name).is_file(), name
+    customers = pl.read_parquet(directory / "customers.parquet")
+    assert model.arrays.n_customers == customers.height
+    some_id = str(customers["customer_id"][0])
+    assert model.customer_index(some_id) is not None
+    assert model.customer_index("no-such-customer") is None
+
+
+def test_a_corrupted_artifact_is_a_clear_error(
+    published: tuple[RunRecord, Path], tmp_path: Path
+) -> None:
+    record, root = published
+    assert record.version is not None
+    copy = tmp_path / "copy"
+    shutil.copytree(root / "store" / "versions" / record.version, copy)
+    vectors = copy / "item_vectors.npy"
+    vectors.write_bytes(vectors.read_bytes()[:-64])
+    with pytest.raises(ArtifactError, match=r"item_vectors\.npy"):
+        load_model(copy)
+    manifest = json.loads((copy / "manifest.json").read_text())
+    manifest["format_version"] = 99
+    (copy / "manifest.json").write_text(json.dumps(manifest))
+    with pytest.raises(ArtifactError, match="format 99 is not supported"):
+        load_model(copy)
+
+
+def test_a_new_customer_is_scored_from_their_features(published: tuple[RunRecord, Path]) -> None:
+    """No history, only attributes (or only an NPS category): a list from the feature embeddings."""
+    _, root = published
+    model = open_store(f"file://{root / 'store'}").load_active()
+    assert model is not None
+
+    def cold_scores(attributes: dict[str, str]) -> np.ndarray:
+        names = user_feature_names(attributes)
+        rows = [model.user_feature_index[n] for n in names if n in model.user_feature_index]
+        assert rows, "the model knows these attribute values"
+        vector, _ = user_vector(model.arrays, None, rows)
+        return score_items(model.arrays, vector)
+
+    detractor = cold_scores({"nps_category": "detractor"})
+    champion = cold_scores(
+        {"nps_category": "promoter", "rfm_segment": "champions", "country": "DE"}
+    )
+    assert top_k(detractor, 10).size == 10
+    assert not np.allclose(detractor, champion)
+
+
+def test_a_product_nobody_bought_is_scored_from_its_features(
+    published: tuple[RunRecord, Path],
+) -> None:
+    """A product without sales (new to the catalogue) ranks higher for customers whose favourite
+    category it belongs to than for everyone else: its score comes from category, brand and price."""
+    record, root = published
+    assert record.version is not None
+    directory = root / "store" / "versions" / record.version
+    model = load_model(directory)
+    arrays = model.arrays
+    sold = np.bincount(arrays.purchases.items, minlength=arrays.n_items)
+    unsold = np.flatnonzero(sold == 0)
+    assert unsold.size > 0, "the demo catalogue has products nobody bought"
+    favourite = (
+        pl.read_parquet(directory / "customers.parquet")
+        .sort("customer_id")["favourite_categories"]
+        .list.first()
+        .to_numpy()
+    )
+    buyers = np.flatnonzero(arrays.has_identity)
+    scores = score_block(arrays, known_customer_vectors(arrays, buyers))
+    categories = np.array(model.categories)[model.item_category]
+    fan_percentiles, other_percentiles = [], []
+    for item in unsold:
+        fans = favourite[buyers] == categories[item]
+        if fans.sum() < 10 or (~fans).sum() < 10:
+            continue
+        percentile = (scores < scores[:, [item]]).mean(axis=1)
+        fan_percentiles.append(percentile[fans].mean())
+        other_percentiles.append(percentile[~fans].mean())
+    assert fan_percentiles
+    assert np.mean(fan_percentiles) > 1.5 * np.mean(other_percentiles)
+
+
+def test_the_gate_refuses_a_worse_model_and_force_overrides_it(
+    demo: Path, tmp_path: Path, published: tuple[RunRecord, Path]
+) -> None:
+    _, root = published
+    store_dir = tmp_path / "store"
+    shutil.copytree(root / "store", store_dir)
+    store = open_store(f"file://{store_dir}")
+    active = store.active_version()
+    weak = load_config(**{**SMALL, "epochs": 1, "learning_rate": 0.001, "gate_tolerance": 0.0})
+    refused = run_pipeline(
+        demo,
+        store=f"file://{store_dir}",
+        config=weak,
+        runs_dir=tmp_path / "runs",
+        show_progress=False,
+    )
+    assert refused.status == "not_published"
+    assert refused.gate is not None and refused.gate.reason.startswith("refused")
+    assert refused.gate.active_ndcg is not None and refused.gate.new_ndcg < refused.gate.active_ndcg
+    assert store.active_version() == active
+    forced = run_pipeline(
+        demo,
+        store=f"file://{store_dir}",
+        config=weak,
+        runs_dir=tmp_path / "runs2",
+        force=True,
+        show_progress=False,
+    )
+    assert forced.published and store.active_version() == forced.version != active
+
+
+def test_the_gate_compares_both_models_on_days_neither_has_seen(demo: Path, tmp_path: Path) -> None:
+    """Yesterday's model (fitted on data up to a cut) against today's on the days after the cut."""
+    early = tmp_path / "early"
+    early.mkdir()
+    for path in demo.glob("*.parquet"):
+        shutil.copy(path, early / path.name)
+    orders = pl.read_parquet(demo / "orders.parquet")
+    cut = orders["ordered_at"].max() - pl.duration(days=14)  # type: ignore[operator]
+    orders.filter(pl.col("ordered_at") < cut).write_parquet(early / "orders.parquet")
+    store = f"file://{tmp_path / 'store'}"
+    config = load_config(**SMALL)
+    first = run_pipeline(
+        early, store=store, config=config, runs_dir=tmp_path / "r1", show_progress=False
+    )
+    assert first.published
+    second = run_pipeline(
+        demo, store=store, config=config, runs_dir=tmp_path / "r2", show_progress=False
+    )
+    assert second.gate is not None
+    assert second.gate.comparison == "same split"
+    assert second.gate.active_version == first.version
+
+
+def test_deterministic_mode_gives_identical_models(demo: Path, tmp_path: Path) -> None:
+    config = load_config(**{**SMALL, "refit_on_all_data": False})
+    vectors = []
+    for name in ("a", "b"):
+        record = run_pipeline(
+            demo,
+            store=f"file://{tmp_path / name}",
+            config=config,
+            runs_dir=tmp_path / f"runs-{name}",
+            show_progress=False,
+        )
+        assert record.version is not None
+        vectors.append(np.load(tmp_path / name / "versions" / record.version / "item_vectors.npy"))
+    assert np.array_equal(vectors[0], vectors[1])

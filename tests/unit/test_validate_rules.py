@@ -1,0 +1,283 @@
+"""The batch validator's field rules agree with the service's `check_value`, value for value; and
+the row-level steps (duplicates, repeated keys, orphans) on five-row frames."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import polars as pl
+import pytest
+
+from recsvc import columns as c
+from recsvc import contract
+from recsvc.contract import Table
+from training.validate import DTYPES, check_rows, settle_rows
+
+# One field of each kind (and each kind of rule), taken from the real contract.
+PROBE_FIELDS = (
+    contract.NPS_RESPONSES.by_name[c.SCORE],  # integer 0..10, required
+    contract.ORDERS.by_name[c.QUANTITY],  # integer > 0
+    contract.PRODUCTS.by_name[c.PRICE],  # number >= 0
+    contract.PRODUCTS.by_name[c.IN_STOCK],  # boolean, default true
+    contract.ORDERS.by_name[c.STATUS],  # text with choices, default "delivered"
+    contract.CUSTOMERS.by_name[c.CUSTOMER_ID],  # text, required
+    contract.NPS_RESPONSES.by_name[c.RESPONDED_AT],  # date-time, required
+    contract.CUSTOMERS.by_name[c.SIGNUP_DATE],  # date
+)
+PROBE = Table(name="probe", fields=PROBE_FIELDS)
+
+# Tricky spellings as they arrive in a CSV cell (or a JSON string). Not here: text whose number sits
+# next to the ASCII separators \x1c..\x1f, on which `check_value` raises (see the test further down).
+TEXT_VALUES: list[str | None] = [
+    # integers and numbers
+    *["7", " 7 ", "7.0", "7.", "7.000", "+7", "007", "-0", "10", "0", "11", "-1", "7.5", "ten"],
+    *["", "   ", None, "1e1", "0x7", "7_0", ".5", "5.", "+.5e-3", "5.E2", "1e999", "-1e999"],
+    *["nan", "inf", "10.0001", "\u00a07\u3000", "\x857", "\u0667", "1\u0662"],
+    # booleans
+    *["true", "TRUE", "True", " yes ", "Y", "n", "t", "f", "1", "2", "on", "da"],
+    # choices
+    *["delivered", "Delivered", " delivered", "placed", "shipped"],
+    # timestamps: the spellings of `contract.DATETIME_FORMATS` and what Python's strptime adds
+    *[
+        "2024-05-01",
+        "2024-05-01T12:30:00",
+        "2024-05-01 12:30:00",
+        "2024-05-01T12:30",
+        "2024-05-01 12:30",
+    ],
+    *[
+        "2024-05-01T12:30:00Z",
+        "2024-05-01T12:30:00z",
+        "2024-05-01 12:30:00Z",
+        "2024-05-01 12:30:00z",
+    ],
+    *["2024-05-01T12:30:00.5", "2024-05-01T12:30:00.123456", "2024-05-01T12:30:00.1234567"],
+    *["2024-05-01T12:30:00+02:00", "2024-05-01 12:30:00-05:30", "2024-05-01T12:30:00+0200"],
+    *["2024-05-01T12:30:00+02", "2024-05-01T12:30:00+02:00:30", "2024-05-01T12:30:00+020030"],
+    *["2024-05-01T12:30:00+02:0030", "2024-05-01T12:30:00-02:00:30.5", "2024-05-01T12:30:00+24:00"],
+    *["2024-05-01T12:30:00.5+02:00", "2024-05-01T12:30:00 +02:00", "2024-05-01T12:30Z"],
+    *["2024-05-01t12:30", "2024-05-01  12:30", "2024-05-01\t12:30:00", "2024-5-1", "2024-05- 1"],
+    *[
+        "2024-05-1 9:05",
+        "2024-05-01T7:5:3",
+        " 2024-05-01 ",
+        "2024-02-29",
+        "2023-02-29",
+        "2024-02-30",
+    ],
+    *["0000-01-01", "0001-01-01", "9999-12-31T23:59:59", "2024-05-01T23:59:60", "2024-05-01T24:00"],
+    *["2024-13-01", "2024-05-01T12:60", "2024-05-01T12", "20240501", "01/05/2024", "yesterday"],
+    *[
+        "\u0662\u0660\u0662\u0664-\u0660\u0665-\u0660\u0661",
+        "2024-05-1\u0665",
+        "2024-\u0660\u0665-01",
+    ],
+    *["2024-05-01T12:30:00.Z", "2024-05-01T12:30:00+02:00Z", "2024-05-01T12:30:00-00:00"],
+]
+
+# JSON scalars as NDJSON or Parquet carry them, one typed column per dtype.
+TYPED_VALUES: dict[pl.DataType, list[Any]] = {
+    pl.Int64(): [7, 0, -1, 11, 1, 2, None],
+    pl.Float64(): [7.0, 7.5, -1.0, 11.0, 0.0, 1.0, 1e16, float("inf"), None],
+    pl.Boolean(): [True, False, None],
+}
+
+
+def _batch(values: list[Any], dtype: pl.DataType) -> pl.DataFrame:
+    """Each value in every probe column, one row per value; `_reason` split per field."""
+    frame = pl.LazyFrame({f.name: pl.Series(values, dtype=dtype) for f in PROBE_FIELDS})
+    schema = pl.Schema({f.name: dtype for f in PROBE_FIELDS})
+    return check_rows(frame.with_row_index(c.SOURCE_ROW, offset=1), PROBE, schema).collect()
+
+
+def _field_errors(reason: str | None) -> dict[str, str]:
+    # Messages start with the field name; none of the probe values holds "; ".
+    if reason is None:
+        return {}
+    return {part.split(":", 1)[0]: part for part in reason.split("; ")}
+
+
+def _assert_agrees(raw: Any, row: dict[str, Any]) -> None:
+    errors = _field_errors(row[c.REJECT_REASON])
+    for spec in PROBE_FIELDS:
+        expected_value, expected_error = contract.check_value(spec, raw)
+        batch_error = errors.get(spec.name)
+        assert (batch_error is None) == (expected_error is None), (
+            f"{spec.name} {raw!r}: check_value says {expected_error!r}, the batch says {batch_error!r}"
+        )
+        if expected_error is None:
+            assert row[spec.name] == expected_value, f"{spec.name} {raw!r}"
+
+
+@pytest.fixture(scope="module")
+def text_rows() -> list[dict[str, Any]]:
+    return _batch(TEXT_VALUES, pl.String()).to_dicts()
+
+
+@pytest.mark.parametrize("index", range(len(TEXT_VALUES)), ids=[repr(v) for v in TEXT_VALUES])
+def test_text_is_accepted_exactly_where_the_service_accepts_it(
+    index: int, text_rows: list[dict[str, Any]]
+) -> None:
+    """A CSV cell is taken (and read to the same value) exactly when `check_value` takes it."""
+    _assert_agrees(TEXT_VALUES[index], text_rows[index])
+
+
+@pytest.mark.parametrize(
+    ("dtype", "raw"),
+    [(dtype, raw) for dtype, values in TYPED_VALUES.items() for raw in values],
+    ids=[f"{dtype}-{raw!r}" for dtype, values in TYPED_VALUES.items() for raw in values],
+)
+def test_typed_values_are_accepted_exactly_where_the_service_accepts_them(
+    dtype: pl.DataType, raw: Any
+) -> None:
+    """A JSON number or boolean counts as check_value counts it: 7.0 is an integer, 1 is not true."""
+    _assert_agrees(raw, _batch([raw], dtype).to_dicts()[0])
+
+
+def test_parsed_columns_have_the_contract_dtypes() -> None:
+    result = _batch(["7"], pl.String())
+    assert {f.name: result.schema[f.name] for f in PROBE_FIELDS} == {
+        f.name: DTYPES[f.kind] for f in PROBE_FIELDS
+    }
+
+
+def test_a_row_lists_every_problem_naming_each_field() -> None:
+    frame = pl.LazyFrame(
+        {c.SCORE: ["11"], c.TOUCHPOINT: ["website"], c.RESPONDED_AT: ["yesterday"]}
+    )
+    schema = pl.Schema({name: pl.String() for name in frame.collect_schema()})
+    row = (
+        check_rows(frame.with_row_index(c.SOURCE_ROW, offset=1), contract.NPS_RESPONSES, schema)
+        .collect()
+        .row(0, named=True)
+    )
+    assert row[c.REJECT_REASON] == (
+        "score: 11 is out of range (must be >= 0 and <= 10); "
+        "responded_at: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z), got 'yesterday'; "
+        "touchpoint: unknown value 'website', expected one of pre_delivery, post_delivery, relationship"
+    )
+    assert row["__problems"] == [
+        "score: out of range (must be >= 0 and <= 10)",
+        "responded_at: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z)",
+        "touchpoint: unknown value",
+    ]
+
+
+def test_offsets_are_converted_to_utc_and_naive_times_taken_as_utc() -> None:
+    values = ["2024-05-01T12:30:00+02:00", "2024-05-01 12:30:00", "2024-05-01T00:30:00-01:00:30.5"]
+    result = _batch(values, pl.String())
+    assert result[c.RESPONDED_AT].to_list() == [
+        dt.datetime(2024, 5, 1, 10, 30),
+        dt.datetime(2024, 5, 1, 12, 30),
+        dt.datetime(2024, 5, 1, 1, 30, 30, 500000),
+    ]
+
+
+def test_aware_parquet_timestamps_become_naive_utc() -> None:
+    aware = pl.Series([dt.datetime(2024, 5, 1, 12, 30)]).dt.replace_time_zone("Europe/Berlin")
+    frame = pl.LazyFrame({c.RESPONDED_AT: aware})
+    result = check_rows(
+        frame.with_row_index(c.SOURCE_ROW, offset=1), PROBE, frame.collect_schema()
+    ).collect()
+    assert result[c.RESPONDED_AT].to_list() == [dt.datetime(2024, 5, 1, 10, 30)]
+    assert result.schema[c.RESPONDED_AT] == pl.Datetime("us")
+
+
+def test_numbers_beside_ascii_separators_are_rejected() -> None:
+    """`check_value` crashes on these (float() refuses what its regex let through); we reject them."""
+    row = _batch(["\x1c7"], pl.String()).row(0, named=True)
+    assert "score: expected an integer" in row[c.REJECT_REASON]
+    assert "price: expected a number" in row[c.REJECT_REASON]
+
+
+def test_integers_beyond_64_bits_are_rejected() -> None:
+    """The one place the batch is stricter than check_value, which keeps Python's unbounded ints."""
+    row = _batch(["99999999999999999999"], pl.String()).row(0, named=True)
+    assert "quantity: '99999999999999999999' does not fit a 64-bit integer" in row[c.REJECT_REASON]
+
+
+def test_absent_optional_columns_get_their_defaults() -> None:
+    frame = pl.LazyFrame({c.PRODUCT_ID: ["P1"], c.CATEGORY: ["hats"]})
+    schema = frame.collect_schema()
+    row = (
+        check_rows(frame.with_row_index(c.SOURCE_ROW, offset=1), contract.PRODUCTS, schema)
+        .collect()
+        .row(0, named=True)
+    )
+    assert row[c.IN_STOCK] is True
+    assert row[c.PRICE] is None
+    assert row[c.REJECT_REASON] is None
+
+
+# --- stage two on five-row frames ------------------------------------------------------------------
+
+
+def _no_keys(table: str, column: str) -> pl.DataFrame:
+    raise AssertionError(f"no reference expected, asked for {table}.{column}")
+
+
+def test_identical_rows_collapse_to_the_first() -> None:
+    valid = pl.LazyFrame(
+        {
+            c.SOURCE_ROW: [1, 2, 3, 4, 5],
+            c.PRODUCT_ID: ["P1", "P2", "P1", "P1", "P3"],
+            c.CATEGORY: ["hats", "bags", "hats", "hats", "bags"],
+        }
+    )
+    settled = settle_rows(
+        valid, Table("t", fields=contract.PRODUCTS.fields[:3]), [c.PRODUCT_ID, c.CATEGORY], _no_keys
+    ).collect()
+    assert settled[c.SOURCE_ROW].to_list() == [1, 2, 5]
+    assert settled[c.REJECT_REASON].to_list() == [None, None, None]
+
+
+def test_a_repeated_key_with_other_content_keeps_its_first_row() -> None:
+    valid = pl.LazyFrame(
+        {
+            c.SOURCE_ROW: [1, 2, 3, 4, 5],
+            c.PRODUCT_ID: ["P1", "P2", "P1", "P1", "P2"],
+            c.CATEGORY: ["hats", "bags", "hats", "shoes", "bags"],
+        }
+    )
+    settled = settle_rows(valid, contract.PRODUCTS, [c.PRODUCT_ID, c.CATEGORY], _no_keys).collect()
+    assert settled[c.SOURCE_ROW].to_list() == [1, 2, 4]
+    assert settled[c.REJECT_REASON].to_list() == [
+        None,
+        None,
+        "duplicate product_id 'P1' with different content (first seen in row 1)",
+    ]
+    assert settled["__conflict"].to_list() == [False, False, True]
+
+
+def test_references_to_unknown_keys_are_orphans() -> None:
+    known = {(c.CUSTOMERS, c.CUSTOMER_ID): ["C1", "C2"], (c.PRODUCTS, c.PRODUCT_ID): ["P1"]}
+    valid = pl.LazyFrame(
+        {
+            c.SOURCE_ROW: [1, 2, 3, 4, 5],
+            c.ORDER_ID: ["O1", "O2", "O3", "O4", "O5"],
+            c.CUSTOMER_ID: ["C1", "C9", "C2", "C9", "C2"],
+            c.PRODUCT_ID: ["P1", "P1", "P7", "P7", "P1"],
+        }
+    )
+    content = [c.ORDER_ID, c.CUSTOMER_ID, c.PRODUCT_ID]
+    settled = settle_rows(
+        valid, contract.ORDERS, content, lambda t, col: pl.DataFrame({col: known[(t, col)]})
+    ).collect()
+    assert settled[c.REJECT_REASON].to_list() == [
+        None,
+        "orphan: customer_id 'C9' not in customers",
+        "orphan: product_id 'P7' not in products",
+        "orphan: customer_id 'C9' not in customers; orphan: product_id 'P7' not in products",
+        None,
+    ]
+    assert settled["__orphan"].to_list() == [False, True, True, True, False]
+
+
+def test_the_user_documentation_names_every_table_and_column() -> None:
+    docs = (Path(__file__).parents[2] / "docs" / "data-contract.md").read_text(encoding="utf-8")
+    for table in contract.TABLES.values():
+        assert f"`{table.name}`" in docs
+        for spec in table.fields:
+            assert f"| `{spec.name}` |" in docs, f"{table.name}.{spec.name} is not documented"
