@@ -156,7 +156,7 @@ def top_k(scores: np.ndarray, k: int, excluded: np.ndarray | None = None) -> np.
     if k <= 0:
         return np.empty(0, dtype=np.int64)
     candidates = np.argpartition(-scores, k - 1)[:k]
-    ordered = candidates[np.argsort(-scores[candidates], kind="stable")]
+    ordered = candidates[np.lexsort((candidates, -scores[candidates]))]
     return ordered[np.isfinite(scores[ordered])]
 
 

@@ -64,3 +64,19 @@ def test_auc_counts_ties_as_one_half_and_ignores_excluded_items() -> None:
     """Positive 0 scores 2; negatives 1 (tie, 1/2) and 2 (below, 1); item 3 is excluded: AUC = 0.75."""
     scores = np.array([[2.0, 2.0, 1.0, 9.0]])
     assert mean_auc(scores, _truth([[0]], 4), excluded=_truth([[3]], 4)) == pytest.approx(0.75)
+
+
+def test_block_ranking_matches_the_services_top_k_row_by_row() -> None:
+    """Evaluation ranks whole blocks at once; it must pick exactly what the service would."""
+    from recsvc.model import top_k
+    from training.evaluate import _ranked_lists
+
+    rng = np.random.default_rng(0)
+    scores = rng.normal(size=(600, 50))
+    scores[:, 45:] = -np.inf  # items that can never be recommended pad short lists with -1
+    excluded = [rng.choice(45, size=int(rng.integers(0, 40)), replace=False) for _ in range(600)]
+    lists = _ranked_lists(600, 10, lambda rows: scores[rows], excluded)
+    for user in range(600):
+        expected = top_k(scores[user], 10, excluded[user])
+        assert lists[user][: expected.size].tolist() == expected.tolist()
+        assert (lists[user][expected.size :] == -1).all()
