@@ -8,7 +8,8 @@ or this script runs it: generating 1M customers takes a few minutes once, then i
 var/bench/). A segment holding every customer (`everyone`) is added, so the export is N members.
 
 Measured, per format: the writer (`write_serving_tables`), then the export three ways:
-- generator: `plan_export(...).chunks()` written to /dev/null in this process;
+- generator: `plan_export(...).chunks()` written to /dev/null in this process (default fields,
+  read from the narrow export records; and once with `--fields`, read from the full records);
 - HTTP: `GET /v1/segments/everyone/members` from a uvicorn server in a subprocess, read by httpx;
 - baseline: the same bytes, pre-built as a list of pieces, streamed by that server (what HTTP costs
   without any export work).
@@ -25,10 +26,17 @@ import time
 from pathlib import Path
 from types import SimpleNamespace
 
+import httpx
+from litestar import Litestar, get
+from litestar.datastructures import State
+from litestar.params import FromPath
+from litestar.response import Stream
+
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "var" / "bench"
 SEGMENT = "everyone"
+EXTRA_FIELDS = "country,monetary_value,favourite_categories,last_delivery_late"
 EVERYONE_TOML = f'[segments.{SEGMENT}]\ndescription = "Every customer."\nexpression = "customer_id is not None"\n'
 
 
@@ -69,11 +77,11 @@ def _model(directory: Path) -> SimpleNamespace:
     return SimpleNamespace(version=directory.name, profiles=Profiles.open(directory))
 
 
-def time_generator(directory: Path, fmt: str) -> tuple[int, int, float]:
+def time_generator(directory: Path, fmt: str, fields: str | None = None) -> tuple[int, int, float]:
     from recsvc.exports import plan_export
 
     model = _model(directory)
-    export = plan_export(model.profiles, model.version, SEGMENT, export_format=fmt)
+    export = plan_export(model.profiles, model.version, SEGMENT, export_format=fmt, fields=fields)
     size = 0
     started = time.perf_counter()
     with open(os.devnull, "wb") as sink:
@@ -86,10 +94,6 @@ def time_generator(directory: Path, fmt: str) -> tuple[int, int, float]:
 def serve(directory: Path, port: int) -> None:
     """The server subprocess: the segment routes plus /baseline/{format} (pre-built pieces)."""
     import uvicorn
-    from litestar import Litestar, get
-    from litestar.datastructures import State
-    from litestar.params import FromPath
-    from litestar.response import Stream
 
     from recsvc.api.errors import EXCEPTION_HANDLERS
     from recsvc.api.segments import SegmentController
@@ -115,8 +119,6 @@ def serve(directory: Path, port: int) -> None:
 
 
 def fetch(url: str) -> tuple[int, float]:
-    import httpx
-
     size = 0
     started = time.perf_counter()
     with httpx.stream("GET", url, timeout=600) as response:
@@ -139,6 +141,11 @@ def main() -> None:
     parser.add_argument("customers", nargs="?", type=int, default=1_000_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--formats", default="csv,ndjson,parquet")
+    parser.add_argument(
+        "--fields",
+        default=EXTRA_FIELDS,
+        help="also time a CSV export of these fields (read from the full records)",
+    )
     parser.add_argument("--serve", nargs=2, metavar=("DIR", "PORT"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve:
@@ -159,6 +166,13 @@ def main() -> None:
             f"{rows / seconds:>10,.0f} rows/s"
         )
 
+    if args.fields:
+        rows, nbytes, seconds = time_generator(directory, "csv", args.fields)
+        print(
+            f"generator csv      {rows:,} rows {nbytes / 1e6:7.1f} MB in {seconds:5.2f}s = "
+            f"{rows / seconds:>10,.0f} rows/s   (fields={args.fields}: full records)"
+        )
+
     port = _free_port()
     server = subprocess.Popen(
         [sys.executable, __file__, "--serve", str(directory), str(port)], cwd=ROOT
@@ -166,10 +180,12 @@ def main() -> None:
     try:
         base = f"http://127.0.0.1:{port}"
         for _ in range(600):
+            if server.poll() is not None:
+                raise SystemExit("the bench server exited")
             try:
                 fetch(f"{base}/v1/segments")
                 break
-            except Exception:
+            except httpx.TransportError:
                 time.sleep(0.1)
         for fmt in formats:
             fetch(f"{base}/baseline/{fmt}")  # build the pre-built list before timing it

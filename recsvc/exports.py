@@ -21,7 +21,7 @@ import io
 import queue
 import re
 import threading
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from pathlib import Path
@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 
 from recsvc import columns as c
-from recsvc import customer_table as ct
+from recsvc.artifacts import ArtifactError
 from recsvc.errors import ConfigError, NotFoundError
 from recsvc.profiles import DATETIME_FORMAT, EXPORT_COLUMNS, ColumnType, Profiles, row_type
 
@@ -195,7 +195,7 @@ class SegmentExport:
                         setattr(r, change_field, source.change)
                 yield rows
 
-    def chunks(self) -> Iterator[bytes]:
+    def chunks(self) -> Generator[bytes, None, None]:
         """The encoded file, piece by piece."""
         if self.format is ExportFormat.CSV:
             return _csv_chunks(self)
@@ -230,7 +230,10 @@ def plan_export(
         elif version_path is None:
             raise NotFoundError(f"no model version {since_version!r}: no store to look it up")
         else:
-            previous = Profiles.open(version_path(since_version))
+            try:
+                previous = Profiles.open(version_path(since_version))
+            except ArtifactError as exc:
+                raise ConfigError(f"since_version: cannot compare with it: {exc}") from None
         sources = segment_changes(profiles, name, previous)
     return SegmentExport(
         segment=name,
@@ -251,52 +254,54 @@ def plan_export(
 _json = msgspec.json.Encoder()
 
 
-def _csv_converters(export: SegmentExport) -> list[tuple[int, Callable[[Any], Any]]]:
-    """(position, converter) for the columns whose values csv would spell unhelpfully."""
-
-    def as_bool(value: Any) -> Any:
-        return value if value is None else ("true" if value else "false")
-
-    def as_list(value: Any) -> Any:
-        return value if value is None else LIST_SEPARATOR.join(map(str, value))
-
-    def as_json(value: Any) -> Any:
-        return value if value is None else _json.encode(value).decode()
-
-    by_type: dict[str, Callable[[Any], Any]] = {
-        ColumnType.BOOL: as_bool,
-        ColumnType.STRING_LIST: as_list,
-        ColumnType.JSON: as_json,
-    }
-    return [
-        (i, by_type[export.column_types[name]])
-        for i, name in enumerate(export.columns)
-        if export.column_types[name] in by_type
-    ]
+_BOOL_TEXT: Final = {True: "true", False: "false"}
 
 
-def _csv_chunks(export: SegmentExport) -> Iterator[bytes]:
+def _bool_column(values: Sequence[Any]) -> list[Any]:
+    return [_BOOL_TEXT.get(v) for v in values]
+
+
+def _list_column(values: Sequence[Any]) -> list[Any]:
+    return [None if v is None else LIST_SEPARATOR.join(v) for v in values]
+
+
+def _json_column(values: Sequence[Any]) -> list[Any]:
+    return [None if v is None else _json.encode(v).decode() for v in values]
+
+
+_CSV_COLUMN: Final[dict[str, Callable[[Sequence[Any]], list[Any]]]] = {
+    ColumnType.BOOL: _bool_column,
+    ColumnType.STRING_LIST: _list_column,
+    ColumnType.JSON: _json_column,
+}
+
+
+def _csv_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
     buffer = io.StringIO()
     writer = csv.writer(buffer, lineterminator="\n")
     writer.writerow(export.columns)
     yield buffer.getvalue().encode()
-    converters = _csv_converters(export)
+    # Columns csv would spell unhelpfully (True, ['a', 'b']) are converted a column at a time.
+    converters = [
+        (i, _CSV_COLUMN[export.column_types[name]])
+        for i, name in enumerate(export.columns)
+        if export.column_types[name] in _CSV_COLUMN
+    ]
     astuple = msgspec.structs.astuple
     for rows in export.row_chunks():
         buffer.seek(0)
         buffer.truncate()
         if converters:
-            table = [list(astuple(r)) for r in rows]
+            columns: list[Sequence[Any]] = list(zip(*map(astuple, rows), strict=True))
             for position, convert in converters:
-                for values in table:
-                    values[position] = convert(values[position])
-            writer.writerows(table)
+                columns[position] = convert(columns[position])
+            writer.writerows(zip(*columns, strict=True))
         else:
             writer.writerows(map(astuple, rows))  # csv writes None as an empty cell
         yield buffer.getvalue().encode()
 
 
-def _ndjson_chunks(export: SegmentExport) -> Iterator[bytes]:
+def _ndjson_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
     for rows in export.row_chunks():
         yield _json.encode_lines(rows)
 
@@ -357,7 +362,7 @@ class _Pipe(io.RawIOBase):
                 return
 
 
-def _parquet_chunks(export: SegmentExport) -> Iterator[bytes]:
+def _parquet_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
     """Parquet through polars' streaming sink: each chunk of rows becomes a DataFrame fed to
     `sink_parquet` from a Python source, written as it goes into a pipe this generator drains."""
     import polars as pl

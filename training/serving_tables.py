@@ -109,7 +109,7 @@ def write_profiles(table: pl.DataFrame, directory: Path) -> None:
     """The full and the narrow (export) record files and profiles.json from the aligned table."""
     json_table = _json_ready(table)
     write_records(json_table, directory / PROFILES_BIN, directory / PROFILE_OFFSETS)
-    export_columns = [name for name in EXPORT_COLUMNS if name in table.columns]
+    export_columns: list[str] = [name for name in EXPORT_COLUMNS if name in table.columns]
     write_records(
         json_table.select(export_columns), directory / EXPORT_BIN, directory / EXPORT_OFFSETS
     )

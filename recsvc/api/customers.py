@@ -13,7 +13,7 @@ from litestar import Controller, Request, get
 from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath
 
-from recsvc.api.auth import requires
+from recsvc.api.auth import SECURITY, requires
 from recsvc.errors import NotFoundError
 from recsvc.profiles import CustomerProfile, ProfileOverlay, Profiles, customer_profile
 
@@ -48,6 +48,7 @@ class CustomerProfileController(Controller):
     path = "/v1/customers"
     tags = ["customers"]
     guards = [requires("export")]
+    security = SECURITY
 
     @get(
         "/{customer_id:str}",

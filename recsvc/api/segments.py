@@ -12,7 +12,7 @@ from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
-from recsvc.api.auth import requires
+from recsvc.api.auth import SECURITY, requires
 from recsvc.api.customers import serving_model
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
@@ -37,6 +37,7 @@ class SegmentController(Controller):
     path = "/v1/segments"
     tags = ["segments"]
     guards = [requires("export")]
+    security = SECURITY
 
     @get(
         "/",

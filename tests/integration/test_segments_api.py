@@ -14,7 +14,6 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
-import numpy as np
 import polars as pl
 import pytest
 from litestar import Litestar
@@ -28,15 +27,13 @@ from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.segments import SegmentController
 from recsvc.artifacts import load_model
 from recsvc.nps import nps_from_counts
-from recsvc.profiles import PROFILES_BIN, Profiles
+from recsvc.profiles import SERVING_FILES, Profiles
 from recsvc.segment_rules import load_segments
 from recsvc.settings import Settings
 from recsvc.store.files import FileStore
 from training.config import load_config
-from training.customer_features import extra_attribute_columns
 from training.generate import generate
 from training.pipeline import run_pipeline
-from training.serving_tables import write_serving_tables
 
 TURNED = 40  # promoters whose answers the second run rewrites to 2
 
@@ -61,15 +58,9 @@ def _publish(data: Path, store_dir: Path, runs: Path) -> str:
         force=True,  # the quality gate is not under test here
     )
     assert record.published and record.version is not None
-    directory = FileStore(store_dir).version_dir(record.version)
-    if not (directory / PROFILES_BIN).exists():  # until write_artifact writes them itself
-        table = pl.read_parquet(directory / "customers.parquet")
-        rules = load_segments(
-            extra_columns=extra_attribute_columns(
-                pl.read_parquet(data / "customers.parquet").lazy()
-            )
-        )
-        write_serving_tables(table, np.load(directory / "customer_ids.npy"), rules, directory)
+    # The profile and segment files are part of the version: listed and hashed in its manifest.
+    manifest = FileStore(store_dir).manifest(record.version)
+    assert set(SERVING_FILES) <= set(manifest.files)
     return record.version
 
 
@@ -320,10 +311,11 @@ def test_segment_routes_need_the_export_scope_when_keys_are_configured(
     versions: Versions,
 ) -> None:
     app = _app(versions)
-    app.state.settings = Settings(api_keys={"shop": ["recommend"], "crm": ["export"]})
+    shop, crm = "shop-key-0123456789", "crm-key-0123456789"
+    app.state.settings = Settings(api_keys={shop: ["recommend"], crm: ["export"]})
     with TestClient(app) as test_client:
         assert test_client.get("/v1/segments").status_code == 401
-        denied = test_client.get("/v1/segments", headers={"X-API-Key": "shop"})
+        denied = test_client.get("/v1/segments", headers={"X-API-Key": shop})
         assert denied.status_code == 403
-        allowed = test_client.get("/v1/segments/detractors/members", headers={"X-API-Key": "crm"})
+        allowed = test_client.get("/v1/segments/detractors/members", headers={"X-API-Key": crm})
         assert allowed.status_code == 200

@@ -7,6 +7,7 @@ import csv
 import datetime as dt
 import io
 import json
+import threading
 from pathlib import Path
 
 import numpy as np
@@ -17,7 +18,7 @@ from recsvc import exports
 from recsvc.errors import ConfigError, NotFoundError
 from recsvc.exports import ENTERED, EXITED, plan_export, segment_changes
 from recsvc.nps import nps_from_counts
-from recsvc.profiles import Profiles, customer_profile
+from recsvc.profiles import SERVING_FILES, Profiles, customer_profile
 from recsvc.segment_rules import SegmentRules, parse_segments
 from training.segments import assign_segments
 from training.serving_tables import write_serving_tables
@@ -130,6 +131,13 @@ def _version(directory: Path, rows: list[dict[str, object]], ids: list[str]) -> 
 @pytest.fixture
 def profiles(tmp_path: Path) -> Profiles:
     return _version(tmp_path / "v1", ROWS, [str(r["customer_id"]) for r in ROWS])
+
+
+def test_the_writer_puts_exactly_the_serving_files_in_the_version_directory(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    written = {path.name for path in (tmp_path / "v1").iterdir()}
+    assert written == {"customer_ids.npy", *SERVING_FILES}
 
 
 def test_records_follow_the_sorted_customer_ids_with_iso_dates_lists_and_nulls(
@@ -307,3 +315,33 @@ def test_the_change_since_a_version_lists_who_entered_and_who_left(tmp_path: Pat
     assert export.filename == "segment-detractors-v2-since-v1.ndjson"
     same = plan_export(after, "v2", "detractors", since_version="v2")
     assert same.rows == 0
+
+
+def test_an_empty_change_is_a_valid_file_in_every_format(profiles: Profiles) -> None:
+    for fmt in ("csv", "ndjson", "parquet"):
+        export = plan_export(profiles, "v1", "detractors", export_format=fmt, since_version="v1")
+        data = b"".join(export.chunks())
+        if fmt == "csv":
+            assert data.decode().splitlines()[0].endswith(",change")
+        elif fmt == "parquet":
+            frame = pl.read_parquet(io.BytesIO(data))
+            assert frame.height == 0 and frame.columns[-1] == "change"
+        else:
+            assert data == b""
+
+
+def test_comparing_with_a_version_without_profile_tables_names_since_version(
+    profiles: Profiles, tmp_path: Path
+) -> None:
+    old = tmp_path / "v0"
+    old.mkdir()
+    np.save(old / "customer_ids.npy", np.array(["C1"]))
+    with pytest.raises(ConfigError, match=r"^since_version: cannot compare"):
+        plan_export(profiles, "v1", "detractors", since_version="v0", version_path=lambda v: old)
+
+
+def test_a_parquet_export_stopped_early_leaves_no_writer_thread(profiles: Profiles) -> None:
+    chunks = plan_export(profiles, "v1", "big_spenders", export_format="parquet").chunks()
+    assert next(iter(chunks)).startswith(b"PAR1")
+    chunks.close()
+    assert not [t for t in threading.enumerate() if t.name.startswith("parquet-export")]
