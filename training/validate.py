@@ -25,7 +25,7 @@ import polars as pl
 
 from recsvc import columns as c
 from recsvc import contract
-from recsvc.contract import Field, Kind, Table
+from recsvc.contract import Field, Kind, Reference, Table
 from recsvc.errors import ConfigError, DataContractError
 from training.progress import Progress
 from training.tables import DataFolder, TableFile, locate_tables, read_errors, scan_table
@@ -317,7 +317,7 @@ _EXPECTED = {
 }
 _SHOWN_CHARS = 60
 _TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Null)
-_NEVER = pl.lit(True)  # the mask of a value that is bad wherever present
+_ALWAYS_BAD = pl.lit(True)  # a stored type the field never takes
 
 
 def _is_text(dtype: pl.DataType) -> bool:
@@ -427,7 +427,7 @@ def _parse(kind: Kind, raw: pl.Expr, dtype: pl.DataType, timestamp: pl.Expr | No
         return _parse_text(kind, raw.cast(pl.String), timestamp)
     # Lists, structs, binary, durations: never a contract value.
     type_name = str(dtype).split("(")[0].split("[")[0].lower()
-    return _Parsed(pl.lit(None), raw.is_null(), _named(f"a {type_name} value"), bad=_NEVER)
+    return _Parsed(pl.lit(None), raw.is_null(), _named(f"a {type_name} value"), bad=_ALWAYS_BAD)
 
 
 def _parse_text(kind: Kind, text: pl.Expr, timestamp: pl.Expr | None) -> _Parsed:
@@ -460,12 +460,12 @@ def _parse_typed_bool(kind: Kind, raw: pl.Expr) -> _Parsed:
     if kind is Kind.BOOL:
         return _Parsed(raw, raw.is_null(), _as_text(raw))
     if kind is Kind.STR:
-        return _Parsed(pl.lit(None), raw.is_null(), _named("bool"), bad=_NEVER)
+        return _Parsed(pl.lit(None), raw.is_null(), _named("bool"), bad=_ALWAYS_BAD)
 
     def python_repr(rows: pl.Expr) -> pl.Expr:
         return pl.when(rows & raw).then(pl.lit("True")).when(rows).then(pl.lit("False"))
 
-    return _Parsed(pl.lit(None), raw.is_null(), python_repr, bad=_NEVER)
+    return _Parsed(pl.lit(None), raw.is_null(), python_repr, bad=_ALWAYS_BAD)
 
 
 def _parse_typed_integer(kind: Kind, raw: pl.Expr) -> _Parsed:
@@ -478,7 +478,7 @@ def _parse_typed_integer(kind: Kind, raw: pl.Expr) -> _Parsed:
     if kind is Kind.FLOAT:
         return _Parsed(raw.cast(pl.Float64), missing, shown)
     # `check_value` takes true/false and dates only as text (or booleans), never as numbers.
-    return _Parsed(pl.lit(None), missing, shown, bad=_NEVER)
+    return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)
 
 
 def _parse_typed_float(kind: Kind, raw: pl.Expr) -> _Parsed:
@@ -491,7 +491,7 @@ def _parse_typed_float(kind: Kind, raw: pl.Expr) -> _Parsed:
         return _Parsed(raw.cast(pl.Float64), missing, shown)
     if kind is Kind.STR:
         shown = _named("float")
-    return _Parsed(pl.lit(None), missing, shown, bad=_NEVER)
+    return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)
 
 
 def _parse_typed_temporal(kind: Kind, raw: pl.Expr, dtype: pl.Datetime | pl.Date) -> _Parsed:
@@ -514,7 +514,7 @@ def _parse_typed_temporal(kind: Kind, raw: pl.Expr, dtype: pl.Datetime | pl.Date
         return _Parsed(timestamp.dt.date(), missing, shown)
     if kind is Kind.STR:
         return _Parsed(raw.dt.to_string(iso_format), missing, shown)
-    return _Parsed(pl.lit(None), missing, shown, bad=_NEVER)
+    return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)
 
 
 # --- a table: stage one checks each row, stage two settles duplicates, keys and orphans ------------
@@ -652,7 +652,7 @@ def check_rows(frame: pl.LazyFrame, table: Table, schema: pl.Schema) -> pl.LazyF
 
 
 # (table, column) -> the distinct values of that key column in the table's clean output.
-KnownKeys = Callable[[str, str], pl.DataFrame]
+KnownKeys = Callable[[str, str], pl.Series]
 
 
 def settle_rows(
@@ -660,16 +660,16 @@ def settle_rows(
 ) -> pl.LazyFrame:
     """Stage two: collapse exact duplicates, then mark repeated keys and orphans for the quarantine.
 
-    `valid` holds stage one's valid rows. Identical rows (by `content`) collapse to the first one;
-    a key seen again with different content keeps its first row; a reference to a key that
-    `known(table, column)` does not hold is an orphan. Marked rows get a `_reason`, `__problems`
-    and the flags `__conflict` / `__orphan`; kept rows have a null `_reason`.
+    `valid` holds stage one's valid rows, in file order. Identical rows (by `content`) collapse to
+    the first one; a key seen again with different content keeps its first row; a reference to a
+    key that `known(table, column)` does not hold is an orphan. Marked rows get a `_reason`,
+    `__problems` and the flags `__conflict` / `__orphan`; kept rows have a null `_reason`.
     """
     rows = valid.filter(pl.struct(list(content)).is_first_distinct()).with_columns(
         pl.lit(None, pl.String).alias(c.REJECT_REASON),
         pl.lit([], pl.List(pl.String)).alias(_PROBLEMS),
     )
-    return mark_rows(rows, table, known, repeated_keys=True)
+    return mark_rows(rows, table, known=known, repeated_keys=True)
 
 
 @dataclass(frozen=True, slots=True)
@@ -682,10 +682,15 @@ class _Mark:
 
 
 def mark_rows(
-    frame: pl.LazyFrame, table: Table, known: KnownKeys, *, repeated_keys: bool
+    frame: pl.LazyFrame,
+    table: Table,
+    *,
+    known: KnownKeys | None = None,
+    repeated_keys: bool = False,
 ) -> pl.LazyFrame:
-    """Add a row's unknown references (and with `repeated_keys`, a key seen in an earlier row) to
-    its `_reason` and `__problems`; set the flags `__conflict` and `__orphan`.
+    """Add to a row's `_reason` and `__problems` its references to keys `known` does not hold
+    (orphans) and, with `repeated_keys`, a key an earlier row already has; set the flags
+    `__orphan` and `__conflict`.
 
     Rows must be in file order. Helper columns are computed once and dropped at the end.
     """
@@ -696,24 +701,11 @@ def mark_rows(
         frame = frame.with_columns(pl.col(c.SOURCE_ROW).min().over(table.key).alias(_FIRST_ROW))
         helpers.append(_FIRST_ROW)
         conflicts.append(_conflict_mark(table.key))
-    orphans: list[_Mark] = []
-    for i, ref in enumerate(table.references):
-        # A join, not `is_in`: polars hashes the keys once rather than per batch of rows.
-        known_flag = f"__known_{i}"
-        keys = known(ref.table, ref.target).lazy()
-        frame = frame.join(
-            keys.select(pl.col(ref.target).alias(ref.column), pl.lit(True).alias(known_flag)),
-            on=ref.column,
-            how="left",
-            maintain_order="left",
-        )
-        helpers.append(known_flag)
-        value = pl.col(ref.column)
-        reason = pl.concat_str(
-            pl.lit(f"orphan: {ref.column} '"), value, pl.lit(f"' not in {ref.table}")
-        )
-        hit = value.is_not_null() & pl.col(known_flag).is_null()
-        orphans.append(_Mark(hit, reason, f"orphan: {ref.column} not in {ref.table}"))
+    orphans = (
+        [_orphan_mark(ref, known(ref.table, ref.target)) for ref in table.references]
+        if known is not None
+        else []
+    )
 
     marks = conflicts + orphans
     hit_columns = [f"__hit_{i}" for i in range(len(marks))]
@@ -740,6 +732,15 @@ def mark_rows(
         conflict.alias(_CONFLICT),
         orphan.alias(_ORPHAN),
     ).drop(helpers)
+
+
+def _orphan_mark(ref: Reference, keys: pl.Series) -> _Mark:
+    value = pl.col(ref.column)
+    reason = pl.concat_str(
+        pl.lit(f"orphan: {ref.column} '"), value, pl.lit(f"' not in {ref.table}")
+    )
+    hit = value.is_not_null() & ~value.is_in(keys.implode())
+    return _Mark(hit, reason, f"orphan: {ref.column} not in {ref.table}")
 
 
 def _conflict_mark(key: tuple[str, ...]) -> _Mark:
@@ -949,15 +950,15 @@ class _KnownKeys:
 
     def __init__(self, clean_paths: dict[str, Path]) -> None:
         self._paths = clean_paths
-        self._keys: dict[tuple[str, str], pl.DataFrame] = {}
+        self._keys: dict[tuple[str, str], pl.Series] = {}
 
-    def __call__(self, table: str, column: str) -> pl.DataFrame:
+    def __call__(self, table: str, column: str) -> pl.Series:
         if (table, column) not in self._keys:
             path = self._paths.get(table)
             if path is None or not path.exists():
-                keys = pl.DataFrame(schema={column: pl.String})
+                keys = pl.Series(column, [], pl.String)
             else:
-                keys = pl.scan_parquet(path).select(pl.col(column).unique()).collect()
+                keys = pl.scan_parquet(path).select(pl.col(column).unique()).collect().to_series()
             self._keys[(table, column)] = keys
         return self._keys[(table, column)]
 
@@ -1053,8 +1054,8 @@ def _check_stage(table: _OpenTable, known: KnownKeys, valid_path: Path, invalid_
     spec = table.source.table
     checked = check_rows(table.frame.with_row_index(c.SOURCE_ROW, offset=1), spec, table.schema)
     is_valid = pl.col(c.REJECT_REASON).is_null()
-    # A rejected row's reason also names its unknown references, if any.
-    rejected = mark_rows(checked.filter(~is_valid), spec, known, repeated_keys=False).select(
+    # A rejected row's reason names its unknown references too (valid rows: in stage two).
+    rejected = mark_rows(checked.filter(~is_valid), spec, known=known).select(
         c.SOURCE_ROW,
         c.REJECT_REASON,
         _PROBLEMS,
@@ -1119,7 +1120,8 @@ def _reference_warnings(table: Table, clean_path: Path, known: _KnownKeys) -> li
     responses = pl.scan_parquet(clean_path).filter(pl.col(c.ORDER_ID).is_not_null())
     if responses.select(pl.len()).collect().item() == 0:
         return []  # no need to gather the order ids
-    orders = known(c.ORDERS, c.ORDER_ID).lazy()
+    # An anti-join: `is_in` with millions of order ids is several times slower here.
+    orders = known(c.ORDERS, c.ORDER_ID).to_frame().lazy()
     unknown = responses.join(orders, on=c.ORDER_ID, how="anti").select(pl.len()).collect().item()
     if not unknown:
         return []

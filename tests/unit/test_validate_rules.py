@@ -13,7 +13,7 @@ import pytest
 from recsvc import columns as c
 from recsvc import contract
 from recsvc.contract import Table
-from training.validate import DTYPES, check_rows, settle_rows
+from training.validate import DTYPES, check_rows, mark_rows, settle_rows
 
 # One field of each kind (and each kind of rule), taken from the real contract.
 PROBE_FIELDS = (
@@ -214,7 +214,7 @@ def test_absent_optional_columns_get_their_defaults() -> None:
 # --- stage two on five-row frames ------------------------------------------------------------------
 
 
-def _no_keys(table: str, column: str) -> pl.DataFrame:
+def _no_keys(table: str, column: str) -> pl.Series:
     raise AssertionError(f"no reference expected, asked for {table}.{column}")
 
 
@@ -226,9 +226,8 @@ def test_identical_rows_collapse_to_the_first() -> None:
             c.CATEGORY: ["hats", "bags", "hats", "hats", "bags"],
         }
     )
-    settled = settle_rows(
-        valid, Table("t", fields=contract.PRODUCTS.fields[:3]), [c.PRODUCT_ID, c.CATEGORY], _no_keys
-    ).collect()
+    table = Table("t", fields=contract.PRODUCTS.fields[:3])
+    settled = settle_rows(valid, table, [c.PRODUCT_ID, c.CATEGORY], _no_keys).collect()
     assert settled[c.SOURCE_ROW].to_list() == [1, 2, 5]
     assert settled[c.REJECT_REASON].to_list() == [None, None, None]
 
@@ -251,28 +250,29 @@ def test_a_repeated_key_with_other_content_keeps_its_first_row() -> None:
     assert settled["__conflict"].to_list() == [False, False, True]
 
 
-def test_references_to_unknown_keys_are_orphans() -> None:
+def test_references_to_unknown_keys_are_orphans_added_to_any_other_reason() -> None:
     known = {(c.CUSTOMERS, c.CUSTOMER_ID): ["C1", "C2"], (c.PRODUCTS, c.PRODUCT_ID): ["P1"]}
-    valid = pl.LazyFrame(
+    rows = pl.LazyFrame(
         {
             c.SOURCE_ROW: [1, 2, 3, 4, 5],
-            c.ORDER_ID: ["O1", "O2", "O3", "O4", "O5"],
-            c.CUSTOMER_ID: ["C1", "C9", "C2", "C9", "C2"],
+            c.CUSTOMER_ID: ["C1", "C9", "C2", "C9", None],
             c.PRODUCT_ID: ["P1", "P1", "P7", "P7", "P1"],
+            c.REJECT_REASON: [None, None, None, None, "customer_id: required value is missing"],
+            "__problems": [[], [], [], [], ["customer_id: required value is missing"]],
         }
     )
-    content = [c.ORDER_ID, c.CUSTOMER_ID, c.PRODUCT_ID]
-    settled = settle_rows(
-        valid, contract.ORDERS, content, lambda t, col: pl.DataFrame({col: known[(t, col)]})
+    marked = mark_rows(
+        rows, contract.ORDERS, known=lambda t, col: pl.Series(col, known[(t, col)])
     ).collect()
-    assert settled[c.REJECT_REASON].to_list() == [
+    assert marked[c.REJECT_REASON].to_list() == [
         None,
         "orphan: customer_id 'C9' not in customers",
         "orphan: product_id 'P7' not in products",
         "orphan: customer_id 'C9' not in customers; orphan: product_id 'P7' not in products",
-        None,
+        "customer_id: required value is missing",
     ]
-    assert settled["__orphan"].to_list() == [False, True, True, True, False]
+    assert marked["__orphan"].to_list() == [False, True, True, True, False]
+    assert marked[c.SOURCE_ROW].to_list() == [1, 2, 3, 4, 5]
 
 
 def test_the_user_documentation_names_every_table_and_column() -> None:
