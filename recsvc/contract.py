@@ -10,6 +10,7 @@ It is pure Python on purpose: the serving path must not import polars.
 from __future__ import annotations
 
 import datetime as dt
+import math
 import re
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -219,7 +220,10 @@ def parse_datetime(text: str) -> dt.datetime | None:
             except ValueError:
                 continue
             if value.tzinfo is not None:
-                value = value.astimezone(dt.UTC).replace(tzinfo=None)
+                try:
+                    value = value.astimezone(dt.UTC).replace(tzinfo=None)
+                except OverflowError:  # an offset pushing the value past year 1 or 9999
+                    return None
             return value
     return None
 
@@ -244,18 +248,28 @@ def check_value(spec: Field, raw: Any) -> tuple[Any, str | None]:
         elif isinstance(raw, float) and raw.is_integer():
             value = int(raw)
         elif text is not None and _INT_RE.match(text):
-            value = int(float(text))
+            try:
+                value = int(float(text))
+            except (ValueError, OverflowError):
+                return None, f"{spec.name}: expected an integer, got {raw!r}"
         else:
             return None, f"{spec.name}: expected an integer, got {raw!r}"
+        if not -(2**63) <= value < 2**63:
+            return None, f"{spec.name}: {raw!r} does not fit a 64-bit integer"
     elif spec.kind is Kind.FLOAT:
         if isinstance(raw, bool):
             return None, f"{spec.name}: expected a number, got {raw!r}"
         if isinstance(raw, int | float):
             value = float(raw)
         elif text is not None and _FLOAT_RE.match(text):
-            value = float(text)
+            try:
+                value = float(text)
+            except ValueError:
+                return None, f"{spec.name}: expected a number, got {raw!r}"
         else:
             return None, f"{spec.name}: expected a number, got {raw!r}"
+        if not math.isfinite(value):
+            return None, f"{spec.name}: expected a finite number, got {raw!r}"
     elif spec.kind is Kind.BOOL:
         if isinstance(raw, bool):
             value = raw

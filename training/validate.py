@@ -444,7 +444,7 @@ def _parse_text(kind: Kind, text: pl.Expr, timestamp: pl.Expr | None) -> _Parsed
         return _Parsed(value, missing, shown, bad=bad, too_large=value.is_null())
     if kind is Kind.FLOAT:
         number = _number_text(text).cast(pl.Float64, strict=False)
-        bad = ~text.str.contains(lexicon.float_pattern) | number.is_null()
+        bad = ~text.str.contains(lexicon.float_pattern) | number.is_null() | ~number.is_finite()
         return _Parsed(number, missing, shown, bad=bad)
     if kind is Kind.BOOL:
         token = _strip(text).str.to_lowercase()
@@ -488,7 +488,7 @@ def _parse_typed_float(kind: Kind, raw: pl.Expr) -> _Parsed:
         value = raw.cast(pl.Int64, strict=False)
         return _Parsed(value, missing, shown, bad=~whole, too_large=value.is_null())
     if kind is Kind.FLOAT:
-        return _Parsed(raw.cast(pl.Float64), missing, shown)
+        return _Parsed(raw.cast(pl.Float64), missing, shown, bad=~raw.is_finite())
     if kind is Kind.STR:
         shown = _named("float")
     return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)

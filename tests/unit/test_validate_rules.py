@@ -186,16 +186,18 @@ def test_aware_parquet_timestamps_become_naive_utc() -> None:
 
 
 def test_numbers_beside_ascii_separators_are_rejected() -> None:
-    """`check_value` crashes on these (float() refuses what its regex let through); we reject them."""
+    """float() refuses what the number pattern lets through here: both sides reject, neither crashes."""
     row = _batch(["\x1c7"], pl.String()).row(0, named=True)
     assert "score: expected an integer" in row[c.REJECT_REASON]
     assert "price: expected a number" in row[c.REJECT_REASON]
+    _assert_agrees("\x1c7", row)
 
 
 def test_integers_beyond_64_bits_are_rejected() -> None:
-    """The one place the batch is stricter than check_value, which keeps Python's unbounded ints."""
+    """Both the batch and check_value refuse integers that do not fit 64 bits."""
     row = _batch(["99999999999999999999"], pl.String()).row(0, named=True)
     assert "quantity: '99999999999999999999' does not fit a 64-bit integer" in row[c.REJECT_REASON]
+    _assert_agrees("99999999999999999999", row)
 
 
 def test_absent_optional_columns_get_their_defaults() -> None:
@@ -281,3 +283,19 @@ def test_the_user_documentation_names_every_table_and_column() -> None:
         assert f"`{table.name}`" in docs
         for spec in table.fields:
             assert f"| `{spec.name}` |" in docs, f"{table.name}.{spec.name} is not documented"
+
+
+@pytest.mark.parametrize("raw", ["\x1c7", "1e999", "-1e999", "nan", "inf"])
+def test_the_live_check_and_the_batch_both_reject_unreadable_or_infinite_numbers(raw: str) -> None:
+    """Found by fuzzing: these once crashed `check_value` or slipped through as infinity."""
+    from recsvc.contract import ORDERS, check_value
+
+    for name in ("quantity", "unit_price"):
+        value, error = check_value(ORDERS.by_name[name], raw)
+        assert value is None and error is not None and error.startswith(name)
+
+
+def test_a_timestamp_pushed_past_year_9999_by_its_offset_is_not_a_date() -> None:
+    from recsvc.contract import parse_datetime
+
+    assert parse_datetime("9999-12-31T23:00:00-02:00") is None
