@@ -28,8 +28,8 @@ PROBE_FIELDS = (
 )
 PROBE = Table(name="probe", fields=PROBE_FIELDS)
 
-# Tricky spellings as they arrive in a CSV cell (or a JSON string). Not here: text whose number sits
-# next to the ASCII separators \x1c..\x1f, on which `check_value` raises (see the test further down).
+# Tricky spellings as they arrive in a CSV cell (or a JSON string). Numbers next to the ASCII
+# separators \x1c..\x1f have their own test further down.
 TEXT_VALUES: list[str | None] = [
     # integers and numbers
     *["7", " 7 ", "7.0", "7.", "7.000", "+7", "007", "-0", "10", "0", "11", "-1", "7.5", "ten"],
