@@ -96,14 +96,21 @@ def load_offers(path: Path | None = None, known_segments: set[str] | None = None
         raise ConfigError(f"{path}: cannot read the offer catalog: {exc.strerror}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(f"{path}: not valid TOML: {exc}") from None
-    try:
-        catalog = msgspec.convert(raw, _CatalogFile)
-    except msgspec.ValidationError as exc:
-        where = str(exc).partition(" - at ")[2].strip("`").removeprefix("$.offers.")
-        offer = where.partition(".")[0] or "the file"
+    unknown_keys = sorted(set(raw) - {"offers"})
+    if unknown_keys or not isinstance(raw.get("offers"), dict):
         raise ConfigError(
-            f"{path}: offer {offer!r}: {str(exc).partition(' - at ')[0]} (at {where})"
-        ) from None
+            f"{path}: expected only [offers.<id>] tables, found {', '.join(unknown_keys) or 'none'}"
+        )
+    offers: dict[str, OfferDefinition] = {}
+    # Offer by offer, so an error names the offer (msgspec does not name dict keys).
+    for offer_id, table in raw["offers"].items():
+        try:
+            offers[offer_id] = msgspec.convert(table, OfferDefinition)
+        except msgspec.ValidationError as exc:
+            problem, _, where = str(exc).partition(" - at ")
+            field = where.strip("`").removeprefix("$.") or "the table"
+            raise ConfigError(f"{path}: offer {offer_id!r}: {problem} (at {field})") from None
+    catalog = _CatalogFile(offers)
     if known_segments is not None:
         for offer_id, definition in catalog.offers.items():
             unknown = sorted(set(definition.segments) - known_segments)

@@ -10,11 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from dataclasses import dataclass
 
 from recsvc.artifacts import SEGMENT_RULES_FILE, ArtifactError, LoadedModel
 from recsvc.customer_table import COLUMNS
-from recsvc.errors import ConfigError
+from recsvc.errors import ConfigError, NotFoundError
+from recsvc.nps_summary import ResponseTable
 from recsvc.profiles import Profiles
 from recsvc.segment_rules import SegmentRules, parse_segments
 from recsvc.store.base import Store, StoreUnavailable
@@ -28,10 +30,12 @@ class ActiveModel:
     loaded: LoadedModel
     profiles: Profiles
     rules: SegmentRules
+    # The version's NPS answers for summaries; None for versions trained before they were written.
+    responses: ResponseTable | None = None
 
 
 def open_version(loaded: LoadedModel) -> ActiveModel:
-    """Everything the service serves from one version: arrays, profiles, segment rules."""
+    """Everything the service serves from one version: arrays, profiles, segment rules, answers."""
     profiles = Profiles.open(loaded.directory, loaded.customer_ids)
     extras = [col.name for col in profiles.columns if col.name not in COLUMNS]
     path = loaded.directory / SEGMENT_RULES_FILE
@@ -39,15 +43,27 @@ def open_version(loaded: LoadedModel) -> ActiveModel:
         rules = parse_segments([(str(path), path.read_text())], extra_columns=extras)
     except (OSError, ConfigError) as exc:
         raise ArtifactError(f"{path}: cannot load the version's segment rules: {exc}") from None
-    return ActiveModel(loaded.manifest.version, loaded, profiles, rules)
+    responses = ResponseTable.open(loaded.directory, int(loaded.customer_ids.size))
+    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses)
 
 
 class ModelHolder:
+    """The worker's active model and what it knows of the store's health (for readiness and
+    metrics): the last store error, and counters of store errors, reloads and failed loads."""
+
     def __init__(self, store: Store) -> None:
         self.store = store
         self.current: ActiveModel | None = None
         self.store_error: str | None = None
+        self.store_errors = 0
         self.reloads = 0
+        self.load_failures = 0
+        self._refreshing = threading.Lock()  # the watcher and an activation may refresh at once
+
+    def store_unavailable(self, exc: Exception) -> None:
+        """Note that a call to the store failed: degraded until the next successful poll."""
+        self.store_error = str(exc) or "store unavailable"
+        self.store_errors += 1
 
     def refresh(self) -> bool:
         """Load the store's active version if it is not the one held; True when it swapped.
@@ -55,32 +71,32 @@ class ModelHolder:
         A store that cannot be reached keeps the held model serving (degraded, reported by
         readiness and metrics) and is retried on the next poll.
         """
+        with self._refreshing:
+            return self._refresh()
+
+    def _refresh(self) -> bool:
         try:
             version = self.store.active_version()
             if version is None or (self.current is not None and self.current.version == version):
                 self.store_error = None
                 return False
             loaded = self.store.load_active()
+            if loaded is None:
+                return False
+            active = open_version(loaded)
         except StoreUnavailable as exc:
-            self.store_error = str(exc) or "store unavailable"
+            self.store_unavailable(exc)
             return False
-        except ArtifactError as exc:
+        except (ArtifactError, NotFoundError) as exc:
             # A broken version must not take down a serving worker: keep the old one, say why.
             self.store_error = str(exc)
-            log.error("cannot load the active version: %s", exc)
-            return False
-        if loaded is None:
-            return False
-        try:
-            active = open_version(loaded)
-        except ArtifactError as exc:
-            self.store_error = str(exc)
+            self.load_failures += 1
             log.error("cannot load the active version: %s", exc)
             return False
         self.store_error = None
         self.current = active
         self.reloads += 1
-        log.info("serving model version %s", loaded.manifest.version)
+        log.info("serving model version %s", active.version)
         return True
 
     async def watch(self, interval: float) -> None:

@@ -16,6 +16,8 @@ from msgspec import Meta
 from recsvc.errors import ConfigError
 
 PREFIX = "RECSVC_"
+MIN_KEY_LENGTH = 16
+Scope = Literal["recommend", "export", "ingest", "admin"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -33,9 +35,10 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         Meta(pattern="^(debug|info|warning|error)$", description="debug, info, warning or error"),
     ] = "info"
     api_keys: Annotated[
-        dict[str, list[Literal["recommend", "export", "ingest", "admin"]]],
+        dict[str, list[Scope]],
         Meta(
-            description='JSON object of API key -> scopes, e.g. {"k1": ["recommend"]}; '
+            description="JSON object of API key -> scopes (recommend, export, ingest, admin), e.g. "
+            '{"<key>": ["recommend"]}; keys of 16+ characters without spaces; '
             "empty: development mode, every scope open, loopback only"
         ),
     ] = msgspec.field(default_factory=dict)
@@ -54,6 +57,23 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         int, Meta(ge=1024, description="largest request body accepted (bytes)")
     ] = 1_048_576
 
+    def __post_init__(self) -> None:
+        problem = api_key_problem(self.api_keys)
+        if problem:
+            raise ValueError(f"api_keys: {problem}")
+
+
+def api_key_problem(keys: object) -> str | None:
+    """What is wrong with configured API keys, without quoting them (keys never reach logs)."""
+    if not isinstance(keys, dict):
+        return None  # the type check reports it
+    for number, key in enumerate(keys, start=1):
+        if not isinstance(key, str) or len(key) < MIN_KEY_LENGTH or any(ch.isspace() for ch in key):
+            return (
+                f"key number {number} must be at least {MIN_KEY_LENGTH} characters without spaces"
+            )
+    return None
+
 
 def load_settings(environ: Mapping[str, str] | None = None, **overrides: object) -> Settings:
     """Build settings from `RECSVC_*` variables, then `overrides` (e.g. CLI flags; None is ignored).
@@ -70,8 +90,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     try:
         if isinstance(raw.get("api_keys"), str):
             raw["api_keys"] = msgspec.json.decode(str(raw["api_keys"]))
-    except msgspec.DecodeError as exc:
-        raise ConfigError(f"invalid value for {PREFIX}API_KEYS: not JSON ({exc})") from None
+    except msgspec.DecodeError:
+        # The decoder's message may quote the text, and the text holds the keys: say no more.
+        raise ConfigError(f"invalid value for {PREFIX}API_KEYS: not a JSON object") from None
+    problem = api_key_problem(raw.get("api_keys"))
+    if problem:
+        raise ConfigError(f"invalid value for {PREFIX}API_KEYS: {problem}")
     try:
         return msgspec.convert(raw, Settings, strict=False)
     except msgspec.ValidationError as exc:

@@ -1,5 +1,11 @@
-"""Builds the Litestar application: routes, guards, error handlers, OpenAPI docs, the offer
-catalog and the model holder, wired in one place."""
+"""Builds the Litestar application: routes, guards, error handlers, metrics, OpenAPI docs, the offer
+catalog, the model holder and the detractor webhook, wired in one place.
+
+Areas (each a package of controllers, schemas and services, or one module when small):
+`storefront` (recommendations, offers: scope `recommend`), `customers` and `segments` (profiles,
+segment lists and exports: `export`), `nps` (summaries: `export`), `intake` (NPS responses:
+`ingest`), `versions` (model versions: `admin`), `health` and `metrics` (no key).
+"""
 
 from __future__ import annotations
 
@@ -12,16 +18,26 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
+from litestar.openapi.spec import Components
 
 from recsvc.api import customer_service
+from recsvc.api.auth import SECURITY_SCHEMES, check_bind
 from recsvc.api.customers import CustomerProfileController
 from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.health import HealthController
-from recsvc.api.intake import IntakeController
-from recsvc.api.offers import OfferController
-from recsvc.api.recommendations import RecommendationController
+from recsvc.api.intake.controllers import IntakeController
+from recsvc.api.intake.services import DetractorNotifier
+from recsvc.api.metrics import (
+    MetricsController,
+    mark_worker_dead,
+    prometheus_config,
+    service_registry,
+)
+from recsvc.api.nps.controllers import NpsSummaryController
 from recsvc.api.segments import SegmentController
-from recsvc.offers import load_offers
+from recsvc.api.storefront.controllers import OfferController, RecommendationController
+from recsvc.api.versions.controllers import ModelVersionController
+from recsvc.offers import OfferCatalog, load_offers
 from recsvc.runtime import ModelHolder
 from recsvc.settings import Settings, load_settings
 from recsvc.store import open_store
@@ -30,12 +46,25 @@ from recsvc.store.base import Store
 DOCS_PATH = "/docs"
 
 
+def load_catalog(settings: Settings) -> OfferCatalog:
+    # A bad offer catalog is a start-up error naming the offer, not a request-time surprise.
+    return load_offers(Path(settings.offers_file) if settings.offers_file else None)
+
+
+def preflight(settings: Settings) -> None:
+    """What `recsvc serve` checks before it starts any worker, each a one-line ConfigError: the
+    bind address without API keys, the offer catalog, the store URL."""
+    check_bind(settings)
+    load_catalog(settings)
+    open_store(settings.store).close()  # parses the URL; connects only on first use
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     settings = settings or load_settings()
-    # A bad offer catalog is a start-up error, not a request-time surprise.
-    offers = load_offers(Path(settings.offers_file) if settings.offers_file else None)
+    offers = load_catalog(settings)
     active_store: Store = store if store is not None else open_store(settings.store)
     holder = ModelHolder(active_store)
+    notifier = DetractorNotifier(settings.detractor_webhook_url)
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
@@ -47,28 +76,47 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await asyncio.to_thread(notifier.close)
             active_store.close()
+            mark_worker_dead()
 
-    state = State({"settings": settings, "store": active_store, "holder": holder, "offers": offers})
+    state = State(
+        {
+            "settings": settings,
+            "store": active_store,
+            "holder": holder,
+            "offers": offers,
+            "notifier": notifier,
+            "metrics_registry": service_registry(holder, notifier),
+        }
+    )
     customer_service.install(state)
     return Litestar(
         route_handlers=[
             HealthController,
+            MetricsController,
             RecommendationController,
             OfferController,
             CustomerProfileController,
             SegmentController,
+            NpsSummaryController,
             IntakeController,
+            ModelVersionController,
         ],
+        middleware=[prometheus_config().middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
         openapi_config=OpenAPIConfig(
             title="recsvc",
             version="1",
-            description="NPS-driven recommendations, segment offers, segment exports and live NPS intake.",
+            description="NPS-driven recommendations, segment offers, segment exports, NPS "
+            "summaries, live NPS intake and model versions. Send an API key as "
+            "`Authorization: Bearer KEY` or `X-API-Key: KEY`; scopes: recommend, export, ingest, "
+            "admin. Errors are JSON `{error, detail}`.",
             path=DOCS_PATH,
             render_plugins=[SwaggerRenderPlugin(path="/")],
+            components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
         state=state,
     )

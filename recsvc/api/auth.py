@@ -1,20 +1,39 @@
 """API keys and scopes: `Authorization: Bearer KEY` or `X-API-Key: KEY`, checked by route guards.
 
-Keys are compared in constant time and never logged. With no keys configured the service runs in
-development mode: every scope is open, and `recsvc serve` refuses to bind anything but loopback.
+Scopes: `recommend` (recommendations, offers), `export` (profiles, segments, members, NPS
+summaries), `ingest` (NPS intake), `admin` (model versions). Health probes, `/metrics` and the API
+docs need no key: they carry no customer data.
+
+Keys are compared in constant time (SHA-256 digests, so not even the length leaks) and never logged
+or echoed. With no keys configured the service runs in development mode: every scope is open, and
+`recsvc serve` refuses to bind anything but loopback (`check_bind`).
 """
 
 from __future__ import annotations
 
+import hashlib
 import hmac
+import ipaddress
 from collections.abc import Callable
-from typing import Literal
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.handlers.base import BaseRouteHandler
+from litestar.openapi.spec import SecurityScheme
 
-Scope = Literal["recommend", "export", "ingest", "admin"]
+from recsvc.errors import ConfigError
+from recsvc.settings import Scope, Settings
+
+LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
+CHALLENGE = {"WWW-Authenticate": "Bearer"}
+# How OpenAPI documents the two ways of presenting a key (see `create_app`).
+SECURITY_SCHEMES = {
+    "bearer": SecurityScheme(type="http", scheme="bearer", description="Authorization: Bearer KEY"),
+    "api_key": SecurityScheme(
+        type="apiKey", name="X-API-Key", security_scheme_in="header", description="X-API-Key: KEY"
+    ),
+}
+SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"api_key": []}]
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
@@ -24,11 +43,16 @@ def presented_key(connection: ASGIConnection) -> str | None:
     return connection.headers.get("x-api-key") or None
 
 
-def scopes_of(key: str, keys: dict[str, list[str]]) -> set[str] | None:
+def _digest(key: str) -> bytes:
+    return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
+
+
+def scopes_of(key: str, keys: dict[str, list[Scope]]) -> set[str] | None:
     """The key's scopes, or None for an unknown key; every configured key is compared."""
+    presented = _digest(key)
     found: set[str] | None = None
     for candidate, scopes in keys.items():
-        if hmac.compare_digest(candidate.encode(), key.encode()):
+        if hmac.compare_digest(_digest(candidate), presented):
             found = set(scopes)
     return found
 
@@ -37,18 +61,37 @@ def requires(scope: Scope) -> Callable[[ASGIConnection, BaseRouteHandler], None]
     """A guard that admits requests whose key carries `scope` (401 without a key, 403 without it)."""
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        keys: dict[str, list[str]] = connection.app.state.settings.api_keys
+        keys: dict[str, list[Scope]] = connection.app.state.settings.api_keys
         if not keys:
             return
         key = presented_key(connection)
         if key is None:
             raise NotAuthorizedException(
-                "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+                "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+                headers=CHALLENGE,
             )
         scopes = scopes_of(key, keys)
         if scopes is None:
-            raise NotAuthorizedException("unknown API key")
+            raise NotAuthorizedException("unknown API key", headers=CHALLENGE)
         if scope not in scopes:
             raise PermissionDeniedException(f"this API key lacks the '{scope}' scope")
 
     return guard
+
+
+def is_loopback(host: str) -> bool:
+    if host.lower() in LOOPBACK_NAMES:
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def check_bind(settings: Settings) -> None:
+    """Development mode (no API keys) opens every scope: allow it on loopback only."""
+    if not settings.api_keys and not is_loopback(settings.host):
+        raise ConfigError(
+            f"refusing to serve {settings.host} without API keys: every endpoint would be open; "
+            "set RECSVC_API_KEYS or bind 127.0.0.1"
+        )

@@ -1,4 +1,5 @@
-"""The current state of a customer for the API: stored profile + live answers + segment rules."""
+"""The current state of a customer for the API: stored profile + live answers + segment rules,
+and the active model every customer endpoint answers from."""
 
 from __future__ import annotations
 
@@ -6,10 +7,21 @@ import datetime as dt
 from typing import Any
 
 from litestar import Request
+from litestar.exceptions import ServiceUnavailableException
 
 from recsvc.customer_state import CustomerState, customer_state
 from recsvc.runtime import ActiveModel, ModelHolder
 from recsvc.store.base import LiveResponse, Store, StoreUnavailable
+
+
+def active_model(holder: ModelHolder) -> ActiveModel:
+    """The model the request is answered from (taken once per request); 503 while there is none."""
+    current = holder.current
+    if current is None:
+        raise ServiceUnavailableException(
+            "no model version is active yet: run the training job first"
+        )
+    return current
 
 
 def live_answers(store: Store, holder: ModelHolder, customer_id: str) -> list[LiveResponse]:
@@ -17,7 +29,7 @@ def live_answers(store: Store, holder: ModelHolder, customer_id: str) -> list[Li
     try:
         return store.live_responses(customer_id)
     except StoreUnavailable as exc:
-        holder.store_error = str(exc) or "store unavailable"
+        holder.store_unavailable(exc)
         return []
 
 

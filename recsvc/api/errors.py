@@ -10,22 +10,34 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
+    HTTP_409_CONFLICT,
     HTTP_500_INTERNAL_SERVER_ERROR,
+    HTTP_503_SERVICE_UNAVAILABLE,
 )
 
+from recsvc.artifacts import ArtifactError
 from recsvc.errors import ConfigError, NotFoundError, RecsvcError
+from recsvc.store.base import StoreUnavailable
 
 log = logging.getLogger("recsvc.api")
+RETRY_AFTER_SECONDS = 5
 
 
 class ErrorBody(msgspec.Struct, frozen=True):
-    error: str
-    detail: str
+    error: str  # a short machine-readable slug: bad_request, unauthorized, not_found, ...
+    detail: str  # what was wrong, naming the parameter or field
+
+
+class BadRequest(RecsvcError):
+    """A request parameter is wrong; the message names it (400)."""
 
 
 _STATUS: dict[type[RecsvcError], int] = {
     NotFoundError: HTTP_404_NOT_FOUND,
     ConfigError: HTTP_400_BAD_REQUEST,
+    # A stored version that does not load (e.g. asked to activate it): the request is fine, the
+    # version is not.
+    ArtifactError: HTTP_409_CONFLICT,
 }
 
 
@@ -36,7 +48,11 @@ def _slug(status: int) -> str:
         403: "forbidden",
         404: "not_found",
         405: "method_not_allowed",
+        409: "conflict",
         413: "payload_too_large",
+        415: "unsupported_media_type",
+        429: "too_many_requests",
+        500: "internal_error",
         503: "unavailable",
     }.get(status, "error")
 
@@ -63,7 +79,11 @@ def handle_http(_: Request, exc: HTTPException) -> Response[ErrorBody]:
         detail = f"{exc.detail}: {_describe(extra)}"
     else:
         detail = str(exc.detail)
-    return Response(ErrorBody(_slug(exc.status_code), detail), status_code=exc.status_code)
+    return Response(
+        ErrorBody(_slug(exc.status_code), detail),
+        status_code=exc.status_code,
+        headers=exc.headers,  # e.g. Allow on a 405, WWW-Authenticate on a 401
+    )
 
 
 def handle_domain(_: Request, exc: RecsvcError) -> Response[ErrorBody]:
@@ -71,6 +91,20 @@ def handle_domain(_: Request, exc: RecsvcError) -> Response[ErrorBody]:
         (code for cls, code in _STATUS.items() if isinstance(exc, cls)), HTTP_400_BAD_REQUEST
     )
     return Response(ErrorBody(_slug(status), str(exc)), status_code=status)
+
+
+def handle_store_unavailable(request: Request, exc: StoreUnavailable) -> Response[ErrorBody]:
+    # Refuse rather than pretend: nothing was stored. The details (server address) go to the log
+    # and to readiness/metrics, not to the client.
+    holder = request.app.state.get("holder")
+    if holder is not None:
+        holder.store_unavailable(exc)
+    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+    return Response(
+        ErrorBody("unavailable", "the store cannot be reached right now: retry later"),
+        status_code=HTTP_503_SERVICE_UNAVAILABLE,
+        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+    )
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
@@ -85,5 +119,6 @@ def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
 EXCEPTION_HANDLERS = {
     HTTPException: handle_http,
     RecsvcError: handle_domain,
+    StoreUnavailable: handle_store_unavailable,
     Exception: handle_unexpected,
 }

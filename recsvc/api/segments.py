@@ -3,12 +3,10 @@ streamed member export for marketers (see `recsvc.exports` for the formats and `
 
 from __future__ import annotations
 
-from pathlib import Path
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
-from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -16,6 +14,7 @@ from recsvc.api.auth import SECURITY, requires
 from recsvc.api.customers import serving_model
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
+from recsvc.store.base import Store
 
 
 class SegmentList(msgspec.Struct, frozen=True, kw_only=True):
@@ -25,12 +24,9 @@ class SegmentList(msgspec.Struct, frozen=True, kw_only=True):
 
 
 def version_locator(request: Request[Any, Any, Any]) -> VersionPath:
-    """Where a stored version's directory is: the store's `version_path` (FileStore: `version_dir`)."""
-    store = request.app.state.get("store")
-    locate = getattr(store, "version_path", None) or getattr(store, "version_dir", None)
-    if not callable(locate):
-        raise ServiceUnavailableException("no model store is configured to look up other versions")
-    return lambda version: Path(locate(version))
+    """Where a stored version's files are on local disk (see `Store.version_path`)."""
+    store: Store = request.app.state.store
+    return store.version_path
 
 
 class SegmentController(Controller):

@@ -53,6 +53,11 @@ class Store(Protocol):
 
     def manifest(self, version: str) -> Manifest: ...
 
+    def version_path(self, version: str) -> Path:
+        """A stored version's files on local disk (a Redis store downloads them into its cache);
+        NotFoundError when the version is not stored."""
+        ...
+
     def publish(self, artifact: Path, *, activate: bool = True, keep: int = 3) -> str:
         """Store an artifact directory as a new version: every file first, then (if `activate`) one
         pointer switch, so readers never see a half-written version. Returns the version."""

@@ -107,6 +107,10 @@ class FileStore:
             raise NotFoundError(f"no model version {version!r} in {self.root}")
         return path
 
+    def version_path(self, version: str) -> Path:
+        """A stored version's files on local disk."""
+        return self.version_dir(version)
+
     def manifest(self, version: str) -> Manifest:
         return read_manifest(self.version_dir(version))
 

@@ -390,6 +390,12 @@ class RedisStore:
         assert error is not None
         raise error
 
+    def version_path(self, version: str) -> Path:
+        """A stored version's files on local disk (downloaded into the cache if need be)."""
+        if version not in {v.version for v in self.list_versions()}:
+            raise NotFoundError(f"no model version {version!r} in {self.url}")
+        return self._cached(version)
+
     def _cached(self, version: str) -> Path:
         """The version's directory in the local cache, downloaded first if need be."""
         final = self.cache_dir / _plain_name(version, "version")

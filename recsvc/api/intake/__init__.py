@@ -1,0 +1,1 @@
+"""The intake area (scope `ingest`): live NPS responses in, detractor webhooks out."""

@@ -1,0 +1,38 @@
+"""`POST /v1/nps-responses`: live NPS answers, one object or a list, stored durably before 202."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+from litestar import Controller, Request, Response, post
+from litestar.status_codes import HTTP_202_ACCEPTED
+
+from recsvc.api.auth import SECURITY, requires
+from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
+from recsvc.api.intake.services import DetractorNotifier, take_in
+
+
+class IntakeController(Controller):
+    path = "/v1/nps-responses"
+    tags = ["intake"]
+    guards = [requires("ingest")]
+    security = SECURITY
+
+    @post(
+        "/",
+        summary="Take in NPS responses (one object or a list); idempotent by response_id",
+        description="202 once every accepted response is stored durably; invalid items are "
+        "listed in `rejected` (400 when no item is valid); 503 when the store cannot take "
+        "writes (retry later). New detractor answers are POSTed to the detractor webhook.",
+        status_code=HTTP_202_ACCEPTED,
+        operation_class=IntakeOperation,
+    )
+    async def post_responses(self, request: Request[Any, Any, Any]) -> Response[IntakeResult]:
+        body = await request.body()
+        received_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
+        intake = await asyncio.to_thread(take_in, body, request.app.state.store, received_at)
+        notifier: DetractorNotifier = request.app.state.notifier
+        notifier.submit(intake.new_detractors)
+        return Response(intake.result, status_code=HTTP_202_ACCEPTED)

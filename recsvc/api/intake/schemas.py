@@ -1,0 +1,73 @@
+"""The intake body as OpenAPI shows it, derived from the data contract (`recsvc.contract`) so the
+docs cannot drift from the checks. The body is parsed by hand rather than declared as a Struct: each
+item is checked on its own, so one bad item is reported in `rejected` while the others are stored.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
+from litestar.openapi.spec.enums import OpenAPIFormat
+
+from recsvc.contract import NPS_RESPONSES, Field, Kind
+from recsvc.intake import MAX_BATCH, MAX_TEXT, IntakeResult, Rejected
+
+__all__ = ["IntakeOperation", "IntakeResult", "Rejected", "nps_response_schema"]
+
+_TYPES = {
+    Kind.STR: OpenAPIType.STRING,
+    Kind.INT: OpenAPIType.INTEGER,
+    Kind.FLOAT: OpenAPIType.NUMBER,
+    Kind.BOOL: OpenAPIType.BOOLEAN,
+    Kind.DATE: OpenAPIType.STRING,
+    Kind.DATETIME: OpenAPIType.STRING,
+}
+
+
+def _field_schema(spec: Field) -> Schema:
+    kind = _TYPES[spec.kind]
+    return Schema(
+        type=kind if spec.required else [kind, OpenAPIType.NULL],
+        format=OpenAPIFormat.DATE_TIME if spec.kind is Kind.DATETIME else None,
+        enum=list(spec.choices) if spec.choices else None,
+        minimum=spec.minimum,
+        maximum=spec.maximum,
+        max_length=MAX_TEXT.get(spec.name),
+        description=spec.doc or None,
+    )
+
+
+def nps_response_schema() -> Schema:
+    return Schema(
+        type=OpenAPIType.OBJECT,
+        title="NpsResponse",
+        properties={spec.name: _field_schema(spec) for spec in NPS_RESPONSES.fields},
+        required=list(NPS_RESPONSES.required_columns),
+        additional_properties=False,
+        description="One NPS answer, checked against the data contract like a row of a nightly file",
+    )
+
+
+@dataclass
+class IntakeOperation(Operation):
+    """The intake operation with its request body: one response object or a list of them."""
+
+    def __post_init__(self) -> None:
+        one = nps_response_schema()
+        self.request_body = RequestBody(
+            required=True,
+            description=f"one NPS response, or a list of up to {MAX_BATCH}",
+            content={
+                "application/json": OpenAPIMediaType(
+                    schema=Schema(
+                        one_of=[
+                            one,
+                            Schema(
+                                type=OpenAPIType.ARRAY, items=one, min_items=1, max_items=MAX_BATCH
+                            ),
+                        ]
+                    )
+                )
+            },
+        )

@@ -1,0 +1,116 @@
+"""Taking in NPS responses (check, store durably, count) and telling the detractor webhook.
+
+The webhook runs on one background thread per worker fed by a bounded queue: intake only enqueues,
+so neither a slow webhook nor its retries hold up a request or the server's thread pool. It is best
+effort: the responses themselves are stored before 202; a notification still failing after every
+retry or dropped because the queue is full is counted in `/metrics` and logged, and one still
+queued when the worker stops (it gets 5 s to drain) is logged; none is replayed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import queue
+import threading
+from dataclasses import dataclass
+
+from recsvc.api.errors import BadRequest
+from recsvc.intake import (
+    BadBody,
+    IntakeResult,
+    check_responses,
+    detractors,
+    notify_detractors,
+    parse_body,
+)
+from recsvc.store.base import LiveResponse, Store
+
+log = logging.getLogger("recsvc.intake")
+QUEUE_LIMIT = 10_000  # intake requests' detractor batches waiting for the webhook; then dropped
+WEBHOOK_ATTEMPTS = 4
+
+
+@dataclass(frozen=True, slots=True)
+class Intake:
+    result: IntakeResult
+    new_detractors: list[LiveResponse]
+
+
+def take_in(body: bytes, store: Store, received_at: dt.datetime) -> Intake:
+    """Check and store one request's responses; BadRequest when nothing in it is usable.
+
+    Store errors (StoreUnavailable) propagate: nothing is acknowledged that is not stored.
+    """
+    try:
+        items = parse_body(body)
+    except BadBody as exc:
+        raise BadRequest(str(exc)) from None
+    except RecursionError:  # msgspec's answer to JSON nested thousands of levels deep
+        raise BadRequest("body is not valid JSON: nested too deeply") from None
+    valid, rejected = check_responses(items, received_at)
+    if not valid and rejected:
+        raise BadRequest(
+            "no valid response: "
+            + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
+        )
+    new_flags = store.add_responses(valid)
+    new = [r for r, is_new in zip(valid, new_flags, strict=True) if is_new]
+    duplicates = len(items) - len(rejected) - len(new)
+    return Intake(IntakeResult(len(new), duplicates, rejected), detractors(new))
+
+
+class DetractorNotifier:
+    """POSTs new detractor responses to the webhook from a background thread, with retries."""
+
+    def __init__(self, url: str, attempts: int = WEBHOOK_ATTEMPTS) -> None:
+        self.url = url
+        self.attempts = attempts
+        self.delivered = 0
+        self.failed = 0
+        self.dropped = 0
+        self._queue: queue.Queue[list[LiveResponse] | None] = queue.Queue(QUEUE_LIMIT)
+        self._thread: threading.Thread | None = None
+        self._start = threading.Lock()
+
+    @property
+    def waiting(self) -> int:
+        return self._queue.qsize()
+
+    def submit(self, responses: list[LiveResponse]) -> None:
+        if not self.url or not responses:
+            return
+        with self._start:
+            if self._thread is None:
+                self._thread = threading.Thread(
+                    target=self._run, name="detractor-webhook", daemon=True
+                )
+                self._thread.start()
+        try:
+            self._queue.put_nowait(responses)
+        except queue.Full:
+            self.dropped += len(responses)
+            log.error("detractor webhook queue is full: dropped %d response(s)", len(responses))
+
+    def _run(self) -> None:
+        while (batch := self._queue.get()) is not None:
+            try:
+                delivered = notify_detractors(self.url, batch, attempts=self.attempts)
+            except Exception:  # a bug must not kill the thread: the next batch still goes out
+                log.exception("detractor webhook failed")
+                delivered = 0
+            self.delivered += delivered
+            self.failed += len(batch) - delivered
+
+    def close(self, timeout: float = 5.0) -> None:
+        """Stop after the queued batches (waits at most `timeout` seconds)."""
+        with self._start:
+            thread, self._thread = self._thread, None
+        if thread is None:
+            return
+        with contextlib.suppress(queue.Full):
+            self._queue.put(None, timeout=timeout)
+        thread.join(timeout)
+        if thread.is_alive():
+            log.warning("stopping while detractor webhook calls are still pending or queued")

@@ -1,0 +1,1 @@
+"""The storefront area (scope `recommend`): per-customer recommendations and segment offers."""

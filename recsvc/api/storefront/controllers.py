@@ -1,0 +1,92 @@
+"""`GET /v1/customers/{customer_id}/recommendations` and `.../offers`: what the storefront shows
+one customer. A customer the model does not know is not an error: they get a cold start."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+from litestar import Controller, Request, get
+from litestar.params import FromPath, Parameter
+
+from recsvc.api.auth import SECURITY, requires
+from recsvc.api.customer_service import active_model, current_state, state_of
+from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
+from recsvc.api.storefront.services import check_customer_id, offers_for, recommendations_for
+
+
+class RecommendationController(Controller):
+    path = "/v1/customers"
+    tags = ["recommendations"]
+    guards = [requires("recommend")]
+    security = SECURITY
+
+    @get(
+        "/{customer_id:str}/recommendations",
+        summary="Product suggestions for one customer (cold start for customers the model does not know)",
+        sync_to_thread=False,
+    )
+    def recommendations(
+        self,
+        request: Request[Any, Any, Any],
+        customer_id: FromPath[str],
+        limit: Annotated[int, Parameter(ge=1, le=100, description="items per page, 1..100")] = 10,
+        offset: Annotated[
+            int, Parameter(ge=0, le=10_000, description="items to skip (paging), 0..10000")
+        ] = 0,
+        exclude_purchased: Annotated[
+            bool, Parameter(description="leave out products the customer already bought")
+        ] = True,
+        exclude: Annotated[
+            str | None,
+            Parameter(description="comma-separated product ids to leave out (e.g. the cart)"),
+        ] = None,
+        category: Annotated[
+            str | None, Parameter(description="comma-separated categories to keep")
+        ] = None,
+        in_stock: Annotated[
+            bool | None, Parameter(description="keep only (not) in-stock products")
+        ] = None,
+        country: Annotated[
+            str | None,
+            Parameter(description="for customers the model does not know: their country"),
+        ] = None,
+        age_band: Annotated[
+            str | None,
+            Parameter(description="for customers the model does not know: their age band"),
+        ] = None,
+    ) -> RecommendationResponse:
+        check_customer_id(customer_id)
+        holder, _ = state_of(request)
+        return recommendations_for(
+            active_model(holder),
+            customer_id,
+            limit=limit,
+            offset=offset,
+            exclude_purchased=exclude_purchased,
+            exclude=exclude,
+            category=category,
+            in_stock=in_stock,
+            live_attributes=request.app.state.live_attributes(customer_id),
+            given_features={"country": country, "age_band": age_band},
+        )
+
+
+class OfferController(Controller):
+    path = "/v1/customers"
+    tags = ["offers"]
+    guards = [requires("recommend")]
+    security = SECURITY
+
+    @get(
+        "/{customer_id:str}/offers",
+        summary="Offers for one customer's current segments (live NPS answers included)",
+        sync_to_thread=False,
+    )
+    def offers(self, request: Request[Any, Any, Any], customer_id: FromPath[str]) -> OffersResponse:
+        check_customer_id(customer_id)
+        holder, store = state_of(request)
+        model = active_model(holder)
+        state = current_state(model, store, holder, customer_id)
+        today = dt.datetime.now(dt.UTC).date()
+        return offers_for(model, state, request.app.state.offers, today)

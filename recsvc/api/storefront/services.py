@@ -1,0 +1,134 @@
+"""The storefront's logic between HTTP and the domain: check the request, rank with
+`recsvc.recommend`, choose offers with `recsvc.offers`, shape the reply."""
+
+from __future__ import annotations
+
+import dataclasses
+import datetime as dt
+from collections.abc import Mapping
+
+import msgspec
+
+from recsvc.api.errors import BadRequest
+from recsvc.api.storefront.schemas import (
+    OfferItem,
+    OffersResponse,
+    RecommendationResponse,
+    RecommendedItem,
+)
+from recsvc.customer_state import CustomerState
+from recsvc.features import USER_FIELDS
+from recsvc.offers import OfferCatalog, products_for_theme
+from recsvc.recommend import Query, Recommendations, recommend
+from recsvc.runtime import ActiveModel
+
+MAX_ID_LENGTH = 128
+MAX_LIST_ITEMS = 200
+MAX_FEATURE_LENGTH = 64
+
+
+def check_customer_id(customer_id: str) -> str:
+    if not customer_id or len(customer_id) > MAX_ID_LENGTH or not customer_id.isprintable():
+        raise BadRequest(f"customer_id must be 1..{MAX_ID_LENGTH} printable characters")
+    return customer_id
+
+
+def split_list(name: str, value: str | None) -> list[str]:
+    """A comma-separated query parameter as a list (blank items dropped)."""
+    items = [part.strip() for part in (value or "").split(",") if part.strip()]
+    if len(items) > MAX_LIST_ITEMS:
+        raise BadRequest(f"{name}: at most {MAX_LIST_ITEMS} values")
+    if any(len(item) > MAX_ID_LENGTH for item in items):
+        raise BadRequest(f"{name}: each value must be at most {MAX_ID_LENGTH} characters")
+    return items
+
+
+def stored_segment(model: ActiveModel, customer_id: str) -> str | None:
+    """The customer's primary segment as of the model's run (from their stored features)."""
+    loaded = model.loaded
+    index = loaded.customer_index(customer_id)
+    if index is None:
+        return None
+    row = int(loaded.arrays.customer_features[index][USER_FIELDS.index("primary_segment")])
+    name = loaded.user_feature_names[row - loaded.arrays.n_customers]
+    value = name.partition("=")[2]
+    return None if value == "unknown" else value
+
+
+def _items(result: Recommendations) -> list[RecommendedItem]:
+    return [RecommendedItem(i.product_id, i.score, i.category, i.reason) for i in result.items]
+
+
+def recommendations_for(
+    model: ActiveModel,
+    customer_id: str,
+    *,
+    limit: int,
+    offset: int,
+    exclude_purchased: bool,
+    exclude: str | None,
+    category: str | None,
+    in_stock: bool | None,
+    live_attributes: Mapping[str, object],
+    given_features: Mapping[str, str | None],
+) -> RecommendationResponse:
+    """One page of suggestions. `live_attributes` are the customer's features changed by live NPS
+    answers; `given_features` (country, age band) are used only for a customer the model does
+    not know, together with any live ones: their cold start."""
+    check_customer_id(customer_id)
+    categories = split_list("category", category)
+    unknown = sorted(set(categories) - set(model.loaded.categories))
+    if unknown:
+        raise BadRequest(
+            f"category: unknown value(s) {', '.join(unknown)}; "
+            f"known: {', '.join(model.loaded.categories)}"
+        )
+    for name, value in given_features.items():
+        if value is not None and len(value) > MAX_FEATURE_LENGTH:
+            raise BadRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
+    attributes = dict(live_attributes)
+    if model.loaded.customer_index(customer_id) is None:
+        attributes.update({name: value for name, value in given_features.items() if value})
+    query = Query(
+        limit=limit,
+        offset=offset,
+        exclude_purchased=exclude_purchased,
+        exclude=split_list("exclude", exclude),
+        categories=categories,
+        in_stock=in_stock,
+    )
+    result = recommend(model.loaded, customer_id, query, attributes)
+    segment = attributes.get("primary_segment") or stored_segment(model, customer_id)
+    return RecommendationResponse(
+        customer_id=customer_id,
+        model_version=model.version,
+        segment=str(segment) if segment else None,
+        cold_start=result.cold_start,
+        known_customer=result.known_customer,
+        items=_items(result),
+    )
+
+
+def offers_for(
+    model: ActiveModel, state: CustomerState, catalog: OfferCatalog, today: dt.date
+) -> OffersResponse:
+    """The offers the customer's current segments earn, each with its products attached."""
+    items = []
+    for offer, definition in catalog.for_segments(state.segments, today):
+        products: list[RecommendedItem] = []
+        if definition.products:
+            # A recovery offer answers the complaint (e.g. in-stock items after a late delivery).
+            theme = state.complaint_theme if definition.kind == "recovery" else None
+            query = dataclasses.replace(products_for_theme(theme), limit=definition.products)
+            products = _items(
+                recommend(model.loaded, state.customer_id, query, state.model_attributes())
+            )
+        items.append(OfferItem(**msgspec.structs.asdict(offer), products=products))
+    return OffersResponse(
+        customer_id=state.customer_id,
+        model_version=model.version,
+        segment=state.primary_segment,
+        nps_category=state.nps_category,
+        complaint_theme=state.complaint_theme,
+        offers=items,
+    )

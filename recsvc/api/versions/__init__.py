@@ -1,0 +1,1 @@
+"""The model-versions area (scope `admin`): list the stored versions, activate one (rollback)."""

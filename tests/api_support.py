@@ -1,0 +1,179 @@
+"""Shared pieces of the API tests (`tests/integration/test_api_*.py`): one real artifact per test
+session, published into a file or a Redis store, and the real app over Litestar's TestClient.
+
+The artifact comes from the real training pipeline on small demo data (3,000 customers, 3 epochs,
+8 components), built once per session however many test modules ask for it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import msgspec
+import numpy as np
+import polars as pl
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from recsvc import columns as c
+from recsvc.api.app import create_app
+from recsvc.artifacts import MANIFEST, FileEntry, read_manifest, sha256_of
+from recsvc.nps_summary import RESPONSES_JSON
+from recsvc.settings import Settings
+from recsvc.store import FileStore, RedisStore
+from recsvc.store.base import Store
+from training.config import load_config
+from training.generate import generate
+from training.pipeline import run_pipeline
+from training.summary_tables import write_response_table
+
+CUSTOMERS = 3000
+SEED = 5
+# One key per scope, and one with all of them.
+KEYS = {
+    "recommend": "recommend-key-0123456789",
+    "export": "export-key-0123456789abc",
+    "ingest": "ingest-key-0123456789abc",
+    "admin": "admin-key-0123456789abcd",
+}
+ALL_SCOPES_KEY = "all-scopes-key-0123456789"
+API_KEYS = {
+    **{key: [scope] for scope, key in KEYS.items()},
+    ALL_SCOPES_KEY: list(KEYS),
+}
+
+
+@dataclass(frozen=True)
+class Artifact:
+    directory: Path  # a complete version directory, ready to publish
+    data: Path  # the demo data it was trained on
+    version: str
+
+    def table(self, name: str) -> pl.DataFrame:
+        return pl.read_parquet(self.data / f"{name}.parquet")
+
+    def customer_table(self) -> pl.DataFrame:
+        return pl.read_parquet(self.directory / "customers.parquet")
+
+
+_built: dict[Path, Artifact] = {}
+
+
+def add_response_table(directory: Path, data: Path) -> None:
+    """Until the pipeline writes the NPS answer arrays itself: write them and list them in the
+    manifest (a Redis store uploads only what the manifest lists)."""
+    if (directory / RESPONSES_JSON).exists():
+        return
+    ids = np.load(directory / "customer_ids.npy")
+    customers = pl.read_parquet(directory / "customers.parquet")
+    responses = pl.read_parquet(data / "nps_responses.parquet")
+    write_response_table(responses, customers, ids, directory)
+    manifest = read_manifest(directory)
+    files = {
+        path.name: FileEntry(path.stat().st_size, sha256_of(path))
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+    manifest = msgspec.structs.replace(manifest, files=files)
+    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+
+
+def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
+    """The session's artifact: generated data, one real pipeline run (built once per session)."""
+    key = factory.getbasetemp()
+    if key in _built:
+        return _built[key]
+    root = factory.mktemp("api-artifact")
+    data = root / "data"
+    generate(data, CUSTOMERS, seed=SEED, show_progress=False)
+    record = run_pipeline(
+        data,
+        store=f"file://{root / 'pipeline-store'}",
+        config=load_config(epochs=3, components=8),
+        runs_dir=root / "runs",
+        show_progress=False,
+        force=True,
+    )
+    assert record.version is not None, record
+    directory = root / "artifact"
+    shutil.copytree(FileStore(root / "pipeline-store").version_dir(record.version), directory)
+    add_response_table(directory, data)
+    _built[key] = Artifact(directory, data, record.version)
+    return _built[key]
+
+
+@contextlib.contextmanager
+def published_store(
+    kind: str, artifact: Artifact, root: Path, redis_url: str | None = None
+) -> Iterator[Store]:
+    """A fresh store of `kind` ("file" or "redis") with the artifact published and active; a Redis
+    store gets a random key prefix, deleted afterwards."""
+    store: Store
+    if kind == "file":
+        store = FileStore(root / f"store-{uuid.uuid4().hex[:8]}")
+    else:
+        assert redis_url is not None
+        prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+        store = RedisStore(redis_url, prefix=prefix, cache_dir=root / f"cache-{prefix}")
+    store.publish(artifact.directory)
+    try:
+        yield store
+    finally:
+        if isinstance(store, RedisStore):
+            with contextlib.suppress(Exception):
+                client = store._client
+                for batch in _batches(client.scan_iter(match=f"{store.prefix}:*", count=1000)):
+                    client.unlink(*batch)
+        store.close()
+
+
+def _batches(keys: Iterator[bytes], size: int = 500) -> Iterator[list[bytes]]:
+    batch: list[bytes] = []
+    for key in keys:
+        batch.append(key)
+        if len(batch) == size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def store_for(
+    request: pytest.FixtureRequest, artifact: Artifact, root: Path
+) -> contextlib.AbstractContextManager[Store]:
+    """`published_store` for a fixture parametrized with "file" / "redis"."""
+    kind = request.param
+    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    return published_store(kind, artifact, root, redis_url)
+
+
+STORE_KINDS = ["file", pytest.param("redis", marks=pytest.mark.redis)]
+
+
+def settings(store: Store, **overrides: object) -> Settings:
+    values: dict[str, object] = {"store": store.url, "reload_seconds": 0.2}
+    values.update(overrides)
+    return msgspec.convert(values, Settings)
+
+
+@contextlib.contextmanager
+def client_for(store: Store, **overrides: object) -> Iterator[TestClient[Litestar]]:
+    """The real app on `store`, started (its lifespan has loaded the active version)."""
+    app = create_app(settings(store, **overrides), store=store)
+    with TestClient(app) as client:
+        yield client
+
+
+def auth(scope: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {KEYS[scope]}"}
+
+
+def answered_customers(artifact: Artifact) -> pl.DataFrame:
+    """The customer table of the artifact, for picking customers by their stored state."""
+    return artifact.customer_table().sort(c.CUSTOMER_ID)
