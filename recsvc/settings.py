@@ -53,6 +53,9 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         float,
         Meta(gt=0, description="how often workers check the store for a newly activated version"),
     ] = 2.0
+    cache_dir: Annotated[
+        str, Meta(description="where a Redis store's model files are cached on this machine")
+    ] = "./var/cache"
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="largest request body accepted (bytes)")
     ] = 1_048_576

@@ -56,13 +56,17 @@ def preflight(settings: Settings) -> None:
     bind address without API keys, the offer catalog, the store URL."""
     check_bind(settings)
     load_catalog(settings)
-    open_store(settings.store).close()  # parses the URL; connects only on first use
+    open_store(
+        settings.store, cache_dir=settings.cache_dir
+    ).close()  # parses the URL; connects only on first use
 
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     settings = settings or load_settings()
     offers = load_catalog(settings)
-    active_store: Store = store if store is not None else open_store(settings.store)
+    active_store: Store = (
+        store if store is not None else open_store(settings.store, cache_dir=settings.cache_dir)
+    )
     holder = ModelHolder(active_store)
     notifier = DetractorNotifier(settings.detractor_webhook_url)
 

@@ -8,6 +8,8 @@ server), `redis://HOST:PORT/DB` (or `rediss://`) the Redis store, with optional 
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from recsvc.errors import ConfigError
 from recsvc.store.base import LiveResponse, Store, StoreUnavailable, VersionInfo
 from recsvc.store.files import FileStore
@@ -24,11 +26,13 @@ __all__ = [
 ]
 
 
-def open_store(url: str) -> Store:
+def open_store(url: str, *, cache_dir: str | None = None) -> Store:
+    """The store behind a URL; `cache_dir` (RECSVC_CACHE_DIR) is where a Redis store keeps the
+    model files it downloads (the URL's own `cache_dir` parameter wins)."""
     if url.startswith("file://"):
         return FileStore.from_url(url)
     if url.startswith(("redis://", "rediss://")):
-        return RedisStore(url)
+        return RedisStore(url, cache_dir=Path(cache_dir) if cache_dir else None)
     raise ConfigError(
         f"unsupported store URL {url!r}: use file://PATH or redis://HOST:PORT/DB[?prefix=NAME]"
     )

@@ -177,11 +177,14 @@ class RedisStore:
                 f"store URL {_redacted(url)!r}: key prefix {self.prefix!r} must be non-empty, "
                 "without braces, glob characters or spaces"
             )
-        if cache_dir is None:
-            cache_dir = Path(
-                own.get("cache_dir") or os.environ.get("RECSVC_CACHE_DIR") or "./var/cache"
-            )
-        self.cache_dir = cache_dir / self.prefix
+        # The URL's own parameter, then the caller's, then RECSVC_CACHE_DIR, then ./var/cache.
+        chosen = (
+            own.get("cache_dir")
+            or (str(cache_dir) if cache_dir is not None else None)
+            or os.environ.get("RECSVC_CACHE_DIR")
+            or "./var/cache"
+        )
+        self.cache_dir = Path(chosen) / self.prefix
         self.chunk_size = chunk_size
         self.url = _redacted(url)
         client_url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))

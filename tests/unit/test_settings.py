@@ -40,3 +40,10 @@ def test_the_settings_table_lists_every_variable_with_its_default() -> None:
     table = settings_table()
     for name in Settings.__struct_fields__:
         assert f"`RECSVC_{name.upper()}` | `{getattr(Settings(), name)}`" in table
+
+
+def test_the_readme_configuration_table_is_the_one_the_code_prints() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    assert settings_table() in readme
