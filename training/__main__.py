@@ -1,19 +1,32 @@
-"""`python -m training`: the offline batch job's commands (generate, import, validate, run).
+"""`python -m training`: the offline batch job's commands (generate, import, validate, run, runs,
+schedule).
 
-Every expected failure is a `RecsvcError`, printed as one line naming what was wrong, with exit code 2;
-a traceback means a bug.
+Every expected failure is a `RecsvcError` (or an unreachable store), printed as one line naming
+what was wrong, with exit code 2; a run that finds another run holding the store's training lock
+exits with 3; a traceback (exit 1) means a bug. A failed run is recorded in the store's run log
+either way, so a scheduler and `python -m training runs` both notice.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import os
+import signal
 import sys
 from pathlib import Path
+from typing import NoReturn
 
 from recsvc.errors import ConfigError, RecsvcError
+from recsvc.store.base import StoreUnavailable
 
 DEFAULT_STORE = "file://./var/store"
+# The store the service reads (RECSVC_STORE) is the training job's default too.
+STORE_HELP = f"the store (default: $RECSVC_STORE, else {DEFAULT_STORE})"
+
+
+def _default_store() -> str:
+    return os.environ.get("RECSVC_STORE") or DEFAULT_STORE
 
 
 def _positive_int(text: str) -> int:
@@ -84,11 +97,37 @@ def _parser() -> argparse.ArgumentParser:
     run = sub.add_parser(
         "run", help="the training pipeline: validate, segment, report, fit, evaluate, gate, publish"
     )
+    _add_run_arguments(run)
+
+    runs = sub.add_parser("runs", help="list the training runs recorded in a store, newest first")
+    runs.add_argument("--store", default=_default_store(), help=STORE_HELP)
+    runs.add_argument("--limit", type=_positive_int, default=20, help="newest N runs (default 20)")
+    runs.add_argument("--json", action="store_true", help="one JSON record per line")
+
+    schedule = sub.add_parser(
+        "schedule",
+        help="run the training pipeline on a cron schedule, in the foreground",
+        description="Runs `python -m training run` with the given options at each time of the "
+        "schedule. At start it runs once if the latest scheduled time since the last successful "
+        "run was missed (once, however many were missed). SIGTERM or Ctrl-C stop it.",
+    )
+    schedule.add_argument(
+        "--cron", required=True, help="5-field cron expression, e.g. '0 2 * * *' (02:00 daily)"
+    )
+    schedule.add_argument(
+        "--timezone", default="UTC", help="time zone of the cron expression (default UTC)"
+    )
+    schedule.add_argument("--max-runs", type=_positive_int, help=argparse.SUPPRESS)
+    _add_run_arguments(schedule)
+    return parser
+
+
+def _add_run_arguments(run: argparse.ArgumentParser) -> None:
     run.add_argument("--data", type=Path, required=True, help="directory holding the tables")
     run.add_argument(
         "--store",
-        default=DEFAULT_STORE,
-        help=f"where versions are published (default {DEFAULT_STORE})",
+        default=_default_store(),
+        help="where versions are published; " + STORE_HELP,
     )
     run.add_argument("--config", type=Path, help="training config (TOML; see docs/recommender.md)")
     run.add_argument(
@@ -118,7 +157,46 @@ def _parser() -> argparse.ArgumentParser:
         default=0.05,
         help="fail when a table rejects more than this share of its rows (default 0.05)",
     )
-    return parser
+    run.add_argument(
+        "--runs-dir",
+        type=Path,
+        default=Path("var/runs"),
+        help="where runs keep their work (validation, artifact, run.json); default var/runs",
+    )
+    run.add_argument(
+        "--lock-ttl",
+        type=_positive_int,
+        default=60,
+        help="Redis store: seconds the training lock outlives a run killed outright (default 60)",
+    )
+
+
+def _run_arguments(args: argparse.Namespace) -> list[str]:
+    """The `run` options of a `schedule` command, as `python -m training run` arguments."""
+    argv = ["--data", str(args.data), "--store", args.store, "--runs-dir", str(args.runs_dir)]
+    argv += ["--max-rejected-share", str(args.max_rejected_share)]
+    argv += ["--lock-ttl", str(args.lock_ttl)]
+    if args.config:
+        argv += ["--config", str(args.config)]
+    for path in args.segments:
+        argv += ["--segments", str(path)]
+    if args.epochs:
+        argv += ["--epochs", str(args.epochs)]
+    argv += [
+        flag
+        for flag, on in (
+            ("--no-publish", args.no_publish),
+            ("--force", args.force),
+            ("--deterministic", args.deterministic),
+        )
+        if on
+    ]
+    return argv
+
+
+def _check_store_url(url: str) -> None:
+    if not url.startswith(("file://", "redis://", "rediss://")):
+        raise ConfigError(f"--store must be file://PATH or redis://HOST:PORT/DB, got {url!r}")
 
 
 def _generate(args: argparse.Namespace) -> int:
@@ -158,15 +236,19 @@ def _validate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _terminated(signum: int, _frame: object) -> NoReturn:
+    # Unwinds the run, so it records itself as failed (kill -9 cannot: the next run marks that
+    # one interrupted).
+    raise KeyboardInterrupt("stopped by SIGTERM")
+
+
 def _run(args: argparse.Namespace) -> int:
     from training.config import load_config
     from training.pipeline import format_record, run_pipeline
 
-    if not args.store.startswith(("file://", "redis://", "rediss://")):
-        raise ConfigError(
-            f"--store must be file://PATH or redis://HOST:PORT/DB, got {args.store!r}"
-        )
+    _check_store_url(args.store)
     config = load_config(args.config, epochs=args.epochs, deterministic=args.deterministic or None)
+    signal.signal(signal.SIGTERM, _terminated)
     record = run_pipeline(
         args.data,
         store=args.store,
@@ -175,10 +257,59 @@ def _run(args: argparse.Namespace) -> int:
         max_rejected_share=args.max_rejected_share,
         publish=not args.no_publish,
         force=args.force,
+        runs_dir=args.runs_dir,
         show_progress=not args.quiet,
+        lock_ttl_seconds=args.lock_ttl,
     )
     print(format_record(record))
     return 0
+
+
+def _runs(args: argparse.Namespace) -> int:
+    import msgspec
+
+    from recsvc.store import open_store
+    from training.nightly import format_runs, open_run_log
+
+    _check_store_url(args.store)
+    store = open_store(args.store)
+    log = open_run_log(store, args.store)
+    try:
+        records = log.records()[: args.limit]
+    finally:
+        log.close()
+        store.close()
+    if args.json:
+        for record in records:
+            print(msgspec.json.encode(record).decode())
+    else:
+        print(format_runs(records))
+    return 0
+
+
+def _schedule(args: argparse.Namespace) -> int:
+    from recsvc.store import open_store
+    from training.nightly import check_cron, run_schedule, timezone
+
+    _check_store_url(args.store)
+    check_cron(args.cron)
+    timezone(args.timezone)
+    command = [sys.executable, "-m", "training"]
+    command += ["-q"] if args.quiet else []
+    command += ["run", *_run_arguments(args)]
+    store = open_store(args.store)
+    try:
+        return run_schedule(
+            args.cron,
+            command,
+            store,
+            args.store,
+            zone_name=args.timezone,
+            max_runs=args.max_runs,
+            lock_ttl_seconds=args.lock_ttl,
+        )
+    finally:
+        store.close()
 
 
 COMMANDS = {
@@ -186,14 +317,21 @@ COMMANDS = {
     "import-online-retail": _import_online_retail,
     "validate": _validate,
     "run": _run,
+    "runs": _runs,
+    "schedule": _schedule,
 }
 
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    from training.nightly import EXIT_LOCK_HELD, LockHeld
+
     try:
         return COMMANDS[args.command](args)
-    except RecsvcError as exc:
+    except LockHeld as exc:
+        print(f"error: {exc}; not starting", file=sys.stderr)
+        return EXIT_LOCK_HELD
+    except (RecsvcError, StoreUnavailable) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:

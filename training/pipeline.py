@@ -1,15 +1,21 @@
 """The training run: validate, segment and report, evaluate on a hold-out, fit, gate, publish.
 
-Every step works in a run directory (`var/runs/<run id>/`); only the final publish touches the
-store, and it does so atomically (see `recsvc.store`). The run record lists each step's duration,
-the row counts, the metrics and the gate decision, and is kept next to the artifact.
+A run holds the store's training lock from start to end (a second run fails with `LockHeld`), adds
+the live NPS responses the service took in to the validated data (see `training.nightly`), and works
+in a run directory (`var/runs/<run id>/`); only the final publish touches the store's versions, and
+it does so atomically (see `recsvc.store`), so a run killed at any point leaves the active version
+serving. The run record lists each step's duration, the row counts, the live responses, the
+metrics, the gate decision and the published version or the error; it is saved in the run
+directory and in the store's run log, at the start and at the end, and a copy is sealed into the
+artifact (`run.json`).
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import hashlib
-import shutil
+import os
+import socket
 import sys
 import time
 from collections.abc import Callable, Iterator
@@ -33,10 +39,11 @@ from recsvc.artifacts import (
     sha256_of,
 )
 from recsvc.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
+from recsvc.errors import RecsvcError
 from recsvc.features import ITEM_FIELDS, MISSING, USER_FIELDS
 from recsvc.model import ModelArrays, known_customer_vector, user_vector
 from recsvc.segment_rules import SegmentRules, load_segments, rules_to_toml
-from recsvc.store import open_store
+from recsvc.store import Store, open_store
 from training import dataset as ds
 from training.config import TrainingConfig, load_config
 from training.customer_features import (
@@ -53,37 +60,28 @@ from training.evaluate import (
     sample_users,
 )
 from training.fit import fit
+from training.nightly import (
+    DEFAULT_LOCK_TTL_SECONDS,
+    RUN_ID_FORMAT,
+    RUN_RECORD,
+    GateDecision,
+    RunLog,
+    RunRecord,
+    TrainingLock,
+    clean_run_dirs,
+    close_interrupted,
+    encode_record,
+    last_success,
+    merge_live_responses,
+    open_run_log,
+    run_dir_claim,
+    training_lock,
+)
 from training.segmentation import read_clean_tables, run_segmentation
 from training.serving_tables import write_serving_tables
 from training.validate import validate_dataset
 
 T = TypeVar("T")
-
-
-class GateDecision(msgspec.Struct, frozen=True):
-    publish: bool
-    reason: str
-    new_ndcg: float
-    active_version: str | None = None
-    active_ndcg: float | None = None
-    comparison: str = "none"  # "same split", "recorded" or "none"
-
-
-class RunRecord(msgspec.Struct, kw_only=True):
-    run_id: str
-    data_dir: str
-    store: str
-    started_at: str
-    finished_at: str = ""
-    status: str = "running"  # running, published, not_published, failed
-    steps: dict[str, float] = {}
-    rows: dict[str, int] = {}
-    rejected_rows: int = 0
-    metrics: dict[str, Any] = {}
-    gate: GateDecision | None = None
-    version: str | None = None
-    published: bool = False
-    error: str | None = None
 
 
 def _log(message: str, show: bool) -> None:
@@ -353,23 +351,126 @@ def run_pipeline(
     force: bool = False,
     runs_dir: Path = Path("var/runs"),
     show_progress: bool = True,
+    lock_ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS,
 ) -> RunRecord:
+    """One training run under the store's lock. Returns the record of a run that finished (status
+    published or not_published); a run that fails saves its record as failed and re-raises."""
     config = config or load_config(config_path)
+    target = open_store(store)  # a bad store URL fails before any work
+    try:
+        with training_lock(target, store, ttl_seconds=lock_ttl_seconds) as lock:
+            run_log = open_run_log(target, store)
+            try:
+                return _locked_run(
+                    data_dir,
+                    target=target,
+                    lock=lock,
+                    run_log=run_log,
+                    config=config,
+                    segments_files=segments_files,
+                    max_rejected_share=max_rejected_share,
+                    publish=publish,
+                    force=force,
+                    runs_dir=runs_dir,
+                    show=show_progress,
+                )
+            finally:
+                run_log.close()
+    finally:
+        target.close()
+
+
+def _locked_run(
+    data_dir: Path,
+    *,
+    target: Store,
+    lock: TrainingLock,
+    run_log: RunLog,
+    config: TrainingConfig,
+    segments_files: tuple[Path, ...],
+    max_rejected_share: float,
+    publish: bool,
+    force: bool,
+    runs_dir: Path,
+    show: bool,
+) -> RunRecord:
+    # We hold the lock: no other run of this store is alive, so what a dead one left can go.
+    for run_id in close_interrupted(run_log):
+        _log(f"run {run_id} was interrupted; marked as such", show)
+    clean_run_dirs(runs_dir)
+    previous = last_success(run_log)
+    taken = {r.run_id for r in run_log.records()}
     started = dt.datetime.now(dt.UTC)
-    run_id = started.strftime("%Y%m%dT%H%M%SZ")
+    # Run ids, and the versions named after them, are start seconds: a run starting in the same
+    # second as an earlier one (a quick failure, a crash loop) waits for the next second.
+    while (
+        started.strftime(RUN_ID_FORMAT) in taken
+        or (runs_dir / started.strftime(RUN_ID_FORMAT)).exists()
+    ):
+        time.sleep(1.001 - started.microsecond / 1e6)
+        started = dt.datetime.now(dt.UTC)
+    run_id = started.strftime(RUN_ID_FORMAT)
     work = runs_dir / run_id
-    if work.exists():
-        shutil.rmtree(work)
-    artifact = work / "artifact"
-    artifact.mkdir(parents=True)
     record = RunRecord(
         run_id=run_id,
         data_dir=str(data_dir),
-        store=store,
+        store=target.url,
         started_at=started.isoformat(timespec="seconds"),
+        host=socket.gethostname(),
+        pid=os.getpid(),
     )
-    show = show_progress
-    target = open_store(store)  # a bad store URL fails before any work
+    with run_dir_claim(work):
+        run_log.save(record)
+        try:
+            _train_and_publish(
+                data_dir,
+                record=record,
+                work=work,
+                target=target,
+                lock=lock,
+                config=config,
+                segments_files=segments_files,
+                max_rejected_share=max_rejected_share,
+                publish=publish,
+                force=force,
+                live_since=dt.datetime.fromisoformat(previous.started_at) if previous else None,
+                show=show,
+            )
+        except BaseException as exc:
+            record.status = "failed"
+            record.error = str(exc) or type(exc).__name__
+            if not isinstance(exc, RecsvcError):
+                record.error = f"{type(exc).__name__}: {record.error}"
+            raise
+        finally:
+            record.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
+            (work / RUN_RECORD).write_bytes(encode_record(record))
+            try:
+                run_log.save(record)
+            except Exception as exc:  # the store went away: the run dir keeps the record
+                _log(f"could not save the run record in the store: {exc}", True)
+    return record
+
+
+def _train_and_publish(
+    data_dir: Path,
+    *,
+    record: RunRecord,
+    work: Path,
+    target: Store,
+    lock: TrainingLock,
+    config: TrainingConfig,
+    segments_files: tuple[Path, ...],
+    max_rejected_share: float,
+    publish: bool,
+    force: bool,
+    live_since: dt.datetime | None,
+    show: bool,
+) -> None:
+    artifact = work / "artifact"
+    artifact.mkdir(parents=True)
+    if publish:
+        target.prune(config.keep_versions)  # also drops partial copies a killed publish left
 
     validation = _timed(
         record,
@@ -380,6 +481,18 @@ def run_pipeline(
         ),
     )
     record.rejected_rows = sum(t.rejected for t in validation.report.tables)
+    record.live = _timed(
+        record,
+        "live responses",
+        show,
+        lambda: merge_live_responses(target, work / "validation" / "clean", since=live_since),
+    )
+    _log(
+        f"live NPS responses: {record.live.merged:,} added of {record.live.stored:,} stored "
+        f"({record.live.in_batch:,} already in the batch file, "
+        f"{record.live.unknown_customer:,} of unknown customers)",
+        show,
+    )
     tables = read_clean_tables(work / "validation" / "clean")
     rules = load_segments(
         segments_files, extra_columns=extra_attribute_columns(tables[c.CUSTOMERS])
@@ -497,7 +610,14 @@ def run_pipeline(
         digest = hashlib.sha256(
             (fingerprint + msgspec.json.encode(config).decode()).encode()
         ).hexdigest()[:8]
-        version = f"{run_id}-{digest}"
+        version = f"{record.run_id}-{digest}"
+        record.version = version
+        # The record as it stands, sealed into the artifact (listed in its manifest): a version
+        # carries how it was made wherever it is copied.
+        sealed = msgspec.structs.replace(
+            record, status="publishing" if publish and gate.publish else "not_published"
+        )
+        (artifact / RUN_RECORD).write_bytes(encode_record(sealed))
         write_artifact(
             artifact,
             version=version,
@@ -514,16 +634,13 @@ def run_pipeline(
             customer_table=customer_table,
             rules=rules,
         )
-    record.version = version
 
     if publish and gate.publish:
+        lock.check()  # a run that lost its lock must not publish over the run that took it
         _timed(record, "publish", show, lambda: target.publish(artifact, keep=config.keep_versions))
         record.published, record.status = True, "published"
     else:
         record.status = "not_published"
-    record.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
-    (work / "run.json").write_bytes(msgspec.json.format(encode(record)))
-    return record
 
 
 def format_record(record: RunRecord) -> str:
@@ -531,7 +648,13 @@ def format_record(record: RunRecord) -> str:
     lines = [f"run {record.run_id}: {record.status}"]
     lines.append("  steps: " + ", ".join(f"{k} {v:.1f}s" for k, v in record.steps.items()))
     if record.rows:
-        lines.append("  rows: " + ", ".join(f"{k} {v:,}" for k, v in record.rows.items()))
+        rows = ", ".join(f"{k} {v:,}" for k, v in record.rows.items())
+        lines.append(f"  rows: {rows}; rejected by the validator {record.rejected_rows:,}")
+    if record.live is not None and record.live.stored:
+        lines.append(
+            f"  live NPS responses: {record.live.merged:,} added "
+            f"({record.live.new_since_last_run:,} new since the last run) of {record.live.stored:,}"
+        )
     if record.gate is not None:
         lines.append(f"  quality gate: {record.gate.reason}")
     if record.version:

@@ -1,0 +1,512 @@
+"""The nightly job: one run per store at a time (a second exits 3 naming the holder), a run killed
+at any point (kill -9) leaves the old version serving and the next run cleans up, live NPS responses
+join the run, every run is recorded (failures too, with a non-zero exit) and listed, and the
+schedule catches up a missed run exactly once.
+
+Runs are real `python -m training run` processes on small demo data. To kill one at an exact point
+of its publish, the process is started through a wrapper that pauses a store method (after or
+before it runs) and drops a marker file; nothing in the code under test knows about it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import polars as pl
+import pytest
+import redis
+
+from recsvc.errors import RecsvcError
+from recsvc.store import FileStore, LiveResponse, RedisStore, open_store
+from training.__main__ import main
+from training.config import load_config
+from training.generate import generate
+from training.nightly import (
+    FileRunLog,
+    LockHeld,
+    LockLost,
+    RedisTrainingLock,
+    RunRecord,
+    Scheduler,
+    catch_up_due,
+    merge_live_responses,
+    training_lock,
+)
+from training.pipeline import run_pipeline
+from training.validate import validate_dataset
+
+ROOT = Path(__file__).resolve().parents[2]
+SMALL = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
+RUN_FLAGS = ["--epochs", "3", "--deterministic", "--force"]
+ANSWERED_AT = dt.datetime(2025, 12, 30, 12, tzinfo=dt.UTC)  # the demo data's last days
+
+# Runs `python -m training` with one store method paused: TEST_PAUSE="FileStore.activate:before"
+# pauses before the method runs, ":after" after it returned; the marker file says it got there.
+PAUSE_WRAPPER = """
+import os, sys, time
+from pathlib import Path
+from recsvc.store import FileStore, RedisStore
+where, when = os.environ["TEST_PAUSE"].split(":")
+cls_name, method = where.split(".")
+cls = {"FileStore": FileStore, "RedisStore": RedisStore}[cls_name]
+original = getattr(cls, method)
+def pause():
+    Path(os.environ["TEST_PAUSE_MARKER"]).write_text(where)
+    time.sleep(600)
+def paused(self, *args, **kwargs):
+    if when == "before":
+        pause()
+    result = original(self, *args, **kwargs)
+    pause()
+    return result
+setattr(cls, method, paused)
+from training.__main__ import main
+sys.exit(main(sys.argv[1:]))
+"""
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("nightly") / "data"
+    generate(data, 600, seed=5, show_progress=False)
+    return data
+
+
+@pytest.fixture(scope="module")
+def first_store(demo: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """A file store with one published version (copied per test)."""
+    root = tmp_path_factory.mktemp("first")
+    record = run_pipeline(
+        demo,
+        store=f"file://{root / 'store'}",
+        config=load_config(**SMALL),
+        runs_dir=root / "runs",
+        show_progress=False,
+    )
+    assert record.published and record.version
+    return root / "store", record.version
+
+
+@pytest.fixture
+def file_store(first_store: tuple[Path, str], tmp_path: Path) -> tuple[str, str]:
+    source, version = first_store
+    shutil.copytree(source, tmp_path / "store")
+    return f"file://{tmp_path / 'store'}", version
+
+
+@pytest.fixture
+def redis_store(redis_url: str, tmp_path: Path) -> Iterator[str]:
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    yield f"{redis_url}?prefix={prefix}&cache_dir={tmp_path / 'cache'}"
+    client = redis.Redis.from_url(redis_url)
+    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
+    if keys:
+        client.delete(*keys)
+    client.close()
+
+
+class Run:
+    """A `python -m training run` process; its stderr goes to a file the test can read."""
+
+    def __init__(self, tmp: Path, data: Path, store: str, *, pause: str | None = None) -> None:
+        self.log = tmp / f"run-{uuid.uuid4().hex[:6]}.log"
+        self.marker = tmp / f"paused-{uuid.uuid4().hex[:6]}"
+        env = {**os.environ, "TEST_PAUSE_MARKER": str(self.marker)}
+        if pause:
+            env["TEST_PAUSE"] = pause
+        prefix = (
+            [sys.executable, "-c", PAUSE_WRAPPER] if pause else [sys.executable, "-m", "training"]
+        )
+        argv = ["run", "--data", str(data), "--store", store, "--runs-dir", str(tmp / "runs")]
+        with self.log.open("wb") as stderr:
+            self.process = subprocess.Popen(
+                [*prefix, *argv, *RUN_FLAGS, "--lock-ttl", "1"],
+                cwd=ROOT,
+                env=env,
+                stdout=subprocess.DEVNULL,
+                stderr=stderr,
+            )
+
+    def wait_for(
+        self, *, line: str | None = None, paused: bool = False, timeout: float = 60
+    ) -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if paused and self.marker.exists():
+                return
+            if line and line in self.log.read_text():
+                return
+            assert self.process.poll() is None, f"the run ended early:\n{self.log.read_text()}"
+            time.sleep(0.005)
+        raise AssertionError(
+            f"timed out waiting for {line or 'the pause'}:\n{self.log.read_text()}"
+        )
+
+    def kill(self) -> None:
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait()
+
+    def finish(self, timeout: float = 60) -> tuple[int, str]:
+        code = self.process.wait(timeout=timeout)
+        return code, self.log.read_text()
+
+
+def assert_serves(url: str, version: str) -> None:
+    store = open_store(url)
+    try:
+        assert store.active_version() == version
+        model = store.load_active()
+        assert model is not None and model.manifest.version == version
+        assert version in [v.version for v in store.list_versions()]
+    finally:
+        store.close()
+
+
+def response(response_id: str, customer_id: str, score: int = 2) -> LiveResponse:
+    return LiveResponse(
+        response_id=response_id,
+        customer_id=customer_id,
+        score=score,
+        responded_at=ANSWERED_AT,
+        touchpoint="post_delivery",
+        received_at=dt.datetime.now(dt.UTC),
+    )
+
+
+# --- the lock ---------------------------------------------------------------------------------
+
+
+def test_a_second_run_exits_3_while_one_publishes_and_a_kill_then_leaves_the_old_version(
+    demo: Path, file_store: tuple[str, str], tmp_path: Path
+) -> None:
+    url, old = file_store
+    # The first run has copied its version into the store and is about to switch the pointer.
+    first = Run(tmp_path, demo, url, pause="FileStore.activate:before")
+    first.wait_for(paused=True)
+    argv = ["run", "--data", str(demo), "--store", url, "--runs-dir", str(tmp_path / "second-runs")]
+    second = subprocess.run(
+        [sys.executable, "-m", "training", *argv],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert second.returncode == 3, second.stderr
+    assert "another training run holds the lock since" in second.stderr
+    assert f"(pid {first.process.pid} on " in second.stderr
+    assert not (tmp_path / "second-runs").exists(), "a refused run touches nothing"
+    first.kill()
+    assert_serves(url, old)
+
+
+def test_the_file_lock_is_refused_to_a_second_holder_and_free_after_release(
+    tmp_path: Path,
+) -> None:
+    store = FileStore(tmp_path / "store")
+    with (
+        training_lock(store, store.url),
+        pytest.raises(LockHeld, match=rf"since .* \(pid {os.getpid()} on "),
+        training_lock(store, store.url),
+    ):
+        pass
+    with training_lock(store, store.url):
+        pass
+
+
+@pytest.mark.redis
+def test_the_redis_lock_is_renewed_while_held_and_only_its_owner_releases_it(
+    redis_store: str,
+) -> None:
+    store = RedisStore(redis_store)
+    client = redis.Redis.from_url(redis_store.split("?")[0])
+    key = f"{store.prefix}:train-lock"
+    try:
+        with training_lock(store, redis_store, ttl_seconds=1) as lock:
+            time.sleep(1.6)  # longer than the ttl: renewed meanwhile
+            ttl = client.pttl(key)
+            assert isinstance(ttl, int) and 0 < ttl <= 1000
+            with (
+                pytest.raises(LockHeld, match="another training run holds the lock since"),
+                training_lock(store, redis_store, ttl_seconds=1),
+            ):
+                pass
+            lock.check()
+        assert client.get(key) is None  # released
+
+        # Another run took over after this one stalled: this one must neither publish nor free it.
+        stalled = RedisTrainingLock(client, key, 1)
+        stalled.acquire()
+        client.set(key, b"another run")
+        time.sleep(0.8)
+        with pytest.raises(LockLost):
+            stalled.check()
+        stalled.release()
+        assert client.get(key) == b"another run"
+    finally:
+        client.close()
+        store.close()
+
+
+# --- kill -9 ------------------------------------------------------------------------------------
+
+
+def test_a_run_killed_at_any_point_leaves_the_old_version_serving_and_the_next_run_cleans_up(
+    demo: Path, file_store: tuple[str, str], tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url, old = file_store
+    root = Path(url.removeprefix("file://"))
+    # During a LightFM fit (timed on the real step's progress line), and with a checked copy of
+    # the new version not yet renamed into place. (With it in place but the pointer not switched:
+    # the lock test above.)
+    for point in ("fit", "FileStore._upload:after"):
+        run = Run(tmp_path, demo, url, pause=None if point == "fit" else point)
+        if point == "fit":
+            run.wait_for(line="[run] fit (hold-out) ...")
+        else:
+            run.wait_for(paused=True)
+        run.kill()
+        assert_serves(url, old)
+        if point == "FileStore._upload:after":
+            assert list((root / "versions").glob(".incoming-*")), "a partial copy, ignored"
+    # Each run closed the record its killed predecessor left running; the last one still is.
+    statuses = [r.status for r in FileRunLog(root / "runs").records()]
+    assert statuses == ["running", "interrupted", "published"]
+
+    store = open_store(url)
+    store.add_responses([response("live-1", "C00000001"), response("live-2", "nobody")])
+    record = run_pipeline(
+        demo,
+        store=url,
+        config=load_config(**SMALL),
+        runs_dir=tmp_path / "runs",
+        force=True,
+        show_progress=False,
+    )
+    assert record.published and store.active_version() == record.version != old
+    assert not list((root / "versions").glob(".incoming-*"))
+    assert [p.name for p in (tmp_path / "runs").iterdir()] == [record.run_id]
+    statuses = [r.status for r in FileRunLog(root / "runs").records()]
+    assert statuses == ["published", "interrupted", "interrupted", "published"]
+    assert record.live is not None
+    assert (record.live.stored, record.live.merged, record.live.unknown_customer) == (2, 1, 1)
+    # The record travels with the version, and `runs` lists them all.
+    assert record.version is not None
+    sealed = root / "versions" / record.version / "run.json"
+    assert b'"status": "publishing"' in sealed.read_bytes()
+    assert main(["runs", "--store", url]) == 0
+    listing = capsys.readouterr().out
+    assert listing.count("interrupted") == 2 and record.run_id in listing
+
+
+@pytest.mark.redis
+def test_a_run_killed_during_a_redis_publish_leaves_the_old_version_active(
+    demo: Path, redis_store: str, tmp_path: Path
+) -> None:
+    config = load_config(**SMALL)
+    old = run_pipeline(
+        demo, store=redis_store, config=config, runs_dir=tmp_path / "r0", show_progress=False
+    )
+    assert old.version is not None
+    run = Run(tmp_path, demo, redis_store, pause="RedisStore._register:before")
+    run.wait_for(paused=True)
+    run.kill()
+    assert_serves(redis_store, old.version)
+    store = RedisStore(redis_store)
+    client = redis.Redis.from_url(redis_store.split("?")[0])
+    try:
+        uploaded = list(client.scan_iter(match=f"{store.prefix}:model:*"))
+        orphans = [k for k in uploaded if old.version.encode() not in k]
+        assert orphans and all(client.ttl(k) > 0 for k in orphans), "orphan chunks expire"
+        deadline = time.monotonic() + 5  # the killed run's lock (ttl 1 s) expires by itself
+        while client.exists(f"{store.prefix}:train-lock") and time.monotonic() < deadline:
+            time.sleep(0.05)
+        record = run_pipeline(
+            demo,
+            store=redis_store,
+            config=config,
+            runs_dir=tmp_path / "r1",
+            force=True,
+            show_progress=False,
+        )
+        assert record.published and store.active_version() == record.version
+        assert [r.status for r in store_records(redis_store)] == [
+            "published",
+            "interrupted",
+            "published",
+        ]
+    finally:
+        client.close()
+        store.close()
+
+
+def store_records(url: str) -> list[RunRecord]:
+    from training.nightly import open_run_log
+
+    store = open_store(url)
+    log = open_run_log(store, url)
+    try:
+        return log.records()
+    finally:
+        log.close()
+        store.close()
+
+
+# --- failures, live responses -----------------------------------------------------------------
+
+
+def test_a_failed_run_exits_non_zero_and_is_recorded_as_failed(
+    demo: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    broken = tmp_path / "broken"
+    shutil.copytree(demo, broken)
+    (broken / "orders.parquet").unlink()
+    url = f"file://{tmp_path / 'store'}"
+    runs = ["--runs-dir", str(tmp_path / "runs")]
+    code = main(["-q", "run", "--data", str(broken), "--store", url, *runs])
+    assert code == 2
+    assert "orders" in capsys.readouterr().err
+    (record,) = FileRunLog(tmp_path / "store" / "runs").records()
+    assert record.status == "failed" and record.error and "orders" in record.error
+    assert record.finished_at and record.duration is not None
+
+
+def test_live_responses_join_the_batch_once_and_only_for_known_customers(
+    demo: Path, tmp_path: Path
+) -> None:
+    clean = validate_dataset(demo, tmp_path / "validation", show_progress=False).clean_paths
+    path = clean["nps_responses"]
+    batch = pl.read_parquet(path)
+    in_batch = str(batch["response_id"][0])
+    store = FileStore(tmp_path / "store")
+    store.add_responses(
+        [
+            response("live-new", "C00000007", score=0),
+            response(in_batch, "C00000007", score=0),  # the shop's file already has this id
+            response("live-stranger", "not-a-customer"),
+        ]
+    )
+    intake = merge_live_responses(store, path.parent, since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    assert (intake.stored, intake.merged, intake.in_batch, intake.unknown_customer) == (3, 1, 1, 1)
+    assert intake.new_since_last_run == 3
+    merged = pl.read_parquet(path)
+    assert merged.height == batch.height + 1
+    assert merged.schema == batch.schema
+    row = merged.filter(pl.col("response_id") == "live-new").row(0, named=True)
+    assert row["score"] == 0 and row["responded_at"] == ANSWERED_AT.replace(tzinfo=None)
+    kept = merged.filter(pl.col("response_id") == in_batch).row(0, named=True)
+    assert kept == batch.row(0, named=True)  # the batch file wins
+
+
+# --- the schedule -------------------------------------------------------------------------------
+
+
+def test_a_missed_run_is_due_only_when_no_successful_run_started_after_the_scheduled_time() -> None:
+    now = dt.datetime(2024, 5, 10, 9, 30, tzinfo=dt.UTC)
+    assert catch_up_due("0 2 * * *", None, now)
+    assert catch_up_due("0 2 * * *", dt.datetime(2024, 5, 9, 2, 0, 5, tzinfo=dt.UTC), now)
+    assert not catch_up_due("0 2 * * *", dt.datetime(2024, 5, 10, 2, 0, 5, tzinfo=dt.UTC), now)
+    exactly = dt.datetime(2024, 5, 10, 2, 0, tzinfo=dt.UTC)
+    assert catch_up_due("0 2 * * *", exactly - dt.timedelta(seconds=1), exactly)
+
+
+def test_the_schedule_catches_up_once_however_many_runs_were_missed(tmp_path: Path) -> None:
+    log = FileRunLog(tmp_path / "runs")
+    three_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
+    log.save(
+        RunRecord(
+            run_id="old",
+            data_dir="d",
+            store="s",
+            started_at=three_days_ago.isoformat(timespec="seconds"),
+            status="published",
+        )
+    )
+    counter = tmp_path / "count"
+    command = [sys.executable, "-c", f"open({str(counter)!r}, 'a').write('x')"]
+    scheduler = Scheduler("0 2 * * *", command, log, zone=dt.UTC)
+    loop = threading.Thread(target=scheduler.serve)
+    loop.start()
+    try:
+        deadline = time.monotonic() + 20
+        while not counter.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        time.sleep(0.5)  # the loop now waits for tomorrow's 02:00; nothing replays
+        assert counter.read_text() == "x"
+        assert scheduler.runs == 1
+    finally:
+        scheduler.stop.set()
+        loop.join(timeout=10)
+    assert not loop.is_alive()
+
+
+def test_the_schedule_does_not_run_at_start_when_the_last_scheduled_run_happened(
+    tmp_path: Path,
+) -> None:
+    log = FileRunLog(tmp_path / "runs")
+    log.save(
+        RunRecord(
+            run_id="recent",
+            data_dir="d",
+            store="s",
+            started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+            status="not_published",
+        )
+    )
+    scheduler = Scheduler("0 2 * * *", [sys.executable, "-c", "pass"], log, zone=dt.UTC)
+    loop = threading.Thread(target=scheduler.serve)
+    loop.start()
+    time.sleep(0.5)
+    scheduler.stop.set()
+    loop.join(timeout=10)
+    assert scheduler.runs == 0 and not loop.is_alive()
+
+
+def test_the_schedule_retries_a_run_that_found_the_lock_held(tmp_path: Path) -> None:
+    """A Redis lock left by a run killed outright lasts its ttl: the catch-up run waits it out."""
+    counter = tmp_path / "count"
+    script = (
+        f"import sys; p = {str(counter)!r}; open(p, 'a').write('x'); "
+        "sys.exit(3 if open(p).read() == 'x' else 0)"
+    )
+    scheduler = Scheduler(
+        "0 2 * * *",
+        [sys.executable, "-c", script],
+        FileRunLog(tmp_path / "runs"),
+        zone=dt.UTC,
+        lock_retry_seconds=0.1,
+    )
+    assert scheduler.run_once() == 0
+    assert counter.read_text() == "xx"
+
+
+def test_the_schedule_passes_its_run_options_on_to_each_run(tmp_path: Path) -> None:
+    from training.__main__ import _parser, _run_arguments
+
+    parser = _parser()
+    options = ["--data", "/data", "--store", "redis://redis:6379/0", "--epochs", "7"]
+    options += ["--segments", "a.toml", "--segments", "b.toml", "--force", "--lock-ttl", "90"]
+    args = parser.parse_args(["schedule", "--cron", "0 2 * * *", *options])
+    run = parser.parse_args(["run", *_run_arguments(args)])
+    for name in ("data", "store", "epochs", "segments", "force", "lock_ttl", "runs_dir"):
+        assert getattr(run, name) == getattr(args, name), name
+
+
+def test_runs_starting_in_the_same_second_get_different_ids(tmp_path: Path) -> None:
+    """Run ids (and the versions named after them) are start seconds; none is ever reused."""
+    url = f"file://{tmp_path / 'store'}"
+    broken = tmp_path / "missing"  # fails at once, so the runs follow each other within a second
+    for _ in range(3):
+        with pytest.raises(RecsvcError):
+            run_pipeline(broken, store=url, runs_dir=tmp_path / "runs", show_progress=False)
+    ids = [r.run_id for r in FileRunLog(tmp_path / "store" / "runs").records()]
+    assert len(ids) == len(set(ids)) == 3
