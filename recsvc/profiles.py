@@ -426,4 +426,5 @@ def _rows_decoder(row: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(row)
 
 
-ProfileOverlay = Callable[[str, dict[str, Any]], dict[str, Any]]
+# (the request's model, customer id, stored record) -> the record with live answers applied
+ProfileOverlay = Callable[[Any, str, dict[str, Any]], dict[str, Any]]

@@ -15,7 +15,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
-import numpy as np
 import polars as pl
 import pytest
 from litestar import Litestar
@@ -23,7 +22,6 @@ from litestar.testing import TestClient
 
 from recsvc import columns as c
 from recsvc.api.app import create_app
-from recsvc.artifacts import MANIFEST, FileEntry, read_manifest, sha256_of
 from recsvc.nps_summary import RESPONSES_JSON
 from recsvc.settings import Settings
 from recsvc.store import FileStore, RedisStore
@@ -31,7 +29,6 @@ from recsvc.store.base import Store
 from training.config import load_config
 from training.generate import generate
 from training.pipeline import run_pipeline
-from training.summary_tables import write_response_table
 
 CUSTOMERS = 3000
 SEED = 5
@@ -65,25 +62,6 @@ class Artifact:
 _built: dict[Path, Artifact] = {}
 
 
-def add_response_table(directory: Path, data: Path) -> None:
-    """Until the pipeline writes the NPS answer arrays itself: write them and list them in the
-    manifest (a Redis store uploads only what the manifest lists)."""
-    if (directory / RESPONSES_JSON).exists():
-        return
-    ids = np.load(directory / "customer_ids.npy")
-    customers = pl.read_parquet(directory / "customers.parquet")
-    responses = pl.read_parquet(data / "nps_responses.parquet")
-    write_response_table(responses, customers, ids, directory)
-    manifest = read_manifest(directory)
-    files = {
-        path.name: FileEntry(path.stat().st_size, sha256_of(path))
-        for path in sorted(directory.iterdir())
-        if path.is_file() and path.name != MANIFEST
-    }
-    manifest = msgspec.structs.replace(manifest, files=files)
-    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
-
-
 def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
     """The session's artifact: generated data, one real pipeline run (built once per session)."""
     key = factory.getbasetemp()
@@ -103,7 +81,7 @@ def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
     assert record.version is not None, record
     directory = root / "artifact"
     shutil.copytree(FileStore(root / "pipeline-store").version_dir(record.version), directory)
-    add_response_table(directory, data)
+    assert (directory / RESPONSES_JSON).is_file(), "the pipeline writes the NPS answer table"
     _built[key] = Artifact(directory, data, record.version)
     return _built[key]
 

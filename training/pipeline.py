@@ -79,6 +79,7 @@ from training.nightly import (
 )
 from training.segmentation import read_clean_tables, run_segmentation
 from training.serving_tables import write_serving_tables
+from training.summary_tables import write_response_table
 from training.validate import validate_dataset
 
 T = TypeVar("T")
@@ -274,11 +275,13 @@ def write_artifact(
     trained_until_day: int,
     customer_table: pl.DataFrame,
     rules: SegmentRules,
+    nps_responses: pl.LazyFrame,
 ) -> Manifest:
     """Write the arrays, lists, serving tables and manifest of one version into `directory`
     (already holding the segment table and report)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_serving_tables(customer_table, users.ids, rules, directory)
+    write_response_table(nps_responses, customer_table, users.ids, directory)
     (directory / SEGMENT_RULES_FILE).write_text(rules_to_toml(rules))
     aligned = pl.DataFrame({c.PRODUCT_ID: items.ids}).join(products, on=c.PRODUCT_ID, how="left")
     categories = sorted(aligned[c.CATEGORY].fill_null(MISSING).unique().to_list())
@@ -633,6 +636,7 @@ def _train_and_publish(
             trained_until_day=last_day,
             customer_table=customer_table,
             rules=rules,
+            nps_responses=tables[c.NPS_RESPONSES],
         )
 
     if publish and gate.publish:

@@ -45,14 +45,12 @@ def current_state(
 
 
 def install(state: Any) -> None:
-    """Hooks the other controllers call: live attributes for fold-in, the profile overlay."""
+    """Hooks the other controllers call: live attributes for fold-in, the profile overlay. Both
+    take the model the request already holds, so one response never mixes two versions."""
     holder: ModelHolder = state.holder
     store: Store = state.store
 
-    def live_attributes(customer_id: str) -> dict[str, object]:
-        model = holder.current
-        if model is None:
-            return {}
+    def live_attributes(model: ActiveModel, customer_id: str) -> dict[str, object]:
         answers = live_answers(store, holder, customer_id)
         if not answers:
             return {}
@@ -61,10 +59,11 @@ def install(state: Any) -> None:
         today = dt.datetime.now(dt.UTC).date()
         return customer_state(customer_id, stored, answers, model.rules, today).model_attributes()
 
-    def profile_overlay(customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        model = holder.current
+    def profile_overlay(
+        model: ActiveModel, customer_id: str, record: dict[str, Any]
+    ) -> dict[str, Any]:
         answers = live_answers(store, holder, customer_id)
-        if model is None or not answers:
+        if not answers:
             return record
         today = dt.datetime.now(dt.UTC).date()
         return customer_state(customer_id, record, answers, model.rules, today).record

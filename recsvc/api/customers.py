@@ -1,7 +1,7 @@
 """`GET /v1/customers/{customer_id}`: one customer's profile as of the active model version.
 
 Segments, primary segment, NPS history summary, RFM and churn risk, plus every column of the
-customer table. When the app holds a `profile_overlay(customer_id, record) -> record` in its state
+customer table. When the app holds a `profile_overlay(model, customer_id, record) -> record` in its state
 (live NPS answers taken since the nightly run), the stored record passes through it first.
 """
 
@@ -65,5 +65,5 @@ class CustomerProfileController(Controller):
         record = model.profiles.record(index)
         overlay: ProfileOverlay | None = request.app.state.get("profile_overlay")
         if overlay is not None:
-            record = overlay(customer_id, record)
+            record = overlay(model, customer_id, record)
         return customer_profile(record, model.version)

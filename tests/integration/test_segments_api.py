@@ -166,7 +166,7 @@ def test_an_unknown_customer_is_a_json_404(client: TestClient[Litestar]) -> None
 def test_a_live_overlay_changes_the_profile_before_the_nightly_run(versions: Versions) -> None:
     seen: list[str] = []
 
-    def overlay(customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
+    def overlay(_: Any, customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
         seen.append(customer_id)
         return {**record, ct.NPS_CATEGORY: "detractor", ct.PRIMARY_SEGMENT: "detractors"}
 

@@ -58,8 +58,9 @@ class RecommendationController(Controller):
     ) -> RecommendationResponse:
         check_customer_id(customer_id)
         holder, _ = state_of(request)
+        model = active_model(holder)  # taken once: the whole response comes from this version
         return recommendations_for(
-            active_model(holder),
+            model,
             customer_id,
             limit=limit,
             offset=offset,
@@ -67,7 +68,7 @@ class RecommendationController(Controller):
             exclude=exclude,
             category=category,
             in_stock=in_stock,
-            live_attributes=request.app.state.live_attributes(customer_id),
+            live_attributes=request.app.state.live_attributes(model, customer_id),
             given_features={"country": country, "age_band": age_band},
         )
 

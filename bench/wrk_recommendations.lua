@@ -1,0 +1,32 @@
+-- wrk script for bench/bench_service.py: every request asks for a random customer C00000001..C01000000.
+--   wrk -c32 -t1 -d12s -s bench/wrk_recommendations.lua http://127.0.0.1:PORT -- '/v1/customers/C%08d/recommendations'
+-- The argument after `--` is a path template with one %08d for the customer number (default: the
+-- recommendations endpoint). At the end one line `WRKJSON {...}` carries the numbers (latency in µs).
+
+local template = "/v1/customers/C%08d/recommendations"
+local customers = 1000000
+
+function init(args)
+  if args[1] ~= nil then
+    template = args[1]
+  end
+  if args[2] ~= nil then
+    customers = tonumber(args[2])
+  end
+  math.randomseed(os.time() + math.floor(os.clock() * 1000000))
+end
+
+function request()
+  return wrk.format("GET", string.format(template, math.random(1, customers)))
+end
+
+function done(summary, latency, requests)
+  local e = summary.errors
+  io.write(string.format(
+    'WRKJSON {"requests":%d,"duration_us":%d,"rps":%.1f,"p50_us":%d,"p90_us":%d,"p99_us":%d,'
+      .. '"max_us":%d,"mean_us":%.1f,"err_connect":%d,"err_read":%d,"err_write":%d,'
+      .. '"err_status":%d,"err_timeout":%d}\n',
+    summary.requests, summary.duration, summary.requests / (summary.duration / 1e6),
+    latency:percentile(50), latency:percentile(90), latency:percentile(99), latency.max, latency.mean,
+    e.connect, e.read, e.write, e.status, e.timeout))
+end
