@@ -19,7 +19,9 @@ def _lines(rows: list[tuple[int, int, int, bool]]) -> pl.DataFrame:
 def _weights(rows: list[tuple[int, int, int, bool]], **kw: float) -> dict[tuple[int, int], float]:
     weights = InteractionWeights(**{"recency_half_life_days": NO_DECAY, **kw})
     m = interaction_matrix(_lines(rows), 3, 3, weights, as_of_day=100)
-    return {(int(r), int(c)): round(float(v), 6) for r, c, v in zip(m.row, m.col, m.data, strict=True)}
+    return {
+        (int(r), int(c)): round(float(v), 6) for r, c, v in zip(m.row, m.col, m.data, strict=True)
+    }
 
 
 def test_first_purchase_counts_one_and_each_repeat_a_half() -> None:
