@@ -160,7 +160,9 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
             raise ArtifactError(
                 f"{path}: expected {dtype} with {ndim} dimension(s), found {array.dtype} {array.shape}"
             )
-        loaded[stem] = array
+        # A plain ndarray view of the mapping: same shared pages, without np.memmap's per-operation
+        # subclass overhead on the request path.
+        loaded[stem] = np.asarray(array)
     lists: dict[str, list[str]] = {}
     for name in LISTS:
         path = directory / f"{name}.json"
