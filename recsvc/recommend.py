@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
@@ -43,7 +43,6 @@ class Recommendations:
     items: list[Recommendation]
     cold_start: bool
     known_customer: bool
-    features: dict[str, str] = field(default_factory=dict)
 
 
 def _attribute_rows(
@@ -160,7 +159,4 @@ def recommend(
         )
         for i in page
     ]
-    used = {f: str(v) for f, v in attributes.items() if f in USER_FIELDS and v is not None}
-    return Recommendations(
-        items, cold_start=cold_start, known_customer=index is not None, features=used
-    )
+    return Recommendations(items, cold_start=cold_start, known_customer=index is not None)
