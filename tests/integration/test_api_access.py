@@ -21,7 +21,6 @@ from tests.api_support import (
     API_KEYS,
     KEYS,
     Artifact,
-    build_artifact,
     client_for,
     published_store,
 )
@@ -46,11 +45,6 @@ class Route:
             }
             return client.post(self.path, json=body, headers=headers)
         return client.request(self.method, self.path, headers=headers)
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

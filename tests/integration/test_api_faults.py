@@ -21,7 +21,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from recsvc.store import RedisStore
-from tests.api_support import Artifact, build_artifact, client_for
+from tests.api_support import Artifact, client_for
 
 pytestmark = pytest.mark.redis
 
@@ -102,11 +102,6 @@ def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
         yield server
     finally:
         server.stop()
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
 
 
 def answer(rid: str) -> dict[str, object]:

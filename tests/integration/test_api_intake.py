@@ -21,26 +21,7 @@ from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
-from tests.api_support import STORE_KINDS, Artifact, build_artifact, client_for, store_for
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", params=STORE_KINDS)
-def store(
-    request: pytest.FixtureRequest, artifact: Artifact, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Store]:
-    with store_for(request, artifact, tmp_path_factory.mktemp("intake")) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def client(store: Store) -> Iterator[TestClient[Litestar]]:
-    with client_for(store) as test_client:
-        yield test_client
+from tests.api_support import Artifact, client_for
 
 
 def answer(rid: str, customer: str, score: int = 9, **extra: Any) -> dict[str, Any]:

@@ -16,17 +16,11 @@ from tests.api_support import (
     KEYS,
     Artifact,
     auth,
-    build_artifact,
     client_for,
     published_store,
 )
 
 RECS = "/v1/customers/{customer_id}/recommendations"
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

@@ -17,14 +17,9 @@ from recsvc.__main__ import main
 from recsvc.artifacts import MANIFEST, read_manifest
 from recsvc.store import RedisStore
 from recsvc.store.base import Store
-from tests.api_support import STORE_KINDS, Artifact, build_artifact, client_for, store_for
+from tests.api_support import STORE_KINDS, Artifact, client_for, store_for
 
 OLDER = "20000101T000000Z-older"
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
 
 
 def renamed(artifact: Artifact, root: Path, version: str, ndcg: float) -> Path:

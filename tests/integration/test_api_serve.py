@@ -19,7 +19,7 @@ import pytest
 
 from recsvc.__main__ import main
 from recsvc.store.base import Store
-from tests.api_support import Artifact, build_artifact, published_store
+from tests.api_support import Artifact, published_store
 
 ENV_PREFIX = "RECSVC_"
 
@@ -28,11 +28,6 @@ def free_port() -> int:
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         return int(probe.getsockname()[1])
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ both stores: filters, paging, cold start, limits, and offers that follow live NP
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -18,27 +17,7 @@ from recsvc import customer_table as ct
 from recsvc.api.app import create_app
 from recsvc.errors import ConfigError
 from recsvc.settings import Settings
-from recsvc.store.base import Store
-from tests.api_support import STORE_KINDS, Artifact, build_artifact, client_for, store_for
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", params=STORE_KINDS)
-def store(
-    request: pytest.FixtureRequest, artifact: Artifact, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Store]:
-    with store_for(request, artifact, tmp_path_factory.mktemp("storefront")) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def client(store: Store) -> Iterator[TestClient[Litestar]]:
-    with client_for(store) as test_client:
-        yield test_client
+from tests.api_support import Artifact
 
 
 @pytest.fixture(scope="module")

@@ -5,7 +5,6 @@ bad parameters are a 400 naming the parameter."""
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
 from pathlib import Path
 
 import polars as pl
@@ -16,36 +15,14 @@ from litestar.testing import TestClient
 from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc.nps import nps_from_counts
-from recsvc.store.base import Store
 from tests.api_support import (
     STORE_KINDS,
     Artifact,
-    build_artifact,
     client_for,
     published_store,
-    store_for,
 )
 
 NOT_GIVEN = "(not given)"
-
-
-@pytest.fixture(scope="session")
-def artifact(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
-    return build_artifact(tmp_path_factory)
-
-
-@pytest.fixture(scope="module", params=STORE_KINDS)
-def store(
-    request: pytest.FixtureRequest, artifact: Artifact, tmp_path_factory: pytest.TempPathFactory
-) -> Iterator[Store]:
-    with store_for(request, artifact, tmp_path_factory.mktemp("summary")) as opened:
-        yield opened
-
-
-@pytest.fixture(scope="module")
-def client(store: Store) -> Iterator[TestClient[Litestar]]:
-    with client_for(store) as test_client:
-        yield test_client
 
 
 def expected(
