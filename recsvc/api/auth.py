@@ -14,7 +14,7 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
@@ -57,10 +57,13 @@ def scopes_of(key: str, keys: dict[str, list[Scope]]) -> set[str] | None:
     return found
 
 
-def requires(scope: Scope) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
-    """A guard that admits requests whose key carries `scope` (401 without a key, 403 without it)."""
+def requires(scope: Scope) -> Callable[[ASGIConnection, BaseRouteHandler], Awaitable[None]]:
+    """A guard that admits requests whose key carries `scope` (401 without a key, 403 without it).
 
-    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+    Async on purpose: Litestar runs a sync guard in a worker thread, a thread hop per request for
+    a few dictionary look-ups."""
+
+    async def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
         keys: dict[str, list[Scope]] = connection.app.state.settings.api_keys
         if not keys:
             return
