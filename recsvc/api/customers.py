@@ -7,41 +7,15 @@ customer table. When the app holds a `profile_overlay(model, customer_id, record
 
 from __future__ import annotations
 
-from typing import Any, Protocol
+from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.exceptions import ServiceUnavailableException
 from litestar.params import FromPath
 
 from recsvc.api.auth import SECURITY, requires
+from recsvc.api.customer_service import active_model
 from recsvc.errors import NotFoundError
-from recsvc.profiles import CustomerProfile, ProfileOverlay, Profiles, customer_profile
-
-
-class ServingModel(Protocol):
-    """What these routes need of the active model: its version name and its profile tables."""
-
-    @property
-    def version(self) -> str: ...
-
-    @property
-    def profiles(self) -> Profiles: ...
-
-
-def serving_model(request: Request[Any, Any, Any]) -> ServingModel:
-    """The active model (`state.holder.current`, or `state.model`); 503 while there is none."""
-    state = request.app.state
-    holder = state.get("holder")
-    model = holder.current if holder is not None else state.get("model")
-    if model is None:
-        raise ServiceUnavailableException(
-            "no model version is active yet: run the training job first"
-        )
-    if getattr(model, "profiles", None) is None:
-        raise ServiceUnavailableException(
-            f"model version {model.version} has no profile tables: retrain to add them"
-        )
-    return model
+from recsvc.profiles import CustomerProfile, ProfileOverlay, customer_profile
 
 
 class CustomerProfileController(Controller):
@@ -58,7 +32,7 @@ class CustomerProfileController(Controller):
     def profile(
         self, request: Request[Any, Any, Any], customer_id: FromPath[str]
     ) -> CustomerProfile:
-        model = serving_model(request)
+        model = active_model(request.app.state.holder)
         index = model.profiles.index_of(customer_id)
         if index is None:
             raise NotFoundError(f"no customer {customer_id!r} in model version {model.version}")

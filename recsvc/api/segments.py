@@ -11,7 +11,7 @@ from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from recsvc.api.auth import SECURITY, requires
-from recsvc.api.customers import serving_model
+from recsvc.api.customer_service import active_model
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
 from recsvc.store.base import Store
@@ -41,7 +41,7 @@ class SegmentController(Controller):
         sync_to_thread=False,
     )
     def list_segments(self, request: Request[Any, Any, Any]) -> SegmentList:
-        model = serving_model(request)
+        model = active_model(request.app.state.holder)
         profiles = model.profiles
         return SegmentList(
             model_version=model.version, customers=len(profiles), segments=profiles.segments()
@@ -76,7 +76,7 @@ class SegmentController(Controller):
             ),
         ] = None,
     ) -> Stream:
-        model = serving_model(request)
+        model = active_model(request.app.state.holder)
         export = plan_export(
             model.profiles,
             model.version,

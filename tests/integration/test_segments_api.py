@@ -27,7 +27,8 @@ from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.segments import SegmentController
 from recsvc.artifacts import load_model
 from recsvc.nps import nps_from_counts
-from recsvc.profiles import SERVING_FILES, Profiles
+from recsvc.profiles import SERVING_FILES
+from recsvc.runtime import open_version
 from recsvc.segment_rules import load_segments
 from recsvc.settings import Settings
 from recsvc.store.files import FileStore
@@ -106,16 +107,18 @@ def _silent_customer(table: pl.DataFrame) -> str:
 def _app(versions: Versions, **state: Any) -> Litestar:
     directory = versions.store.version_dir(versions.new)
     loaded = load_model(directory)
-    model = SimpleNamespace(
-        loaded=loaded,
-        version=versions.new,
-        profiles=Profiles.open(directory, loaded.customer_ids),
-        directory=directory,
-    )
+    model = open_version(loaded)
     return Litestar(
         route_handlers=[SegmentController, CustomerProfileController],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        state=State({"settings": Settings(), "model": model, "store": versions.store, **state}),
+        state=State(
+            {
+                "settings": Settings(),
+                "holder": SimpleNamespace(current=model),
+                "store": versions.store,
+                **state,
+            }
+        ),
     )
 
 
