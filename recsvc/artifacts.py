@@ -90,6 +90,15 @@ def sha256_of(path: Path) -> str:
     return digest.hexdigest()
 
 
+def file_entries(directory: Path) -> dict[str, FileEntry]:
+    """Size and SHA-256 of every file of an artifact directory but the manifest itself."""
+    return {
+        path.name: FileEntry(path.stat().st_size, sha256_of(path))
+        for path in sorted(directory.iterdir())
+        if path.is_file() and path.name != MANIFEST
+    }
+
+
 def read_manifest(directory: Path) -> Manifest:
     path = directory / MANIFEST
     try:

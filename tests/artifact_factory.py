@@ -14,7 +14,13 @@ from pathlib import Path
 import msgspec
 import numpy as np
 
-from recsvc.artifacts import ARRAYS, FORMAT_VERSION, MANIFEST, FileEntry, Manifest, sha256_of
+from recsvc.artifacts import (
+    ARRAYS,
+    FORMAT_VERSION,
+    MANIFEST,
+    Manifest,
+    file_entries,
+)
 from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
 from recsvc.model import BlendParams
 
@@ -78,11 +84,7 @@ def make_artifact(
     (directory / "user_feature_names.json").write_bytes(msgspec.json.encode(feature_names))
     if extra_bytes:
         (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
-    files = {
-        path.name: FileEntry(path.stat().st_size, sha256_of(path))
-        for path in sorted(directory.iterdir())
-        if path.is_file() and path.name != MANIFEST
-    }
+    files = file_entries(directory)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         version=version,

@@ -18,10 +18,11 @@ import msgspec
 import polars as pl
 
 from recsvc import columns as c
-from recsvc.contract import DATETIME_FORMATS, TABLES, Kind
+from recsvc.contract import DATETIME_FORMATS, TABLES
 from recsvc.errors import DataContractError
 from training.feedback_model import simulate_feedback
 from training.progress import Progress
+from training.validate import DTYPES
 
 SOURCE_LICENSE = "CC BY 4.0"
 SOURCE_CITATION = (
@@ -170,14 +171,6 @@ _CANCELLED_QTY = "cancelled_quantity"
 _RETURNED_QTY = "returned_quantity"
 _DELIVERED = "delivered"
 _RETURNED = "returned"
-_DTYPES: dict[Kind, pl.DataType] = {
-    Kind.STR: pl.String(),
-    Kind.INT: pl.Int64(),
-    Kind.FLOAT: pl.Float64(),
-    Kind.BOOL: pl.Boolean(),
-    Kind.DATE: pl.Date(),
-    Kind.DATETIME: pl.Datetime("us"),
-}
 
 
 class ImportSummary(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -489,7 +482,7 @@ def _contract_frame(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
     names = frame.collect_schema().names()
     return frame.select(
         (pl.col(f.name) if f.name in names or f.required else pl.lit(None))
-        .cast(_DTYPES[f.kind])
+        .cast(DTYPES[f.kind])
         .alias(f.name)
         for f in TABLES[table].fields
     )

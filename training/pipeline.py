@@ -32,10 +32,10 @@ from recsvc.artifacts import (
     FORMAT_VERSION,
     MANIFEST,
     SEGMENT_RULES_FILE,
-    FileEntry,
     LoadedModel,
     Manifest,
     encode,
+    file_entries,
     sha256_of,
 )
 from recsvc.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
@@ -315,11 +315,7 @@ def write_artifact(
     (directory / "categories.json").write_bytes(encode(categories))
     (directory / "user_feature_names.json").write_bytes(encode(users.attribute_names))
     (directory / "evaluation.json").write_bytes(encode(evaluation))
-    files = {
-        path.name: FileEntry(path.stat().st_size, sha256_of(path))
-        for path in sorted(directory.iterdir())
-        if path.is_file() and path.name != MANIFEST
-    }
+    files = file_entries(directory)
     manifest = Manifest(
         format_version=FORMAT_VERSION,
         version=version,
