@@ -53,6 +53,7 @@ import redis
 from recsvc import columns as c
 from recsvc.errors import ConfigError, RecsvcError
 from recsvc.store import FileStore, RedisStore, Store, StoreUnavailable
+from recsvc.store.files import exclusive_lock
 
 LOCK_FILE = ".train.lock"
 RUNS_DIR = "runs"
@@ -434,12 +435,8 @@ def format_runs(records: Sequence[RunRecord]) -> str:
 def run_dir_claim(work: Path) -> Iterator[None]:
     """Mark a run directory as in use for the block (an flock inside it; see `clean_run_dirs`)."""
     work.mkdir(parents=True, exist_ok=True)
-    fd = os.open(work / ".in-use", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
+    with exclusive_lock(work / ".in-use"):
         yield
-    finally:
-        os.close(fd)
 
 
 def _in_use(work: Path) -> bool:

@@ -24,6 +24,7 @@ import os
 import shutil
 import threading
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import msgspec
@@ -39,6 +40,18 @@ log = logging.getLogger("recsvc.store")
 
 _response_encoder = msgspec.json.Encoder()
 _response_decoder = msgspec.json.Decoder(LiveResponse)
+
+
+@contextmanager
+def exclusive_lock(path: Path) -> Iterator[None]:
+    """Hold an exclusive flock on `path` (created if missing) for the block; other processes
+    wait. The lock goes with the process, so a killed holder never leaves it taken."""
+    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)
 
 
 def fsync_dir(path: Path) -> None:

@@ -46,7 +46,6 @@ client reconnects by itself on the next call once the server is back.
 
 from __future__ import annotations
 
-import fcntl
 import hashlib
 import os
 import shutil
@@ -71,7 +70,7 @@ from recsvc.artifacts import (
 )
 from recsvc.errors import ConfigError, NotFoundError
 from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
-from recsvc.store.files import fsync_dir
+from recsvc.store.files import exclusive_lock, fsync_dir
 
 DEFAULT_PREFIX = "recsvc"
 CHUNK_SIZE = 8 << 20
@@ -130,16 +129,6 @@ def _as_bytes(value: bytes | str) -> bytes:
 
 def _as_text(value: bytes | str) -> str:
     return value.decode() if isinstance(value, bytes) else value
-
-
-@contextmanager
-def _flocked(path: Path) -> Iterator[None]:
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
 
 
 def _redacted(url: str) -> str:
@@ -405,7 +394,7 @@ class RedisStore:
         if (final / MANIFEST).is_file():
             return final
         self.cache_dir.mkdir(parents=True, exist_ok=True)
-        with _flocked(self.cache_dir / ".lock"):
+        with exclusive_lock(self.cache_dir / ".lock"):
             if (final / MANIFEST).is_file():
                 return final  # another worker downloaded it while we waited for the lock
             for leftover in self.cache_dir.glob(".download-*"):
