@@ -10,7 +10,9 @@ features alone.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
+
+import numpy as np
 
 USER_FIELDS: tuple[str, ...] = (
     "primary_segment",
@@ -36,16 +38,14 @@ def user_feature_names(attributes: Mapping[str, object]) -> list[str]:
     return [feature_name(field, attributes.get(field)) for field in USER_FIELDS]
 
 
-def price_band(price: float | None, edges: Sequence[float]) -> str:
-    """The band of a price given the ascending inner edges (len(PRICE_BANDS) - 1 of them)."""
-    if price is None:
-        return MISSING
-    for band, edge in zip(PRICE_BANDS, edges, strict=False):
-        if price < edge:
-            return band
-    return PRICE_BANDS[len(edges)] if len(edges) < len(PRICE_BANDS) else PRICE_BANDS[-1]
-
-
-def known(names: Iterable[str], index: Mapping[str, int]) -> list[int]:
-    """Indices of the names the model knows; an unseen value (a new country) contributes nothing."""
-    return [index[n] for n in names if n in index]
+def price_band_index(prices: np.ndarray, edges: Sequence[float]) -> np.ndarray:
+    """Each price's band as an index into PRICE_BANDS (band i holds [edge i-1, edge i)); -1 for a
+    missing price, or for every price when there are no edges (no priced products)."""
+    prices = np.asarray(prices, dtype=np.float64)
+    if not len(edges):
+        return np.full(prices.shape, -1, dtype=np.int64)
+    index = np.searchsorted(
+        np.asarray(edges, dtype=np.float64), np.nan_to_num(prices), side="right"
+    )
+    index[np.isnan(prices)] = -1
+    return index

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsvc.artifacts import LoadedModel
-from recsvc.features import PRICE_BANDS, USER_FIELDS, feature_name
+from recsvc.features import PRICE_BANDS, USER_FIELDS, feature_name, price_band_index
 from recsvc.model import blend, repeat_propensity, score_items, user_vector
 
 EPOCH = dt.date(1970, 1, 1)
@@ -67,15 +67,15 @@ def candidate_mask(model: LoadedModel, query: Query) -> np.ndarray:
     """Items allowed by the request's filters (categories, stock, explicit exclusions)."""
     mask = np.ones(model.arrays.n_items, dtype=bool)
     if query.categories:
-        wanted = [i for i, name in enumerate(model.categories) if name in set(query.categories)]
+        chosen = set(query.categories)
+        wanted = [i for i, name in enumerate(model.categories) if name in chosen]
         mask &= np.isin(model.item_category, np.asarray(wanted, dtype=np.int32))
     if query.in_stock is not None:
         mask &= model.item_in_stock == query.in_stock
     if query.price_bands:
-        edges = np.asarray(model.manifest.price_edges)
-        band_index = np.searchsorted(edges, np.nan_to_num(model.item_price, nan=-1.0), side="right")
+        band_index = price_band_index(model.item_price, model.manifest.price_edges)
         wanted_bands = [PRICE_BANDS.index(b) for b in query.price_bands if b in PRICE_BANDS]
-        mask &= np.isin(band_index, wanted_bands) & ~np.isnan(model.item_price)
+        mask &= np.isin(band_index, wanted_bands)
     for product_id in query.exclude:
         index = model.item_index(product_id)
         if index is not None:

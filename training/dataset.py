@@ -14,7 +14,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsvc import columns as c
-from recsvc.features import ITEM_FIELDS, MISSING, PRICE_BANDS, USER_FIELDS
+from recsvc.features import ITEM_FIELDS, MISSING, PRICE_BANDS, USER_FIELDS, price_band_index
 from recsvc.model import Purchases
 from training.config import InteractionWeights
 
@@ -87,10 +87,8 @@ def price_edges(prices: pl.Series) -> list[float]:
 
 def with_price_band(products: pl.DataFrame, edges: list[float]) -> pl.DataFrame:
     """Adds `price_band`: band i holds prices in [edge i-1, edge i); missing prices are `unknown`."""
-    prices = products[c.PRICE].to_numpy()
-    bands = np.array(PRICE_BANDS[: len(edges) + 1] if edges else (MISSING,), dtype=object)
-    labels = bands[np.searchsorted(np.asarray(edges), np.nan_to_num(prices), side="right")]
-    labels[np.isnan(prices.astype(np.float64))] = MISSING
+    index = price_band_index(products[c.PRICE].to_numpy(), edges)
+    labels = np.where(index >= 0, np.array(PRICE_BANDS)[np.maximum(index, 0)], MISSING)
     return products.with_columns(pl.Series("price_band", labels, dtype=pl.String))
 
 
