@@ -48,8 +48,8 @@ def parse_body(body: bytes) -> list[Any]:
         data = msgspec.json.decode(body)
     except msgspec.DecodeError as exc:
         raise BadBody(f"body is not valid JSON (UTF-8): {exc}") from None
-    except RecursionError:
-        raise BadBody("body is nested too deeply") from None
+    except RecursionError:  # msgspec's answer to JSON nested thousands of levels deep
+        raise BadBody("body is not valid JSON: nested too deeply") from None
     items = data if isinstance(data, list) else [data]
     if not items:
         raise BadBody("body is an empty list: send one response object or a list of them")
