@@ -52,6 +52,7 @@ if str(ROOT) not in sys.path:
 
 from recsvc.api.app import create_app  # noqa: E402
 from recsvc.api.storefront.schemas import RecommendationResponse, RecommendedItem  # noqa: E402
+from training.config import TrainingConfig  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "service"
 DEFAULT_ARTIFACT = ROOT / "var" / "bench" / "publish" / "artifact-1000000"
@@ -87,6 +88,28 @@ def bench_app() -> Litestar:
     app = create_app()
     app.register(bare)
     return app
+
+
+def ensure_candidates(artifact: Path, n: int) -> None:
+    """Give an artifact built before versions carried candidate lists its lists (timed), with the
+    training job's own code, so the bench serves what a current nightly run publishes."""
+    import msgspec
+    import numpy as np
+
+    from recsvc.artifacts import MANIFEST, file_entries, load_model, read_manifest
+    from training.candidates import serving_candidates
+
+    manifest = read_manifest(artifact)
+    if "candidate_items.npy" in manifest.files:
+        return
+    print(f"adding {n}-item candidate lists to {artifact} (once) ...", flush=True)
+    t0 = time.perf_counter()
+    lists = serving_candidates(load_model(artifact).arrays, n)
+    np.save(artifact / "candidate_items.npy", lists.items, allow_pickle=False)
+    np.save(artifact / "candidate_scores.npy", lists.scores, allow_pickle=False)
+    manifest = msgspec.structs.replace(manifest, files=file_entries(artifact))
+    (artifact / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    print(f"candidate lists: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
 # --- server -----------------------------------------------------------------------------------
@@ -128,6 +151,10 @@ def start_server(store_root: Path, port: int, workers: int) -> subprocess.Popen[
             "--log-level",
             "warning",
             "--no-access-log",
+            "--loop",
+            "uvloop",
+            "--http",
+            "httptools",
         ],
         cwd=ROOT,
         env=env,
@@ -319,12 +346,20 @@ def main() -> None:
     parser.add_argument("--single-duration", type=float, default=8.0, help="seconds, 1 conn")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=1, help="wrk threads")
+    parser.add_argument(
+        "--candidates",
+        type=int,
+        default=TrainingConfig().serving_candidates,
+        help="length of the candidate lists to add to an artifact that has none (0: leave it)",
+    )
     args = parser.parse_args()
 
     from recsvc.store import FileStore
 
     tool = ensure_wrk()
     WORK.mkdir(parents=True, exist_ok=True)
+    if args.candidates:
+        ensure_candidates(args.artifact, args.candidates)
     store_root = WORK / "store"
     shutil.rmtree(store_root, ignore_errors=True)
     t0 = time.perf_counter()

@@ -72,6 +72,10 @@ def _serve(settings: Settings) -> None:
             port=settings.port,
             workers=settings.workers,
             log_level=settings.log_level,
+            # The C HTTP parser and event loop: about twice the requests per second of the
+            # pure-Python defaults (bench/bench_service.py).
+            loop="uvloop",
+            http="httptools",
         )
 
 

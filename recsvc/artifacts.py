@@ -8,6 +8,7 @@ version and the sizes (and, on request, the hashes), and a corrupt or incompatib
 
 from __future__ import annotations
 
+import functools
 import hashlib
 from pathlib import Path
 from typing import Any
@@ -16,7 +17,8 @@ import msgspec
 import numpy as np
 
 from recsvc.errors import RecsvcError
-from recsvc.model import BlendParams, ModelArrays, Purchases
+from recsvc.features import price_band_index
+from recsvc.model import BlendParams, Candidates, ModelArrays, Purchases
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -75,6 +77,12 @@ ARRAYS: dict[str, tuple[str, int]] = {
     "purchases_counts": ("int32", 1),
     "purchases_last_day": ("int32", 1),
 }
+# Arrays a version may carry (older versions load without them): each customer's precomputed best
+# items (`recsvc.model.Candidates`), which spare most requests the scoring of the whole catalogue.
+OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
+    "candidate_items": ("int32", 2),
+    "candidate_scores": ("float32", 2),
+}
 # Lists of strings a version needs besides the arrays.
 LISTS = ("categories", "user_feature_names")
 
@@ -130,6 +138,12 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     categories: list[str]
     user_feature_names: list[str]  # attribute feature j is row n_customers + j
     user_feature_index: dict[str, int]
+    candidates: Candidates | None = None
+
+    @functools.cached_property
+    def item_price_band(self) -> np.ndarray:
+        """Each item's price band (index into PRICE_BANDS, -1 unpriced), computed on first use."""
+        return price_band_index(self.item_price, self.manifest.price_edges)
 
     def customer_index(self, customer_id: str) -> int | None:
         pos = int(np.searchsorted(self.customer_ids, customer_id))
@@ -158,20 +172,11 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         if verify_hashes and sha256_of(path) != entry.sha256:
             raise ArtifactError(f"{path}: content differs from the manifest (SHA-256 mismatch)")
     loaded: dict[str, np.ndarray] = {}
-    for stem, (dtype, ndim) in ARRAYS.items():
+    for stem, (dtype, ndim) in {**ARRAYS, **OPTIONAL_ARRAYS}.items():
         path = directory / f"{stem}.npy"
-        try:
-            array = np.load(path, mmap_mode="r", allow_pickle=False)
-        except (OSError, ValueError) as exc:
-            raise ArtifactError(f"{path}: unreadable array: {exc}") from None
-        kind_ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
-        if not kind_ok or array.ndim != ndim:
-            raise ArtifactError(
-                f"{path}: expected {dtype} with {ndim} dimension(s), found {array.dtype} {array.shape}"
-            )
-        # A plain ndarray view of the mapping: same shared pages, without np.memmap's per-operation
-        # subclass overhead on the request path.
-        loaded[stem] = np.asarray(array)
+        if stem in OPTIONAL_ARRAYS and f"{stem}.npy" not in manifest.files:
+            continue
+        loaded[stem] = _load_array(path, dtype, ndim)
     lists: dict[str, list[str]] = {}
     for name in LISTS:
         path = directory / f"{name}.json"
@@ -201,6 +206,15 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         has_identity=loaded["customer_has_identity"],
     )
     names = lists["user_feature_names"]
+    candidates = None
+    if "candidate_items" in loaded and "candidate_scores" in loaded:
+        items, scores = loaded["candidate_items"], loaded["candidate_scores"]
+        if items.shape != scores.shape or items.shape[0] != n_customers:
+            raise ArtifactError(
+                f"{directory}: candidate lists of shape {items.shape} / {scores.shape} do not match "
+                f"{n_customers} customers"
+            )
+        candidates = Candidates(items=items, scores=scores)
     return LoadedModel(
         manifest=manifest,
         directory=directory,
@@ -214,7 +228,23 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         categories=lists["categories"],
         user_feature_names=names,
         user_feature_index={name: n_customers + j for j, name in enumerate(names)},
+        candidates=candidates,
     )
+
+
+def _load_array(path: Path, dtype: str, ndim: int) -> np.ndarray:
+    try:
+        array = np.load(path, mmap_mode="r", allow_pickle=False)
+    except (OSError, ValueError) as exc:
+        raise ArtifactError(f"{path}: unreadable array: {exc}") from None
+    kind_ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
+    if not kind_ok or array.ndim != ndim:
+        raise ArtifactError(
+            f"{path}: expected {dtype} with {ndim} dimension(s), found {array.dtype} {array.shape}"
+        )
+    # A plain ndarray view of the mapping: same shared pages, without np.memmap's per-operation
+    # subclass overhead on the request path.
+    return np.asarray(array)
 
 
 def encode(value: object) -> bytes:

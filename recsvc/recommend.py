@@ -8,19 +8,19 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from typing import Final
 
+import msgspec
 import numpy as np
 
 from recsvc.artifacts import LoadedModel
-from recsvc.features import PRICE_BANDS, USER_FIELDS, feature_name, price_band_index
-from recsvc.model import blend, repeat_propensity, score_items, user_vector
+from recsvc.features import PRICE_BANDS, USER_FIELDS, feature_name
+from recsvc.model import blend, repeat_propensity, score_items, top_rows, user_vector
 
 EPOCH = dt.date(1970, 1, 1)
 
 
-@dataclass(frozen=True, slots=True)
-class Query:
+class Query(msgspec.Struct, frozen=True, kw_only=True):
     limit: int = 10
     offset: int = 0
     exclude_purchased: bool = True
@@ -30,16 +30,18 @@ class Query:
     price_bands: Sequence[str] = ()
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendation:
+class Recommendation(msgspec.Struct, frozen=True):
+    """One suggested product; also the API's item type (built once per item, on the hot path)."""
+
     product_id: str
     score: float
     category: str
+    # buy_again, similar_customers (from the customer's history), customers_like_you (from their
+    # features: cold start) or popular (nothing known about the customer)
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
-class Recommendations:
+class Recommendations(msgspec.Struct, frozen=True):
     items: list[Recommendation]
     cold_start: bool
     known_customer: bool
@@ -50,37 +52,62 @@ def _attribute_rows(
 ) -> list[int]:
     """The customer's attribute feature rows: stored ones, with current values (e.g. a live NPS
     category or a new primary segment) replacing the stored value of that field."""
+    stored: list[int] = model.arrays.customer_features[index].tolist() if index is not None else []
+    if not attributes:
+        return stored
     rows: list[int] = []
-    stored = model.arrays.customer_features[index] if index is not None else None
     for j, field_name in enumerate(USER_FIELDS):
         if field_name in attributes:
             row = model.user_feature_index.get(feature_name(field_name, attributes[field_name]))
             if row is not None:
                 rows.append(row)
                 continue
-        if stored is not None:
-            rows.append(int(stored[j]))
+        if stored:
+            rows.append(stored[j])
     return rows
 
 
-def candidate_mask(model: LoadedModel, query: Query) -> np.ndarray:
-    """Items allowed by the request's filters (categories, stock, explicit exclusions)."""
-    mask = np.ones(model.arrays.n_items, dtype=bool)
+def _any_of(values: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
+    # Comparisons rather than a lookup-table gather: several times faster over a whole catalogue.
+    keep = np.zeros(values.shape, dtype=bool)
+    for value in wanted:
+        keep |= values == value
+    return keep
+
+
+def allowed(model: LoadedModel, query: Query, items: np.ndarray | None = None) -> np.ndarray | None:
+    """Which of `items` (catalogue indices; None: the whole catalogue) the request's filters keep
+    (categories, stock, price bands), or None when there is no such filter."""
+    which: np.ndarray | slice = slice(None) if items is None else items
+    keep: np.ndarray | None = None
     if query.categories:
-        chosen = set(query.categories)
-        wanted = [i for i, name in enumerate(model.categories) if name in chosen]
-        mask &= np.isin(model.item_category, np.asarray(wanted, dtype=np.int32))
+        chosen = [i for i, name in enumerate(model.categories) if name in query.categories]
+        keep = _any_of(model.item_category[which], chosen)
     if query.in_stock is not None:
-        mask &= model.item_in_stock == query.in_stock
+        stock = model.item_in_stock[which] == query.in_stock
+        keep = stock if keep is None else keep & stock
     if query.price_bands:
-        band_index = price_band_index(model.item_price, model.manifest.price_edges)
-        wanted_bands = [PRICE_BANDS.index(b) for b in query.price_bands if b in PRICE_BANDS]
-        mask &= np.isin(band_index, wanted_bands)
-    for product_id in query.exclude:
-        index = model.item_index(product_id)
-        if index is not None:
-            mask[index] = False
-    return mask
+        bands = [PRICE_BANDS.index(b) for b in query.price_bands if b in PRICE_BANDS]
+        priced = _any_of(model.item_price_band[which], bands)
+        keep = priced if keep is None else keep & priced
+    return keep
+
+
+_NONE: Final = np.empty(0, dtype=np.int32)
+
+
+def excluded_items(model: LoadedModel, query: Query) -> np.ndarray:
+    """The catalogue indices of the request's explicit exclusions (unknown ids ignored)."""
+    if not query.exclude:
+        return _NONE
+    found = [i for i in map(model.item_index, query.exclude) if i is not None]
+    return np.asarray(found, dtype=np.int32)
+
+
+# Filters keeping at most this share of the catalogue score just the kept items (a gather of their
+# vectors); wider ones score everything, which streams the item matrix once. Measured on 50k
+# items: a 1% category 118 vs 370 us, 11% 330 vs 398 us, 15% about even.
+_SUBSET_SHARE = 1 / 8
 
 
 def recommend(
@@ -95,68 +122,129 @@ def recommend(
     A customer in the model is folded in from their identity (if learned) and attributes, with
     `attributes` overriding stored values. A customer unknown to the model is cold-start: folded in
     from whatever attributes are given; with none, the recently most popular products are served.
+
+    A known customer whose features are as stored is ranked from the version's candidate list
+    (their best never-bought items, computed when the version was written) when enough of it
+    passes the filters; otherwise the catalogue is scored, and the list still leads, so every page
+    of one query comes from one order.
     """
     attributes = dict(attributes or {})
     arrays = model.arrays
     index = model.customer_index(customer_id)
+    known = index is not None
     rows = _attribute_rows(model, index, attributes)
-    mask = candidate_mask(model, query)
-    bought_items = np.empty(0, dtype=np.int32)
-    if index is not None:
-        span = arrays.purchases.row(index)
-        bought_items = np.asarray(arrays.purchases.items[span])
-
-    reasons: np.ndarray | None = None
     # Cold start: nothing of the customer's own history in the model, only shared features (or none).
-    cold_start = index is None or not bool(arrays.has_identity[index])
-    if index is None and not rows:
-        scores = model.item_popularity.astype(np.float64)
-        default_reason = "popular"
-    else:
-        identity = index if index is not None and bool(arrays.has_identity[index]) else None
-        vector, _ = user_vector(arrays, identity, rows)
-        scores = score_items(arrays, vector).astype(np.float64)
-        default_reason = "similar_customers" if identity is not None else "customers_like_you"
-        if not query.exclude_purchased and bought_items.size:
-            today = today or dt.datetime.now(dt.UTC).date()
-            span = arrays.purchases.row(index)  # type: ignore[arg-type]
-            days_since = (today - EPOCH).days - np.asarray(
-                arrays.purchases.last_day[span], dtype=np.float64
-            )
-            propensity = repeat_propensity(
-                np.asarray(arrays.purchases.counts[span]),
-                days_since,
-                np.asarray(arrays.item_reorder_days[bought_items]),
-                model.manifest.blend.timing,
-            )
-            scores = blend(scores, bought_items, propensity, model.manifest.blend)
-            reasons = np.full(arrays.n_items, default_reason, dtype=object)
-            reasons[bought_items] = "buy_again"
-    if query.exclude_purchased and bought_items.size:
-        mask[bought_items] = False
-
+    learned = index is not None and bool(arrays.has_identity[index])
+    cold_start = not learned
+    reason = "similar_customers" if learned else "customers_like_you"
     wanted = query.offset + query.limit
-    allowed = np.flatnonzero(mask)
-    if allowed.size == 0:
-        return Recommendations([], cold_start=cold_start, known_customer=index is not None)
-    allowed_scores = scores[allowed]
-    k = min(wanted, allowed.size)
-    # A total order (score, then item index) so consecutive pages never repeat or skip an item: the
-    # partial sort keeps every item tied with the k-th score before ordering.
-    if k < allowed.size:
-        kth = allowed_scores[np.argpartition(-allowed_scores, k - 1)[k - 1]]
-        part = np.flatnonzero(allowed_scores >= kth)
+    excluded = excluded_items(model, query)
+
+    lead = listed = _NONE
+    lead_scores = np.empty(0, dtype=np.float32)
+    candidates = model.candidates
+    if (
+        candidates is not None
+        and index is not None
+        and query.exclude_purchased
+        and rows == arrays.customer_features[index].tolist()
+    ):
+        listed = candidates.items[index]
+        complete = int(listed[-1]) < 0  # padded: every never-bought item is in the list
+        if complete:
+            listed = listed[listed >= 0]
+        keep = allowed(model, query, listed)
+        if excluded.size:
+            kept_out = np.isin(listed, excluded, invert=True)
+            keep = kept_out if keep is None else keep & kept_out
+        lead, lead_scores = listed, candidates.scores[index][: listed.size]
+        if keep is not None:
+            lead, lead_scores = lead[keep], lead_scores[keep]
+        if complete or lead.size >= wanted:
+            return _page(model, lead, lead_scores, query, reason, None, cold_start, known)
+
+    bought = np.empty(0, dtype=np.int32)
+    if index is not None:
+        bought = np.asarray(arrays.purchases.items[arrays.purchases.row(index)])
+    filtered = allowed(model, query)
+    # The items in play, ascending (so position order is item order for ties); None: all of them.
+    pool = None if filtered is None else np.flatnonzero(filtered)
+    blending = not query.exclude_purchased and bought.size > 0
+    reasons: np.ndarray | None = None
+    if index is None and not rows:
+        reason = "popular"
+        popularity = model.item_popularity
+        scores: np.ndarray = popularity.take(pool) if pool is not None else popularity.copy()
     else:
-        part = np.arange(allowed.size)
-    order = part[np.lexsort((allowed[part], -allowed_scores[part]))]
-    page = allowed[order][query.offset : wanted]
+        vector, _ = user_vector(arrays, index if learned else None, rows)
+        if pool is not None and not blending and pool.size <= arrays.n_items * _SUBSET_SHARE:
+            scores = arrays.item_vectors.take(pool, axis=0) @ vector
+            scores += arrays.item_biases.take(pool)
+        else:
+            scores = score_items(arrays, vector)
+            if blending:
+                today = today or dt.datetime.now(dt.UTC).date()
+                span = arrays.purchases.row(index)  # type: ignore[arg-type]
+                days_since = (today - EPOCH).days - np.asarray(
+                    arrays.purchases.last_day[span], dtype=np.float64
+                )
+                propensity = repeat_propensity(
+                    np.asarray(arrays.purchases.counts[span]),
+                    days_since,
+                    np.asarray(arrays.item_reorder_days[bought]),
+                    model.manifest.blend.timing,
+                )
+                scores = blend(scores, bought, propensity, model.manifest.blend)
+                reasons = np.full(arrays.n_items, reason, dtype=object)
+                reasons[bought] = "buy_again"
+            if pool is not None:
+                scores = scores.take(pool)
+
+    # Out of play: already bought, explicitly excluded, already placed from the list.
+    drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
+    if pool is not None and pool.size:
+        at = np.minimum(np.searchsorted(pool, drop), pool.size - 1)
+        drop = at[pool[at] == drop]  # their positions in the pool, if they are in it
+    scores[drop if scores.size else drop[:0]] = -np.inf
+    rest, rest_scores = top_rows(scores[None, :], wanted - lead.size)
+    found = rest[0] >= 0
+    ranked = rest[0][found] if pool is None else pool[rest[0][found]]
+    return _page(
+        model,
+        np.concatenate([lead, ranked]),
+        np.concatenate([lead_scores.astype(scores.dtype), rest_scores[0][found]]),
+        query,
+        reason,
+        reasons,
+        cold_start,
+        known,
+    )
+
+
+def _page(
+    model: LoadedModel,
+    ranking: np.ndarray,
+    scores: np.ndarray,
+    query: Query,
+    reason: str,
+    reasons: np.ndarray | None,
+    cold_start: bool,
+    known: bool,
+) -> Recommendations:
+    """The requested page of a ranking (item indices, best first, with their scores)."""
+    page = slice(query.offset, query.offset + query.limit)
+    chosen = ranking[page]
+    names = model.categories
+    why = reasons[chosen].tolist() if reasons is not None else [reason] * chosen.size
+    # Whole-page conversions (one .tolist() each) rather than numpy scalars item by item.
     items = [
-        Recommendation(
-            product_id=str(model.item_ids[i]),
-            score=round(float(scores[i]), 6),
-            category=model.categories[int(model.item_category[i])],
-            reason=str(reasons[i]) if reasons is not None else default_reason,
+        Recommendation(product_id, round(score, 6), names[category], item_reason)
+        for product_id, score, category, item_reason in zip(
+            model.item_ids[chosen].tolist(),
+            scores[page].tolist(),
+            model.item_category[chosen].tolist(),
+            why,
+            strict=True,
         )
-        for i in page
     ]
-    return Recommendations(items, cold_start=cold_start, known_customer=index is not None)
+    return Recommendations(items, cold_start=cold_start, known_customer=known)

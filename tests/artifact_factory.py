@@ -18,11 +18,14 @@ from recsvc.artifacts import (
     ARRAYS,
     FORMAT_VERSION,
     MANIFEST,
+    FileEntry,
     Manifest,
     file_entries,
+    load_model,
 )
 from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
 from recsvc.model import BlendParams
+from training.candidates import serving_candidates
 
 COMPONENTS = 4
 
@@ -35,9 +38,12 @@ def make_artifact(
     *,
     ndcg: float | None = 0.25,
     extra_bytes: int = 0,
+    candidates: int = 3,
 ) -> Path:
     """Write a loadable artifact for `version` into `directory` (created) and return `directory`.
 
+    `candidates` is the length of each customer's stored candidate list, computed from the arrays
+    by the training job's own code (0: a version without lists, served by scoring every request).
     `extra_bytes` adds a `padding.bin` of that many random bytes (listed in the manifest), to make
     a version span several upload chunks or weigh as much as a real one.
     """
@@ -84,8 +90,21 @@ def make_artifact(
     (directory / "user_feature_names.json").write_bytes(msgspec.json.encode(feature_names))
     if extra_bytes:
         (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
-    files = file_entries(directory)
-    manifest = Manifest(
+    manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory))
+    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    if candidates:
+        lists = serving_candidates(load_model(directory).arrays, candidates, show_progress=False)
+        np.save(directory / "candidate_items.npy", lists.items, allow_pickle=False)
+        np.save(directory / "candidate_scores.npy", lists.scores, allow_pickle=False)
+        manifest = msgspec.structs.replace(manifest, files=file_entries(directory))
+        (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    return directory
+
+
+def _manifest(
+    version: str, n_customers: int, n_items: int, ndcg: float | None, files: dict[str, FileEntry]
+) -> Manifest:
+    return Manifest(
         format_version=FORMAT_VERSION,
         version=version,
         created_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
@@ -103,5 +122,3 @@ def make_artifact(
         metrics={} if ndcg is None else {"ndcg": ndcg},
         files=files,
     )
-    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
-    return directory

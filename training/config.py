@@ -55,6 +55,10 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Quality gate: refuse to publish when NDCG@k drops by more than this (absolute) vs the active model.
     gate_tolerance: Annotated[float, Meta(ge=0)] = 0.01
     keep_versions: Annotated[int, Meta(ge=1)] = 3
+    # Best never-bought items stored per customer with the version, so the service answers most
+    # requests with a lookup instead of scoring the catalogue (0: none, every request scores).
+    # Pages past this many items, and filters that leave too few of them, fall back to scoring.
+    serving_candidates: Annotated[int, Meta(ge=0, le=1000)] = 40
 
     @property
     def num_threads(self) -> int:

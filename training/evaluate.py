@@ -62,7 +62,7 @@ def _ranked_lists(
     n_users: int, k: int, score_rows: Callable[[np.ndarray], np.ndarray], excluded: list[np.ndarray]
 ) -> np.ndarray:
     """Top-k per user (best first, ties by item index), scoring users in blocks; -1 pads lists
-    shorter than k. Same order as `recsvc.model.top_k`, done for a whole block at once."""
+    shorter than k, in `recsvc.model.top_rows`' order (the service's order)."""
     top = np.full((n_users, k), -1, dtype=np.int64)
     for start in range(0, n_users, BLOCK):
         users = np.arange(start, min(start + BLOCK, n_users))
@@ -71,14 +71,8 @@ def _ranked_lists(
         if lengths.sum():
             rows = np.repeat(np.arange(users.size), lengths)
             block[rows, np.concatenate([excluded[u] for u in users])] = -np.inf
-        width = min(k, block.shape[1])
-        part = np.argpartition(-block, width - 1, axis=1)[:, :width]
-        part_scores = np.take_along_axis(block, part, axis=1)
-        order = np.lexsort((part, -part_scores), axis=1)
-        best = np.take_along_axis(part, order, axis=1)
-        best_scores = np.take_along_axis(part_scores, order, axis=1)
-        best[~np.isfinite(best_scores)] = -1
-        top[users, :width] = best
+        best, _ = scoring.top_rows(block, k)
+        top[users, : best.shape[1]] = best
     return top
 
 

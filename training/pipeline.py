@@ -41,10 +41,11 @@ from recsvc.artifacts import (
 from recsvc.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
 from recsvc.errors import RecsvcError
 from recsvc.features import ITEM_FIELDS, MISSING, USER_FIELDS
-from recsvc.model import ModelArrays, known_customer_vector, user_vector
+from recsvc.model import Candidates, ModelArrays, known_customer_vector, user_vector
 from recsvc.segment_rules import SegmentRules, load_segments, rules_to_toml
 from recsvc.store import Store, open_store
 from training import dataset as ds
+from training.candidates import serving_candidates
 from training.config import TrainingConfig, load_config
 from training.customer_features import (
     SegmentationConfig,
@@ -276,6 +277,7 @@ def write_artifact(
     customer_table: pl.DataFrame,
     rules: SegmentRules,
     nps_responses: pl.LazyFrame,
+    candidates: Candidates | None = None,
 ) -> Manifest:
     """Write the arrays, lists, serving tables and manifest of one version into `directory`
     (already holding the segment table and report)."""
@@ -310,6 +312,8 @@ def write_artifact(
         "purchases_counts": p.counts,
         "purchases_last_day": p.last_day,
     }
+    if candidates is not None:
+        arrays |= {"candidate_items": candidates.items, "candidate_scores": candidates.scores}
     for name, array in arrays.items():
         _save(directory, name, array)
     (directory / "categories.json").write_bytes(encode(categories))
@@ -604,6 +608,15 @@ def _train_and_publish(
         lines.filter(pl.col("day") > last_day - 90)["i"].to_numpy(), minlength=len(items.ids)
     ).astype(np.float32)
 
+    candidates = None
+    if config.serving_candidates:
+        candidates = _timed(
+            record,
+            "candidates",
+            show,
+            lambda: serving_candidates(served, config.serving_candidates, show_progress=show),
+        )
+
     with _step(record, "write artifact", show):
         fingerprint = data_fingerprint(data_dir)
         digest = hashlib.sha256(
@@ -633,6 +646,7 @@ def _train_and_publish(
             customer_table=customer_table,
             rules=rules,
             nps_responses=tables[c.NPS_RESPONSES],
+            candidates=candidates,
         )
 
     if publish and gate.publish:

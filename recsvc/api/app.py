@@ -1,4 +1,4 @@
-"""Builds the Litestar application: routes, guards, error handlers, metrics, OpenAPI docs, the offer
+"""Builds the Litestar application: routes, key checks, error handlers, metrics, OpenAPI docs, the offer
 catalog, the model holder and the detractor webhook, wired in one place.
 
 Areas (each a package of controllers, schemas and services, or one module when small):

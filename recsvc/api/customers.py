@@ -12,7 +12,7 @@ from typing import Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
 from recsvc.errors import NotFoundError
 from recsvc.profiles import CustomerProfile, ProfileOverlay, customer_profile
@@ -21,7 +21,7 @@ from recsvc.profiles import CustomerProfile, ProfileOverlay, customer_profile
 class CustomerProfileController(Controller):
     path = "/v1/customers"
     tags = ["customers"]
-    guards = [requires("export")]
+    before_request = RequireScope("export")
     security = SECURITY
 
     @get(

@@ -10,7 +10,7 @@ from litestar import Controller, Request, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
@@ -32,7 +32,7 @@ def version_locator(request: Request[Any, Any, Any]) -> VersionPath:
 class SegmentController(Controller):
     path = "/v1/segments"
     tags = ["segments"]
-    guards = [requires("export")]
+    before_request = RequireScope("export")
     security = SECURITY
 
     @get(

@@ -102,7 +102,7 @@ def test_a_zero_weight_blend_is_the_model_alone() -> None:
 
 def test_batch_scoring_matches_one_by_one_scoring_and_excludes_purchases() -> None:
     model = _model()
-    batch = batch_top_k(model, np.array([0, 1]), k=3)
+    batch, scores = batch_top_k(model, np.array([0, 1]), k=3)
     for customer in (0, 1):
         vector, _ = known_customer_vector(model, customer)
         bought = model.purchases.items[model.purchases.row(customer)]
@@ -110,6 +110,7 @@ def test_batch_scoring_matches_one_by_one_scoring_and_excludes_purchases() -> No
         assert batch[customer][: single.size].tolist() == single.tolist()
     assert 2 not in batch[0].tolist()  # customer 0 bought item 2
     assert batch[0][-1] == -1  # only two items left to recommend
+    assert scores[0][-1] == -np.inf and np.isfinite(scores[0][:2]).all()
 
 
 def test_a_customer_without_a_learned_identity_is_folded_in_from_attributes_only() -> None:

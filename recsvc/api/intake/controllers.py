@@ -9,7 +9,7 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
 from recsvc.api.intake.services import DetractorNotifier, take_in
 
@@ -17,7 +17,7 @@ from recsvc.api.intake.services import DetractorNotifier, take_in
 class IntakeController(Controller):
     path = "/v1/nps-responses"
     tags = ["intake"]
-    guards = [requires("ingest")]
+    before_request = RequireScope("ingest")
     security = SECURITY
 
     @post(

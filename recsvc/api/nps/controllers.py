@@ -7,7 +7,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model, state_of
 from recsvc.api.nps.services import nps_summary
 from recsvc.nps_summary import COUNTING, DIMENSIONS, NpsSummary
@@ -16,7 +16,7 @@ from recsvc.nps_summary import COUNTING, DIMENSIONS, NpsSummary
 class NpsSummaryController(Controller):
     path = "/v1/nps"
     tags = ["nps"]
-    guards = [requires("export")]
+    before_request = RequireScope("export")
     security = SECURITY
 
     @get(

@@ -9,7 +9,7 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath, Parameter
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model, current_state, state_of
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import check_customer_id, offers_for, recommendations_for
@@ -18,7 +18,7 @@ from recsvc.api.storefront.services import check_customer_id, offers_for, recomm
 class RecommendationController(Controller):
     path = "/v1/customers"
     tags = ["recommendations"]
-    guards = [requires("recommend")]
+    before_request = RequireScope("recommend")
     security = SECURITY
 
     @get(
@@ -76,7 +76,7 @@ class RecommendationController(Controller):
 class OfferController(Controller):
     path = "/v1/customers"
     tags = ["offers"]
-    guards = [requires("recommend")]
+    before_request = RequireScope("recommend")
     security = SECURITY
 
     @get(

@@ -5,15 +5,10 @@ from __future__ import annotations
 import msgspec
 
 from recsvc.offers import Offer
+from recsvc.recommend import Recommendation
 
-
-class RecommendedItem(msgspec.Struct, frozen=True):
-    product_id: str
-    score: float
-    category: str
-    # buy_again, similar_customers (from the customer's history), customers_like_you (from their
-    # features: cold start) or popular (nothing known about the customer)
-    reason: str
+# The domain's item is the wire type: no copy per item on the hot path.
+RecommendedItem = Recommendation
 
 
 class RecommendationResponse(msgspec.Struct, frozen=True, kw_only=True):

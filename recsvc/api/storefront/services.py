@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import datetime as dt
 from collections.abc import Mapping
 
@@ -19,7 +18,7 @@ from recsvc.api.storefront.schemas import (
 from recsvc.customer_state import CustomerState
 from recsvc.features import USER_FIELDS
 from recsvc.offers import OfferCatalog, products_for_theme
-from recsvc.recommend import Query, Recommendations, recommend
+from recsvc.recommend import Query, recommend
 from recsvc.runtime import ActiveModel
 
 MAX_ID_LENGTH = 128
@@ -43,20 +42,15 @@ def split_list(name: str, value: str | None) -> list[str]:
     return items
 
 
-def stored_segment(model: ActiveModel, customer_id: str) -> str | None:
-    """The customer's primary segment as of the model's run (from their stored features)."""
+def stored_segment(model: ActiveModel, index: int | None) -> str | None:
+    """The primary segment of customer `index` as of the model's run (from their stored features)."""
     loaded = model.loaded
-    index = loaded.customer_index(customer_id)
     if index is None:
         return None
     row = int(loaded.arrays.customer_features[index][USER_FIELDS.index("primary_segment")])
     name = loaded.user_feature_names[row - loaded.arrays.n_customers]
     value = name.partition("=")[2]
     return None if value == "unknown" else value
-
-
-def _items(result: Recommendations) -> list[RecommendedItem]:
-    return [RecommendedItem(i.product_id, i.score, i.category, i.reason) for i in result.items]
 
 
 def recommendations_for(
@@ -87,7 +81,8 @@ def recommendations_for(
         if value is not None and len(value) > MAX_FEATURE_LENGTH:
             raise BadRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
     attributes = dict(live_attributes)
-    if model.loaded.customer_index(customer_id) is None:
+    index = model.loaded.customer_index(customer_id)
+    if index is None:
         attributes.update({name: value for name, value in given_features.items() if value})
     query = Query(
         limit=limit,
@@ -98,14 +93,14 @@ def recommendations_for(
         in_stock=in_stock,
     )
     result = recommend(model.loaded, customer_id, query, attributes)
-    segment = attributes.get("primary_segment") or stored_segment(model, customer_id)
+    segment = attributes.get("primary_segment") or stored_segment(model, index)
     return RecommendationResponse(
         customer_id=customer_id,
         model_version=model.version,
         segment=str(segment) if segment else None,
         cold_start=result.cold_start,
         known_customer=result.known_customer,
-        items=_items(result),
+        items=result.items,
     )
 
 
@@ -119,10 +114,10 @@ def offers_for(
         if definition.products:
             # A recovery offer answers the complaint (e.g. in-stock items after a late delivery).
             theme = state.complaint_theme if definition.kind == "recovery" else None
-            query = dataclasses.replace(products_for_theme(theme), limit=definition.products)
-            products = _items(
-                recommend(model.loaded, state.customer_id, query, state.model_attributes())
-            )
+            query = msgspec.structs.replace(products_for_theme(theme), limit=definition.products)
+            products = recommend(
+                model.loaded, state.customer_id, query, state.model_attributes()
+            ).items
         items.append(OfferItem(**msgspec.structs.asdict(offer), products=products))
     return OffersResponse(
         customer_id=state.customer_id,

@@ -8,7 +8,7 @@ from litestar import Controller, Request, get, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
-from recsvc.api.auth import SECURITY, requires
+from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import state_of
 from recsvc.api.versions.schemas import Activation, ModelList
 from recsvc.api.versions.services import activate, list_models
@@ -17,7 +17,7 @@ from recsvc.api.versions.services import activate, list_models
 class ModelVersionController(Controller):
     path = "/v1/models"
     tags = ["models"]
-    guards = [requires("admin")]
+    before_request = RequireScope("admin")
     security = SECURITY
 
     @get(
