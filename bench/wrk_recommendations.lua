@@ -1,7 +1,9 @@
 -- wrk script for bench/bench_service.py: every request asks for a random customer C00000001..C01000000.
 --   wrk -c32 -t1 -d12s -s bench/wrk_recommendations.lua http://127.0.0.1:PORT -- '/v1/customers/C%08d/recommendations'
--- The argument after `--` is a path template with one %08d for the customer number (default: the
--- recommendations endpoint). At the end one line `WRKJSON {...}` carries the numbers (latency in µs).
+-- Arguments after `--`: a path template with one %08d for the customer number (default: the
+-- recommendations endpoint), the number of customers, and a pause in milliseconds each connection
+-- waits after a response before its next request (default none: as fast as the server answers).
+-- At the end one line `WRKJSON {...}` carries the numbers (latency in µs, pauses not included).
 
 local template = "/v1/customers/C%08d/recommendations"
 local customers = 1000000
@@ -12,6 +14,11 @@ function init(args)
   end
   if args[2] ~= nil then
     customers = tonumber(args[2])
+  end
+  if args[3] ~= nil and tonumber(args[3]) > 0 then
+    local pause = tonumber(args[3])
+    -- wrk calls a global delay() (if defined) before each request of a connection
+    delay = function() return pause end
   end
   math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 end

@@ -147,7 +147,7 @@ def recommend(
         candidates is not None
         and index is not None
         and query.exclude_purchased
-        and rows == arrays.customer_features[index].tolist()
+        and (not attributes or rows == arrays.customer_features[index].tolist())
     ):
         listed = candidates.items[index]
         complete = int(listed[-1]) < 0  # padded: every never-bought item is in the list

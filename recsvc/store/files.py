@@ -75,6 +75,7 @@ class _LiveIndex:
     def __init__(self, inode: int = 0) -> None:
         self.inode = inode
         self.offset = 0  # just past the last complete line read
+        self.seen_size = -1  # the file's size at the last read
         self.ids: set[str] = set()
         self.in_order: list[LiveResponse] = []
         self.by_customer: dict[str, list[LiveResponse]] = {}
@@ -263,12 +264,17 @@ class FileStore:
     def _refresh(self) -> None:
         """Read the lines appended since the last look (by any process). Caller holds `_lock`."""
         try:
+            # One stat per look (every request reads live answers); open and read only on change.
+            stat = os.stat(self.live_path)
+            if stat.st_ino == self._live.inode and stat.st_size == self._live.seen_size:
+                return
             with self.live_path.open("rb") as handle:
                 stat = os.fstat(handle.fileno())
                 if stat.st_ino != self._live.inode or stat.st_size < self._live.offset:
                     self._live = _LiveIndex(stat.st_ino)  # first look, or the file was replaced
                 handle.seek(self._live.offset)
                 data = handle.read()
+                self._live.seen_size = stat.st_size
         except FileNotFoundError:
             self._live = _LiveIndex()
             return
