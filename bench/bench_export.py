@@ -113,7 +113,8 @@ def serve(directory: Path, port: int) -> None:
     app = Litestar(
         route_handlers=[SegmentController, baseline],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        state=State({"settings": Settings(), "model": model}),
+        # What the segment routes read: the settings and a holder of the active version.
+        state=State({"settings": Settings(), "holder": SimpleNamespace(current=model)}),
     )
     uvicorn.run(app, host="127.0.0.1", port=port, log_level="warning")
 

@@ -118,6 +118,43 @@ def ensure_candidates(artifact: Path, n: int) -> None:
     print(f"candidate lists: {time.perf_counter() - t0:.1f} s", flush=True)
 
 
+def in_process_paths(artifact: Path, samples: int = 3000) -> None:
+    """Median cost of `recommend()` per path, in this process (no HTTP)."""
+    import msgspec
+    import numpy as np
+
+    from recsvc.artifacts import load_model
+    from recsvc.recommend import Query, recommend
+
+    model = load_model(artifact)
+    plain = msgspec.structs.replace(model, candidates=None)
+    rng = np.random.default_rng(7)
+    known = [f"C{n:08d}" for n in rng.integers(1, CUSTOMERS + 1, samples)]
+    strangers = [f"NEW{n}" for n in range(samples)]
+    small = int(np.argmin(np.bincount(model.item_category)))
+    print("in-process recommend(), median over random customers:")
+    for label, lists, customers, query in [
+        ("candidate list, top 10", model, known, Query()),
+        ("candidate list, in stock, 4 items", model, known, Query(in_stock=True, limit=4)),
+        ("scoring the catalogue, top 10", plain, known, Query()),
+        (
+            f"smallest category ({model.categories[small]})",
+            model,
+            known,
+            Query(categories=[model.categories[small]]),
+        ),
+        ("unknown customer, no features", model, strangers, Query()),
+    ]:
+        for customer in customers[:200]:
+            recommend(lists, customer, query)
+        times = []
+        for customer in customers:
+            started = time.perf_counter()
+            recommend(lists, customer, query)
+            times.append(time.perf_counter() - started)
+        print(f"  {label:40s} {statistics.median(times) * 1e6:8.1f} us")
+
+
 # --- server -----------------------------------------------------------------------------------
 
 
@@ -379,6 +416,7 @@ def main() -> None:
     WORK.mkdir(parents=True, exist_ok=True)
     if args.candidates:
         ensure_candidates(args.artifact, args.candidates)
+    in_process_paths(args.artifact)
     store_root = WORK / "store"
     shutil.rmtree(store_root, ignore_errors=True)
     t0 = time.perf_counter()

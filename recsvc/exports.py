@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import csv
 import io
+import operator
 import queue
 import re
 import threading
@@ -288,11 +289,13 @@ def _csv_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
         if export.column_types[name] in _CSV_COLUMN
     ]
     astuple = msgspec.structs.astuple
+    getters = [operator.attrgetter(f"f{i}") for i in range(len(export.columns))]
     for rows in export.row_chunks():
         buffer.seek(0)
         buffer.truncate()
         if converters:
-            columns: list[Sequence[Any]] = list(zip(*map(astuple, rows), strict=True))
+            # Column by column (no tuple per row to transpose), converted, zipped back for csv.
+            columns: list[Sequence[Any]] = [list(map(get, rows)) for get in getters]
             for position, convert in converters:
                 columns[position] = convert(columns[position])
             writer.writerows(zip(*columns, strict=True))
