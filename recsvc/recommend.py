@@ -14,10 +14,11 @@ import msgspec
 import numpy as np
 
 from recsvc.artifacts import LoadedModel
-from recsvc.features import PRICE_BANDS, USER_FIELDS, feature_name
+from recsvc.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
 from recsvc.model import blend, repeat_propensity, score_items, top_rows, user_vector
 
 EPOCH = dt.date(1970, 1, 1)
+_SEGMENT_FIELD = USER_FIELDS.index("primary_segment")
 
 
 class Query(msgspec.Struct, frozen=True, kw_only=True):
@@ -45,6 +46,19 @@ class Recommendations(msgspec.Struct, frozen=True):
     items: list[Recommendation]
     cold_start: bool
     known_customer: bool
+    # The customer's primary segment as ranked: a current (live) value, else the stored one.
+    segment: str | None = None
+
+
+def _segment(model: LoadedModel, index: int | None, attributes: Mapping[str, object]) -> str | None:
+    current = attributes.get("primary_segment")
+    if current:
+        return str(current)
+    if index is None:
+        return None
+    row = int(model.arrays.customer_features[index][_SEGMENT_FIELD])
+    value = model.user_feature_names[row - model.arrays.n_customers].partition("=")[2]
+    return None if value == MISSING else value
 
 
 def _attribute_rows(
@@ -116,12 +130,15 @@ def recommend(
     query: Query,
     attributes: Mapping[str, object] | None = None,
     today: dt.date | None = None,
+    *,
+    if_unknown: Mapping[str, object] | None = None,
 ) -> Recommendations:
     """Rank the catalogue for one customer.
 
     A customer in the model is folded in from their identity (if learned) and attributes, with
     `attributes` overriding stored values. A customer unknown to the model is cold-start: folded in
-    from whatever attributes are given; with none, the recently most popular products are served.
+    from whatever attributes are given (`if_unknown` ones too, e.g. a country the storefront
+    knows; `attributes` win); with none, the recently most popular products are served.
 
     A known customer whose features are as stored is ranked from the version's candidate list
     (their best never-bought items, computed when the version was written) when enough of it
@@ -132,6 +149,9 @@ def recommend(
     arrays = model.arrays
     index = model.customer_index(customer_id)
     known = index is not None
+    if index is None and if_unknown:
+        attributes = {**{k: v for k, v in if_unknown.items() if v}, **attributes}
+    segment = _segment(model, index, attributes)
     rows = _attribute_rows(model, index, attributes)
     # Cold start: nothing of the customer's own history in the model, only shared features (or none).
     learned = index is not None and bool(arrays.has_identity[index])
@@ -161,7 +181,7 @@ def recommend(
         if keep is not None:
             lead, lead_scores = lead[keep], lead_scores[keep]
         if complete or lead.size >= wanted:
-            return _page(model, lead, lead_scores, query, reason, None, cold_start, known)
+            return _page(model, lead, lead_scores, query, reason, None, cold_start, known, segment)
 
     bought = np.empty(0, dtype=np.int32)
     if index is not None:
@@ -218,6 +238,7 @@ def recommend(
         reasons,
         cold_start,
         known,
+        segment,
     )
 
 
@@ -230,6 +251,7 @@ def _page(
     reasons: np.ndarray | None,
     cold_start: bool,
     known: bool,
+    segment: str | None,
 ) -> Recommendations:
     """The requested page of a ranking (item indices, best first, with their scores)."""
     page = slice(query.offset, query.offset + query.limit)
@@ -247,4 +269,4 @@ def _page(
             strict=True,
         )
     ]
-    return Recommendations(items, cold_start=cold_start, known_customer=known)
+    return Recommendations(items, cold_start=cold_start, known_customer=known, segment=segment)

@@ -16,7 +16,6 @@ from recsvc.api.storefront.schemas import (
     RecommendedItem,
 )
 from recsvc.customer_state import CustomerState
-from recsvc.features import USER_FIELDS
 from recsvc.offers import OfferCatalog, products_for_theme
 from recsvc.recommend import Query, recommend
 from recsvc.runtime import ActiveModel
@@ -40,17 +39,6 @@ def split_list(name: str, value: str | None) -> list[str]:
     if any(len(item) > MAX_ID_LENGTH for item in items):
         raise BadRequest(f"{name}: each value must be at most {MAX_ID_LENGTH} characters")
     return items
-
-
-def stored_segment(model: ActiveModel, index: int | None) -> str | None:
-    """The primary segment of customer `index` as of the model's run (from their stored features)."""
-    loaded = model.loaded
-    if index is None:
-        return None
-    row = int(loaded.arrays.customer_features[index][USER_FIELDS.index("primary_segment")])
-    name = loaded.user_feature_names[row - loaded.arrays.n_customers]
-    value = name.partition("=")[2]
-    return None if value == "unknown" else value
 
 
 def recommendations_for(
@@ -80,10 +68,6 @@ def recommendations_for(
     for name, value in given_features.items():
         if value is not None and len(value) > MAX_FEATURE_LENGTH:
             raise BadRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
-    attributes = dict(live_attributes)
-    index = model.loaded.customer_index(customer_id)
-    if index is None:
-        attributes.update({name: value for name, value in given_features.items() if value})
     query = Query(
         limit=limit,
         offset=offset,
@@ -92,12 +76,11 @@ def recommendations_for(
         categories=categories,
         in_stock=in_stock,
     )
-    result = recommend(model.loaded, customer_id, query, attributes)
-    segment = attributes.get("primary_segment") or stored_segment(model, index)
+    result = recommend(model.loaded, customer_id, query, live_attributes, if_unknown=given_features)
     return RecommendationResponse(
         customer_id=customer_id,
         model_version=model.version,
-        segment=str(segment) if segment else None,
+        segment=result.segment,
         cold_start=result.cold_start,
         known_customer=result.known_customer,
         items=result.items,
