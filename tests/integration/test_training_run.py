@@ -7,6 +7,7 @@ import json
 import shutil
 from pathlib import Path
 
+import msgspec
 import numpy as np
 import polars as pl
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from recsvc.artifacts import ArtifactError, load_model
 from recsvc.features import user_feature_names
 from recsvc.model import known_customer_vectors, score_block, score_items, top_k, user_vector
+from recsvc.recommend import Query, recommend
 from recsvc.store import open_store
 from training.config import load_config
 from training.generate import generate
@@ -215,3 +217,29 @@ def test_deterministic_mode_gives_identical_models(demo: Path, tmp_path: Path) -
         assert record.version is not None
         vectors.append(np.load(tmp_path / name / "versions" / record.version / "item_vectors.npy"))
     assert np.array_equal(vectors[0], vectors[1])
+
+
+def test_the_published_candidate_lists_rank_like_scoring_the_catalogue(
+    published: tuple[RunRecord, Path],
+) -> None:
+    """The run stores each customer's best never-bought items with the version; serving from them
+    gives the ranking scoring the whole catalogue gives, on a real LightFM model."""
+    record, root = published
+    assert record.version is not None
+    assert "candidates" in record.steps
+    model = load_model(root / "store" / "versions" / record.version)
+    assert model.candidates is not None
+    assert model.candidates.items.shape == (model.arrays.n_customers, 40)
+    plain = msgspec.structs.replace(model, candidates=None)
+    categories = model.categories[:2]
+    queries = [
+        Query(),
+        Query(limit=6, offset=37),  # crosses the end of the 40-item lists
+        Query(categories=categories),
+        Query(in_stock=True),
+    ]
+    for customer in model.customer_ids[:: max(1, model.customer_ids.size // 150)].tolist():
+        for query in queries:
+            served = [r.product_id for r in recommend(model, customer, query).items]
+            scored = [r.product_id for r in recommend(plain, customer, query).items]
+            assert served == scored, (customer, query)

@@ -11,7 +11,14 @@ import numpy as np
 import pytest
 
 from recsvc import recommend as recommend_module
-from recsvc.artifacts import LoadedModel, load_model
+from recsvc.artifacts import (
+    MANIFEST,
+    ArtifactError,
+    LoadedModel,
+    file_entries,
+    load_model,
+    read_manifest,
+)
 from recsvc.model import Candidates, top_rows
 from recsvc.recommend import Query, recommend
 from tests.artifact_factory import make_artifact
@@ -130,3 +137,13 @@ def test_scoring_only_the_filtered_items_ranks_like_scoring_all(
     everything = [ids(plain, customer, query) for customer in customers]
     monkeypatch.setattr(recommend_module, "_SUBSET_SHARE", 1.0)
     assert [ids(plain, customer, query) for customer in customers] == everything
+
+
+def test_candidate_lists_that_do_not_fit_the_version_are_a_clear_error(tmp_path: Path) -> None:
+    directory = make_artifact(tmp_path / "a", "v3", 6, 40, candidates=5)
+    np.save(directory / "candidate_scores.npy", np.zeros((5, 5), dtype=np.float32))
+    manifest = read_manifest(directory)
+    manifest = msgspec.structs.replace(manifest, files=file_entries(directory))
+    (directory / MANIFEST).write_bytes(msgspec.json.encode(manifest))
+    with pytest.raises(ArtifactError, match="candidate lists of shape"):
+        load_model(directory)
