@@ -189,37 +189,9 @@ def recommend(
     filtered = allowed(model, query)
     # The items in play, ascending (so position order is item order for ties); None: all of them.
     pool = None if filtered is None else np.flatnonzero(filtered)
-    blending = not query.exclude_purchased and bought.size > 0
-    reasons: np.ndarray | None = None
-    if index is None and not rows:
-        reason = "popular"
-        popularity = model.item_popularity
-        scores: np.ndarray = popularity.take(pool) if pool is not None else popularity.copy()
-    else:
-        vector, _ = user_vector(arrays, index if learned else None, rows)
-        if pool is not None and not blending and pool.size <= arrays.n_items * _SUBSET_SHARE:
-            scores = arrays.item_vectors.take(pool, axis=0) @ vector
-            scores += arrays.item_biases.take(pool)
-        else:
-            scores = score_items(arrays, vector)
-            if blending:
-                today = today or dt.datetime.now(dt.UTC).date()
-                span = arrays.purchases.row(index)  # type: ignore[arg-type]
-                days_since = (today - EPOCH).days - np.asarray(
-                    arrays.purchases.last_day[span], dtype=np.float64
-                )
-                propensity = repeat_propensity(
-                    np.asarray(arrays.purchases.counts[span]),
-                    days_since,
-                    np.asarray(arrays.item_reorder_days[bought]),
-                    model.manifest.blend.timing,
-                )
-                scores = blend(scores, bought, propensity, model.manifest.blend)
-                reasons = np.full(arrays.n_items, reason, dtype=object)
-                reasons[bought] = "buy_again"
-            if pool is not None:
-                scores = scores.take(pool)
-
+    scores, reason, reasons = _catalogue_scores(
+        model, index, learned, rows, query, pool, bought, reason, today
+    )
     # Out of play: already bought, explicitly excluded, already placed from the list.
     drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
     if pool is not None and pool.size:
@@ -240,6 +212,51 @@ def recommend(
         known,
         segment,
     )
+
+
+def _catalogue_scores(
+    model: LoadedModel,
+    index: int | None,
+    learned: bool,
+    rows: list[int],
+    query: Query,
+    pool: np.ndarray | None,
+    bought: np.ndarray,
+    reason: str,
+    today: dt.date | None,
+) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Scores of the items in `pool` (None: every item) as a fresh writable array, the reason they
+    carry, and per-item reasons when the buy-again blend marks some."""
+    arrays = model.arrays
+    if index is None and not rows:
+        popularity = model.item_popularity
+        return (popularity.take(pool) if pool is not None else popularity.copy()), "popular", None
+    vector, _ = user_vector(arrays, index if learned else None, rows)
+    if index is None or query.exclude_purchased or bought.size == 0:
+        if pool is not None and pool.size <= arrays.n_items * _SUBSET_SHARE:
+            scores = arrays.item_vectors.take(pool, axis=0) @ vector
+            scores += arrays.item_biases.take(pool)
+            return scores, reason, None
+        scores = score_items(arrays, vector)
+        return (scores.take(pool) if pool is not None else scores), reason, None
+    # Buy-again: already-bought items compete, by how due they are (the blend needs every score).
+    today = today or dt.datetime.now(dt.UTC).date()
+    span = arrays.purchases.row(index)
+    days_since = (today - EPOCH).days - np.asarray(
+        arrays.purchases.last_day[span], dtype=np.float64
+    )
+    propensity = repeat_propensity(
+        np.asarray(arrays.purchases.counts[span]),
+        days_since,
+        np.asarray(arrays.item_reorder_days[bought]),
+        model.manifest.blend.timing,
+    )
+    scores = blend(score_items(arrays, vector), bought, propensity, model.manifest.blend)
+    reasons = np.full(arrays.n_items, reason, dtype=object)
+    reasons[bought] = "buy_again"
+    if pool is not None:
+        return scores.take(pool), reason, reasons
+    return scores, reason, reasons
 
 
 def _page(
