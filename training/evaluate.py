@@ -102,6 +102,72 @@ def new_items_ndcg(
     return ranking_metrics(top, _csr(truth_new, n_items), n_items)
 
 
+class _ModelPass(msgspec.Struct, frozen=True):
+    """What one scoring pass over the sample keeps, enough for every list the model takes part in:
+    each customer's k best never-bought items (and scores), the mean and spread of their scores
+    (the blend standardises with them) and the scores of what they bought."""
+
+    top: np.ndarray  # (users, k) item indices, -1 padded
+    top_scores: np.ndarray  # (users, k)
+    mean: np.ndarray  # (users,)
+    spread: np.ndarray  # (users,)
+    bought_scores: list[np.ndarray]
+
+
+def _model_pass(
+    model: ModelArrays, vectors: np.ndarray, bought: list[np.ndarray], k: int
+) -> _ModelPass:
+    n = vectors.shape[0]
+    top = np.full((n, k), -1, dtype=np.int64)
+    top_scores = np.full((n, k), -np.inf)
+    mean, spread = np.empty(n), np.empty(n)
+    bought_scores: list[np.ndarray] = []
+    for start in range(0, n, BLOCK):
+        rows = np.arange(start, min(start + BLOCK, n))
+        block = scoring.score_block(model, vectors[rows])
+        mean[rows] = block.mean(axis=1, dtype=np.float64)
+        spread[rows] = block.std(axis=1, dtype=np.float64)
+        for j, r in enumerate(rows):
+            bought_scores.append(block[j, bought[r]].astype(np.float64))
+            block[j, bought[r]] = -np.inf
+        items, best = scoring.top_rows(block, k)
+        top[rows, : items.shape[1]] = items
+        top_scores[rows, : best.shape[1]] = best
+    spread[spread == 0] = 1.0
+    return _ModelPass(top, top_scores, mean, spread, bought_scores)
+
+
+def _blended_lists(
+    scored: _ModelPass,
+    rows: np.ndarray,
+    bought: list[np.ndarray],
+    propensity: Callable[[int, float], np.ndarray],
+    params: BlendParams,
+    k: int,
+) -> np.ndarray:
+    """Top-k with already-bought items allowed, scored as `recsvc.model.blend` scores them.
+
+    Exact without rescoring: the blend moves every never-bought item by one increasing affine map,
+    so their order (and so their best k) is the model's; only the bought items move on their own.
+    The best k of the blend are the best k of those two small sets together.
+    """
+    w = params.weight
+    out = np.full((rows.size, k), -1, dtype=np.int64)
+    for j, r in enumerate(rows):
+        found = scored.top[r] >= 0
+        items = np.concatenate([scored.top[r][found], bought[r]])
+        raw = np.concatenate([scored.top_scores[r][found], scored.bought_scores[r]])
+        if w != 0.0 and bought[r].size:
+            standardised = (raw - scored.mean[r]) / scored.spread[r]
+            final = (1.0 - w) * standardised + (1e-3 * standardised if w == 1.0 else 0.0)
+            final[found.sum() :] += w * propensity(int(r), params.timing)
+        else:
+            final = raw
+        order = np.lexsort((items, -final))[:k]
+        out[j, : order.size] = items[order]
+    return out
+
+
 def evaluate(
     model: ModelArrays,
     train: Purchases,
@@ -155,8 +221,9 @@ def evaluate(
 
     n = users.size
     truth_new_m = _csr(truth_new, n_items)
+    scored = _model_pass(model, vectors, bought, k)
     new_items = {
-        "model": ranking_metrics(_ranked_lists(n, k, model_scores, bought), truth_new_m, n_items),
+        "model": ranking_metrics(scored.top, truth_new_m, n_items),
         "popularity": ranking_metrics(_ranked_lists(n, k, popular, bought), truth_new_m, n_items),
         "segment_popularity": ranking_metrics(
             _ranked_lists(n, k, segment_popular, bought), truth_new_m, n_items
@@ -174,35 +241,27 @@ def evaluate(
 
     nps = customer_nps[users]
     by_nps: dict[str, RankingMetrics] = {}
-    model_top = _ranked_lists(n, k, model_scores, bought)
     for category in np.unique(nps):
         rows = np.flatnonzero(nps == category)
-        by_nps[str(category)] = ranking_metrics(model_top[rows], truth_new_m[rows], n_items)
+        by_nps[str(category)] = ranking_metrics(scored.top[rows], truth_new_m[rows], n_items)
 
     # Buy again allowed: tune the blend on half A, report on half B.
     half = rng.permutation(n)
     tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
     no_exclusion = [np.empty(0, dtype=np.int64)] * n
 
-    def blended(params: BlendParams) -> Callable[[np.ndarray], np.ndarray]:
-        def score(rows: np.ndarray) -> np.ndarray:
-            block = model_scores(rows)
-            out = np.empty_like(block, dtype=np.float64)
-            for j, r in enumerate(rows):
-                u = int(users[r])
-                span = train.row(u)
-                propensity = scoring.repeat_propensity(
-                    train.counts[span],
-                    cutoff_day - train.last_day[span].astype(np.float64),
-                    model.item_reorder_days[train.items[span]],
-                    params.timing,
-                )
-                out[j] = scoring.blend(
-                    block[j].astype(np.float64), train.items[span], propensity, params
-                )
-            return out
+    def propensity(r: int, timing: float) -> np.ndarray:
+        span = train.row(int(users[r]))
+        return scoring.repeat_propensity(
+            train.counts[span],
+            cutoff_day - train.last_day[span].astype(np.float64),
+            model.item_reorder_days[train.items[span]],
+            timing,
+        )
 
-        return score
+    def blend_metrics(rows: np.ndarray, params: BlendParams) -> RankingMetrics:
+        top = _blended_lists(scored, rows, bought, propensity, params, k)
+        return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
 
     def subset(
         rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]
@@ -213,7 +272,7 @@ def evaluate(
         top = _ranked_lists(rows.size, k, subset(rows, fn), no_exclusion)
         return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
 
-    tuned = max(BLEND_GRID, key=lambda p: metrics_on(tune_rows, blended(p)).ndcg)
+    tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
 
     def own_frequent(rows: np.ndarray) -> np.ndarray:
         out = np.broadcast_to(popularity * 1e-12, (rows.size, n_items)).copy()
@@ -223,10 +282,11 @@ def evaluate(
         return out
 
     buy_again = {
-        "model": metrics_on(report_rows, model_scores),
+        # The model alone: the blend at weight 0 (raw scores, bought items allowed).
+        "model": blend_metrics(report_rows, BlendParams(weight=0.0)),
         "own_most_frequent": metrics_on(report_rows, own_frequent),
         "popularity": metrics_on(report_rows, popular),
-        "blend": metrics_on(report_rows, blended(tuned)),
+        "blend": blend_metrics(report_rows, tuned),
     }
     pop_ndcg = new_items["popularity"].ndcg
     return EvaluationReport(
