@@ -10,7 +10,8 @@ var/bench/). A segment holding every customer (`everyone`) is added, so the expo
 Measured, per format: the writer (`write_serving_tables`), then the export three ways:
 - generator: `plan_export(...).chunks()` written to /dev/null in this process (default fields,
   read from the narrow export records; and once with `--fields`, read from the full records);
-- HTTP: `GET /v1/segments/everyone/members` from a uvicorn server in a subprocess, read by httpx;
+- HTTP: `GET /v1/segments/everyone/members` from a uvicorn server in a subprocess, read by httpx
+  (every format with the default fields, then CSV with `--fields`);
 - baseline: the same bytes, pre-built as a list of pieces, streamed by that server (what HTTP costs
   without any export work).
 """
@@ -196,6 +197,13 @@ def main() -> None:
                 f"HTTP      {fmt:8} {args.customers:,} rows {nbytes / 1e6:7.1f} MB in {seconds:5.2f}s = "
                 f"{args.customers / seconds:>10,.0f} rows/s   (baseline, same {base_bytes / 1e6:.1f} MB "
                 f"pre-built: {base_seconds:.2f}s = {args.customers / base_seconds:,.0f} rows/s)"
+            )
+        if args.fields:
+            query = f"format=csv&fields={args.fields}"
+            nbytes, seconds = fetch(f"{base}/v1/segments/{SEGMENT}/members?{query}")
+            print(
+                f"HTTP      csv      {args.customers:,} rows {nbytes / 1e6:7.1f} MB in {seconds:5.2f}s = "
+                f"{args.customers / seconds:>10,.0f} rows/s   (fields={args.fields}: full records)"
             )
     finally:
         server.terminate()
