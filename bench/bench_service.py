@@ -164,6 +164,10 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
+# Command prefixes that pin the server and the load generator to CPUs (`--pin`); empty: unpinned.
+PINNED: dict[str, list[str]] = {"server": [], "client": []}
+
+
 def start_server(store_root: Path, port: int, workers: int) -> subprocess.Popen[bytes]:
     env = dict(os.environ)
     env.update(
@@ -178,6 +182,7 @@ def start_server(store_root: Path, port: int, workers: int) -> subprocess.Popen[
     log = (WORK / f"uvicorn-{workers}w.log").open("wb")
     return subprocess.Popen(
         [
+            *PINNED["server"],
             sys.executable,
             "-m",
             "uvicorn",
@@ -291,6 +296,7 @@ def run_wrk(
     base: str, template: str, connections: int, threads: int, seconds: float, pause_ms: float = 0
 ) -> dict[str, float]:
     cmd = [
+        *PINNED["client"],
         "wrk",
         f"-c{connections}",
         f"-t{threads}",
@@ -408,9 +414,19 @@ def main() -> None:
         default=TrainingConfig().serving_candidates,
         help="length of the candidate lists to add to an artifact that has none (0: leave it)",
     )
+    parser.add_argument(
+        "--pin",
+        action="store_true",
+        help="run the server on CPU 0 and wrk on CPU 1 (taskset), so they do not preempt each other",
+    )
     args = parser.parse_args()
 
     from recsvc.store import FileStore
+
+    if args.pin:
+        if (os.cpu_count() or 1) < 2 or not shutil.which("taskset"):
+            raise SystemExit("--pin needs two CPUs and taskset")
+        PINNED.update(server=["taskset", "-c", "0"], client=["taskset", "-c", "1"])
 
     tool = ensure_wrk()
     WORK.mkdir(parents=True, exist_ok=True)
@@ -431,7 +447,8 @@ def main() -> None:
         f"{manifest['n_customers']} customers, {manifest['n_items']} products; "
         f"mapped files (.npy, .bin) {mapped / 1024:.1f} MiB"
     )
-    print(f"load generator: {tool}; {os.cpu_count()} cores; client and server share them")
+    sharing = "server on CPU 0, wrk on CPU 1" if args.pin else "client and server share them"
+    print(f"load generator: {tool}; {os.cpu_count()} cores; {sharing}")
 
     results: dict[str, dict[str, float]] = {}
     memory: dict[int, list[dict[str, int]]] = {}
