@@ -157,6 +157,16 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     candidates: Candidates | None = None
 
     @functools.cached_property
+    def item_id_list(self) -> list[str]:
+        """The item ids as Python strings (what a response carries), looked up without numpy."""
+        return self.item_ids.tolist()
+
+    @functools.cached_property
+    def item_category_names(self) -> list[str]:
+        """Each item's category name, by item index."""
+        return [self.categories[c] for c in self.item_category.tolist()]
+
+    @functools.cached_property
     def item_price_band(self) -> np.ndarray:
         """Each item's price band (index into PRICE_BANDS, -1 unpriced), computed on first use."""
         return price_band_index(self.item_price, self.manifest.price_edges)
@@ -230,7 +240,8 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
                 f"{directory}: candidate lists of shape {items.shape} / {scores.shape} do not match "
                 f"{n_customers} customers"
             )
-        candidates = Candidates(items=items, scores=scores)
+        if items.shape[1]:  # zero-width lists are no lists
+            candidates = Candidates(items=items, scores=scores)
     return LoadedModel(
         manifest=manifest,
         directory=directory,

@@ -50,23 +50,22 @@ class Recommendations(msgspec.Struct, frozen=True):
     segment: str | None = None
 
 
-def _segment(model: LoadedModel, index: int | None, attributes: Mapping[str, object]) -> str | None:
+def _segment(model: LoadedModel, stored: list[int], attributes: Mapping[str, object]) -> str | None:
     current = attributes.get("primary_segment")
     if current:
         return str(current)
-    if index is None:
+    if not stored:
         return None
-    row = int(model.arrays.customer_features[index][_SEGMENT_FIELD])
+    row = stored[_SEGMENT_FIELD]
     value = model.user_feature_names[row - model.arrays.n_customers].partition("=")[2]
     return None if value == MISSING else value
 
 
 def _attribute_rows(
-    model: LoadedModel, index: int | None, attributes: Mapping[str, object]
+    model: LoadedModel, stored: list[int], attributes: Mapping[str, object]
 ) -> list[int]:
-    """The customer's attribute feature rows: stored ones, with current values (e.g. a live NPS
-    category or a new primary segment) replacing the stored value of that field."""
-    stored: list[int] = model.arrays.customer_features[index].tolist() if index is not None else []
+    """The customer's attribute feature rows: the `stored` ones, with current values (e.g. a live
+    NPS category or a new primary segment) replacing the stored value of that field."""
     if not attributes:
         return stored
     rows: list[int] = []
@@ -151,8 +150,11 @@ def recommend(
     known = index is not None
     if index is None and if_unknown:
         attributes = {**{k: v for k, v in if_unknown.items() if v}, **attributes}
-    segment = _segment(model, index, attributes)
-    rows = _attribute_rows(model, index, attributes)
+    # Python lists from here on where rows are short: on the request path, a few numpy calls
+    # on cold caches cost more than the work they do.
+    stored: list[int] = arrays.customer_features[index].tolist() if index is not None else []
+    segment = _segment(model, stored, attributes)
+    rows = _attribute_rows(model, stored, attributes)
     # Cold start: nothing of the customer's own history in the model, only shared features (or none).
     learned = index is not None and bool(arrays.has_identity[index])
     cold_start = not learned
@@ -160,28 +162,31 @@ def recommend(
     wanted = query.offset + query.limit
     excluded = excluded_items(model, query)
 
-    lead = listed = _NONE
-    lead_scores = np.empty(0, dtype=np.float32)
+    lead: list[int] = []
+    lead_scores: list[float] = []
+    listed = _NONE
     candidates = model.candidates
-    if (
-        candidates is not None
-        and index is not None
-        and query.exclude_purchased
-        and (not attributes or rows == arrays.customer_features[index].tolist())
-    ):
-        listed = candidates.items[index]
-        complete = int(listed[-1]) < 0  # padded: every never-bought item is in the list
+    if candidates is not None and index is not None and query.exclude_purchased and rows == stored:
+        lead = candidates.items[index].tolist()
+        lead_scores = candidates.scores[index].tolist()
+        complete = lead[-1] < 0  # padded: every never-bought item is in the list
         if complete:
-            listed = listed[listed >= 0]
-        keep = allowed(model, query, listed)
-        if excluded.size:
-            kept_out = np.isin(listed, excluded, invert=True)
-            keep = kept_out if keep is None else keep & kept_out
-        lead, lead_scores = listed, candidates.scores[index][: listed.size]
-        if keep is not None:
-            lead, lead_scores = lead[keep], lead_scores[keep]
-        if complete or lead.size >= wanted:
+            end = lead.index(-1)
+            lead, lead_scores = lead[:end], lead_scores[:end]
+        whole = lead
+        if query.categories or query.in_stock is not None or query.price_bands or excluded.size:
+            items = np.asarray(whole, dtype=np.int32)
+            keep = allowed(model, query, items)
+            if excluded.size:
+                kept_out = np.isin(items, excluded, invert=True)
+                keep = kept_out if keep is None else keep & kept_out
+            if keep is not None:
+                kept = keep.tolist()
+                lead = [i for i, k in zip(whole, kept, strict=True) if k]
+                lead_scores = [v for v, k in zip(lead_scores, kept, strict=True) if k]
+        if complete or len(lead) >= wanted:
             return _page(model, lead, lead_scores, query, reason, None, cold_start, known, segment)
+        listed = np.asarray(whole, dtype=np.int32)
 
     bought = np.empty(0, dtype=np.int32)
     if index is not None:
@@ -198,13 +203,13 @@ def recommend(
         at = np.minimum(np.searchsorted(pool, drop), pool.size - 1)
         drop = at[pool[at] == drop]  # their positions in the pool, if they are in it
     scores[drop if scores.size else drop[:0]] = -np.inf
-    rest, rest_scores = top_rows(scores[None, :], wanted - lead.size)
+    rest, rest_scores = top_rows(scores[None, :], wanted - len(lead))
     found = rest[0] >= 0
     ranked = rest[0][found] if pool is None else pool[rest[0][found]]
     return _page(
         model,
-        np.concatenate([lead, ranked]),
-        np.concatenate([lead_scores.astype(scores.dtype), rest_scores[0][found]]),
+        lead + ranked.tolist(),
+        lead_scores + rest_scores[0][found].tolist(),
         query,
         reason,
         reasons,
@@ -261,8 +266,8 @@ def _catalogue_scores(
 
 def _page(
     model: LoadedModel,
-    ranking: np.ndarray,
-    scores: np.ndarray,
+    ranking: list[int],
+    scores: list[float],
     query: Query,
     reason: str,
     reasons: np.ndarray | None,
@@ -273,17 +278,14 @@ def _page(
     """The requested page of a ranking (item indices, best first, with their scores)."""
     page = slice(query.offset, query.offset + query.limit)
     chosen = ranking[page]
-    names = model.categories
-    why = reasons[chosen].tolist() if reasons is not None else [reason] * chosen.size
-    # Whole-page conversions (one .tolist() each) rather than numpy scalars item by item.
+    ids, categories = model.item_id_list, model.item_category_names
     items = [
-        Recommendation(product_id, round(score, 6), names[category], item_reason)
-        for product_id, score, category, item_reason in zip(
-            model.item_ids[chosen].tolist(),
-            scores[page].tolist(),
-            model.item_category[chosen].tolist(),
-            why,
-            strict=True,
+        Recommendation(
+            ids[i],
+            round(score, 6),
+            categories[i],
+            str(reasons[i]) if reasons is not None else reason,
         )
+        for i, score in zip(chosen, scores[page], strict=True)
     ]
     return Recommendations(items, cold_start=cold_start, known_customer=known, segment=segment)

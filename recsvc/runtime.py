@@ -44,6 +44,8 @@ def open_version(loaded: LoadedModel) -> ActiveModel:
     except (OSError, ConfigError) as exc:
         raise ArtifactError(f"{path}: cannot load the version's segment rules: {exc}") from None
     responses = ResponseTable.open(loaded.directory, int(loaded.customer_ids.size))
+    # Built now, in the loader's thread, rather than by the first request after the swap.
+    loaded.item_id_list, loaded.item_category_names  # noqa: B018
     return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses)
 
 
