@@ -33,7 +33,9 @@ def check_customer_id(customer_id: str) -> str:
 
 def split_list(name: str, value: str | None) -> list[str]:
     """A comma-separated query parameter as a list (blank items dropped)."""
-    items = [part.strip() for part in (value or "").split(",") if part.strip()]
+    if not value:
+        return []
+    items = [part.strip() for part in value.split(",") if part.strip()]
     if len(items) > MAX_LIST_ITEMS:
         raise BadRequest(f"{name}: at most {MAX_LIST_ITEMS} values")
     if any(len(item) > MAX_ID_LENGTH for item in items):
@@ -59,7 +61,7 @@ def recommendations_for(
     not know, together with any live ones: their cold start."""
     check_customer_id(customer_id)
     categories = split_list("category", category)
-    unknown = sorted(set(categories) - set(model.loaded.categories))
+    unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
     if unknown:
         raise BadRequest(
             f"category: unknown value(s) {', '.join(unknown)}; "
