@@ -202,7 +202,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         path = directory / f"{stem}.npy"
         if stem in OPTIONAL_ARRAYS and f"{stem}.npy" not in manifest.files:
             continue
-        loaded[stem] = _load_array(path, dtype, ndim, prefault=stem in PREFAULTED)
+        loaded[stem] = load_array(path, dtype, ndim, prefault=stem in PREFAULTED)
     lists: dict[str, list[str]] = {}
     for name in LISTS:
         path = directory / f"{name}.json"
@@ -259,7 +259,9 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
     )
 
 
-def _load_array(path: Path, dtype: str, ndim: int, *, prefault: bool = False) -> np.ndarray:
+def load_array(path: Path, dtype: str, ndim: int = 1, *, prefault: bool = False) -> np.ndarray:
+    """An `.npy` file of a version, memory-mapped; ArtifactError naming the file when it is
+    unreadable or not `dtype` ("U": any unicode width) with `ndim` dimensions."""
     try:
         array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:

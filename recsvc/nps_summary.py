@@ -31,7 +31,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from recsvc.artifacts import ArtifactError
+from recsvc.artifacts import ArtifactError, load_array
 from recsvc.errors import RecsvcError
 from recsvc.nps import DEFAULT_MIN_N, NpsResult, ZTest, nps_from_counts, rest_of, two_sample_z
 from recsvc.store.base import LiveResponse
@@ -83,17 +83,6 @@ class ResponseTableFile(msgspec.Struct, frozen=True, kw_only=True):
 _file_decoder = msgspec.json.Decoder(ResponseTableFile)
 
 
-def _array(directory: Path, name: str, dtype: str, ndim: int = 1) -> np.ndarray:
-    path = directory / name
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: unreadable array: {exc}") from None
-    if array.dtype != np.dtype(dtype) or array.ndim != ndim:
-        raise ArtifactError(f"{path}: expected {ndim}-d {dtype}, found {array.dtype} {array.shape}")
-    return array
-
-
 @dataclass(frozen=True, slots=True)
 class ResponseTable:
     """A version's NPS answers, memory-mapped (see the module docstring)."""
@@ -120,12 +109,12 @@ class ResponseTable:
         if info.format_version != RESPONSE_TABLE_FORMAT:
             raise ArtifactError(f"{path}: format {info.format_version} is not supported")
         table = cls(
-            keys=_array(directory, RESPONSE_KEYS, "uint64"),
-            customers=_array(directory, RESPONSE_CUSTOMERS, "int32"),
-            scores=_array(directory, RESPONSE_SCORES, "int8"),
-            times=_array(directory, RESPONSE_TIMES, "int64"),
-            touchpoints=_array(directory, RESPONSE_TOUCHPOINTS, "int16"),
-            customer_groups=_array(directory, CUSTOMER_GROUPS, "int32", ndim=2),
+            keys=load_array(directory / RESPONSE_KEYS, "uint64"),
+            customers=load_array(directory / RESPONSE_CUSTOMERS, "int32"),
+            scores=load_array(directory / RESPONSE_SCORES, "int8"),
+            times=load_array(directory / RESPONSE_TIMES, "int64"),
+            touchpoints=load_array(directory / RESPONSE_TOUCHPOINTS, "int16"),
+            customer_groups=load_array(directory / CUSTOMER_GROUPS, "int32", ndim=2),
             touchpoint_names=tuple(info.touchpoints),
             group_labels={name: tuple(info.groups.get(name, ())) for name in GROUP_COLUMNS},
         )

@@ -30,7 +30,7 @@ import numpy as np
 
 from recsvc import columns as c
 from recsvc import customer_table as ct
-from recsvc.artifacts import ArtifactError
+from recsvc.artifacts import ArtifactError, load_array
 from recsvc.errors import NotFoundError
 from recsvc.nps import NpsResult
 
@@ -227,16 +227,6 @@ def row_type(fields: tuple[str, ...]) -> type[msgspec.Struct]:
     )
 
 
-def _load_array(path: Path, dtype: str) -> np.ndarray:
-    try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: unreadable array: {exc}") from None
-    if array.dtype != np.dtype(dtype) or array.ndim != 1:
-        raise ArtifactError(f"{path}: expected 1-d {dtype}, found {array.dtype} {array.shape}")
-    return array
-
-
 def _decode(path: Path, decoder: msgspec.json.Decoder[Any]) -> Any:
     try:
         return decoder.decode(path.read_bytes())
@@ -257,7 +247,7 @@ class RecordFile:
 
     @classmethod
     def open(cls, path: Path, offsets_path: Path, customers: int) -> RecordFile:
-        offsets = _load_array(offsets_path, "int64")
+        offsets = load_array(offsets_path, "int64")
         try:
             with path.open("rb") as handle:
                 size = path.stat().st_size
@@ -324,7 +314,7 @@ class Profiles:
         `customer_ids` is the artifact's sorted id array (read from `customer_ids.npy` if omitted).
         """
         if customer_ids is None:
-            customer_ids = _load_ids(directory / "customer_ids.npy")
+            customer_ids = load_array(directory / "customer_ids.npy", "U")
         n = int(customer_ids.size)
         schema: ProfilesFile = _decode(directory / PROFILES_SCHEMA, _profiles_file_decoder)
         segments: SegmentsFile = _decode(directory / SEGMENTS_JSON, _segments_file_decoder)
@@ -336,8 +326,8 @@ class Profiles:
         export_records = None
         if schema.export_columns:
             export_records = RecordFile.open(directory / EXPORT_BIN, directory / EXPORT_OFFSETS, n)
-        indptr = _load_array(directory / SEGMENT_INDPTR, "int64")
-        members = _load_array(directory / SEGMENT_MEMBERS, "int32")
+        indptr = load_array(directory / SEGMENT_INDPTR, "int64")
+        members = load_array(directory / SEGMENT_MEMBERS, "int32")
         if indptr.size != len(segments.segments) + 1 or int(indptr[-1]) != members.size:
             raise ArtifactError(f"{directory}: segment lists do not match segments.json")
         return cls(
@@ -414,14 +404,6 @@ class Profiles:
             source = self._export_records
         rows: list[Any] = _rows_decoder(row).decode_lines(source.many(indices))
         return rows
-
-
-def _load_ids(path: Path) -> np.ndarray:
-    try:
-        ids: np.ndarray = np.load(path, mmap_mode="r", allow_pickle=False)
-    except (OSError, ValueError) as exc:
-        raise ArtifactError(f"{path}: unreadable array: {exc}") from None
-    return ids
 
 
 @lru_cache(maxsize=64)
