@@ -99,23 +99,11 @@ def bench_app() -> Litestar:
 def ensure_candidates(artifact: Path, n: int) -> None:
     """Give an artifact built before versions carried candidate lists its lists (timed), with the
     training job's own code, so the bench serves what a current nightly run publishes."""
-    import msgspec
-    import numpy as np
+    from training.candidates import add_to_artifact
 
-    from recsvc.artifacts import MANIFEST, file_entries, load_model, read_manifest
-    from training.candidates import serving_candidates
-
-    manifest = read_manifest(artifact)
-    if "candidate_items.npy" in manifest.files:
-        return
-    print(f"adding {n}-item candidate lists to {artifact} (once) ...", flush=True)
     t0 = time.perf_counter()
-    lists = serving_candidates(load_model(artifact).arrays, n)
-    np.save(artifact / "candidate_items.npy", lists.items, allow_pickle=False)
-    np.save(artifact / "candidate_scores.npy", lists.scores, allow_pickle=False)
-    manifest = msgspec.structs.replace(manifest, files=file_entries(artifact))
-    (artifact / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
-    print(f"candidate lists: {time.perf_counter() - t0:.1f} s", flush=True)
+    if add_to_artifact(artifact, n):
+        print(f"added {n}-item candidate lists to {artifact}: {time.perf_counter() - t0:.1f} s")
 
 
 def in_process_paths(artifact: Path, samples: int = 3000) -> None:

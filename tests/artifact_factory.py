@@ -21,11 +21,10 @@ from recsvc.artifacts import (
     FileEntry,
     Manifest,
     file_entries,
-    load_model,
 )
 from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
 from recsvc.model import BlendParams
-from training.candidates import serving_candidates
+from training.candidates import add_to_artifact
 
 COMPONENTS = 4
 
@@ -93,11 +92,7 @@ def make_artifact(
     manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory))
     (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
     if candidates:
-        lists = serving_candidates(load_model(directory).arrays, candidates, show_progress=False)
-        np.save(directory / "candidate_items.npy", lists.items, allow_pickle=False)
-        np.save(directory / "candidate_scores.npy", lists.scores, allow_pickle=False)
-        manifest = msgspec.structs.replace(manifest, files=file_entries(directory))
-        (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+        add_to_artifact(directory, candidates, show_progress=False)
     return directory
 
 

@@ -8,8 +8,12 @@ serving from it changes speed, not results.
 
 from __future__ import annotations
 
+from pathlib import Path
+
+import msgspec
 import numpy as np
 
+from recsvc.artifacts import MANIFEST, file_entries, load_model, read_manifest
 from recsvc.model import Candidates, ModelArrays, batch_top_k
 from training.progress import Progress
 
@@ -34,3 +38,22 @@ def serving_candidates(model: ModelArrays, n: int, *, show_progress: bool = True
         progress.advance(block.size)
     progress.finish()
     return Candidates(items=items, scores=scores)
+
+
+def candidate_arrays(lists: Candidates) -> dict[str, np.ndarray]:
+    """The lists as the artifact's arrays (see `recsvc.artifacts.OPTIONAL_ARRAYS`)."""
+    return {"candidate_items": lists.items, "candidate_scores": lists.scores}
+
+
+def add_to_artifact(directory: Path, n: int, *, show_progress: bool = True) -> bool:
+    """Give an artifact written without candidate lists its lists, computed from its own arrays,
+    and list them in its manifest; False when it has them already."""
+    manifest = read_manifest(directory)
+    if "candidate_items.npy" in manifest.files:
+        return False
+    lists = serving_candidates(load_model(directory).arrays, n, show_progress=show_progress)
+    for name, array in candidate_arrays(lists).items():
+        np.save(directory / f"{name}.npy", array, allow_pickle=False)
+    manifest = msgspec.structs.replace(manifest, files=file_entries(directory))
+    (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
+    return True

@@ -45,7 +45,7 @@ from recsvc.model import Candidates, ModelArrays, known_customer_vector, user_ve
 from recsvc.segment_rules import SegmentRules, load_segments, rules_to_toml
 from recsvc.store import Store, open_store
 from training import dataset as ds
-from training.candidates import serving_candidates
+from training.candidates import candidate_arrays, serving_candidates
 from training.config import TrainingConfig, load_config
 from training.customer_features import (
     SegmentationConfig,
@@ -313,7 +313,7 @@ def write_artifact(
         "purchases_last_day": p.last_day,
     }
     if candidates is not None:
-        arrays |= {"candidate_items": candidates.items, "candidate_scores": candidates.scores}
+        arrays |= candidate_arrays(candidates)
     for name, array in arrays.items():
         _save(directory, name, array)
     (directory / "categories.json").write_bytes(encode(categories))
