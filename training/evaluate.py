@@ -58,6 +58,14 @@ def _csr(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
     )
 
 
+def _exclude(block: np.ndarray, users: np.ndarray, excluded: list[np.ndarray]) -> None:
+    """Mark each user's `excluded` items -inf in their row of `block` (row j is `users[j]`)."""
+    lengths = np.array([excluded[u].size for u in users])
+    if lengths.sum():
+        rows = np.repeat(np.arange(users.size), lengths)
+        block[rows, np.concatenate([excluded[u] for u in users])] = -np.inf
+
+
 def _ranked_lists(
     n_users: int, k: int, score_rows: Callable[[np.ndarray], np.ndarray], excluded: list[np.ndarray]
 ) -> np.ndarray:
@@ -67,10 +75,7 @@ def _ranked_lists(
     for start in range(0, n_users, BLOCK):
         users = np.arange(start, min(start + BLOCK, n_users))
         block = np.array(score_rows(users), dtype=np.float64)
-        lengths = np.array([excluded[u].size for u in users])
-        if lengths.sum():
-            rows = np.repeat(np.arange(users.size), lengths)
-            block[rows, np.concatenate([excluded[u] for u in users])] = -np.inf
+        _exclude(block, users, excluded)
         best, _ = scoring.top_rows(block, k)
         top[users, : best.shape[1]] = best
     return top
@@ -127,9 +132,8 @@ def _model_pass(
         block = scoring.score_block(model, vectors[rows])
         mean[rows] = block.mean(axis=1, dtype=np.float64)
         spread[rows] = block.std(axis=1, dtype=np.float64)
-        for j, r in enumerate(rows):
-            bought_scores.append(block[j, bought[r]].astype(np.float64))
-            block[j, bought[r]] = -np.inf
+        bought_scores.extend(block[j, bought[r]].astype(np.float64) for j, r in enumerate(rows))
+        _exclude(block, rows, bought)
         items, best = scoring.top_rows(block, k)
         top[rows, : items.shape[1]] = items
         top_scores[rows, : best.shape[1]] = best
