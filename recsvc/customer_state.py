@@ -15,6 +15,7 @@ from typing import Any
 import msgspec
 
 from recsvc import customer_table as ct
+from recsvc import times
 from recsvc.contract import parse_datetime
 from recsvc.nps import category
 from recsvc.segment_rules import SegmentRules
@@ -58,7 +59,7 @@ def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today:
     record[ct.NPS_SCORE] = latest.score
     record[ct.NPS_CATEGORY] = category(latest.score).value
     record[ct.NPS_RESPONSES] = int(record.get(ct.NPS_RESPONSES) or 0) + len(newer)
-    record[ct.LAST_RESPONSE_AT] = latest.responded_at.isoformat()
+    record[ct.LAST_RESPONSE_AT] = times.iso(latest.responded_at)
     record[ct.DAYS_SINCE_LAST_RESPONSE] = max((today - latest.responded_at.date()).days, 0)
     for response in newer:
         if response.touchpoint == "pre_delivery":

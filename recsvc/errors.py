@@ -4,6 +4,15 @@ The CLI prints `str(error)` as one line and exits non-zero; the web layer maps e
 status in one place. Messages name the file, row, field or parameter that was wrong.
 """
 
+SHOWN_CHARS = 60
+
+
+def shown(value: object, limit: int = SHOWN_CHARS) -> str:
+    """A value as an error message quotes it: its repr, cut to `limit` characters, so a hostile
+    60 KB id never comes back whole in a reply or a log line."""
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
 
 class RecsvcError(Exception):
     """Base of every expected, user-facing error."""

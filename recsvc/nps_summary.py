@@ -31,6 +31,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from recsvc import times
 from recsvc.artifacts import ArtifactError, load_array
 from recsvc.errors import RecsvcError
 from recsvc.nps import DEFAULT_MIN_N, NpsResult, ZTest, nps_from_counts, rest_of, two_sample_z
@@ -252,10 +253,7 @@ def _live_answers(
             touchpoints.append(response.touchpoint)
         customer.append(index)
         score.append(response.score)
-        stamp = response.responded_at
-        if stamp.tzinfo is not None:
-            stamp = stamp.astimezone(dt.UTC).replace(tzinfo=None)
-        time.append(int((stamp - dt.datetime(1970, 1, 1)).total_seconds()))
+        time.append(times.epoch_seconds(response.responded_at))
         touchpoint.append(touchpoints.index(response.touchpoint))
     return _Answers(
         customer=np.asarray(customer, dtype=np.int64),

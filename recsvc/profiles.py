@@ -5,7 +5,7 @@ opens them without polars and without loading them into memory:
 
 - `profiles.bin`: one JSON object per customer (every column of the customer table), each ending in
   a newline, in the artifact's customer index order (sorted customer ids). Dates are `YYYY-MM-DD`,
-  datetimes naive UTC `YYYY-MM-DDTHH:MM:SS`, lists are lists, missing values `null`.
+  datetimes UTC `YYYY-MM-DDTHH:MM:SSZ`, lists are lists, missing values `null`.
 - `profiles_offsets.npy`: int64, customers + 1 byte offsets: record i is `bin[off[i]:off[i+1]]`.
 - `profiles_export.bin` + `profiles_export_offsets.npy`: the same layout holding only
   `EXPORT_COLUMNS` (the default export columns): an export of those reads ~6x fewer bytes.
@@ -30,6 +30,7 @@ import numpy as np
 
 from recsvc import columns as c
 from recsvc import customer_table as ct
+from recsvc import times
 from recsvc.artifacts import ArtifactError, load_array
 from recsvc.errors import NotFoundError
 from recsvc.nps import NpsResult
@@ -53,7 +54,9 @@ SERVING_FILES: Final = (
     SEGMENT_MEMBERS,
 )
 SERVING_FORMAT: Final = 1
-DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"  # how profiles.bin spells datetimes (naive UTC)
+# How profiles.bin spells datetimes: UTC with a `Z` (versions written before the `Z` have none;
+# readers take both, see `recsvc.times.parse_iso`).
+DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%SZ"
 # What a marketer's export holds unless they ask for other fields; also the narrow record file.
 EXPORT_COLUMNS: Final = (
     c.CUSTOMER_ID,
@@ -195,7 +198,7 @@ def customer_profile(record: dict[str, Any], model_version: str) -> CustomerProf
 def _iso(value: Any) -> Any:
     # An overlay may put date/datetime objects back into a record; the API shows ISO text.
     if isinstance(value, dt.datetime):
-        return value.strftime(DATETIME_FORMAT)
+        return times.iso(value)
     if isinstance(value, dt.date):
         return value.isoformat()
     return value
@@ -369,7 +372,7 @@ class Profiles:
             if kind == ColumnType.DATE:
                 out[name] = dt.date.fromisoformat(value)
             elif kind == ColumnType.DATETIME:
-                out[name] = dt.datetime.fromisoformat(value)
+                out[name] = times.parse_iso(value)
         return out
 
     # --- segments --------------------------------------------------------------------------------

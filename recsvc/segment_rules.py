@@ -37,6 +37,7 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from recsvc.contract import parse_datetime
+from recsvc.times import utc
 from recsvc.customer_table import COLUMNS, ValueKind
 from recsvc.errors import ConfigError
 
@@ -421,6 +422,16 @@ def _value(operand: Operand, record: Mapping[str, Any]) -> Any:
 def _compare(op: str, left: Any, right: Any) -> bool | None:
     if left is None or right is None:
         return None
+    # A record as stored spells dates as text (profiles.bin is JSON): read them as the rule's kind.
+    if isinstance(left, str) and isinstance(right, dt.date):
+        left = parse_datetime(left)
+    elif isinstance(right, str) and isinstance(left, dt.date):
+        right = parse_datetime(right)
+    if left is None or right is None:
+        return None
+    # One time convention (`recsvc.times`): a naive datetime from a record is UTC.
+    if isinstance(left, dt.datetime) and isinstance(right, dt.datetime):
+        left, right = utc(left), utc(right)
     # Dates from a record may be datetimes when the column is a date (or the reverse): align them.
     if isinstance(left, dt.datetime) != isinstance(right, dt.datetime) and all(
         isinstance(v, dt.date) for v in (left, right)

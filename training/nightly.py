@@ -54,6 +54,7 @@ from recsvc import columns as c
 from recsvc.errors import ConfigError, RecsvcError
 from recsvc.store import FileStore, RedisStore, Store, StoreUnavailable
 from recsvc.store.files import exclusive_lock
+from recsvc.times import naive_utc
 
 LOCK_FILE = ".train.lock"
 RUNS_DIR = "runs"
@@ -99,7 +100,9 @@ class LiveIntake(msgspec.Struct, kw_only=True):
     merged: int = 0  # added to the run's nps_responses
     in_batch: int = 0  # dropped: their response_id is in the batch file
     unknown_customer: int = 0  # dropped: customer not among the validated customers
-    new_since_last_run: int = 0  # received after the last successful run started
+    new_since_last_run: int = 0  # received after the last successful run read the live ones
+    # The latest `received_at` this run read (ISO, microseconds): what the next run counts from.
+    received_until: str | None = None
 
 
 class RunRecord(msgspec.Struct, kw_only=True):
@@ -480,22 +483,20 @@ def clean_run_dirs(runs_dir: Path, keep: int = KEEP_RUN_DIRS) -> list[str]:
 # --- live NPS responses ---------------------------------------------------------------------------
 
 
-def _naive_utc(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None) if moment.tzinfo else moment
-
-
 def merge_live_responses(
     store: Store, clean_dir: Path, *, since: dt.datetime | None = None
 ) -> LiveIntake:
     """Add the store's live NPS responses to the validated `nps_responses.parquet` in `clean_dir`.
 
     The batch file wins on a shared response_id; responses of customers missing from the validated
-    customers table are dropped. `since` only counts how many arrived after the last run.
+    customers table are dropped. `since` (the last successful run's `received_until`) only counts
+    how many arrived after that run read them.
     """
     responses = list(store.iter_live_responses())
     intake = LiveIntake(stored=len(responses))
     if not responses:
         return intake
+    intake.received_until = max(r.received_at for r in responses).isoformat()
     if since is not None:
         intake.new_since_last_run = sum(r.received_at > since for r in responses)
     path = clean_dir / f"{c.NPS_RESPONSES}.parquet"
@@ -506,7 +507,7 @@ def merge_live_responses(
             c.RESPONSE_ID: [r.response_id for r in responses],
             c.CUSTOMER_ID: [r.customer_id for r in responses],
             c.SCORE: [r.score for r in responses],
-            c.RESPONDED_AT: [_naive_utc(r.responded_at) for r in responses],
+            c.RESPONDED_AT: [naive_utc(r.responded_at) for r in responses],
             c.TOUCHPOINT: [r.touchpoint for r in responses],
             c.ORDER_ID: [r.order_id for r in responses],
             c.COMMENT: [r.comment for r in responses],

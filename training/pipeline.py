@@ -28,6 +28,7 @@ import numpy as np
 import polars as pl
 
 from recsvc import columns as c
+from recsvc import times
 from recsvc.artifacts import (
     FORMAT_VERSION,
     MANIFEST,
@@ -436,7 +437,7 @@ def _locked_run(
                 max_rejected_share=max_rejected_share,
                 publish=publish,
                 force=force,
-                live_since=dt.datetime.fromisoformat(previous.started_at) if previous else None,
+                live_since=live_watermark(previous),
                 show=show,
             )
         except BaseException as exc:
@@ -453,6 +454,16 @@ def _locked_run(
             except Exception as exc:  # the store went away: the run dir keeps the record
                 _log(f"could not save the run record in the store: {exc}", True)
     return record
+
+
+def live_watermark(previous: RunRecord | None) -> dt.datetime | None:
+    """From when the last successful run's live answers count as new: the latest one it read (its
+    start, seconds only, for records written before runs noted that)."""
+    if previous is None:
+        return None
+    if previous.live is not None and previous.live.received_until:
+        return times.parse_iso(previous.live.received_until)
+    return times.parse_iso(previous.started_at)
 
 
 def _train_and_publish(

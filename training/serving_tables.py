@@ -72,7 +72,7 @@ def aligned_table(customer_table: pl.DataFrame, customer_ids: np.ndarray) -> pl.
 
 
 def _json_ready(table: pl.DataFrame) -> pl.DataFrame:
-    """Datetimes as ISO text in naive UTC (polars' JSON would write a space instead of the T)."""
+    """Datetimes as ISO text in UTC with a `Z` (polars' JSON would write a space for the T)."""
     converted = []
     for name, dtype in table.schema.items():
         if isinstance(dtype, pl.Datetime):

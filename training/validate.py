@@ -14,7 +14,6 @@ import functools
 import sys
 import tempfile
 import time
-import unicodedata
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +23,10 @@ import msgspec
 import polars as pl
 
 from recsvc import columns as c
-from recsvc import contract
+from recsvc import contract, times
 from recsvc.contract import Field, Kind, Reference, Table
 from recsvc.errors import ConfigError, DataContractError
+from recsvc.times import naive_utc
 from training.progress import Progress
 from training.tables import DataFolder, TableFile, locate_tables, read_errors, scan_table
 
@@ -43,6 +43,7 @@ TOP_REASONS = 10
 
 DTYPES: dict[Kind, pl.DataType] = {
     Kind.STR: pl.String(),
+    Kind.ID: pl.String(),
     Kind.INT: pl.Int64(),
     Kind.FLOAT: pl.Float64(),
     Kind.BOOL: pl.Boolean(),
@@ -60,9 +61,10 @@ _FIRST_ROW = "__first_row"
 
 # --- the contract's text rules, spelled for polars ------------------------------------------------
 #
-# `check_value` uses Python's `re`, `str.strip`, `float` and `datetime.strptime`. Their notions of
-# whitespace and digits are Unicode-wide (and not quite the same as Rust's), so the classes below
-# are built from Python itself and the polars expressions match the service value for value.
+# `check_value` uses Python's `re`, `str.strip`, `str.isprintable`, `float` and
+# `datetime.strptime`. Their notions of whitespace and printable characters are Unicode-wide (and
+# not quite the same as Rust's), so the classes below are built from Python itself and the polars
+# expressions match the service value for value. Digits are ASCII only (a contract decision).
 
 
 @dataclass(frozen=True, slots=True)
@@ -70,35 +72,30 @@ class _Lexicon:
     whitespace: str  # what `str.strip()` and `re`'s \s treat as whitespace
     blank_pattern: str  # only such whitespace: `raw.strip() == ""`
     number_whitespace: str  # what `float()` strips: not the ASCII separators \x1c..\x1f
-    digits: tuple[str, ...]  # non-ASCII decimal digits, which `re`'s \d, `int` and `float` accept
-    digit_values: tuple[str, ...]
     integer_pattern: str
     float_pattern: str
     timestamp_pattern: str  # every spelling `contract.parse_datetime` accepts, with named parts
-    timestamp_parts_pattern: str  # the same after non-ASCII digits became ASCII
+    unprintable_pattern: str  # a character `str.isprintable()` refuses
 
 
 @functools.cache
 def _lexicon() -> _Lexicon:
     chars = [chr(code) for code in range(sys.maxunicode + 1)]
     whitespace = "".join(ch for ch in chars if ch.isspace())
-    decimals = [ch for ch in chars if ch.isdecimal()]
     space_class = _char_class(whitespace)
-    digit_class = _char_class(decimals)
 
     def python_regex(pattern: str) -> str:
-        return pattern.replace(r"\s", space_class).replace(r"\d", digit_class)
+        return pattern.replace(r"\s", space_class)
 
     return _Lexicon(
         whitespace=whitespace,
         blank_pattern=f"^{space_class}*$",
         number_whitespace="".join(ch for ch in whitespace if ch not in "\x1c\x1d\x1e\x1f"),
-        digits=tuple(ch for ch in decimals if not ch.isascii()),
-        digit_values=tuple(str(unicodedata.decimal(ch)) for ch in decimals if not ch.isascii()),
         integer_pattern=python_regex(contract.INTEGER_PATTERN),
         float_pattern=python_regex(contract.FLOAT_PATTERN),
-        timestamp_pattern=_timestamp_pattern(digit_class, space_class),
-        timestamp_parts_pattern=_timestamp_pattern("[0-9]", space_class),
+        # A timestamp is ASCII (checked first), so its separator is ASCII whitespace.
+        timestamp_pattern=_timestamp_pattern(_char_class(ch for ch in whitespace if ch.isascii())),
+        unprintable_pattern=_char_class(ch for ch in chars if not ch.isprintable()),
     )
 
 
@@ -114,11 +111,12 @@ def _char_class(chars: Iterable[str]) -> str:
     return "[" + "".join(parts) + "]"
 
 
-def _timestamp_pattern(d: str, w: str) -> str:
+def _timestamp_pattern(w: str) -> str:
     # The union of what `datetime.strptime` accepts for the formats in `contract.DATETIME_FORMATS`
     # (each tried with and without the fraction): its field regexes (`_strptime.TimeRE`), the format's
     # space matching any whitespace run, a case-insensitive "T", and "%z" taking "Z", "+hh:mm",
     # "+hhmm" and seconds. The literal "Z" format also takes "z", but only after a "T" (checked later).
+    d = "[0-9]"
     return (
         rf"^(?<Y>{d}{{4}})-(?<m>1[0-2]|0[1-9]|[1-9])-(?<d>3[01]|[12]{d}|0[1-9]|[1-9]| [1-9])"
         rf"(?:(?<sep>[Tt]|{w}+)(?<H>2[0-3]|[01]{d}|{d}):(?<M>[0-5]{d}|{d})"
@@ -136,12 +134,6 @@ _COMMON_TIMESTAMP = (
 )
 _NON_ASCII = r"[^\x00-\x7F]"
 _MICROS_PER_DAY = 86_400_000_000
-
-
-def _ascii_digits(text: pl.Expr) -> pl.Expr:
-    """Rewrite non-ASCII decimal digits as ASCII ones (as `int` and `float` read them)."""
-    lexicon = _lexicon()
-    return text.str.replace_many(list(lexicon.digits), list(lexicon.digit_values))
 
 
 def with_timestamps(frame: pl.LazyFrame, texts: dict[str, pl.Expr]) -> pl.LazyFrame:
@@ -172,14 +164,12 @@ def with_timestamps(frame: pl.LazyFrame, texts: dict[str, pl.Expr]) -> pl.LazyFr
             .str.strip_suffix("Z")
             .alias(temp("canonical", name))
         )
-        # Everything else the contract accepts (single-digit fields, "+0200", other scripts'
-        # digits...) is rare: only those rows reach the regexes, the one with captures last.
-        unusual = pl.when(~common).then(text)
+        # Everything else the contract accepts (single-digit fields, "+0200", ...) is rare: only
+        # those rows reach the regexes, the one with captures last. Only ASCII text is a timestamp.
+        unusual = pl.when(~common & ~text.str.contains(_NON_ASCII)).then(text)
         unusual = pl.when(unusual.str.contains(_lexicon().timestamp_pattern)).then(unusual)
         steps.append(
-            _ascii_digits(unusual)
-            .str.extract_groups(_lexicon().timestamp_parts_pattern)
-            .alias(temp("parts", name))
+            unusual.str.extract_groups(_lexicon().timestamp_pattern).alias(temp("parts", name))
         )
     frame = frame.with_columns(steps)
     frame = frame.with_columns(
@@ -279,9 +269,8 @@ def _days_from_civil(year: pl.Expr, month: pl.Expr, day: pl.Expr) -> pl.Expr:
 
 
 def _number_text(text: pl.Expr) -> pl.Expr:
-    """The text `float()` would read: ASCII digits, its whitespace stripped (null stays null)."""
-    unusual = pl.when(text.str.contains(_NON_ASCII)).then(text)
-    return pl.coalesce(_ascii_digits(unusual), text).str.strip_chars(_lexicon().number_whitespace)
+    """The text `float()` would read: its whitespace stripped (null stays null)."""
+    return text.str.strip_chars(_lexicon().number_whitespace)
 
 
 def _strip(text: pl.Expr) -> pl.Expr:
@@ -309,6 +298,7 @@ class _Parsed:
 
 _EXPECTED = {
     Kind.STR: "expected text",
+    Kind.ID: "expected text",
     Kind.INT: "expected an integer",
     Kind.FLOAT: "expected a number",
     Kind.BOOL: "expected true or false",
@@ -316,6 +306,7 @@ _EXPECTED = {
     Kind.DATE: "not a date (use YYYY-MM-DD)",
 }
 _SHOWN_CHARS = 60
+_TEXT_KINDS = (Kind.STR, Kind.ID)
 _TEXT_DTYPES = (pl.String, pl.Categorical, pl.Enum, pl.Null)
 _ALWAYS_BAD = pl.lit(True)  # a stored type the field never takes
 
@@ -353,11 +344,42 @@ def _named(text: str) -> Shown:
     return lambda rows: pl.when(rows).then(pl.lit(text))
 
 
-def _field_error(spec: Field, parsed: _Parsed) -> tuple[pl.Expr, pl.Expr]:
+def _rule_checks(spec: Field, value: pl.Expr, latest: dt.datetime) -> list[tuple[pl.Expr, str]]:
+    """The contract's checks of a value once read as its kind, before choices and range, in
+    `check_value`'s order: the id rule or the text length, then `not_future` against `latest`
+    (naive UTC). Each (failed, message); the messages name no value."""
+    checks: list[tuple[pl.Expr, str]] = []
+    value = value.cast(DTYPES[spec.kind])  # a column never readable as its kind is a null literal
+    if spec.kind is Kind.ID:
+        rule = f"(an id is {contract.ID_RULE})"
+        long = value.str.len_chars() > contract.MAX_ID_LENGTH
+        checks.append(
+            (long, f"{spec.name}: longer than {contract.MAX_ID_LENGTH} characters {rule}")
+        )
+        # Printable ASCII is the common case: only other text meets the large Unicode class.
+        unprintable = value.str.contains(r"[^\x20-\x7e]") & value.str.contains(
+            _lexicon().unprintable_pattern
+        )
+        checks.append(
+            (unprintable, f"{spec.name}: contains a control or separator character {rule}")
+        )
+    elif spec.max_length is not None:
+        long = value.str.len_chars() > spec.max_length
+        checks.append((long, f"{spec.name}: longer than {spec.max_length} characters"))
+    if spec.not_future:
+        moment = value.cast(pl.Datetime("us"))
+        checks.append(
+            (moment > pl.lit(latest, pl.Datetime("us")), contract.future_message(spec.name))
+        )
+    return checks
+
+
+def _field_error(spec: Field, parsed: _Parsed, latest: dt.datetime) -> tuple[pl.Expr, pl.Expr]:
     """(message, problem) of the first failing check, null when none fails.
 
-    The checks run in `check_value`'s order: missing, kind, choices, range. The problem is the
-    message without the offending value, for counting reasons.
+    The checks run in `check_value`'s order: missing, kind, the id, length and time rules
+    (`_rule_checks`), choices, range. The problem is the message without the offending value, for
+    counting reasons.
     """
     readable = ~parsed.missing
     checks: list[tuple[pl.Expr, pl.Expr, str]] = []  # (failed, message, problem)
@@ -379,6 +401,10 @@ def _field_error(spec: Field, parsed: _Parsed) -> tuple[pl.Expr, pl.Expr]:
         )
         checks.append((failed, message, f"{spec.name}: {too_large}"))
         readable = readable & ~parsed.too_large
+    for broken, message_text in _rule_checks(spec, parsed.value, latest):
+        failed = readable & broken
+        checks.append((failed, pl.lit(message_text), message_text))
+        readable = readable & ~broken.fill_null(False)
     if spec.choices is not None:
         unknown = f"{spec.name}: unknown value"
         failed = readable & ~parsed.value.is_in(list(spec.choices))
@@ -434,7 +460,7 @@ def _parse_text(kind: Kind, text: pl.Expr, timestamp: pl.Expr | None) -> _Parsed
     lexicon = _lexicon()
     missing = text.is_null() | text.str.contains(lexicon.blank_pattern)
     shown = _quoted(text)
-    if kind is Kind.STR:
+    if kind in _TEXT_KINDS:
         return _Parsed(text, missing, shown)
     if kind is Kind.INT:
         # `check_value` reads integers through float(), so mirror its rounding above 2**53.
@@ -459,7 +485,7 @@ def _parse_text(kind: Kind, text: pl.Expr, timestamp: pl.Expr | None) -> _Parsed
 def _parse_typed_bool(kind: Kind, raw: pl.Expr) -> _Parsed:
     if kind is Kind.BOOL:
         return _Parsed(raw, raw.is_null(), _as_text(raw))
-    if kind is Kind.STR:
+    if kind in _TEXT_KINDS:
         return _Parsed(pl.lit(None), raw.is_null(), _named("bool"), bad=_ALWAYS_BAD)
 
     def python_repr(rows: pl.Expr) -> pl.Expr:
@@ -470,7 +496,7 @@ def _parse_typed_bool(kind: Kind, raw: pl.Expr) -> _Parsed:
 
 def _parse_typed_integer(kind: Kind, raw: pl.Expr) -> _Parsed:
     missing, shown = raw.is_null(), _as_text(raw)
-    if kind is Kind.STR:
+    if kind in _TEXT_KINDS:
         return _Parsed(raw.cast(pl.String), missing, shown)
     if kind is Kind.INT:
         value = raw.cast(pl.Int64, strict=False)
@@ -489,7 +515,7 @@ def _parse_typed_float(kind: Kind, raw: pl.Expr) -> _Parsed:
         return _Parsed(value, missing, shown, bad=~whole, too_large=value.is_null())
     if kind is Kind.FLOAT:
         return _Parsed(raw.cast(pl.Float64), missing, shown, bad=~raw.is_finite())
-    if kind is Kind.STR:
+    if kind in _TEXT_KINDS:
         shown = _named("float")
     return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)
 
@@ -512,7 +538,7 @@ def _parse_typed_temporal(kind: Kind, raw: pl.Expr, dtype: pl.Datetime | pl.Date
         return _Parsed(timestamp, missing, shown)
     if kind is Kind.DATE:
         return _Parsed(timestamp.dt.date(), missing, shown)
-    if kind is Kind.STR:
+    if kind in _TEXT_KINDS:
         return _Parsed(raw.dt.to_string(iso_format), missing, shown)
     return _Parsed(pl.lit(None), missing, shown, bad=_ALWAYS_BAD)
 
@@ -554,15 +580,19 @@ def plan_columns(table: Table, schema: pl.Schema) -> ColumnPlan:
     )
 
 
-def check_rows(frame: pl.LazyFrame, table: Table, schema: pl.Schema) -> pl.LazyFrame:
+def check_rows(
+    frame: pl.LazyFrame, table: Table, schema: pl.Schema, now: dt.datetime | None = None
+) -> pl.LazyFrame:
     """Stage one: parse every contract field of every row, collecting all problems of a row.
 
     `frame` holds `_row` and the source columns as stored (described by `schema`). The result has
     `_row`, the contract columns in contract dtypes (absent optional ones as their default), extra
     columns kept as text, `_reason` (null for a valid row, else each problem naming its field, joined
     with "; "), `__problems` (the same without values, for counting) and `__source` (the row as read).
-    A value is accepted exactly when `contract.check_value` accepts it.
+    A value is accepted exactly when `contract.check_value` accepts it (with the same `now`, the
+    clock that event times may not run ahead of; default: the current time).
     """
+    latest = naive_utc(contract.latest_allowed(now or times.now()))
     plan = plan_columns(table, schema)
     specs = [table.by_name[name] for name in plan.present]
 
@@ -610,7 +640,7 @@ def check_rows(frame: pl.LazyFrame, table: Table, schema: pl.Schema) -> pl.LazyF
         )
         for name, p in parsed.items()
     }
-    checks = {s.name: _field_error(s, staged[s.name]) for s in specs}
+    checks = {s.name: _field_error(s, staged[s.name], latest) for s in specs}
     frame = frame.with_columns(
         expr.alias(temp(step, name))
         for name, (error, problem) in checks.items()
@@ -857,6 +887,7 @@ def validate_dataset(
     *,
     max_rejected_share: float = 0.05,
     show_progress: bool = True,
+    now: dt.datetime | None = None,
 ) -> ValidationResult:
     """Validate the tables in `data_dir`; write clean Parquet, the quarantine and a report to `out_dir`.
 
@@ -867,6 +898,7 @@ def validate_dataset(
     if not 0.0 <= max_rejected_share <= 1.0:
         raise ConfigError(f"max_rejected_share must be between 0 and 1, got {max_rejected_share}")
     started = time.perf_counter()
+    now = now or times.now()  # one clock for every table: what "in the future" means
     folder = locate_tables(data_dir)
     tables = _open_tables(folder)
     clean_dir = out_dir / CLEAN_DIR
@@ -884,7 +916,7 @@ def validate_dataset(
         quarantined: list[pl.LazyFrame] = []
         for name, table in tables.items():
             table_report, rejected_rows = _validate_table(
-                table, scratch, clean_paths[name], known, show_progress
+                table, scratch, clean_paths[name], known, show_progress, now
             )
             reports.append(table_report)
             quarantined.append(rejected_rows)
@@ -964,7 +996,12 @@ class _KnownKeys:
 
 
 def _validate_table(
-    table: _OpenTable, scratch: Path, clean_path: Path, known: _KnownKeys, show_progress: bool
+    table: _OpenTable,
+    scratch: Path,
+    clean_path: Path,
+    known: _KnownKeys,
+    show_progress: bool,
+    now: dt.datetime,
 ) -> tuple[TableReport, pl.LazyFrame]:
     """Run both stages for one table; return its report and its quarantine rows (lazy)."""
     started = time.perf_counter()
@@ -973,13 +1010,13 @@ def _validate_table(
     valid_path = scratch / f"{spec.name}.valid.parquet"
     invalid_path = scratch / f"{spec.name}.invalid.parquet"
     try:
-        _check_stage(table, known, valid_path, invalid_path)
+        _check_stage(table, known, valid_path, invalid_path, now)
     except DataContractError:
         if table.source.format != "ndjson" or table.contract_columns_as_text:
             raise
         # A JSON column polars typed from its values holds a value it cannot read that way.
         table = _OpenTable.open(table.source, contract_columns_as_text=True)
-        _check_stage(table, known, valid_path, invalid_path)
+        _check_stage(table, known, valid_path, invalid_path, now)
     source, output = table.source, list(table.plan.output)
     is_valid = pl.col(c.REJECT_REASON).is_null()
     valid_rows, invalid_rows = _row_count(valid_path), _row_count(invalid_path)
@@ -1049,10 +1086,14 @@ _SCRATCH: ParquetCompression = "lz4"
 _CLEAN: ParquetCompression = "zstd"
 
 
-def _check_stage(table: _OpenTable, known: KnownKeys, valid_path: Path, invalid_path: Path) -> None:
+def _check_stage(
+    table: _OpenTable, known: KnownKeys, valid_path: Path, invalid_path: Path, now: dt.datetime
+) -> None:
     """Stage one, streamed: valid rows to `valid_path`, rejected ones (with raw) to `invalid_path`."""
     spec = table.source.table
-    checked = check_rows(table.frame.with_row_index(c.SOURCE_ROW, offset=1), spec, table.schema)
+    checked = check_rows(
+        table.frame.with_row_index(c.SOURCE_ROW, offset=1), spec, table.schema, now
+    )
     is_valid = pl.col(c.REJECT_REASON).is_null()
     # A rejected row's reason names its unknown references too (valid rows: in stage two).
     rejected = mark_rows(checked.filter(~is_valid), spec, known=known).select(

@@ -11,6 +11,7 @@ from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
     HTTP_409_CONFLICT,
+    HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     HTTP_500_INTERNAL_SERVER_ERROR,
     HTTP_503_SERVICE_UNAVAILABLE,
 )
@@ -32,8 +33,13 @@ class BadRequest(RecsvcError):
     """A request parameter is wrong; the message names it (400)."""
 
 
+class UnsupportedMediaType(RecsvcError):
+    """The body is not of a type the operation takes (415)."""
+
+
 _STATUS: dict[type[RecsvcError], int] = {
     NotFoundError: HTTP_404_NOT_FOUND,
+    UnsupportedMediaType: HTTP_415_UNSUPPORTED_MEDIA_TYPE,
     ConfigError: HTTP_400_BAD_REQUEST,
     # A stored version that does not load (e.g. asked to activate it): the request is fine, the
     # version is not.

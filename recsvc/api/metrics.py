@@ -22,7 +22,6 @@ above are those of the worker that answers the scrape.
 
 from __future__ import annotations
 
-import datetime as dt
 import os
 from collections.abc import Iterator
 from typing import Any
@@ -39,6 +38,7 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
+from recsvc import times
 from recsvc.api.intake.services import DetractorNotifier
 from recsvc.runtime import ModelHolder
 
@@ -122,12 +122,9 @@ class ServiceCollector(Collector):
 
 def _timestamp(created_at: str) -> float | None:
     try:
-        stamp = dt.datetime.fromisoformat(created_at)
+        return times.parse_iso(created_at).timestamp()
     except ValueError:
         return None
-    if stamp.tzinfo is None:
-        stamp = stamp.replace(tzinfo=dt.UTC)
-    return stamp.timestamp()
 
 
 def service_registry(holder: ModelHolder, notifier: DetractorNotifier) -> CollectorRegistry:

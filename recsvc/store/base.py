@@ -15,6 +15,7 @@ from typing import Protocol
 import msgspec
 
 from recsvc.artifacts import LoadedModel, Manifest
+from recsvc.times import utc
 
 
 class VersionInfo(msgspec.Struct, frozen=True):
@@ -25,7 +26,11 @@ class VersionInfo(msgspec.Struct, frozen=True):
 
 
 class LiveResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """An NPS response accepted by the service (already validated against the contract)."""
+    """An NPS response accepted by the service (already validated against the contract).
+
+    Its times are aware UTC (`recsvc.times`); responses stored by earlier versions carry naive
+    ones, which are read as UTC when decoded.
+    """
 
     response_id: str
     customer_id: str
@@ -35,6 +40,12 @@ class LiveResponse(msgspec.Struct, frozen=True, kw_only=True):
     order_id: str | None = None
     comment: str | None = None
     received_at: dt.datetime
+
+    def __post_init__(self) -> None:
+        for name in ("responded_at", "received_at"):
+            moment: dt.datetime = getattr(self, name)
+            if moment.tzinfo is not dt.UTC:
+                msgspec.structs.force_setattr(self, name, utc(moment))
 
 
 class StoreUnavailable(Exception):

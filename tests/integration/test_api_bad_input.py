@@ -217,7 +217,7 @@ def test_a_body_over_the_limit_is_a_413_with_or_without_a_content_length(
 def test_after_the_barrage_the_service_still_answers(
     client: TestClient[Litestar], artifact: Artifact
 ) -> None:
-    headers = {"X-API-Key": ALL_SCOPES_KEY}
+    headers = {"X-API-Key": ALL_SCOPES_KEY, "Content-Type": "application/json"}
     assert client.get("/health/ready").json()["status"] == "ready"
     recs = client.get("/v1/customers/C00000001/recommendations", headers=headers)
     assert recs.status_code == 200 and recs.json()["model_version"] == artifact.version

@@ -28,6 +28,7 @@ import redis
 
 from recsvc.errors import RecsvcError
 from recsvc.store import FileStore, LiveResponse, RedisStore, open_store
+from tests.api_support import STORE_KINDS, client_for
 from training.__main__ import main
 from training.config import load_config
 from training.generate import generate
@@ -405,6 +406,58 @@ def test_live_responses_join_the_batch_once_and_only_for_known_customers(
     assert row["score"] == 0 and row["responded_at"] == ANSWERED_AT.replace(tzinfo=None)
     kept = merged.filter(pl.col("response_id") == in_batch).row(0, named=True)
     assert kept == batch.row(0, named=True)  # the batch file wins
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_an_answer_taken_over_http_joins_the_second_and_third_nightly_runs(
+    kind: str, demo: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Train; POST one answer to the real app; train again; train a third time. Each run takes the
+    answer in (the intake stores its times as aware UTC, the run compares them with its own), the
+    second counts it as new since the last run, the third does not, and the next request is
+    answered from a version that holds it."""
+    url = (
+        f"file://{tmp_path / 'store'}" if kind == "file" else request.getfixturevalue("redis_store")
+    )
+
+    def train() -> RunRecord:
+        record = run_pipeline(
+            demo,
+            store=url,
+            config=load_config(**SMALL),
+            runs_dir=tmp_path / "runs",
+            show_progress=False,
+            force=True,
+        )
+        assert record.published, record
+        return record
+
+    train()
+    store = open_store(url)
+    try:
+        with client_for(store) as client:
+            posted = client.post(
+                "/v1/nps-responses",
+                json={
+                    "response_id": "live-second-night",
+                    "customer_id": "C00000007",
+                    "score": 0,
+                    "responded_at": "2025-12-31T09:00:00+01:00",
+                    "touchpoint": "post_delivery",
+                },
+            )
+            assert posted.status_code == 202, posted.text
+        second, third = train(), train()
+        assert second.live is not None and third.live is not None
+        assert (second.live.merged, second.live.new_since_last_run) == (1, 1)
+        assert (third.live.merged, third.live.new_since_last_run) == (1, 0)
+        with client_for(store) as client:
+            profile = client.get("/v1/customers/C00000007").json()
+        assert profile["model_version"] == third.version
+        assert profile["nps"]["latest_score"] == 0
+        assert profile["nps"]["last_response_at"] == "2025-12-31T08:00:00Z"
+    finally:
+        store.close()
 
 
 # --- the schedule -------------------------------------------------------------------------------

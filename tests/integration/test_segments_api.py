@@ -22,6 +22,7 @@ from litestar.testing import TestClient
 
 from recsvc import columns as c
 from recsvc import customer_table as ct
+from recsvc import times
 from recsvc.api.customers import CustomerProfileController
 from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.segments import SegmentController
@@ -150,7 +151,7 @@ def test_a_profile_shows_segments_nps_history_rfm_and_churn(
     assert body["nps"]["latest_score"] == row[ct.NPS_SCORE]
     assert body["nps"]["latest_category"] == row[ct.NPS_CATEGORY]
     assert body["rfm"]["segment"] == row[ct.RFM_SEGMENT]
-    assert body["rfm"]["last_order_at"] == row[ct.LAST_ORDER_AT].isoformat(timespec="seconds")
+    assert body["rfm"]["last_order_at"] == times.iso(row[ct.LAST_ORDER_AT])  # UTC, with a Z
     assert body["churn"]["risk"] == pytest.approx(row[ct.CHURN_RISK])
     assert body["churn"]["level"] == row[ct.CHURN_RISK_LEVEL]
     attributes = body["attributes"]

@@ -219,6 +219,8 @@ def test_a_bad_score_is_quarantined_and_its_neighbours_kept(
 
 
 QUARANTINE_COLUMNS = ["table", c.SOURCE_FILE, c.SOURCE_ROW, c.REJECT_REASON]
+ID_TAIL = "or separator character (an id is 1 to 128 printable characters)"
+LONG_TAIL = "characters (an id is 1 to 128 printable characters)"
 
 
 @pytest.mark.parametrize(
@@ -252,6 +254,30 @@ QUARANTINE_COLUMNS = ["table", c.SOURCE_FILE, c.SOURCE_ROW, c.REJECT_REASON]
         (c.PRODUCTS, c.PRICE, "-5", "price: -5.0 is out of range (must be >= 0)"),
         (c.ORDERS, c.QUANTITY, "0", "quantity: 0 is out of range (must be > 0)"),
         (c.PRODUCTS, c.IN_STOCK, "maybe", "in_stock: expected true or false, got 'maybe'"),
+        # The rules the live intake applies too (recsvc.contract): ids, ASCII digits, no future.
+        (c.NPS_RESPONSES, c.RESPONSE_ID, "R2\x01", f"response_id: contains a control {ID_TAIL}"),
+        (c.NPS_RESPONSES, c.RESPONSE_ID, "R\n2", f"response_id: contains a control {ID_TAIL}"),
+        (c.NPS_RESPONSES, c.RESPONSE_ID, "R" * 129, f"response_id: longer than 128 {LONG_TAIL}"),
+        (c.NPS_RESPONSES, c.SCORE, "\u0669", "score: expected an integer, got '\u0669'"),
+        (
+            c.NPS_RESPONSES,
+            c.RESPONDED_AT,
+            "9999-12-31T00:00:00Z",
+            "responded_at: in the future (more than 15 minutes ahead of now; times are UTC)",
+        ),
+        (
+            c.ORDERS,
+            c.ORDERED_AT,
+            "\u0662\u0660\u0662\u0664-02-01",
+            "ordered_at: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z), "
+            "got '\u0662\u0660\u0662\u0664-02-01'",
+        ),
+        (
+            c.NPS_RESPONSES,
+            c.COMMENT,
+            "y" * 5_001,
+            "comment: longer than 5000 characters",
+        ),
     ],
 )
 def test_each_kind_of_bad_value_is_quarantined_with_a_reason_naming_the_field(

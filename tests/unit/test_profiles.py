@@ -152,7 +152,7 @@ def test_records_follow_the_sorted_customer_ids_with_iso_dates_lists_and_nulls(
     ]
     c3 = profiles.record(2)
     assert c3["signup_date"] == "2024-01-03"
-    assert c3["last_order_at"] == "2025-05-01T12:30:05"
+    assert c3["last_order_at"] == "2025-05-01T12:30:05Z"
     assert c3["favourite_categories"] == ["books", "toys"]
     assert c3["segments"] == ["detractors", "big_spenders", "late_and_unhappy"]
     assert c3["primary_segment"] == "detractors"
@@ -171,7 +171,7 @@ def test_a_record_is_a_fresh_dict_and_typed_gives_what_the_rules_compare(
     assert profiles.record(0)["nps_category"] == "promoter"
     typed = profiles.typed(profiles.record(0))
     assert typed["signup_date"] == dt.date(2024, 1, 1)
-    assert typed["last_order_at"] == dt.datetime(2025, 6, 1, 8, 0)
+    assert typed["last_order_at"] == dt.datetime(2025, 6, 1, 8, 0, tzinfo=dt.UTC)
     assert _rules().memberships(typed) == ["big_spenders"]
 
 
@@ -210,7 +210,7 @@ def test_the_api_profile_groups_nps_rfm_and_churn(profiles: Profiles) -> None:
     assert profile.customer_id == "C3" and profile.model_version == "v1"
     assert profile.primary_segment == "detractors"
     assert profile.nps.latest_score == 3 and profile.nps.latest_category == "detractor"
-    assert profile.rfm.last_order_at == "2025-05-01T12:30:05"
+    assert profile.rfm.last_order_at == "2025-05-01T12:30:05Z"
     assert profile.churn.risk == 0.8
     assert profile.attributes["favourite_categories"] == ["books", "toys"]
 
@@ -262,7 +262,7 @@ def test_exports_are_written_one_chunk_of_rows_at_a_time(
         "primary_segment": "big_spenders",
         "nps_category": "promoter",
         "churn_risk": 0.1,
-        "last_order_at": "2025-06-01T08:00:00",
+        "last_order_at": "2025-06-01T08:00:00Z",
     }
 
 

@@ -11,8 +11,9 @@ import polars as pl
 import pytest
 
 from recsvc import columns as c
-from recsvc import contract
+from recsvc import contract, times
 from recsvc.contract import Table
+from recsvc.errors import shown
 from training.validate import DTYPES, check_rows, mark_rows, settle_rows
 
 # One field of each kind (and each kind of rule), taken from the real contract.
@@ -24,8 +25,11 @@ PROBE_FIELDS = (
     contract.ORDERS.by_name[c.STATUS],  # text with choices, default "delivered"
     contract.CUSTOMERS.by_name[c.CUSTOMER_ID],  # text, required
     contract.NPS_RESPONSES.by_name[c.RESPONDED_AT],  # date-time, required
-    contract.CUSTOMERS.by_name[c.SIGNUP_DATE],  # date
+    contract.CUSTOMERS.by_name[c.SIGNUP_DATE],  # date, not in the future
+    contract.NPS_RESPONSES.by_name[c.COMMENT],  # text of at most 5,000 characters
 )
+# The clock both sides check "not in the future" against.
+NOW = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
 PROBE = Table(name="probe", fields=PROBE_FIELDS)
 
 # Tricky spellings as they arrive in a CSV cell (or a JSON string). Numbers next to the ASCII
@@ -75,6 +79,14 @@ TEXT_VALUES: list[str | None] = [
         "2024-\u0660\u0665-01",
     ],
     *["2024-05-01T12:30:00.Z", "2024-05-01T12:30:00+02:00Z", "2024-05-01T12:30:00-00:00"],
+    # ids: printable, at most 128 characters (the id rule); other scripts' letters are fine
+    *["C 1", "C\x001", "C\n1", "C\t1", "C\r", "\u00a0C1", "C\u200b1", "C\u2028", "Ç😀ü", "x" * 128],
+    *["x" * 129, "x" * 60_000],
+    # the future: at most FUTURE_SKEW (15 minutes) ahead of NOW, in any spelling
+    *["2026-01-01T00:14:59Z", "2026-01-01T00:15:01Z", "2026-01-01T01:10:00+01:00", "2026-01-02"],
+    *["2026-01-01", "2026-01-01 00:15:00", "2026-01-01T00:15:00.000001"],
+    # comments: at most 5,000 characters
+    *["y" * 5_000, "y" * 5_001],
 ]
 
 # JSON scalars as NDJSON or Parquet carry them, one typed column per dtype.
@@ -89,7 +101,7 @@ def _batch(values: list[Any], dtype: pl.DataType) -> pl.DataFrame:
     """Each value in every probe column, one row per value; `_reason` split per field."""
     frame = pl.LazyFrame({f.name: pl.Series(values, dtype=dtype) for f in PROBE_FIELDS})
     schema = pl.Schema({f.name: dtype for f in PROBE_FIELDS})
-    return check_rows(frame.with_row_index(c.SOURCE_ROW, offset=1), PROBE, schema).collect()
+    return check_rows(frame.with_row_index(c.SOURCE_ROW, offset=1), PROBE, schema, NOW).collect()
 
 
 def _field_errors(reason: str | None) -> dict[str, str]:
@@ -102,13 +114,17 @@ def _field_errors(reason: str | None) -> dict[str, str]:
 def _assert_agrees(raw: Any, row: dict[str, Any]) -> None:
     errors = _field_errors(row[c.REJECT_REASON])
     for spec in PROBE_FIELDS:
-        expected_value, expected_error = contract.check_value(spec, raw)
+        expected_value, expected_error = contract.check_value(spec, raw, NOW)
         batch_error = errors.get(spec.name)
         assert (batch_error is None) == (expected_error is None), (
-            f"{spec.name} {raw!r}: check_value says {expected_error!r}, the batch says {batch_error!r}"
+            f"{spec.name} {shown(raw)}: check_value says {expected_error!r}, the batch says "
+            f"{batch_error!r}"
         )
         if expected_error is None:
-            assert row[spec.name] == expected_value, f"{spec.name} {raw!r}"
+            value = row[spec.name]
+            if isinstance(value, dt.datetime):  # polars columns hold UTC as naive datetimes
+                value = times.utc(value)
+            assert value == expected_value, f"{spec.name} {shown(raw)}"
 
 
 @pytest.fixture(scope="module")
@@ -116,7 +132,7 @@ def text_rows() -> list[dict[str, Any]]:
     return _batch(TEXT_VALUES, pl.String()).to_dicts()
 
 
-@pytest.mark.parametrize("index", range(len(TEXT_VALUES)), ids=[repr(v) for v in TEXT_VALUES])
+@pytest.mark.parametrize("index", range(len(TEXT_VALUES)), ids=[shown(v) for v in TEXT_VALUES])
 def test_text_is_accepted_exactly_where_the_service_accepts_it(
     index: int, text_rows: list[dict[str, Any]]
 ) -> None:

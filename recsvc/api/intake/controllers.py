@@ -3,15 +3,15 @@
 from __future__ import annotations
 
 import asyncio
-import datetime as dt
 from typing import Any
 
 from litestar import Controller, Request, Response, post
 from litestar.status_codes import HTTP_202_ACCEPTED
 
+from recsvc import times
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
-from recsvc.api.intake.services import DetractorNotifier, take_in
+from recsvc.api.intake.services import DetractorNotifier, check_json_body, take_in
 
 
 class IntakeController(Controller):
@@ -30,9 +30,9 @@ class IntakeController(Controller):
         operation_class=IntakeOperation,
     )
     async def post_responses(self, request: Request[Any, Any, Any]) -> Response[IntakeResult]:
+        check_json_body(request.content_type)
         body = await request.body()
-        received_at = dt.datetime.now(dt.UTC).replace(tzinfo=None)
-        intake = await asyncio.to_thread(take_in, body, request.app.state.store, received_at)
+        intake = await asyncio.to_thread(take_in, body, request.app.state.store, times.now())
         notifier: DetractorNotifier = request.app.state.notifier
         notifier.submit(intake.new_detractors)
         return Response(intake.result, status_code=HTTP_202_ACCEPTED)

@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat
 
-from recsvc.contract import NPS_RESPONSES, Field, Kind
-from recsvc.intake import MAX_BATCH, MAX_TEXT, IntakeResult, Rejected
+from recsvc.contract import MAX_ID_LENGTH, NPS_RESPONSES, Field, Kind
+from recsvc.intake import MAX_BATCH, IntakeResult, Rejected
 
 __all__ = ["IntakeOperation", "IntakeResult", "Rejected", "nps_response_schema"]
 
 _TYPES = {
     Kind.STR: OpenAPIType.STRING,
+    Kind.ID: OpenAPIType.STRING,
     Kind.INT: OpenAPIType.INTEGER,
     Kind.FLOAT: OpenAPIType.NUMBER,
     Kind.BOOL: OpenAPIType.BOOLEAN,
@@ -33,7 +34,8 @@ def _field_schema(spec: Field) -> Schema:
         enum=list(spec.choices) if spec.choices else None,
         minimum=spec.minimum,
         maximum=spec.maximum,
-        max_length=MAX_TEXT.get(spec.name),
+        max_length=MAX_ID_LENGTH if spec.kind is Kind.ID else spec.max_length,
+        min_length=1 if spec.kind is Kind.ID else None,
         description=spec.doc or None,
     )
 

@@ -16,7 +16,8 @@ import queue
 import threading
 from dataclasses import dataclass
 
-from recsvc.api.errors import BadRequest
+from recsvc.api.errors import BadRequest, UnsupportedMediaType
+from recsvc.errors import shown
 from recsvc.intake import (
     BadBody,
     IntakeResult,
@@ -36,6 +37,16 @@ WEBHOOK_ATTEMPTS = 4
 class Intake:
     result: IntakeResult
     new_detractors: list[LiveResponse]
+
+
+def check_json_body(content_type: tuple[str, dict[str, str]]) -> None:
+    """A JSON body is announced as `application/json` (UTF-8, the only charset JSON has)."""
+    media_type, options = content_type
+    charset = options.get("charset", "utf-8").lower()
+    if media_type.lower() != "application/json" or charset not in ("utf-8", "utf8"):
+        raise UnsupportedMediaType(
+            f"Content-Type must be application/json, got {shown(media_type or '(none)')}"
+        )
 
 
 def take_in(body: bytes, store: Store, received_at: dt.datetime) -> Intake:
