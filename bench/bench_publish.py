@@ -44,8 +44,8 @@ sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "var" / "bench" / "publish"
 
 from recsvc.artifacts import MANIFEST, Manifest, load_model, read_manifest  # noqa: E402
-from recsvc.runtime import open_version  # noqa: E402
 from recsvc.store import FileStore, RedisStore  # noqa: E402
+from recsvc.version import open_version  # noqa: E402
 
 
 def artifact_for(customers: int) -> Path:

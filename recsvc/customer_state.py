@@ -17,9 +17,9 @@ import msgspec
 from recsvc import customer_table as ct
 from recsvc import times
 from recsvc.contract import parse_datetime
+from recsvc.live import LiveResponse
 from recsvc.nps import category
 from recsvc.segment_rules import SegmentRules
-from recsvc.store.base import LiveResponse
 from recsvc.themes import themes_of
 
 

@@ -19,8 +19,8 @@ import msgspec
 
 from recsvc import columns as c
 from recsvc.contract import NPS_RESPONSES, Field, Kind, check_record
+from recsvc.live import LiveResponse
 from recsvc.nps import NpsCategory, category
-from recsvc.store.base import LiveResponse
 
 log = logging.getLogger("recsvc.intake")
 MAX_BATCH = 1_000

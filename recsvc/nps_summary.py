@@ -32,10 +32,10 @@ import msgspec
 import numpy as np
 
 from recsvc import times
-from recsvc.artifacts import ArtifactError, load_array
+from recsvc.artifacts import ArtifactError, load_array, reason, where
 from recsvc.errors import RecsvcError
+from recsvc.live import LiveResponse
 from recsvc.nps import DEFAULT_MIN_N, NpsResult, ZTest, nps_from_counts, rest_of, two_sample_z
-from recsvc.store.base import LiveResponse
 
 RESPONSES_JSON: Final = "nps_responses.json"
 RESPONSE_KEYS: Final = "nps_responses_key.npy"
@@ -106,9 +106,9 @@ class ResponseTable:
         try:
             info = _file_decoder.decode(path.read_bytes())
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ArtifactError(f"{path}: unreadable: {exc}") from None
+            raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
         if info.format_version != RESPONSE_TABLE_FORMAT:
-            raise ArtifactError(f"{path}: format {info.format_version} is not supported")
+            raise ArtifactError(f"{where(path)}: format {info.format_version} is not supported")
         table = cls(
             keys=load_array(directory / RESPONSE_KEYS, "uint64"),
             customers=load_array(directory / RESPONSE_CUSTOMERS, "int32"),
@@ -124,12 +124,14 @@ class ResponseTable:
             for a in (table.keys, table.customers, table.scores, table.times, table.touchpoints)
         }
         if sizes != {info.responses}:
-            raise ArtifactError(f"{directory}: NPS answer arrays disagree with {RESPONSES_JSON}")
+            raise ArtifactError(
+                f"version {directory.name}: NPS answer arrays disagree with {RESPONSES_JSON}"
+            )
         if table.customer_groups.shape != (n_customers, len(GROUP_COLUMNS)) or (
             info.customers != n_customers
         ):
             raise ArtifactError(
-                f"{directory}: {CUSTOMER_GROUPS} does not match the artifact's {n_customers} customers"
+                f"version {directory.name}: {CUSTOMER_GROUPS} does not match the artifact's {n_customers} customers"
             )
         return table
 

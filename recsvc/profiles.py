@@ -31,7 +31,7 @@ import numpy as np
 from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc import times
-from recsvc.artifacts import ArtifactError, load_array
+from recsvc.artifacts import ArtifactError, load_array, reason, where
 from recsvc.errors import NotFoundError
 from recsvc.nps import NpsResult
 
@@ -235,10 +235,10 @@ def _decode(path: Path, decoder: msgspec.json.Decoder[Any]) -> Any:
         return decoder.decode(path.read_bytes())
     except FileNotFoundError:
         raise ArtifactError(
-            f"{path}: missing; this version has no profile tables (retrain to add them)"
+            f"{where(path)}: missing; this version has no profile tables (retrain to add them)"
         ) from None
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ArtifactError(f"{path}: unreadable: {exc}") from None
+        raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
 
 
 class RecordFile:
@@ -260,10 +260,10 @@ class RecordFile:
                     else memoryview(b"")
                 )
         except OSError as exc:
-            raise ArtifactError(f"{path}: unreadable: {exc}") from None
+            raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
         if offsets.size != customers + 1 or int(offsets[-1]) != len(data):
             raise ArtifactError(
-                f"{path}: {offsets.size - 1} records of {len(data)} bytes do not match "
+                f"{where(path)}: {offsets.size - 1} records of {len(data)} bytes do not match "
                 f"the artifact's {customers} customers"
             )
         return cls(data, offsets)
@@ -323,7 +323,7 @@ class Profiles:
         segments: SegmentsFile = _decode(directory / SEGMENTS_JSON, _segments_file_decoder)
         if schema.customers != n or segments.customers != n:
             raise ArtifactError(
-                f"{directory}: profile tables hold {schema.customers} customers, the artifact {n}"
+                f"version {directory.name}: profile tables hold {schema.customers} customers, the artifact {n}"
             )
         records = RecordFile.open(directory / PROFILES_BIN, directory / PROFILE_OFFSETS, n)
         export_records = None
@@ -332,7 +332,9 @@ class Profiles:
         indptr = load_array(directory / SEGMENT_INDPTR, "int64")
         members = load_array(directory / SEGMENT_MEMBERS, "int32")
         if indptr.size != len(segments.segments) + 1 or int(indptr[-1]) != members.size:
-            raise ArtifactError(f"{directory}: segment lists do not match segments.json")
+            raise ArtifactError(
+                f"version {directory.name}: segment lists do not match segments.json"
+            )
         return cls(
             customer_ids=customer_ids,
             records=records,

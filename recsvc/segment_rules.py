@@ -37,9 +37,9 @@ from pathlib import Path
 from typing import Any, TypeAlias
 
 from recsvc.contract import parse_datetime
-from recsvc.times import utc
 from recsvc.customer_table import COLUMNS, ValueKind
 from recsvc.errors import ConfigError
+from recsvc.times import utc
 
 DEFAULT_SEGMENTS_PATH = Path(__file__).parent / "defaults" / "segments.toml"
 SEGMENT_NAME_PATTERN = re.compile(r"^[a-z][a-z0-9_]{0,63}$")

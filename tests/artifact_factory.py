@@ -1,8 +1,10 @@
 """Tiny hand-built artifact directories for tests that need a model version without a training run.
 
 `make_artifact(dir, "v1")` writes every array of `recsvc.artifacts.ARRAYS` with the right dtype and
-shape, the two string lists and a manifest listing each file's size and SHA-256, exactly the format
-the training job writes. Array values are seeded by the version name, so two versions differ.
+shape, the two string lists, the profile, segment and NPS answer tables (by the training job's own
+writers, on a tiny customer table), the segment rules and a manifest listing each file's size and
+SHA-256: a version a worker opens and serves. Values are seeded by the version name, so two
+versions differ.
 """
 
 from __future__ import annotations
@@ -13,9 +15,13 @@ from pathlib import Path
 
 import msgspec
 import numpy as np
+import polars as pl
 
+from recsvc import columns as c
+from recsvc import customer_table as ct
 from recsvc.artifacts import (
     ARRAYS,
+    SEGMENT_RULES_FILE,
     FORMAT_VERSION,
     MANIFEST,
     FileEntry,
@@ -24,7 +30,10 @@ from recsvc.artifacts import (
 )
 from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
 from recsvc.model import BlendParams
+from recsvc.segment_rules import load_segments, rules_to_toml
 from training.candidates import add_to_artifact
+from training.serving_tables import write_serving_tables
+from training.summary_tables import write_response_table
 
 COMPONENTS = 4
 
@@ -87,6 +96,7 @@ def make_artifact(
         np.save(directory / f"{name}.npy", array, allow_pickle=False)
     (directory / "categories.json").write_bytes(msgspec.json.encode(["books", "garden"]))
     (directory / "user_feature_names.json").write_bytes(msgspec.json.encode(feature_names))
+    _serving_tables(directory, arrays["customer_ids"])
     if extra_bytes:
         (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
     manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory))
@@ -94,6 +104,36 @@ def make_artifact(
     if candidates:
         add_to_artifact(directory, candidates, show_progress=False)
     return directory
+
+
+def _serving_tables(directory: Path, customer_ids: np.ndarray) -> None:
+    """Profiles, segment lists, NPS answers and rules for the customers, as training writes them."""
+    rules = load_segments(())
+    n = customer_ids.size
+    categories = ["promoter", "passive", "detractor"]
+    customers = pl.DataFrame(
+        {
+            c.CUSTOMER_ID: customer_ids.tolist(),
+            c.COUNTRY: ["DE"] * n,
+            ct.NPS_SCORE: [10 - 4 * (i % 3) for i in range(n)],
+            ct.NPS_CATEGORY: [categories[i % 3] for i in range(n)],
+        }
+    )
+    customers = customers.with_columns(
+        pl.Series(ct.SEGMENTS, [rules.memberships(r) for r in customers.to_dicts()])
+    ).with_columns(pl.col(ct.SEGMENTS).list.first().alias(ct.PRIMARY_SEGMENT))
+    answers = pl.DataFrame(
+        {
+            c.RESPONSE_ID: [f"r{i}" for i in range(n)],
+            c.CUSTOMER_ID: customer_ids.tolist(),
+            c.SCORE: customers[ct.NPS_SCORE],
+            c.RESPONDED_AT: [dt.datetime(2024, 5, 1, 12)] * n,
+            c.TOUCHPOINT: ["relationship"] * n,
+        }
+    )
+    write_serving_tables(customers, customer_ids, rules, directory)
+    write_response_table(answers, customers, customer_ids, directory)
+    (directory / SEGMENT_RULES_FILE).write_text(rules_to_toml(rules))
 
 
 def _manifest(

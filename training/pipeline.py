@@ -33,6 +33,7 @@ from recsvc.artifacts import (
     FORMAT_VERSION,
     MANIFEST,
     SEGMENT_RULES_FILE,
+    ArtifactError,
     LoadedModel,
     Manifest,
     encode,
@@ -577,7 +578,12 @@ def _train_and_publish(
         print(format_evaluation(evaluation), file=sys.stderr, flush=True)
 
     with _step(record, "gate", show):
-        active = target.load_active()
+        try:
+            active = target.load_active()
+        except ArtifactError as exc:
+            # A damaged active version is no yardstick, and must not keep a good one from replacing it.
+            _log(f"the active version does not open ({exc}); gating without it", show)
+            active = None
         gate = quality_gate(
             new=eval_model,
             active=active,

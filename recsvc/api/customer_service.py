@@ -10,8 +10,10 @@ from litestar import Request
 from litestar.exceptions import ServiceUnavailableException
 
 from recsvc.customer_state import CustomerState, customer_state
-from recsvc.runtime import ActiveModel, ModelHolder
-from recsvc.store.base import LiveResponse, Store, StoreUnavailable
+from recsvc.live import LiveResponse
+from recsvc.runtime import ModelHolder
+from recsvc.store.base import Store, StoreUnavailable
+from recsvc.version import ActiveModel
 
 
 def active_model(holder: ModelHolder) -> ActiveModel:

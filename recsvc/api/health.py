@@ -32,16 +32,16 @@ class HealthController(Controller):
     def ready(self, state: State) -> Response[HealthStatus]:
         holder: ModelHolder = state.holder
         if holder.current is None:
-            detail = holder.store_error or "no model version has been published to the store yet"
+            detail = holder.problem or "no model version has been published to the store yet"
             return Response(
                 HealthStatus(status="not_ready", detail=detail),
                 status_code=HTTP_503_SERVICE_UNAVAILABLE,
             )
-        # Degraded: serving the model held in memory while the store cannot be reached.
+        # Degraded: serving while the store cannot be reached or the active version does not open.
         return Response(
             HealthStatus(
-                status="degraded" if holder.store_error else "ready",
-                detail=holder.store_error or "",
+                status="degraded" if holder.problem else "ready",
+                detail=holder.problem or "",
                 model_version=holder.current.version,
             ),
             status_code=HTTP_200_OK,

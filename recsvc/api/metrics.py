@@ -9,6 +9,8 @@ the worker's state at scrape time:
 - `recsvc_model_info{version}`: the version this worker serves (absent before the first load);
   `recsvc_model_created_timestamp_seconds`: when that version was trained;
 - `recsvc_store_degraded`: 1 while the store cannot be reached (reads answer from memory);
+- `recsvc_active_version_broken`: 1 while the active version does not open (this worker serves the
+  version it had, or the newest stored one that opens);
 - `recsvc_store_errors_total`: failed store calls; `recsvc_model_reloads_total`: versions loaded;
   `recsvc_model_load_failures_total`: active versions that failed to load;
 - `recsvc_webhook_deliveries_total{outcome}`: detractor webhook calls delivered, failed (after every
@@ -92,6 +94,11 @@ class ServiceCollector(Collector):
             f"{PREFIX}_store_degraded",
             "1 while the store cannot be reached and reads answer from the model in memory",
             value=1 if holder.store_error else 0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_active_version_broken",
+            "1 while the store's active version does not open and this worker serves another",
+            value=1 if holder.version_error else 0,
         )
         yield CounterMetricFamily(
             f"{PREFIX}_store_errors", "Store calls that failed", value=holder.store_errors

@@ -7,7 +7,6 @@ older ones kept for rollback) and the live NPS responses the service takes in be
 
 from __future__ import annotations
 
-import datetime as dt
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Protocol
@@ -15,7 +14,8 @@ from typing import Protocol
 import msgspec
 
 from recsvc.artifacts import LoadedModel, Manifest
-from recsvc.times import utc
+from recsvc.live import LiveResponse
+from recsvc.version import ActiveModel
 
 
 class VersionInfo(msgspec.Struct, frozen=True):
@@ -23,29 +23,6 @@ class VersionInfo(msgspec.Struct, frozen=True):
     created_at: str
     active: bool
     ndcg: float | None = None
-
-
-class LiveResponse(msgspec.Struct, frozen=True, kw_only=True):
-    """An NPS response accepted by the service (already validated against the contract).
-
-    Its times are aware UTC (`recsvc.times`); responses stored by earlier versions carry naive
-    ones, which are read as UTC when decoded.
-    """
-
-    response_id: str
-    customer_id: str
-    score: int
-    responded_at: dt.datetime
-    touchpoint: str
-    order_id: str | None = None
-    comment: str | None = None
-    received_at: dt.datetime
-
-    def __post_init__(self) -> None:
-        for name in ("responded_at", "received_at"):
-            moment: dt.datetime = getattr(self, name)
-            if moment.tzinfo is not dt.UTC:
-                msgspec.structs.force_setattr(self, name, utc(moment))
 
 
 class StoreUnavailable(Exception):
@@ -75,7 +52,14 @@ class Store(Protocol):
         ...
 
     def activate(self, version: str) -> None:
-        """Make a stored version the active one (rollback); NotFoundError if it is not stored."""
+        """Make a stored version the active one (rollback), after opening it as a worker would
+        (`open`): NotFoundError if it is not stored, ArtifactError naming the file that is wrong
+        (the pointer does not move)."""
+        ...
+
+    def open(self, version: str) -> ActiveModel:
+        """A stored version opened as a worker serves it, every file checked against the
+        manifest's SHA-256 (`recsvc.version.open_checked`); NotFoundError, ArtifactError."""
         ...
 
     def prune(self, keep: int) -> list[str]:

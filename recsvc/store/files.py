@@ -30,8 +30,9 @@ from pathlib import Path
 import msgspec
 
 from recsvc.artifacts import ArtifactError, LoadedModel, Manifest, load_model, read_manifest
-from recsvc.errors import ConfigError, NotFoundError
+from recsvc.errors import ConfigError, NotFoundError, shown
 from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
+from recsvc.version import ActiveModel, open_checked
 
 ACTIVE = "ACTIVE"
 LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
@@ -114,11 +115,11 @@ class FileStore:
         return name or None
 
     def version_dir(self, version: str) -> Path:
-        if not version or "/" in version or version.startswith("."):
-            raise NotFoundError(f"no model version {version!r}")
+        if not version or "/" in version or version.startswith(".") or "\0" in version:
+            raise NotFoundError(f"no model version {shown(version)}")
         path = self.versions_dir / version
         if not (path / "manifest.json").is_file():
-            raise NotFoundError(f"no model version {version!r} in {self.root}")
+            raise NotFoundError(f"no model version {shown(version)} in this store")
         return path
 
     def version_path(self, version: str) -> Path:
@@ -147,18 +148,22 @@ class FileStore:
                 )
         return infos
 
+    def open(self, version: str) -> ActiveModel:
+        """The version opened as a worker serves it, every file checked against the manifest."""
+        return open_checked(self.version_dir(version))
+
     def load_active(self) -> LoadedModel | None:
         for _ in range(3):
             version = self.active_version()
             if version is None:
                 return None
             try:
-                return load_model(self.version_dir(version))
+                return load_model(self.version_dir(version), verify_hashes=True)
             except (ArtifactError, NotFoundError):
                 # A publish switched the pointer and pruned this version while we were loading it.
                 if self.active_version() == version:
                     raise
-        raise NotFoundError(f"the active version in {self.root} keeps changing; try again")
+        raise NotFoundError("the active version of this store keeps changing; try again")
 
     def publish(self, artifact: Path, *, activate: bool = True, keep: int = 3) -> str:
         """Copy an artifact directory in as a new version, then (optionally) activate it."""
@@ -193,7 +198,8 @@ class FileStore:
         return incoming
 
     def activate(self, version: str) -> None:
-        load_model(self.version_dir(version))  # refuse to point at a version that does not load
+        # Refuse to point at a version that would not serve: the next worker to start would fail.
+        self.open(version)
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{ACTIVE}.tmp"
         with tmp.open("w") as handle:

@@ -47,12 +47,14 @@ client reconnects by itself on the next call once the server is back.
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
 import shutil
 import urllib.parse
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 import msgspec
 import redis
@@ -68,9 +70,13 @@ from recsvc.artifacts import (
     load_model,
     read_manifest,
 )
-from recsvc.errors import ConfigError, NotFoundError
+from recsvc.errors import ConfigError, NotFoundError, shown
 from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
 from recsvc.store.files import exclusive_lock, fsync_dir
+from recsvc.version import ActiveModel, open_checked
+
+log = logging.getLogger("recsvc.store")
+T = TypeVar("T")
 
 DEFAULT_PREFIX = "recsvc"
 CHUNK_SIZE = 8 << 20
@@ -259,7 +265,7 @@ class RedisStore:
 
     def manifest(self, version: str) -> Manifest:
         if not self._is_stored(version):
-            raise NotFoundError(f"no model version {version!r} in Redis ({self.prefix})")
+            raise NotFoundError(f"no model version {shown(version)} in this store")
         with self._reachable("reading a manifest"):
             raw = self._client.get(self._model_key(version, "manifest"))
         if raw is None:
@@ -348,8 +354,8 @@ class RedisStore:
             self._client.hset(self._versions_key, version, _encoder.encode(record))
 
     def activate(self, version: str) -> None:
-        if not self._is_stored(version):
-            raise NotFoundError(f"no model version {version!r} in Redis ({self.prefix})")
+        # Refuse to point at a version that would not serve: the next worker to start would fail.
+        self.open(version)
         with self._reachable(f"activating version {version}"):
             self._client.set(self._active_key, version)
             self._client.publish(self.events_channel, _encoder.encode(_Event("activated", version)))
@@ -364,7 +370,16 @@ class RedisStore:
                 keys = self._version_keys(version, self._chunk_counts(version))
                 for start in range(0, len(keys), 500):
                     self._client.unlink(*keys[start : start + 500])
+        for version in removable:  # this machine's copies (mapped files stay valid until unmapped)
+            shutil.rmtree(self.cache_dir / version, ignore_errors=True)
         return removable
+
+    def open(self, version: str) -> ActiveModel:
+        """The version opened as a worker serves it, from this machine's cached copy, every file
+        checked against the manifest; a damaged copy is fetched again from Redis once."""
+        if not self._is_stored(version):
+            raise NotFoundError(f"no model version {shown(version)} in this store")
+        return self._from_cache(version, open_checked)
 
     def load_active(self) -> LoadedModel | None:
         error: Exception | None = None
@@ -373,29 +388,39 @@ class RedisStore:
             if version is None:
                 return None
             try:
-                return load_model(self._cached(version))
+                return self._from_cache(version, lambda path: load_model(path, verify_hashes=True))
             except (ArtifactError, NotFoundError) as exc:
                 error = exc
                 if self.active_version() == version:
-                    # Not a switch while we loaded: the local copy is damaged; fetch it again.
-                    shutil.rmtree(self.cache_dir / version, ignore_errors=True)
+                    raise  # not a switch while we loaded: the version itself is broken
         assert error is not None
         raise error
+
+    def _from_cache(self, version: str, opener: Callable[[Path], T]) -> T:
+        try:
+            return opener(self._cached(version))
+        except ArtifactError as exc:
+            # The local copy is damaged (disk, a hand edit): Redis holds the checked original.
+            log.warning(
+                "cached copy of version %s is damaged (%s); fetching it again", version, exc
+            )
+            return opener(self._cached(version, fresh=True))
 
     def version_path(self, version: str) -> Path:
         """A stored version's files on local disk (downloaded into the cache if need be)."""
         if version not in {v.version for v in self.list_versions()}:
-            raise NotFoundError(f"no model version {version!r} in {self.url}")
+            raise NotFoundError(f"no model version {shown(version)} in this store")
         return self._cached(version)
 
-    def _cached(self, version: str) -> Path:
-        """The version's directory in the local cache, downloaded first if need be."""
+    def _cached(self, version: str, *, fresh: bool = False) -> Path:
+        """The version's directory in the local cache, downloaded first if need be (`fresh`:
+        downloaded again whatever is there)."""
         final = self.cache_dir / _plain_name(version, "version")
-        if (final / MANIFEST).is_file():
+        if (final / MANIFEST).is_file() and not fresh:
             return final
         self.cache_dir.mkdir(parents=True, exist_ok=True)
         with exclusive_lock(self.cache_dir / ".lock"):
-            if (final / MANIFEST).is_file():
+            if (final / MANIFEST).is_file() and not fresh:
                 return final  # another worker downloaded it while we waited for the lock
             for leftover in self.cache_dir.glob(".download-*"):
                 shutil.rmtree(leftover, ignore_errors=True)  # a downloader died; we hold the lock
@@ -433,7 +458,8 @@ class RedisStore:
                     os.fsync(handle.fileno())
                 if path.stat().st_size != entry.size or digest.hexdigest() != entry.sha256:
                     raise ArtifactError(
-                        f"version {version}: {name} from Redis differs from its manifest"
+                        f"version {version}: {name}: the copy in Redis differs from the manifest "
+                        "(size or SHA-256 mismatch)"
                     )
         (directory / MANIFEST).write_bytes(_as_bytes(raw_manifest))
         with (directory / MANIFEST).open("rb") as handle:

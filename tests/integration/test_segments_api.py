@@ -29,10 +29,10 @@ from recsvc.api.segments import SegmentController
 from recsvc.artifacts import load_model
 from recsvc.nps import nps_from_counts
 from recsvc.profiles import SERVING_FILES
-from recsvc.runtime import open_version
 from recsvc.segment_rules import load_segments
 from recsvc.settings import Settings
 from recsvc.store.files import FileStore
+from recsvc.version import open_version
 from training.config import load_config
 from training.generate import generate
 from training.pipeline import run_pipeline

@@ -3,8 +3,8 @@
 import datetime as dt
 
 from recsvc.customer_state import customer_state
+from recsvc.live import LiveResponse
 from recsvc.segment_rules import load_segments
-from recsvc.store.base import LiveResponse
 
 RULES = load_segments()
 TODAY = dt.date(2026, 1, 10)

@@ -13,6 +13,7 @@ import pytest
 from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc.artifacts import ArtifactError
+from recsvc.live import LiveResponse
 from recsvc.nps import nps_from_counts
 from recsvc.nps_summary import (
     NOT_GIVEN,
@@ -24,7 +25,6 @@ from recsvc.nps_summary import (
     parse_query,
     summarise,
 )
-from recsvc.store.base import LiveResponse
 from training.summary_tables import write_response_table
 
 IDS = np.array(["c1", "c2", "c3", "c4", "c5"])

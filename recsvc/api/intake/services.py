@@ -26,7 +26,8 @@ from recsvc.intake import (
     notify_detractors,
     parse_body,
 )
-from recsvc.store.base import LiveResponse, Store
+from recsvc.live import LiveResponse
+from recsvc.store.base import Store
 
 log = logging.getLogger("recsvc.intake")
 QUEUE_LIMIT = 10_000  # intake requests' detractor batches waiting for the webhook; then dropped

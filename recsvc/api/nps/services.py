@@ -4,9 +4,11 @@ from __future__ import annotations
 
 from litestar.exceptions import ServiceUnavailableException
 
+from recsvc.live import LiveResponse
 from recsvc.nps_summary import NpsSummary, parse_query, summarise
-from recsvc.runtime import ActiveModel, ModelHolder
-from recsvc.store.base import LiveResponse, Store, StoreUnavailable
+from recsvc.runtime import ModelHolder
+from recsvc.store.base import Store, StoreUnavailable
+from recsvc.version import ActiveModel
 
 
 def live_responses(store: Store, holder: ModelHolder) -> list[LiveResponse] | None:

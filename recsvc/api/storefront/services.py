@@ -18,7 +18,7 @@ from recsvc.api.storefront.schemas import (
 from recsvc.customer_state import CustomerState
 from recsvc.offers import OfferCatalog, products_for_theme
 from recsvc.recommend import Query, recommend
-from recsvc.runtime import ActiveModel
+from recsvc.version import ActiveModel
 
 MAX_ID_LENGTH = 128
 MAX_LIST_ITEMS = 200

@@ -4,7 +4,7 @@ and by every other worker at its next poll of the store."""
 from __future__ import annotations
 
 from recsvc.api.versions.schemas import Activation, ModelList, ModelVersion
-from recsvc.errors import NotFoundError
+from recsvc.errors import NotFoundError, shown
 from recsvc.runtime import ModelHolder
 from recsvc.store.base import Store
 
@@ -34,9 +34,9 @@ def list_models(store: Store, holder: ModelHolder) -> ModelList:
 def activate(store: Store, holder: ModelHolder, version: str) -> Activation:
     """Point the store at `version` (NotFoundError when it is not stored), then load it here."""
     if not version or len(version) > MAX_VERSION_LENGTH or not version.isprintable():
-        raise NotFoundError(f"no model version {version[:MAX_VERSION_LENGTH]!r}")
+        raise NotFoundError(f"no model version {shown(version)}")
     previous = store.active_version()
-    store.activate(version)
-    holder.refresh()
+    store.activate(version)  # opens it as a worker would first: ArtifactError (409) naming the file
+    holder.refresh(force=True)
     serving = holder.current.version if holder.current is not None else None
     return Activation(active=version, previous=previous, serving=serving)
