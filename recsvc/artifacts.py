@@ -13,6 +13,7 @@ import functools
 import hashlib
 import mmap
 import sys
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -185,16 +186,38 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return price_band_index(self.item_price, self.manifest.price_edges)
 
     def customer_index(self, customer_id: str) -> int | None:
-        pos = int(np.searchsorted(self.customer_ids, customer_id))
-        if pos < self.customer_ids.size and self.customer_ids[pos] == customer_id:
-            return pos
-        return None
+        return find_sorted(self.customer_ids, customer_id)
 
     def item_index(self, product_id: str) -> int | None:
-        pos = int(np.searchsorted(self.item_ids, product_id))
-        if pos < self.item_ids.size and self.item_ids[pos] == product_id:
-            return pos
+        return find_sorted(self.item_ids, product_id)
+
+
+def find_sorted(ids: np.ndarray, key: str) -> int | None:
+    """The position of `key` in a version's sorted id array, or None: a binary search, O(log n),
+    copying nothing whatever the key.
+
+    numpy compares at the wider of the two widths: a key longer than the array's strings would
+    widen (copy) the whole array first, 512 MB for a 128-character key and a million customers.
+    Such a key cannot be one of the ids, so it is answered before numpy sees it.
+    """
+    if len(key) > ids.dtype.itemsize // 4:  # "U" arrays hold 4 bytes per character
         return None
+    pos = int(np.searchsorted(ids, key))
+    if pos < ids.size and ids[pos] == key:
+        return pos
+    return None
+
+
+def find_all_sorted(ids: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """The positions (int32, in `keys` order) of those `keys` that are in a sorted id array: one
+    vectorised binary search, the same guard against widening as `find_sorted`."""
+    width = ids.dtype.itemsize // 4
+    fitting = [key for key in keys if len(key) <= width]
+    if not fitting or ids.size == 0:
+        return np.empty(0, dtype=np.int32)
+    wanted = np.asarray(fitting, dtype=ids.dtype)
+    positions = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
+    return positions[ids[positions] == wanted].astype(np.int32)
 
 
 def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:

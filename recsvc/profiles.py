@@ -31,7 +31,7 @@ import numpy as np
 from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc import times
-from recsvc.artifacts import ArtifactError, load_array, reason, where
+from recsvc.artifacts import ArtifactError, find_sorted, load_array, reason, where
 from recsvc.errors import NotFoundError
 from recsvc.nps import NpsResult
 
@@ -352,11 +352,7 @@ class Profiles:
     # --- one customer ----------------------------------------------------------------------------
 
     def index_of(self, customer_id: str) -> int | None:
-        ids = self.customer_ids
-        pos = int(np.searchsorted(ids, customer_id))
-        if pos < ids.size and ids[pos] == customer_id:
-            return pos
-        return None
+        return find_sorted(self.customer_ids, customer_id)
 
     def record(self, index: int) -> dict[str, Any]:
         """One customer's profile: a fresh JSON-ready dict of every column (safe to update)."""

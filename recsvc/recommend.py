@@ -13,7 +13,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from recsvc.artifacts import LoadedModel
+from recsvc.artifacts import LoadedModel, find_all_sorted
 from recsvc.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
 from recsvc.model import blend, repeat_propensity, score_items, top_rows, user_vector
 
@@ -113,8 +113,7 @@ def excluded_items(model: LoadedModel, query: Query) -> np.ndarray:
     """The catalogue indices of the request's explicit exclusions (unknown ids ignored)."""
     if not query.exclude:
         return _NONE
-    found = [i for i in map(model.item_index, query.exclude) if i is not None]
-    return np.asarray(found, dtype=np.int32)
+    return find_all_sorted(model.item_ids, query.exclude)
 
 
 # Filters keeping at most this share of the catalogue score just the kept items (a gather of their

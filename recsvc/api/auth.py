@@ -15,13 +15,14 @@ from __future__ import annotations
 import hashlib
 import hmac
 import ipaddress
-from typing import Any
+from typing import Any, get_args
 
 from litestar import Request
 from litestar.connection import ASGIConnection
 from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
 from litestar.openapi.spec import SecurityScheme
 
+from recsvc.api.params import check_query
 from recsvc.errors import ConfigError
 from recsvc.settings import Scope, Settings
 
@@ -58,11 +59,15 @@ def scopes_of(key: str, keys: dict[str, list[Scope]]) -> set[str] | None:
     return found
 
 
-def check_scope(connection: ASGIConnection, scope: Scope) -> None:
-    """Admit a request whose key carries `scope`: 401 without a (known) key, 403 without it."""
+ALL_SCOPES: frozenset[str] = frozenset(get_args(Scope))
+
+
+def check_scope(connection: ASGIConnection, scope: Scope) -> frozenset[str]:
+    """Admit a request whose key carries `scope`: 401 without a (known) key, 403 without it.
+    Returns every scope the key carries (all of them in development mode)."""
     keys: dict[str, list[Scope]] = connection.app.state.settings.api_keys
     if not keys:
-        return
+        return ALL_SCOPES
     key = presented_key(connection)
     if key is None:
         raise NotAuthorizedException(
@@ -74,10 +79,18 @@ def check_scope(connection: ASGIConnection, scope: Scope) -> None:
         raise NotAuthorizedException("unknown API key", headers=CHALLENGE)
     if scope not in scopes:
         raise PermissionDeniedException(f"this API key lacks the '{scope}' scope")
+    return frozenset(scopes)
+
+
+def scopes(request: Request[Any, Any, Any]) -> frozenset[str]:
+    """The scopes of the request's key, as `RequireScope` found them."""
+    granted: frozenset[str] = request.state.scopes
+    return granted
 
 
 class RequireScope:
-    """A `before_request` hook (set on a controller) running `check_scope` first thing.
+    """A `before_request` hook (set on a controller) running `check_scope` and `check_query`
+    first thing; the key's scopes are kept in `request.state.scopes` (see `scopes`).
 
     A hook rather than a Litestar guard: Litestar copies the route handler for every guard call,
     measurable at thousands of requests per second; the hook is one plain call. It runs before any
@@ -89,7 +102,8 @@ class RequireScope:
         self.scope = scope
 
     async def __call__(self, request: Request[Any, Any, Any]) -> None:
-        check_scope(request, self.scope)
+        request.state.scopes = check_scope(request, self.scope)
+        check_query(request)
 
 
 def is_loopback(host: str) -> bool:

@@ -14,7 +14,8 @@ from litestar.params import FromPath
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
-from recsvc.errors import NotFoundError
+from recsvc.api.params import check_id
+from recsvc.errors import NotFoundError, shown
 from recsvc.profiles import CustomerProfile, ProfileOverlay, customer_profile
 
 
@@ -32,10 +33,13 @@ class CustomerProfileController(Controller):
     def profile(
         self, request: Request[Any, Any, Any], customer_id: FromPath[str]
     ) -> CustomerProfile:
+        check_id("customer_id", customer_id)
         model = active_model(request.app.state.holder)
         index = model.profiles.index_of(customer_id)
         if index is None:
-            raise NotFoundError(f"no customer {customer_id!r} in model version {model.version}")
+            raise NotFoundError(
+                f"no customer {shown(customer_id)} in model version {model.version}"
+            )
         record = model.profiles.record(index)
         overlay: ProfileOverlay | None = request.app.state.get("profile_overlay")
         if overlay is not None:

@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
+from recsvc.api.params import lists
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
 from recsvc.store.base import Store
@@ -52,6 +53,7 @@ class SegmentController(Controller):
         summary="Stream a segment's members (CSV, NDJSON or Parquet), or the change since a version",
         # Comparing with another version reads and searches both member lists: keep it off the loop.
         sync_to_thread=True,
+        opt=lists("fields"),
     )
     def members(
         self,
@@ -62,10 +64,10 @@ class SegmentController(Controller):
             QueryParameter(name="format", description="csv (default), ndjson or parquet"),
         ] = None,
         fields: Annotated[
-            str | None,
+            list[str] | None,
             QueryParameter(
-                description="comma-separated profile columns (customer_id is always first); "
-                f"default: {','.join(DEFAULT_FIELDS)}"
+                description="profile columns, repeated or comma-separated (customer_id is always "
+                f"first); default: {','.join(DEFAULT_FIELDS)}"
             ),
         ] = None,
         since_version: Annotated[
@@ -82,7 +84,7 @@ class SegmentController(Controller):
             model.version,
             name,
             export_format=export_format,
-            fields=fields,
+            fields=",".join(fields) if fields is not None else None,
             since_version=since_version,
             version_path=version_locator(request) if since_version is not None else None,
         )

@@ -9,10 +9,11 @@ from typing import Annotated, Any
 from litestar import Controller, Request, get
 from litestar.params import FromPath, Parameter
 
-from recsvc.api.auth import SECURITY, RequireScope
+from recsvc.api.auth import SECURITY, RequireScope, scopes
 from recsvc.api.customer_service import active_model, current_state, state_of
+from recsvc.api.params import check_id, lists
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
-from recsvc.api.storefront.services import check_customer_id, offers_for, recommendations_for
+from recsvc.api.storefront.services import offers_for, recommendations_for
 
 
 class RecommendationController(Controller):
@@ -24,7 +25,9 @@ class RecommendationController(Controller):
     @get(
         "/{customer_id:str}/recommendations",
         summary="Product suggestions for one customer (cold start for customers the model does not know)",
+        description="`segment` and `known_customer` are given to keys with the `export` scope only.",
         sync_to_thread=False,
+        opt=lists("exclude", "category"),
     )
     def recommendations(
         self,
@@ -38,11 +41,14 @@ class RecommendationController(Controller):
             bool, Parameter(description="leave out products the customer already bought")
         ] = True,
         exclude: Annotated[
-            str | None,
-            Parameter(description="comma-separated product ids to leave out (e.g. the cart)"),
+            list[str] | None,
+            Parameter(
+                description="product ids to leave out (e.g. the cart), repeated or comma-separated"
+            ),
         ] = None,
         category: Annotated[
-            str | None, Parameter(description="comma-separated categories to keep")
+            list[str] | None,
+            Parameter(description="categories to keep, repeated or comma-separated"),
         ] = None,
         in_stock: Annotated[
             bool | None, Parameter(description="keep only (not) in-stock products")
@@ -56,7 +62,7 @@ class RecommendationController(Controller):
             Parameter(description="for customers the model does not know: their age band"),
         ] = None,
     ) -> RecommendationResponse:
-        check_customer_id(customer_id)
+        check_id("customer_id", customer_id)
         holder, _ = state_of(request)
         model = active_model(holder)  # taken once: the whole response comes from this version
         return recommendations_for(
@@ -70,6 +76,7 @@ class RecommendationController(Controller):
             in_stock=in_stock,
             live_attributes=request.app.state.live_attributes(model, customer_id),
             given_features={"country": country, "age_band": age_band},
+            sees_answers="export" in scopes(request),
         )
 
 
@@ -82,12 +89,16 @@ class OfferController(Controller):
     @get(
         "/{customer_id:str}/offers",
         summary="Offers for one customer's current segments (live NPS answers included)",
+        description="The customer's `segment`, `nps_category` and `complaint_theme`, and the "
+        "segment that earned each offer, are given to keys with the `export` scope only.",
         sync_to_thread=False,
     )
     def offers(self, request: Request[Any, Any, Any], customer_id: FromPath[str]) -> OffersResponse:
-        check_customer_id(customer_id)
+        check_id("customer_id", customer_id)
         holder, store = state_of(request)
         model = active_model(holder)
         state = current_state(model, store, holder, customer_id)
         today = dt.datetime.now(dt.UTC).date()
-        return offers_for(model, state, request.app.state.offers, today)
+        return offers_for(
+            model, state, request.app.state.offers, today, sees_answers="export" in scopes(request)
+        )

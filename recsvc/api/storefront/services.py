@@ -9,6 +9,7 @@ from collections.abc import Mapping
 import msgspec
 
 from recsvc.api.errors import BadRequest
+from recsvc.api.params import id_list, split_list
 from recsvc.api.storefront.schemas import (
     OfferItem,
     OffersResponse,
@@ -20,27 +21,7 @@ from recsvc.offers import OfferCatalog, products_for_theme
 from recsvc.recommend import Query, recommend
 from recsvc.version import ActiveModel
 
-MAX_ID_LENGTH = 128
-MAX_LIST_ITEMS = 200
 MAX_FEATURE_LENGTH = 64
-
-
-def check_customer_id(customer_id: str) -> str:
-    if not customer_id or len(customer_id) > MAX_ID_LENGTH or not customer_id.isprintable():
-        raise BadRequest(f"customer_id must be 1..{MAX_ID_LENGTH} printable characters")
-    return customer_id
-
-
-def split_list(name: str, value: str | None) -> list[str]:
-    """A comma-separated query parameter as a list (blank items dropped)."""
-    if not value:
-        return []
-    items = [part.strip() for part in value.split(",") if part.strip()]
-    if len(items) > MAX_LIST_ITEMS:
-        raise BadRequest(f"{name}: at most {MAX_LIST_ITEMS} values")
-    if any(len(item) > MAX_ID_LENGTH for item in items):
-        raise BadRequest(f"{name}: each value must be at most {MAX_ID_LENGTH} characters")
-    return items
 
 
 def recommendations_for(
@@ -50,16 +31,17 @@ def recommendations_for(
     limit: int,
     offset: int,
     exclude_purchased: bool,
-    exclude: str | None,
-    category: str | None,
+    exclude: list[str] | None,
+    category: list[str] | None,
     in_stock: bool | None,
     live_attributes: Mapping[str, object],
     given_features: Mapping[str, str | None],
+    sees_answers: bool,
 ) -> RecommendationResponse:
     """One page of suggestions. `live_attributes` are the customer's features changed by live NPS
     answers; `given_features` (country, age band) are used only for a customer the model does
-    not know, together with any live ones: their cold start."""
-    check_customer_id(customer_id)
+    not know, together with any live ones: their cold start. `sees_answers`: the key may read
+    survey answers and segments (the `export` scope)."""
     categories = split_list("category", category)
     unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
     if unknown:
@@ -74,25 +56,38 @@ def recommendations_for(
         limit=limit,
         offset=offset,
         exclude_purchased=exclude_purchased,
-        exclude=split_list("exclude", exclude),
+        exclude=id_list("exclude", exclude),
         categories=categories,
         in_stock=in_stock,
     )
     result = recommend(model.loaded, customer_id, query, live_attributes, if_unknown=given_features)
+    if not sees_answers:
+        return RecommendationResponse(
+            customer_id=customer_id,
+            model_version=model.version,
+            cold_start=result.cold_start,
+            items=result.items,
+        )
     return RecommendationResponse(
         customer_id=customer_id,
         model_version=model.version,
-        segment=result.segment,
         cold_start=result.cold_start,
-        known_customer=result.known_customer,
         items=result.items,
+        segment=result.segment,
+        known_customer=result.known_customer,
     )
 
 
 def offers_for(
-    model: ActiveModel, state: CustomerState, catalog: OfferCatalog, today: dt.date
+    model: ActiveModel,
+    state: CustomerState,
+    catalog: OfferCatalog,
+    today: dt.date,
+    *,
+    sees_answers: bool,
 ) -> OffersResponse:
-    """The offers the customer's current segments earn, each with its products attached."""
+    """The offers the customer's current segments earn, each with its products attached;
+    `sees_answers` adds the customer's survey answers and segments (the `export` scope)."""
     items = []
     for offer, definition in catalog.for_segments(state.segments, today):
         products: list[RecommendedItem] = []
@@ -103,12 +98,19 @@ def offers_for(
             products = recommend(
                 model.loaded, state.customer_id, query, state.model_attributes()
             ).items
-        items.append(OfferItem(**msgspec.structs.asdict(offer), products=products))
+        shown = msgspec.structs.asdict(offer)
+        if not sees_answers:
+            del shown["segment"]
+        items.append(OfferItem(**shown, products=products))
+    if not sees_answers:
+        return OffersResponse(
+            customer_id=state.customer_id, model_version=model.version, offers=items
+        )
     return OffersResponse(
         customer_id=state.customer_id,
         model_version=model.version,
+        offers=items,
         segment=state.primary_segment,
         nps_category=state.nps_category,
         complaint_theme=state.complaint_theme,
-        offers=items,
     )
