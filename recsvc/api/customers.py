@@ -10,11 +10,11 @@ from __future__ import annotations
 from typing import Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
-from recsvc.api.params import check_id
+from recsvc.api.errors import KEYED, error_responses
+from recsvc.api.params import CustomerId, check_id
 from recsvc.errors import NotFoundError, shown
 from recsvc.profiles import CustomerProfile, ProfileOverlay, customer_profile
 
@@ -28,11 +28,10 @@ class CustomerProfileController(Controller):
     @get(
         "/{customer_id:str}",
         summary="One customer's profile: segments, NPS history, RFM, churn risk",
+        responses=error_responses(*KEYED, 404, 503),
         sync_to_thread=False,
     )
-    def profile(
-        self, request: Request[Any, Any, Any], customer_id: FromPath[str]
-    ) -> CustomerProfile:
+    def profile(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> CustomerProfile:
         check_id("customer_id", customer_id)
         model = active_model(request.app.state.holder)
         index = model.profiles.index_of(customer_id)

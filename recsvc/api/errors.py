@@ -7,6 +7,7 @@ import logging
 import msgspec
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import (
     HTTP_400_BAD_REQUEST,
     HTTP_404_NOT_FOUND,
@@ -27,6 +28,28 @@ RETRY_AFTER_SECONDS = 5
 class ErrorBody(msgspec.Struct, frozen=True):
     error: str  # a short machine-readable slug: bad_request, unauthorized, not_found, ...
     detail: str  # what was wrong, naming the parameter or field
+
+
+_DESCRIPTIONS = {
+    400: "A parameter or the body is wrong; `detail` names it",
+    401: "No API key, or an unknown one",
+    403: "The API key lacks this route's scope",
+    404: "Not found; `detail` names what",
+    409: "The stored version does not open; `detail` names the file",
+    413: "The body is larger than RECSVC_MAX_BODY_BYTES",
+    415: "The body is not announced as application/json",
+    503: "No model version is active yet, or the store cannot take the request; retry later",
+}
+# Every route behind an API key can answer these.
+KEYED = (400, 401, 403)
+
+
+def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
+    """The error replies a route documents in OpenAPI, each an `ErrorBody`."""
+    return {
+        status: ResponseSpec(data_container=ErrorBody, description=_DESCRIPTIONS[status])
+        for status in statuses
+    }
 
 
 class BadRequest(RecsvcError):

@@ -5,6 +5,7 @@ from __future__ import annotations
 import msgspec
 from litestar import Controller, Response, get
 from litestar.datastructures import State
+from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
 from recsvc.runtime import ModelHolder
@@ -27,7 +28,13 @@ class HealthController(Controller):
     @get(
         "/ready",
         summary="A model version is loaded and requests can be served",
+        description="`ready`, or `degraded` (serving, but the store cannot be reached or the "
+        "active version does not open: `detail` says which); 503 `not_ready` before any version "
+        "is served.",
         sync_to_thread=False,
+        responses={
+            503: ResponseSpec(data_container=HealthStatus, description="No model version served")
+        },
     )
     def ready(self, state: State) -> Response[HealthStatus]:
         holder: ModelHolder = state.holder

@@ -7,13 +7,25 @@ from __future__ import annotations
 
 import urllib.parse
 from collections.abc import Sequence
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request
+from litestar.params import PathParameter
 
 from recsvc.api.errors import BadRequest
-from recsvc.contract import ID_RULE, id_problem
+from recsvc.contract import ID_RULE, MAX_ID_LENGTH, id_problem
 from recsvc.errors import shown
+
+# A customer id in a path, documented (and checked by Litestar) under the id rule's length;
+# `check_id` adds the rest of the rule.
+CustomerId = Annotated[
+    str,
+    PathParameter(
+        min_length=1,
+        max_length=MAX_ID_LENGTH,
+        description=f"the shop's customer id: {ID_RULE}",
+    ),
+]
 
 # A route handler's `opt` key naming its list-valued query parameters.
 LIST_PARAMETERS = "list_parameters"

@@ -12,6 +12,7 @@ from litestar.response import Stream
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
+from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import lists
 from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
@@ -39,6 +40,7 @@ class SegmentController(Controller):
     @get(
         "/",
         summary="Every segment: definition, size, NPS with margin of error",
+        responses=error_responses(*KEYED, 503),
         sync_to_thread=False,
     )
     def list_segments(self, request: Request[Any, Any, Any]) -> SegmentList:
@@ -51,6 +53,7 @@ class SegmentController(Controller):
     @get(
         "/{name:str}/members",
         summary="Stream a segment's members (CSV, NDJSON or Parquet), or the change since a version",
+        responses=error_responses(*KEYED, 404, 409, 503),
         # Comparing with another version reads and searches both member lists: keep it off the loop.
         sync_to_thread=True,
         opt=lists("fields"),

@@ -105,7 +105,7 @@ def test_an_id_over_the_limit_is_a_400_naming_the_parameter_without_echoing_it(
     response = client.get(path.format(id=huge), headers=MARKETER)
     assert response.status_code == 400, response.text[:200]
     detail = response.json()["detail"]
-    assert detail.startswith("customer_id: longer than 128 characters")
+    assert "customer_id" in detail and "128" in detail
     assert len(response.text) < 300
 
 

@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_202_ACCEPTED
 
 from recsvc import times
 from recsvc.api.auth import SECURITY, RequireScope
+from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
 from recsvc.api.intake.services import DetractorNotifier, check_json_body, take_in
 
@@ -23,6 +24,7 @@ class IntakeController(Controller):
     @post(
         "/",
         summary="Take in NPS responses (one object or a list); idempotent by response_id",
+        responses=error_responses(*KEYED, 413, 415, 503),
         description="202 once every accepted response is stored durably; invalid items are "
         "listed in `rejected` (400 when no item is valid); 503 when the store cannot take "
         "writes (retry later). New detractor answers are POSTed to the detractor webhook.",

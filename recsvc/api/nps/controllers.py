@@ -9,6 +9,7 @@ from litestar.params import Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model, state_of
+from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.nps.services import nps_summary
 from recsvc.nps_summary import COUNTING, DIMENSIONS, NpsSummary
 
@@ -22,6 +23,7 @@ class NpsSummaryController(Controller):
     @get(
         "/summary",
         summary="NPS with n and margin of error, from the active version plus live responses",
+        responses=error_responses(*KEYED, 503),
         description=f"Counting: {COUNTING}. Groups by the customer's primary segment, country or "
         "age band as of the active version (customers it does not know: '(not given)'), or by "
         "the answer's touchpoint or month (UTC). Each group is tested against the rest (months: "

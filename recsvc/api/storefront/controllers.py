@@ -7,11 +7,12 @@ import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
-from litestar.params import FromPath, Parameter
+from litestar.params import Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope, scopes
 from recsvc.api.customer_service import active_model, current_state, state_of
-from recsvc.api.params import check_id, lists
+from recsvc.api.errors import KEYED, error_responses
+from recsvc.api.params import CustomerId, check_id, lists
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
 
@@ -25,6 +26,7 @@ class RecommendationController(Controller):
     @get(
         "/{customer_id:str}/recommendations",
         summary="Product suggestions for one customer (cold start for customers the model does not know)",
+        responses=error_responses(*KEYED, 503),
         description="`segment` and `known_customer` are given to keys with the `export` scope only.",
         sync_to_thread=False,
         opt=lists("exclude", "category"),
@@ -32,7 +34,7 @@ class RecommendationController(Controller):
     def recommendations(
         self,
         request: Request[Any, Any, Any],
-        customer_id: FromPath[str],
+        customer_id: CustomerId,
         limit: Annotated[int, Parameter(ge=1, le=100, description="items per page, 1..100")] = 10,
         offset: Annotated[
             int, Parameter(ge=0, le=10_000, description="items to skip (paging), 0..10000")
@@ -89,11 +91,12 @@ class OfferController(Controller):
     @get(
         "/{customer_id:str}/offers",
         summary="Offers for one customer's current segments (live NPS answers included)",
+        responses=error_responses(*KEYED, 503),
         description="The customer's `segment`, `nps_category` and `complaint_theme`, and the "
         "segment that earned each offer, are given to keys with the `export` scope only.",
         sync_to_thread=False,
     )
-    def offers(self, request: Request[Any, Any, Any], customer_id: FromPath[str]) -> OffersResponse:
+    def offers(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> OffersResponse:
         check_id("customer_id", customer_id)
         holder, store = state_of(request)
         model = active_model(holder)

@@ -10,6 +10,7 @@ from litestar.status_codes import HTTP_200_OK
 
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import state_of
+from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.versions.schemas import Activation, ModelList
 from recsvc.api.versions.services import activate, list_models
 
@@ -23,6 +24,7 @@ class ModelVersionController(Controller):
     @get(
         "/",
         summary="Stored model versions: created_at, NDCG, which one is active and served",
+        responses=error_responses(*KEYED, 503),
         sync_to_thread=True,
     )
     def list_versions(self, request: Request[Any, Any, Any]) -> ModelList:
@@ -32,6 +34,7 @@ class ModelVersionController(Controller):
     @post(
         "/{version:str}/activate",
         summary="Make a stored version the active one (rollback); 404 for an unknown version",
+        responses=error_responses(*KEYED, 404, 409, 503),
         status_code=HTTP_200_OK,
         # Loads the version (memory-mapped) before answering: keep it off the event loop.
         sync_to_thread=True,
