@@ -17,6 +17,21 @@ from recsvc.store.base import StoreUnavailable
 
 # Read by prometheus_client in every worker: where the workers' metric files are summed from.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+# The server's own lines go to stderr next to ours, named, so a worker crash reads as the server's.
+SERVER_LOG_CONFIG = {
+    "formatters": {"server": {"format": "granian: [%(levelname)s] %(message)s"}},
+    "handlers": {
+        "stderr": {
+            "class": "logging.StreamHandler",
+            "formatter": "server",
+            "stream": "ext://sys.stderr",
+        }
+    },
+    "loggers": {"_granian": {"handlers": ["stderr"], "propagate": False}},
+}
+# At `info` our start line says where we serve; the server's per-worker spawn and stop lines
+# would only repeat it, so they show at `debug`. Warnings and errors (a worker died) always show.
+SERVER_LOG_LEVEL = {"debug": "debug", "info": "warning", "warning": "warning", "error": "error"}
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -53,30 +68,45 @@ def _shared_metrics(workers: int) -> Iterator[None]:
 
 
 def _serve(settings: Settings) -> None:
-    import uvicorn
+    from granian import Granian
+    from granian.constants import HTTPModes, Interfaces, Loops
+    from granian.http import HTTP1Settings
+    from granian.log import LogLevels
 
-    from recsvc.api.app import preflight
-
-    preflight(settings)
-    print(
-        f"recsvc: serving on http://{settings.host}:{settings.port} with {settings.workers} "
-        f"worker(s) (docs: /docs, metrics: /metrics, store: {settings.store})",
-        file=sys.stderr,
-        flush=True,
-    )
     with _shared_metrics(settings.workers):
-        uvicorn.run(
+        # prometheus_client picks its multiprocess mode when first imported, and the workers
+        # are forked from this process: import the app only once the directory is set.
+        from recsvc.api.app import preflight
+
+        preflight(settings)
+        print(
+            f"recsvc: serving on http://{settings.host}:{settings.port} with {settings.workers} "
+            f"worker(s) (docs: /docs, metrics: /metrics, store: {settings.store})",
+            file=sys.stderr,
+            flush=True,
+        )
+        Granian(
             "recsvc.api.app:create_app",
             factory=True,
-            host=settings.host,
+            interface=Interfaces.ASGI,
+            address=settings.host,
             port=settings.port,
             workers=settings.workers,
-            log_level=settings.log_level,
-            # The C HTTP parser and event loop: about twice the requests per second of the
-            # pure-Python defaults (bench/bench_service.py).
-            loop="uvloop",
-            http="httptools",
-        )
+            # HTTP/1.1 only: granian's cleartext HTTP/2 takes 16 MiB of headers, past these limits.
+            http=HTTPModes.http1,
+            http1_settings=HTTP1Settings(
+                # A larger header block is answered 431 before it is buffered, and a client
+                # slower than this with its headers is cut off: neither can hold a worker's memory.
+                max_buffer_size=settings.max_header_bytes,
+                header_read_timeout=round(settings.header_timeout_seconds * 1000),
+            ),
+            websockets=False,  # no WebSocket routes: upgrades are plain requests
+            # Named rather than "auto", which would switch to the experimental rloop if installed.
+            loop=Loops.uvloop,
+            log_level=LogLevels(SERVER_LOG_LEVEL[settings.log_level]),
+            log_dictconfig=SERVER_LOG_CONFIG,
+            respawn_failed_workers=True,
+        ).serve()
 
 
 def _models(args: argparse.Namespace) -> int:

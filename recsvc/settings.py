@@ -59,6 +59,24 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     max_body_bytes: Annotated[
         int, Meta(ge=1024, description="largest request body accepted (bytes)")
     ] = 1_048_576
+    # The HTTP server's floor is one 8 KiB read buffer.
+    max_header_bytes: Annotated[
+        int,
+        Meta(
+            ge=8192,
+            description="largest request line and headers accepted (bytes); more gets 431",
+        ),
+    ] = 65_536
+    # The HTTP server accepts 1 ms to 60 s.
+    header_timeout_seconds: Annotated[
+        float,
+        Meta(
+            ge=0.001,
+            le=60,
+            description="time a client has to send a request's headers, and the longest an idle "
+            "keep-alive connection stays open",
+        ),
+    ] = 10.0
 
     def __post_init__(self) -> None:
         problem = api_key_problem(self.api_keys)

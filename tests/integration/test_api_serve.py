@@ -1,4 +1,4 @@
-"""`python -m recsvc serve`: a real uvicorn with two worker processes answers over real HTTP (and
+"""`python -m recsvc serve`: granian with two worker processes answers over real HTTP (and
 /metrics sums both workers' request counts); the command refuses, with one line, to open every
 scope on a public interface, a bad offer catalog, or a bad store URL."""
 
