@@ -7,11 +7,24 @@ run, the run log kept in the store (`python -m training runs`) and the schedulin
   `SET {prefix}:train-lock <owner> NX PX <ttl>`, renewed by a thread while the run lives and released
   only by its owner (compare and delete in Lua); a run killed outright frees it after the ttl. A run
   that cannot take the lock raises `LockHeld` naming the holder.
-- **Live responses.** The NPS responses the service took in (`Store.iter_live_responses`) are added to
-  the validated `nps_responses` table of every run, all of them and not only those since the last
-  run: the service never deletes them and the shop's export may never contain them. A live response
-  whose `response_id` is also in the batch file is dropped (the shop's file is the record), and one
-  whose customer is not in the validated customers is dropped as the validator would.
+- **Live responses.** The NPS responses the service took in are added to the validated
+  `nps_responses` table of every run, all of them and not only those since the last run, since the
+  shop's export may never contain them: the archive (`Store.iter_archived_responses`, what earlier
+  runs compacted) first, then the live ones (`Store.iter_live_responses`), each response id once
+  (first copy wins). A response whose `response_id` is also in the batch file is dropped (the
+  shop's file is the record), and one whose customer is not in the validated customers is dropped
+  as the validator would.
+- **Compaction.** A run that published and activated its version then moves every live response it
+  read to the archive (`Store.compact_live`), so live holds only what arrived since: workers index
+  and NPS summaries read only that. The version holds the moved answers (merged, or in the batch
+  file), and the service skips live answers the version holds, so it shows the same numbers after
+  the move as before. Answers dropped for an unknown customer move too: kept live they would pile
+  up forever (a customer id that never appears in the shop's data); in the archive every run still
+  reads them, and the first run whose customers table has that customer merges them. Until then
+  they no longer count in live summaries nor in that customer's live state. A run that did not
+  publish compacts nothing. A failed compaction does not fail the run (its version is live): the
+  record notes the error and the next published run moves them. Nothing is deleted: answers leave
+  live only once the archive copy is durable (see `recsvc.store`).
 - **Run log.** Every run's `RunRecord`, saved when the run starts and again when it ends, beside the
   versions: `<store root>/runs/<run id>.json` or the Redis hash `{prefix}:runs`. A record still
   `running` when the next run takes the lock belongs to a run that died; that run marks it
@@ -52,7 +65,7 @@ import redis
 
 from recsvc import columns as c
 from recsvc.errors import ConfigError, RecsvcError
-from recsvc.store import FileStore, RedisStore, Store, StoreUnavailable
+from recsvc.store import FileStore, LiveResponse, RedisStore, Store, StoreUnavailable
 from recsvc.store.files import exclusive_lock
 from recsvc.times import naive_utc
 
@@ -103,6 +116,9 @@ class LiveIntake(msgspec.Struct, kw_only=True):
     new_since_last_run: int = 0  # received after the last successful run read the live ones
     # The latest `received_at` this run read (ISO, microseconds): what the next run counts from.
     received_until: str | None = None
+    archived: int = 0  # of `stored`: read from the archive (compacted after an earlier run)
+    compacted: int = 0  # moved from live to the archive after this run published
+    compaction_error: str | None = None  # why the move failed (the next published run retries)
 
 
 class RunRecord(msgspec.Struct, kw_only=True):
@@ -483,16 +499,56 @@ def clean_run_dirs(runs_dir: Path, keep: int = KEEP_RUN_DIRS) -> list[str]:
 # --- live NPS responses ---------------------------------------------------------------------------
 
 
+class LiveRead(msgspec.Struct, frozen=True):
+    """The live NPS responses one run read from the store."""
+
+    responses: list[LiveResponse]  # archived ones first, then live; each response id once
+    live: list[LiveResponse]  # those read from live: what the run compacts once it published
+    archived: int  # how many of `responses` came from the archive
+
+
+def read_live_responses(store: Store) -> LiveRead:
+    """The archive, then the live responses; the first copy of a response id wins (a compaction
+    killed half-way leaves a response in both)."""
+    seen: set[str] = set()
+    responses: list[LiveResponse] = []
+    for response in store.iter_archived_responses():
+        if response.response_id not in seen:
+            seen.add(response.response_id)
+            responses.append(response)
+    archived = len(responses)
+    live = list(store.iter_live_responses())
+    for response in live:
+        if response.response_id not in seen:
+            seen.add(response.response_id)
+            responses.append(response)
+    return LiveRead(responses, live, archived)
+
+
+def compact_live_responses(
+    store: Store, lock: TrainingLock, read: LiveRead, intake: LiveIntake
+) -> None:
+    """After a publish: move the live responses the run read to the archive. Failing does not
+    fail the run (its version is active); the record notes why and the next run moves them."""
+    if not read.live:
+        return
+    try:
+        lock.check()  # another run may be reading live now: leave them for the next one
+        intake.compacted = store.compact_live(read.live)
+    except Exception as exc:
+        intake.compaction_error = f"{type(exc).__name__}: {exc}"
+
+
 def merge_live_responses(
-    store: Store, clean_dir: Path, *, since: dt.datetime | None = None
+    responses: Sequence[LiveResponse], clean_dir: Path, *, since: dt.datetime | None = None
 ) -> LiveIntake:
-    """Add the store's live NPS responses to the validated `nps_responses.parquet` in `clean_dir`.
+    """Add live NPS responses (`read_live_responses`) to the validated `nps_responses.parquet` in
+    `clean_dir`.
 
     The batch file wins on a shared response_id; responses of customers missing from the validated
     customers table are dropped. `since` (the last successful run's `received_until`) only counts
     how many arrived after that run read them.
     """
-    responses = list(store.iter_live_responses())
     intake = LiveIntake(stored=len(responses))
     if not responses:
         return intake

@@ -4,10 +4,10 @@ A run holds the store's training lock from start to end (a second run fails with
 the live NPS responses the service took in to the validated data (see `training.nightly`), and works
 in a run directory (`var/runs/<run id>/`); only the final publish touches the store's versions, and
 it does so atomically (see `recsvc.store`), so a run killed at any point leaves the active version
-serving. The run record lists each step's duration, the row counts, the live responses, the
-metrics, the gate decision and the published version or the error; it is saved in the run
-directory and in the store's run log, at the start and at the end, and a copy is sealed into the
-artifact (`run.json`).
+serving. Once published, it moves the live responses it read to the store's archive. The run
+record lists each step's duration, the row counts, the live responses, the metrics, the gate
+decision and the published version or the error; it is saved in the run directory and in the
+store's run log, at the start and at the end, and a copy is sealed into the artifact (`run.json`).
 """
 
 from __future__ import annotations
@@ -73,10 +73,12 @@ from training.nightly import (
     TrainingLock,
     clean_run_dirs,
     close_interrupted,
+    compact_live_responses,
     encode_record,
     last_success,
     merge_live_responses,
     open_run_log,
+    read_live_responses,
     run_dir_claim,
     training_lock,
 )
@@ -496,16 +498,16 @@ def _train_and_publish(
         ),
     )
     record.rejected_rows = sum(t.rejected for t in validation.report.tables)
-    record.live = _timed(
-        record,
-        "live responses",
-        show,
-        lambda: merge_live_responses(target, work / "validation" / "clean", since=live_since),
-    )
+    with _step(record, "live responses", show):
+        live = read_live_responses(target)
+        record.live = merge_live_responses(
+            live.responses, work / "validation" / "clean", since=live_since
+        )
+        record.live.archived = live.archived
     _log(
         f"live NPS responses: {record.live.merged:,} added of {record.live.stored:,} stored "
-        f"({record.live.in_batch:,} already in the batch file, "
-        f"{record.live.unknown_customer:,} of unknown customers)",
+        f"({record.live.archived:,} of them archived; {record.live.in_batch:,} already in the "
+        f"batch file, {record.live.unknown_customer:,} of unknown customers)",
         show,
     )
     tables = read_clean_tables(work / "validation" / "clean")
@@ -670,6 +672,14 @@ def _train_and_publish(
         lock.check()  # a run that lost its lock must not publish over the run that took it
         _timed(record, "publish", show, lambda: target.publish(artifact, keep=config.keep_versions))
         record.published, record.status = True, "published"
+        # The active version now holds every response read (merged, or in the batch file) but
+        # those of unknown customers, which the archive keeps for the next runs.
+        with _step(record, "compact live", show):
+            compact_live_responses(target, lock, live, record.live)
+        if record.live.compaction_error:
+            _log(f"live NPS responses stay live: {record.live.compaction_error}", True)
+        elif record.live.compacted:
+            _log(f"moved {record.live.compacted:,} live NPS responses to the archive", show)
     else:
         record.status = "not_published"
 
@@ -685,7 +695,10 @@ def format_record(record: RunRecord) -> str:
         lines.append(
             f"  live NPS responses: {record.live.merged:,} added "
             f"({record.live.new_since_last_run:,} new since the last run) of {record.live.stored:,}"
+            f" ({record.live.archived:,} archived); {record.live.compacted:,} moved to the archive"
         )
+        if record.live.compaction_error:
+            lines.append(f"  live NPS responses not archived: {record.live.compaction_error}")
     if record.gate is not None:
         lines.append(f"  quality gate: {record.gate.reason}")
     if record.version:

@@ -3,10 +3,20 @@ streamed member export for marketers (see `recsvc.exports` for the formats and `
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import msgspec
 from litestar import Controller, Request, get
+from litestar.openapi.spec import (
+    OpenAPIHeader,
+    OpenAPIMediaType,
+    OpenAPIResponse,
+    OpenAPIType,
+    Operation,
+    Schema,
+)
+from litestar.openapi.spec.enums import OpenAPIFormat
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
@@ -14,9 +24,42 @@ from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import lists
-from recsvc.exports import DEFAULT_FIELDS, VersionPath, plan_export
+from recsvc.exports import DEFAULT_FIELDS, MEDIA_TYPES, ExportFormat, VersionPath, plan_export
 from recsvc.profiles import SegmentInfo
 from recsvc.store.base import Store
+
+
+@dataclass
+class MembersOperation(Operation):
+    """The export's reply as OpenAPI shows it: one body in the asked-for format, with the headers
+    that say which version it comes from and how many rows it holds."""
+
+    def __post_init__(self) -> None:
+        ok = (self.responses or {}).get("200")
+        if not isinstance(ok, OpenAPIResponse):
+            return
+        ok.description = "The members (or the change since `since_version`), streamed"
+        ok.content = {
+            media_type.split(";")[0]: OpenAPIMediaType(
+                schema=Schema(
+                    type=OpenAPIType.STRING,
+                    format=OpenAPIFormat.BINARY if fmt is ExportFormat.PARQUET else None,
+                    description=f"format={fmt.value}",
+                )
+            )
+            for fmt, media_type in MEDIA_TYPES.items()
+        }
+        ok.headers = {
+            "X-Model-Version": OpenAPIHeader(
+                schema=Schema(type=OpenAPIType.STRING), description="the version exported"
+            ),
+            "X-Row-Count": OpenAPIHeader(
+                schema=Schema(type=OpenAPIType.INTEGER), description="rows in the body"
+            ),
+            "Content-Disposition": OpenAPIHeader(
+                schema=Schema(type=OpenAPIType.STRING), description="attachment; filename=..."
+            ),
+        }
 
 
 class SegmentList(msgspec.Struct, frozen=True, kw_only=True):
@@ -57,6 +100,7 @@ class SegmentController(Controller):
         # Comparing with another version reads and searches both member lists: keep it off the loop.
         sync_to_thread=True,
         opt=lists("fields"),
+        operation_class=MembersOperation,
     )
     def members(
         self,

@@ -3,11 +3,22 @@
 Two implementations share it and one test suite: the embedded `FileStore` (local disk, no server)
 and `RedisStore` (`redis://`). A store holds model versions (published atomically, one active,
 older ones kept for rollback) and the live NPS responses the service takes in between runs.
+
+Live responses do not pile up: once a training run has published (and activated) a version built
+from them, it calls `compact_live` with the responses it read, which moves them from the live
+structures (what every worker indexes and every NPS summary reads) to an archive that only the
+training job reads. The move never deletes first: the archive copy is durable before anything
+leaves live, so a process killed in between leaves a response in both places (readers keep the
+first copy of a response id; the next compaction finishes the move), never in neither. Both stores
+keep one archive that grows with every answer ever taken in (compressed in Redis); the training
+run reads it whole, since the shop's batch file may never hold those answers. Once moved, answers
+are served only through a version that holds them: re-activating an older version serves without
+them until the next published run merges them again (see docs/recommender.md).
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Protocol
 
@@ -83,6 +94,22 @@ class Store(Protocol):
 
     def iter_live_responses(self) -> Iterator[LiveResponse]:
         """Every live response (the nightly run ingests them), in the order they were stored."""
+        ...
+
+    def iter_archived_responses(self) -> Iterator[LiveResponse]:
+        """Every response `compact_live` moved out of live, oldest compaction first, each response
+        id once (the first copy). Only the training run reads these."""
+        ...
+
+    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
+        """Move these responses (matched by response_id) from live to the archive: first appended
+        to the archive durably, then removed from live, so every worker stops seeing them. Ids
+        not live (any more) are skipped. Returns how many response ids left live.
+
+        Only the training run calls it, holding the training lock, with the responses it read,
+        once a version built from them is published and active. After the move the store no
+        longer knows these ids: the intake asks the active version whether it holds an id.
+        """
         ...
 
     def ping(self) -> None:

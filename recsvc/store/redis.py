@@ -14,6 +14,8 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:{c:<customer_id>}:nps_ids            set: their response ids (idempotency)
     {prefix}:live:customers                       set: customers with live responses
     {prefix}:live:stream                          stream: live responses in arrival order
+    {prefix}:{live}:archive                       list: the archive's part keys, oldest first
+    {prefix}:{live}:archive:<stamp>-<i>           string: compacted responses, zlib(JSON lines)
 
 Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
 up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
@@ -37,6 +39,17 @@ into `{prefix}:live:customers`, and an XADD to the stream. The stream gets every
 repeated response id: were a first attempt cut off between the two steps, its retry still reaches
 the nightly run. Readers of the stream drop repeats (first occurrence wins).
 
+Compaction (`compact_live`, called by the training run after it published a version built from
+those responses): (1) the responses' JSON, exactly as stored (the stream's first copy of each id,
+plus any list entry the stream lacks), is written zlib-compressed into new archive parts, listed in
+`{prefix}:{live}:archive` by the same MULTI (one hash tag, so legal on a cluster); (2) per
+customer, a Lua script on the customer's two keys removes exactly those list entries and their ids
+(a list or set left empty disappears), customers left without live responses leave
+`{prefix}:live:customers` (put back if an answer arrived meanwhile), and the stream entries of those
+ids are deleted (XDEL). Killed between the steps, a response is in the archive and still live:
+readers keep the first copy of an id, and the next compaction moves it again. The archive only
+grows; only the training run reads it.
+
 Durability: an acknowledged write is in the server's memory; it survives a server crash only as
 far as the server's AOF setting allows (docker-compose runs `--appendonly yes`; with
 `--appendfsync always` nothing acknowledged is lost, with the default `everysec` up to a second).
@@ -46,12 +59,15 @@ client reconnects by itself on the next call once the server is back.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import logging
 import os
 import shutil
 import urllib.parse
-from collections.abc import Callable, Iterator
+import uuid
+import zlib
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -86,6 +102,8 @@ SOCKET_TIMEOUT_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 1.0
 _PIPELINE_BYTES = 64 << 20  # send an upload's pipeline whenever this much is queued
 _STREAM_BATCH = 1000
+_ARCHIVE_PART_LINES = 20_000  # responses per archive key (a few MB before compression)
+_BATCH = 500  # keys per pipeline when compacting
 _OWN_QUERY_PARAMETERS = ("prefix", "cache_dir")
 # Redis answers these when it is up but cannot take writes right now: the same as unreachable.
 _REFUSAL_ERRORS = (
@@ -102,6 +120,18 @@ if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
     return 1
 end
 return 0
+"""
+
+
+# KEYS: the customer's response list, their id set; ARGV: response id, stored entry, id, entry, ...
+# Removes exactly those entries (and an id only with its entry); returns what the list still holds.
+_REMOVE_RESPONSES_LUA = """
+for i = 1, #ARGV, 2 do
+    if redis.call('LREM', KEYS[1], 0, ARGV[i + 1]) > 0 then
+        redis.call('SREM', KEYS[2], ARGV[i])
+    end
+end
+return redis.call('LLEN', KEYS[1])
 """
 
 
@@ -196,6 +226,7 @@ class RedisStore:
         except ValueError as exc:
             raise ConfigError(f"store URL {self.url!r}: {exc}") from None
         self._add_response = self._client.register_script(_ADD_RESPONSE_LUA)
+        self._remove_responses = self._client.register_script(_REMOVE_RESPONSES_LUA)
 
     # --- keys -------------------------------------------------------------------------------
     @property
@@ -229,6 +260,10 @@ class RedisStore:
     @property
     def _stream_key(self) -> str:
         return f"{self.prefix}:live:stream"
+
+    @property
+    def _archive_key(self) -> str:
+        return f"{self.prefix}:{{live}}:archive"
 
     @contextmanager
     def _reachable(self, doing: str) -> Iterator[None]:
@@ -504,20 +539,129 @@ class RedisStore:
 
     def iter_live_responses(self) -> Iterator[LiveResponse]:
         seen: set[str] = set()
+        for _entry_id, raw in self._stream_entries():
+            response = _response_decoder.decode(raw)
+            if response.response_id not in seen:
+                seen.add(response.response_id)
+                yield response
+
+    def _stream_entries(self) -> Iterator[tuple[bytes, bytes]]:
+        """The stream's (entry id, stored response) pairs, oldest first, in batches."""
         start = "-"
         while True:
             with self._reachable("reading the NPS response stream"):
                 entries = (
                     self._client.xrange(self._stream_key, start, "+", count=_STREAM_BATCH) or []
                 )
-            for _entry_id, fields in entries:
-                response = _response_decoder.decode((fields or {})[b"response"])
-                if response.response_id not in seen:
-                    seen.add(response.response_id)
-                    yield response
+            for entry_id, fields in entries:
+                yield _as_bytes(entry_id or b""), _as_bytes((fields or {})[b"response"])
             if len(entries) < _STREAM_BATCH:
                 return
             start = "(" + _as_text(entries[-1][0] or b"")
+
+    def iter_archived_responses(self) -> Iterator[LiveResponse]:
+        seen: set[str] = set()
+        with self._reachable("reading the live-response archive"):
+            parts = self._client.lrange(self._archive_key, 0, -1)
+        for start in range(0, len(parts), 8):
+            with self._reachable("reading the live-response archive"):
+                blobs = self._client.mget(parts[start : start + 8])
+            for part, blob in zip(parts[start : start + 8], blobs, strict=True):
+                if blob is None:
+                    log.warning("archive part %s is listed but missing", _as_text(part))
+                    continue
+                for line in zlib.decompress(_as_bytes(blob)).splitlines():
+                    response = _response_decoder.decode(line)
+                    if response.response_id not in seen:
+                        seen.add(response.response_id)
+                        yield response
+
+    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
+        wanted = {r.response_id for r in responses}
+        if not wanted:
+            return 0
+        # What is live of them: every stream entry (attempts repeat an id), each customer's entry.
+        first: dict[str, bytes] = {}
+        stream_ids: list[bytes] = []
+        customers = {r.customer_id for r in responses}
+        for entry_id, raw in self._stream_entries():
+            response = _response_decoder.decode(raw)
+            if response.response_id in wanted:
+                stream_ids.append(entry_id)
+                first.setdefault(response.response_id, raw)
+                customers.add(response.customer_id)
+        candidates = sorted(customers)
+        listed = self._listed(candidates, wanted)
+        extra = {rid: raw for entries in listed.values() for rid, raw in entries}
+        to_archive = [*first.values(), *(raw for rid, raw in extra.items() if rid not in first)]
+        if not to_archive:
+            return 0
+        self._archive(to_archive)  # (1) durable in the archive ...
+        self._remove_from_customers(candidates, listed)  # (2) ... then out of live
+        self._remove_from_stream(stream_ids)
+        return len(first.keys() | extra.keys())
+
+    def _listed(self, customers: list[str], wanted: set[str]) -> dict[str, list[tuple[str, bytes]]]:
+        """Per customer, their live list's entries of the wanted ids: (response id, entry)."""
+        listed: dict[str, list[tuple[str, bytes]]] = {}
+        for start in range(0, len(customers), _BATCH):
+            batch = customers[start : start + _BATCH]
+            with self._reachable("reading NPS responses"):
+                pipe = self._client.pipeline(transaction=False)
+                for customer in batch:
+                    pipe.lrange(self._customer_keys(customer)[0], 0, -1)
+                lists = pipe.execute()
+            for customer, entries in zip(batch, lists, strict=True):
+                own = [
+                    (_response_decoder.decode(raw).response_id, _as_bytes(raw)) for raw in entries
+                ]
+                if own := [(rid, raw) for rid, raw in own if rid in wanted]:
+                    listed[customer] = own
+        return listed
+
+    def _archive(self, lines: list[bytes]) -> None:
+        """Write compacted responses as new archive parts and list them, in one MULTI."""
+        stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
+        with self._reachable("archiving live responses"):
+            pipe = self._client.pipeline(transaction=True)  # one slot: the {live} hash tag
+            for index, start in enumerate(range(0, len(lines), _ARCHIVE_PART_LINES)):
+                part = lines[start : start + _ARCHIVE_PART_LINES]
+                key = f"{self._archive_key}:{stamp}-{index}"
+                pipe.set(key, zlib.compress(b"\n".join(part) + b"\n"))
+                pipe.rpush(self._archive_key, key)
+            pipe.execute()
+
+    def _remove_from_customers(
+        self, customers: list[str], listed: dict[str, list[tuple[str, bytes]]]
+    ) -> None:
+        """Remove the listed entries from each customer's list and id set; customers left without
+        live responses leave the customer set (put back at once if one arrived meanwhile; one a
+        killed compaction left there goes now)."""
+        for start in range(0, len(customers), _BATCH):
+            batch = customers[start : start + _BATCH]
+            with self._reachable("compacting live responses"):
+                pipe = self._client.pipeline(transaction=False)
+                for customer in batch:
+                    keys = self._customer_keys(customer)
+                    if customer in listed:
+                        pairs = [item for rid, raw in listed[customer] for item in (rid, raw)]
+                        self._remove_responses(keys=keys, args=pairs, client=pipe)
+                    else:
+                        pipe.llen(keys[0])
+                emptied = [c for c, left in zip(batch, pipe.execute(), strict=True) if not left]
+                if not emptied:
+                    continue
+                self._client.srem(self._customers_key, *emptied)
+                for customer in emptied:
+                    pipe.exists(self._customer_keys(customer)[0])
+                back = [c for c, there in zip(emptied, pipe.execute(), strict=True) if there]
+                if back:
+                    self._client.sadd(self._customers_key, *back)
+
+    def _remove_from_stream(self, entry_ids: list[bytes]) -> None:
+        for start in range(0, len(entry_ids), _STREAM_BATCH):
+            with self._reachable("compacting the NPS response stream"):
+                self._client.xdel(self._stream_key, *entry_ids[start : start + _STREAM_BATCH])
 
     def ping(self) -> None:
         with self._reachable("pinging"):

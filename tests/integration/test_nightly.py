@@ -41,6 +41,7 @@ from training.nightly import (
     Scheduler,
     catch_up_due,
     merge_live_responses,
+    read_live_responses,
     training_lock,
 )
 from training.pipeline import run_pipeline
@@ -396,7 +397,8 @@ def test_live_responses_join_the_batch_once_and_only_for_known_customers(
             response("live-stranger", "not-a-customer"),
         ]
     )
-    intake = merge_live_responses(store, path.parent, since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    read = read_live_responses(store).responses
+    intake = merge_live_responses(read, path.parent, since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
     assert (intake.stored, intake.merged, intake.in_batch, intake.unknown_customer) == (3, 1, 1, 1)
     assert intake.new_since_last_run == 3
     merged = pl.read_parquet(path)
@@ -451,6 +453,8 @@ def test_an_answer_taken_over_http_joins_the_second_and_third_nightly_runs(
         assert second.live is not None and third.live is not None
         assert (second.live.merged, second.live.new_since_last_run) == (1, 1)
         assert (third.live.merged, third.live.new_since_last_run) == (1, 0)
+        # The second run moved it to the archive; the third read it from there.
+        assert (second.live.compacted, third.live.archived, third.live.compacted) == (1, 1, 0)
         with client_for(store) as client:
             profile = client.get("/v1/customers/C00000007").json()
         assert profile["model_version"] == third.version

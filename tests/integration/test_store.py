@@ -654,3 +654,169 @@ def test_open_store_reads_the_prefix_and_cache_dir_from_a_redis_url(tmp_path: Pa
 def test_open_store_refuses_urls_it_cannot_serve(url: str) -> None:
     with pytest.raises(ConfigError, match="store URL"):
         open_store(url)
+
+
+# --- compaction: live answers a published version holds move to the archive ----------------------
+
+
+def test_compaction_moves_exactly_the_given_responses_from_live_to_the_archive(
+    backend: Backend,
+) -> None:
+    store, other_worker = backend.open(), backend.open()
+    store.add_responses([response("r1", "c001"), response("r2", "c002"), response("r3", "c001")])
+    store.add_responses([response("r4", "c003")])
+    assert ids(other_worker.iter_live_responses()) == ["r1", "r2", "r3", "r4"]  # indexed before
+
+    assert store.compact_live([response("r1", "c001"), response("r2", "c002")]) == 2
+
+    for worker in (store, other_worker, backend.open()):
+        assert ids(worker.iter_live_responses()) == ["r3", "r4"]
+        assert ids(worker.live_responses("c001")) == ["r3"]
+        assert worker.live_responses("c002") == []
+        assert list(worker.iter_archived_responses()) == [
+            response("r1", "c001"),
+            response("r2", "c002"),
+        ]
+    # Ids still live stay exactly idempotent; new answers go on being taken by every worker.
+    assert other_worker.add_responses([response("r3", "c001"), response("r5", "c002")]) == [
+        False,
+        True,
+    ]
+    assert ids(store.iter_live_responses()) == ["r3", "r4", "r5"]
+
+
+def test_compacting_answers_no_longer_live_changes_nothing(store: Store) -> None:
+    store.add_responses([response("r1"), response("r2")])
+    assert store.compact_live([response("r1")]) == 1
+    assert store.compact_live([response("r1"), response("never-stored")]) == 0
+    assert store.compact_live([]) == 0
+    assert ids(store.iter_live_responses()) == ["r2"]
+    assert ids(store.iter_archived_responses()) == ["r1"]
+
+
+def test_the_archive_keeps_every_compaction_in_order_and_each_response_id_once(
+    store: Store,
+) -> None:
+    """A compaction killed after its archive write leaves the answers in both places; the next
+    one archives them again. Readers of the archive see each response id once, first copy first."""
+    store.add_responses([response("r1"), response("r2", "c002")])
+    assert store.compact_live([response("r1")]) == 1
+    # r1 sent again after it left live (the intake asks the active version, not the store), with
+    # another score: the archived first copy wins.
+    assert store.add_responses([response("r1", score=0)]) == [True]
+    assert store.compact_live([response("r1"), response("r2", "c002")]) == 2
+    assert list(store.iter_archived_responses()) == [response("r1"), response("r2", "c002")]
+    assert list(store.iter_live_responses()) == []
+    assert store.live_responses("c001") == [] and store.live_responses("c002") == []
+
+
+def test_a_writer_waiting_for_the_live_file_during_a_compaction_appends_to_the_new_file(
+    tmp_path: Path,
+) -> None:
+    """The compaction replaces the live file while it holds its lock; a writer that opened the old
+    file and waited for the lock must not append to the file no longer at the path."""
+    compactor, writer = FileStore(tmp_path), FileStore(tmp_path)
+    compactor.add_responses([response("r1"), response("r2")])
+    archived, release = threading.Event(), threading.Event()
+    original = compactor._append_archive
+
+    def slow_archive(lines: list[bytes]) -> None:
+        original(lines)
+        archived.set()
+        release.wait(10)  # the live file's lock is held meanwhile
+
+    compactor._append_archive = slow_archive  # type: ignore[method-assign]
+    compaction = threading.Thread(target=compactor.compact_live, args=([response("r1")],))
+    compaction.start()
+    assert archived.wait(10)
+    inode = compactor.live_path.stat().st_ino
+    accepted: list[list[bool]] = []
+    adding = threading.Thread(
+        target=lambda: accepted.append(writer.add_responses([response("r3")]))
+    )
+    adding.start()
+    _wait_for_a_blocked_flock(inode)
+    release.set()
+    compaction.join(10)
+    adding.join(10)
+    assert accepted == [[True]]
+    assert compactor.live_path.stat().st_ino != inode
+    for worker in (compactor, writer, FileStore(tmp_path)):
+        assert ids(worker.iter_live_responses()) == ["r2", "r3"]
+        assert ids(worker.iter_archived_responses()) == ["r1"]
+
+
+def _wait_for_a_blocked_flock(inode: int) -> None:
+    """Until some process waits for an flock on that inode (Linux: a "->" line in /proc/locks)."""
+    deadline = time.monotonic() + 5
+    locks = Path("/proc/locks")
+    while time.monotonic() < deadline:
+        if not locks.exists():  # not Linux: give the writer time to reach its flock
+            time.sleep(0.5)
+            return
+        for line in locks.read_text().splitlines():
+            if line.split()[1] == "->" and line.split()[6].endswith(f":{inode}"):
+                return
+        time.sleep(0.01)
+    raise AssertionError("the writer never waited for the live file's lock")
+
+
+def test_a_worker_that_last_looked_two_compactions_ago_reads_the_live_file_afresh(
+    tmp_path: Path,
+) -> None:
+    """Each compaction writes a new live file, which may get the inode number of a file replaced
+    before (ext4 hands freed inodes out again), and be bigger than what an idle worker read: that
+    worker must not take it for the file it knew and read on from its old offset."""
+    idle, busy = FileStore(tmp_path), FileStore(tmp_path)
+    busy.add_responses([response("r0")])
+    assert ids(idle.iter_live_responses()) == ["r0"]
+    busy.add_responses([response("r1"), response("r2")])
+    busy.compact_live([response("r0")])
+    busy.add_responses([response("r3")])
+    busy.compact_live([response("r1")])
+    assert ids(idle.iter_live_responses()) == ["r2", "r3"]
+    # Whether the kernel reused the inode above is up to it; this is the case where it did: a
+    # different, longer file under the inode number the idle worker indexed.
+    inode = idle.live_path.stat().st_ino
+    with idle.live_path.open("r+b") as handle:
+        handle.truncate(0)
+        handle.write(b"".join(msgspec_line(response(f"s{i}", "c002")) for i in range(3)))
+    assert idle.live_path.stat().st_ino == inode
+    assert ids(idle.iter_live_responses()) == ["s0", "s1", "s2"]
+    assert ids(idle.live_responses("c002")) == ["s0", "s1", "s2"]
+    assert idle.live_responses("c001") == []
+
+
+def test_the_archive_skips_a_line_torn_by_a_killed_compaction(tmp_path: Path) -> None:
+    store = FileStore(tmp_path)
+    store.add_responses([response("r1"), response("r2")])
+    store.compact_live([response("r1")])
+    with store.archive_path.open("ab") as handle:  # the next compaction died mid-write
+        handle.write(msgspec_line(response("r2"))[:30])
+    assert ids(store.iter_archived_responses()) == ["r1"]
+    assert store.compact_live([response("r2")]) == 1
+    assert ids(FileStore(tmp_path).iter_archived_responses()) == ["r1", "r2"]
+    assert list(store.iter_live_responses()) == []
+
+
+@pytest.mark.redis
+def test_redis_compaction_cleans_the_customers_keys_the_customer_set_and_the_stream(
+    redis_backend: Backend,
+) -> None:
+    store = redis_backend.open()
+    assert isinstance(store, RedisStore)
+    store.add_responses([response("r1", "c001"), response("r2", "c002"), response("r3", "c002")])
+    store.add_responses([response("r1", "c001")])  # a repeat: a second stream entry
+    assert store.compact_live([response("r1", "c001"), response("r2", "c002")]) == 2
+    client = redis.Redis.from_url(redis_backend.url.split("?")[0])
+    try:
+        keys = {k.decode() for k in client.scan_iter(match=f"{store.prefix}:*", count=1000)}
+        assert not any("{c:c001}" in k for k in keys), "an emptied customer leaves no keys"
+        assert client.smembers(f"{store.prefix}:live:customers") == {b"c002"}
+        assert client.smembers(f"{store.prefix}:{{c:c002}}:nps_ids") == {b"r3"}
+        assert client.xlen(f"{store.prefix}:live:stream") == 1
+        archive = [k for k in keys if k.startswith(f"{store.prefix}:{{live}}:archive")]
+        assert len(archive) >= 2 and len({key_slot(k.encode()) for k in archive}) == 1
+    finally:
+        client.close()
+    assert ids(store.iter_archived_responses()) == ["r1", "r2"]

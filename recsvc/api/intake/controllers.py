@@ -34,7 +34,10 @@ class IntakeController(Controller):
     async def post_responses(self, request: Request[Any, Any, Any]) -> Response[IntakeResult]:
         check_json_body(request.content_type)
         body = await request.body()
-        intake = await asyncio.to_thread(take_in, body, request.app.state.store, times.now())
+        state = request.app.state
+        intake = await asyncio.to_thread(
+            take_in, body, state.store, times.now(), state.holder.current
+        )
         notifier: DetractorNotifier = request.app.state.notifier
         notifier.submit(intake.new_detractors)
         return Response(intake.result, status_code=HTTP_202_ACCEPTED)

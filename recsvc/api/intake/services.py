@@ -16,6 +16,8 @@ import queue
 import threading
 from dataclasses import dataclass
 
+import numpy as np
+
 from recsvc.api.errors import BadRequest, UnsupportedMediaType
 from recsvc.errors import shown
 from recsvc.intake import (
@@ -27,7 +29,9 @@ from recsvc.intake import (
     parse_body,
 )
 from recsvc.live import LiveResponse
+from recsvc.nps_summary import response_key
 from recsvc.store.base import Store
+from recsvc.version import ActiveModel
 
 log = logging.getLogger("recsvc.intake")
 QUEUE_LIMIT = 10_000  # intake requests' detractor batches waiting for the webhook; then dropped
@@ -50,10 +54,15 @@ def check_json_body(content_type: tuple[str, dict[str, str]]) -> None:
         )
 
 
-def take_in(body: bytes, store: Store, received_at: dt.datetime) -> Intake:
+def take_in(
+    body: bytes, store: Store, received_at: dt.datetime, model: ActiveModel | None = None
+) -> Intake:
     """Check and store one request's responses; BadRequest when nothing in it is usable.
 
-    Store errors (StoreUnavailable) propagate: nothing is acknowledged that is not stored.
+    A response is a duplicate when its response_id is live in the store or held by `model`, the
+    active version (once a version holds an answer, the training run moves it out of live, so the
+    store alone no longer knows the id). Store errors (StoreUnavailable) propagate: nothing is
+    acknowledged that is not stored.
     """
     try:
         items = parse_body(body)
@@ -65,10 +74,19 @@ def take_in(body: bytes, store: Store, received_at: dt.datetime) -> Intake:
             "no valid response: "
             + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
         )
-    new_flags = store.add_responses(valid)
-    new = [r for r, is_new in zip(valid, new_flags, strict=True) if is_new]
+    unheld = [r for r, held in zip(valid, _held(model, valid), strict=True) if not held]
+    new_flags = store.add_responses(unheld)
+    new = [r for r, is_new in zip(unheld, new_flags, strict=True) if is_new]
     duplicates = len(items) - len(rejected) - len(new)
     return Intake(IntakeResult(len(new), duplicates, rejected), detractors(new))
+
+
+def _held(model: ActiveModel | None, responses: list[LiveResponse]) -> list[bool]:
+    """Per response: whether the version's NPS answers hold its response_id."""
+    if model is None or model.responses is None or not responses:
+        return [False] * len(responses)
+    keys = np.fromiter((response_key(r.response_id) for r in responses), np.uint64, len(responses))
+    return [bool(held) for held in model.responses.holds(keys)]
 
 
 class DetractorNotifier:
