@@ -31,7 +31,7 @@ class CustomerState(msgspec.Struct, kw_only=True):
     primary_segment: str | None
     nps_category: str
     live_responses: int  # live answers newer than the version's data
-    complaint_theme: str | None  # theme of the latest comment, when it names one
+    complaint_theme: str | None  # first theme of the latest comment, when it names one
 
     def model_attributes(self) -> dict[str, object]:
         """The recommender's customer features that live answers can change."""
@@ -47,7 +47,11 @@ def _as_datetime(value: object) -> dt.datetime | None:
 
 
 def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today: dt.date) -> int:
-    """Fold live answers newer than the record's last answer into the record; returns how many."""
+    """Fold live answers newer than the record's last answer into the record; returns how many.
+
+    An older live answer is one the version already holds (or that came in out of order): the
+    record's values, the complaint theme of its latest comment included, already count it.
+    """
     last = _as_datetime(record.get(ct.LAST_RESPONSE_AT))
     newer = sorted(
         (r for r in responses if last is None or r.responded_at > last),
@@ -55,6 +59,10 @@ def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today:
     )
     if not newer:
         return 0
+    commented = [r for r in newer if r.comment and r.comment.strip()]
+    if commented:
+        themes = themes_of(commented[-1].comment)
+        record[ct.COMPLAINT_THEME] = themes[0] if themes else None
     latest = newer[-1]
     record[ct.NPS_SCORE] = latest.score
     record[ct.NPS_CATEGORY] = category(latest.score).value
@@ -82,8 +90,6 @@ def customer_state(
     """The current state of one customer (stored profile or, for a new customer, an empty one)."""
     record: dict[str, Any] = dict(stored) if stored is not None else {"customer_id": customer_id}
     applied = apply_live(record, responses, today)
-    comments = [r for r in sorted(responses, key=lambda r: r.responded_at) if r.comment]
-    themes = themes_of(comments[-1].comment) if comments else []
     segments = rules.memberships(record)
     record[ct.SEGMENTS] = segments
     record[ct.PRIMARY_SEGMENT] = segments[0] if segments else None
@@ -95,5 +101,5 @@ def customer_state(
         primary_segment=segments[0] if segments else None,
         nps_category=str(record.get(ct.NPS_CATEGORY) or "unknown"),
         live_responses=applied,
-        complaint_theme=themes[0] if themes else None,
+        complaint_theme=record.get(ct.COMPLAINT_THEME),
     )

@@ -13,6 +13,7 @@ from typing import Final
 
 from recsvc import columns as c
 from recsvc.nps import NpsCategory
+from recsvc.themes import THEME_NAMES
 
 
 class ValueKind(StrEnum):
@@ -30,6 +31,7 @@ NPS_SCORE: Final = "nps_score"
 NPS_CATEGORY: Final = "nps_category"
 NPS_RESPONSES: Final = "nps_responses"
 LAST_RESPONSE_AT: Final = "last_response_at"
+COMPLAINT_THEME: Final = "complaint_theme"
 DAYS_SINCE_LAST_RESPONSE: Final = "days_since_last_response"
 PRE_DELIVERY_SCORE: Final = "pre_delivery_score"
 POST_DELIVERY_SCORE: Final = "post_delivery_score"
@@ -126,6 +128,11 @@ COLUMNS: Final[dict[str, ColumnSpec]] = {
     ),
     NPS_RESPONSES: ColumnSpec(ValueKind.NUMBER, "number of NPS answers"),
     LAST_RESPONSE_AT: ColumnSpec(ValueKind.DATETIME, "time of the latest NPS answer"),
+    COMPLAINT_THEME: ColumnSpec(
+        ValueKind.STRING,
+        "first theme of the latest NPS comment (delivery, price, ...), missing if it names none",
+        choices=THEME_NAMES,
+    ),
     DAYS_SINCE_LAST_RESPONSE: ColumnSpec(
         ValueKind.NUMBER, "whole days since the latest NPS answer"
     ),

@@ -21,9 +21,9 @@ from recsvc import columns as c
 from recsvc import customer_table as ct
 from recsvc.artifacts import (
     ARRAYS,
-    SEGMENT_RULES_FILE,
     FORMAT_VERSION,
     MANIFEST,
+    SEGMENT_RULES_FILE,
     FileEntry,
     Manifest,
     file_entries,

@@ -34,6 +34,7 @@ from recsvc import customer_table as ct
 from recsvc.errors import DataContractError
 from recsvc.nps import PASSIVE_MIN, PROMOTER_MIN, NpsCategory
 from recsvc.segment_rules import SegmentRules
+from recsvc.themes import LEXICON, theme_pattern
 from training.segments import assign_segments
 
 DAY_SECONDS = 86_400.0
@@ -327,6 +328,7 @@ def nps_state(responses: pl.LazyFrame, as_of: dt.datetime) -> pl.LazyFrame:
             score.last().cast(pl.Int64).alias(ct.NPS_SCORE),
             pl.len().cast(pl.Int64).alias(ct.NPS_RESPONSES),
             pl.col(c.RESPONDED_AT).max().alias(ct.LAST_RESPONSE_AT),
+            pl.col(c.COMMENT).filter(_has_text(pl.col(c.COMMENT))).last().alias(_LATEST_COMMENT),
             pl.when(touchpoint == "pre_delivery")
             .then(score)
             .last(ignore_nulls=True)
@@ -341,7 +343,25 @@ def nps_state(responses: pl.LazyFrame, as_of: dt.datetime) -> pl.LazyFrame:
         .with_columns(
             days_between(pl.col(ct.LAST_RESPONSE_AT), as_of).alias(ct.DAYS_SINCE_LAST_RESPONSE),
             (pl.col(ct.POST_DELIVERY_SCORE) - pl.col(ct.PRE_DELIVERY_SCORE)).alias(ct.DELIVERY_GAP),
+            first_theme(pl.col(_LATEST_COMMENT)).alias(ct.COMPLAINT_THEME),
         )
+        .drop(_LATEST_COMMENT)
+    )
+
+
+_LATEST_COMMENT = "__latest_comment"
+
+
+def _has_text(comment: pl.Expr) -> pl.Expr:
+    return comment.str.strip_chars().str.len_chars() > 0
+
+
+def first_theme(comment: pl.Expr) -> pl.Expr:
+    """The first theme (in `LEXICON` order) a comment names, null when none: what
+    `recsvc.themes.themes_of(comment)[0]` says of one comment."""
+    return pl.coalesce(
+        pl.when(comment.str.contains(theme_pattern(words))).then(pl.lit(name))
+        for name, words in LEXICON.items()
     )
 
 
@@ -361,6 +381,7 @@ _COMPUTED_DTYPES: dict[str, pl.DataType] = {
     ct.NPS_CATEGORY: pl.String(),
     ct.NPS_RESPONSES: pl.Int64(),
     ct.LAST_RESPONSE_AT: pl.Datetime("us"),
+    ct.COMPLAINT_THEME: pl.String(),
     ct.DAYS_SINCE_LAST_RESPONSE: pl.Int64(),
     ct.PRE_DELIVERY_SCORE: pl.Int64(),
     ct.POST_DELIVERY_SCORE: pl.Int64(),

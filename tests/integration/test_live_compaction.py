@@ -311,11 +311,6 @@ def test_the_service_answers_the_same_right_before_and_after_a_compaction(
     assert after == before
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="recsvc.customer_state takes the complaint theme from live answers only (the stored "
-    "profile has no theme column): once the answer is archived the recovery offer loses it",
-)
 def test_a_complaint_theme_taken_in_live_survives_the_compaction(
     demo: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
