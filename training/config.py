@@ -59,6 +59,9 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # requests with a lookup instead of scoring the catalogue (0: none, every request scores).
     # Pages past this many items, and filters that leave too few of them, fall back to scoring.
     serving_candidates: Annotated[int, Meta(ge=0, le=1000)] = 40
+    # Live NPS answers no published version holds (their customer is not in the shop's data) move
+    # to the archive after this many days, so they cannot pile up in live for ever.
+    live_retention_days: Annotated[float, Meta(gt=0)] = 90.0
 
     @property
     def num_threads(self) -> int:

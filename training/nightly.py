@@ -14,17 +14,18 @@ run, the run log kept in the store (`python -m training runs`) and the schedulin
   (first copy wins). A response whose `response_id` is also in the batch file is dropped (the
   shop's file is the record), and one whose customer is not in the validated customers is dropped
   as the validator would.
-- **Compaction.** A run that published and activated its version then moves every live response it
-  read to the archive (`Store.compact_live`), so live holds only what arrived since: workers index
-  and NPS summaries read only that. The version holds the moved answers (merged, or in the batch
-  file), and the service skips live answers the version holds, so it shows the same numbers after
-  the move as before. Answers dropped for an unknown customer move too: kept live they would pile
-  up forever (a customer id that never appears in the shop's data); in the archive every run still
-  reads them, and the first run whose customers table has that customer merges them. Until then
-  they no longer count in live summaries nor in that customer's live state. A run that did not
-  publish compacts nothing. A failed compaction does not fail the run (its version is live): the
-  record notes the error and the next published run moves them. Nothing is deleted: answers leave
-  live only once the archive copy is durable (see `recsvc.store`).
+- **Compaction.** Before it reads them, a run moves to the archive (`Store.compact_live`) the live
+  responses the active version holds, so live keeps only what no published version holds yet:
+  workers index and NPS summaries read only that. Done at the start of the next run rather than
+  right after a publish, so the version holding them has been served for a day: every worker has
+  loaded it, and since the service skips live answers its version holds, it shows the same
+  numbers after the move as before. Answers of a customer the shop's data lacks stay live (they
+  count in live summaries and that customer's live state) until a version holds them, or until
+  `live_retention_days` (training config, default 90) have passed since they came in: then they
+  move too, so a customer id that never appears cannot pile answers up forever; every run still
+  merges them from the archive. A failed compaction does not fail the run: the record notes the
+  error and the next run moves them. Nothing is deleted: answers leave live only once the archive
+  copy is durable (see `recsvc.store`).
 - **Run log.** Every run's `RunRecord`, saved when the run starts and again when it ends, beside the
   versions: `<store root>/runs/<run id>.json` or the Redis hash `{prefix}:runs`. A record still
   `running` when the next run takes the lock belongs to a run that died; that run marks it
@@ -60,14 +61,17 @@ from typing import Any, Protocol
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import msgspec
+import numpy as np
 import polars as pl
 import redis
 
 from recsvc import columns as c
 from recsvc.errors import ConfigError, RecsvcError
+from recsvc.nps_summary import response_key
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, StoreUnavailable
 from recsvc.store.files import exclusive_lock
 from recsvc.times import naive_utc
+from recsvc.version import ActiveModel
 
 LOCK_FILE = ".train.lock"
 RUNS_DIR = "runs"
@@ -117,8 +121,8 @@ class LiveIntake(msgspec.Struct, kw_only=True):
     # The latest `received_at` this run read (ISO, microseconds): what the next run counts from.
     received_until: str | None = None
     archived: int = 0  # of `stored`: read from the archive (compacted after an earlier run)
-    compacted: int = 0  # moved from live to the archive after this run published
-    compaction_error: str | None = None  # why the move failed (the next published run retries)
+    compacted: int = 0  # moved from live to the archive when this run started (see `Compaction`)
+    compaction_error: str | None = None  # why the move failed (the next run retries)
 
 
 class RunRecord(msgspec.Struct, kw_only=True):
@@ -525,18 +529,37 @@ def read_live_responses(store: Store) -> LiveRead:
     return LiveRead(responses, live, archived)
 
 
-def compact_live_responses(
-    store: Store, lock: TrainingLock, read: LiveRead, intake: LiveIntake
-) -> None:
-    """After a publish: move the live responses the run read to the archive. Failing does not
-    fail the run (its version is active); the record notes why and the next run moves them."""
-    if not read.live:
-        return
+class Compaction(msgspec.Struct, frozen=True):
+    """What a run moved from live to the archive before it read the live answers."""
+
+    moved: int = 0
+    error: str | None = None
+
+
+def compact_held_responses(
+    store: Store, active: ActiveModel | None, *, now: dt.datetime, retention_days: float
+) -> Compaction:
+    """Move to the archive the live responses the active version holds, and those no version
+    has taken in `retention_days` (their customer is not in the shop's data).
+
+    Done at the start of a run, so the version that holds them has been served for a while: every
+    worker has loaded it, and the service shows the same numbers after the move as before (it
+    skips live answers its version holds). Failing does not fail the run: they stay live, the
+    record says why and the next run moves them.
+    """
+    if active is None:
+        return Compaction()
     try:
-        lock.check()  # another run may be reading live now: leave them for the next one
-        intake.compacted = store.compact_live(read.live)
-    except Exception as exc:
-        intake.compaction_error = f"{type(exc).__name__}: {exc}"
+        live = list(store.iter_live_responses())
+        if not live:
+            return Compaction()
+        keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
+        held = active.responses.holds(keys) if active.responses is not None else np.zeros(len(live))
+        stale = now - dt.timedelta(days=retention_days)
+        moving = [r for r, h in zip(live, held.tolist(), strict=True) if h or r.received_at < stale]
+        return Compaction(store.compact_live(moving) if moving else 0)
+    except Exception as exc:  # the store went away, say: the answers stay live until next time
+        return Compaction(error=f"{type(exc).__name__}: {exc}")
 
 
 def merge_live_responses(

@@ -4,7 +4,7 @@ A run holds the store's training lock from start to end (a second run fails with
 the live NPS responses the service took in to the validated data (see `training.nightly`), and works
 in a run directory (`var/runs/<run id>/`); only the final publish touches the store's versions, and
 it does so atomically (see `recsvc.store`), so a run killed at any point leaves the active version
-serving. Once published, it moves the live responses it read to the store's archive. The run
+serving. First it moves the live responses the active version holds to the store's archive. The run
 record lists each step's duration, the row counts, the live responses, the metrics, the gate
 decision and the published version or the error; it is saved in the run directory and in the
 store's run log, at the start and at the end, and a copy is sealed into the artifact (`run.json`).
@@ -41,11 +41,12 @@ from recsvc.artifacts import (
     sha256_of,
 )
 from recsvc.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
-from recsvc.errors import RecsvcError
+from recsvc.errors import NotFoundError, RecsvcError
 from recsvc.features import ITEM_FIELDS, MISSING, USER_FIELDS
 from recsvc.model import Candidates, ModelArrays, known_customer_vector, user_vector
 from recsvc.segment_rules import SegmentRules, load_segments, rules_to_toml
 from recsvc.store import Store, open_store
+from recsvc.version import ActiveModel
 from training import dataset as ds
 from training.candidates import candidate_arrays, serving_candidates
 from training.config import TrainingConfig, load_config
@@ -73,7 +74,7 @@ from training.nightly import (
     TrainingLock,
     clean_run_dirs,
     close_interrupted,
-    compact_live_responses,
+    compact_held_responses,
     encode_record,
     last_success,
     merge_live_responses,
@@ -459,6 +460,19 @@ def _locked_run(
     return record
 
 
+def open_active(store: Store, show: bool) -> ActiveModel | None:
+    """The store's active version, opened and checked; None when there is none or it does not
+    open (a damaged version is no yardstick for the gate and holds no answers to compact)."""
+    version = store.active_version()
+    if version is None:
+        return None
+    try:
+        return store.open(version)
+    except (ArtifactError, NotFoundError) as exc:
+        _log(f"the active version {version} does not open ({exc}); going on without it", True)
+        return None
+
+
 def live_watermark(previous: RunRecord | None) -> dt.datetime | None:
     """From when the last successful run's live answers count as new: the latest one it read (its
     start, seconds only, for records written before runs noted that)."""
@@ -499,11 +513,19 @@ def _train_and_publish(
     )
     record.rejected_rows = sum(t.rejected for t in validation.report.tables)
     with _step(record, "live responses", show):
+        active = open_active(target, show)
+        # What the active version holds leaves live first (see `training.nightly`).
+        compaction = compact_held_responses(
+            target, active, now=times.now(), retention_days=config.live_retention_days
+        )
         live = read_live_responses(target)
         record.live = merge_live_responses(
             live.responses, work / "validation" / "clean", since=live_since
         )
         record.live.archived = live.archived
+        record.live.compacted, record.live.compaction_error = compaction.moved, compaction.error
+    if compaction.error:
+        _log(f"live NPS responses stay live: {compaction.error}", True)
     _log(
         f"live NPS responses: {record.live.merged:,} added of {record.live.stored:,} stored "
         f"({record.live.archived:,} of them archived; {record.live.in_batch:,} already in the "
@@ -580,15 +602,9 @@ def _train_and_publish(
         print(format_evaluation(evaluation), file=sys.stderr, flush=True)
 
     with _step(record, "gate", show):
-        try:
-            active = target.load_active()
-        except ArtifactError as exc:
-            # A damaged active version is no yardstick, and must not keep a good one from replacing it.
-            _log(f"the active version does not open ({exc}); gating without it", show)
-            active = None
         gate = quality_gate(
             new=eval_model,
-            active=active,
+            active=active.loaded if active is not None else None,
             users=eval_users,
             item_ids=items.ids,
             lines=lines,
@@ -672,14 +688,6 @@ def _train_and_publish(
         lock.check()  # a run that lost its lock must not publish over the run that took it
         _timed(record, "publish", show, lambda: target.publish(artifact, keep=config.keep_versions))
         record.published, record.status = True, "published"
-        # The active version now holds every response read (merged, or in the batch file) but
-        # those of unknown customers, which the archive keeps for the next runs.
-        with _step(record, "compact live", show):
-            compact_live_responses(target, lock, live, record.live)
-        if record.live.compaction_error:
-            _log(f"live NPS responses stay live: {record.live.compaction_error}", True)
-        elif record.live.compacted:
-            _log(f"moved {record.live.compacted:,} live NPS responses to the archive", show)
     else:
         record.status = "not_published"
 
@@ -696,6 +704,7 @@ def format_record(record: RunRecord) -> str:
             f"  live NPS responses: {record.live.merged:,} added "
             f"({record.live.new_since_last_run:,} new since the last run) of {record.live.stored:,}"
             f" ({record.live.archived:,} archived); {record.live.compacted:,} moved to the archive"
+            " first (the active version held them)"
         )
         if record.live.compaction_error:
             lines.append(f"  live NPS responses not archived: {record.live.compaction_error}")

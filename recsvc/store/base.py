@@ -4,9 +4,8 @@ Two implementations share it and one test suite: the embedded `FileStore` (local
 and `RedisStore` (`redis://`). A store holds model versions (published atomically, one active,
 older ones kept for rollback) and the live NPS responses the service takes in between runs.
 
-Live responses do not pile up: once a training run has published (and activated) a version built
-from them, it calls `compact_live` with the responses it read, which moves them from the live
-structures (what every worker indexes and every NPS summary reads) to an archive that only the
+Live responses do not pile up: at its start, a training run calls `compact_live` with the live
+responses the active version holds, which moves them from the live structures (what every worker indexes and every NPS summary reads) to an archive that only the
 training job reads. The move never deletes first: the archive copy is durable before anything
 leaves live, so a process killed in between leaves a response in both places (readers keep the
 first copy of a response id; the next compaction finishes the move), never in neither. Both stores

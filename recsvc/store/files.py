@@ -21,8 +21,8 @@ Layout under the root:
   (under its own `flock`, fsync'd, starting on a fresh line if a compaction died mid-line) and
   read only by the training run.
 
-Compaction (`compact_live`, called by the training run after it published a version built from
-those responses) holds the live file's lock throughout, so no answer is appended meanwhile:
+Compaction (`compact_live`, called by the training run for the responses the active version
+holds) holds the live file's lock throughout, so no answer is appended meanwhile:
 (1) the lines of the given response ids are appended to the archive and fsync'd; (2) the rest of
 the live file, byte for byte (including any line it cannot read), is written to a temporary file,
 fsync'd and renamed over the live file, and the directory is fsync'd. Killed before (2) renames,

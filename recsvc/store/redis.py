@@ -39,8 +39,8 @@ into `{prefix}:live:customers`, and an XADD to the stream. The stream gets every
 repeated response id: were a first attempt cut off between the two steps, its retry still reaches
 the nightly run. Readers of the stream drop repeats (first occurrence wins).
 
-Compaction (`compact_live`, called by the training run after it published a version built from
-those responses): (1) the responses' JSON, exactly as stored (the stream's first copy of each id,
+Compaction (`compact_live`, called by the training run for the responses the active version
+holds): (1) the responses' JSON, exactly as stored (the stream's first copy of each id,
 plus any list entry the stream lacks), is written zlib-compressed into new archive parts, listed in
 `{prefix}:{live}:archive` by the same MULTI (one hash tag, so legal on a cluster); (2) per
 customer, a Lua script on the customer's two keys removes exactly those list entries and their ids

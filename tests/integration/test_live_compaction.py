@@ -1,9 +1,9 @@
-"""Live NPS answers are compacted once a published version holds them: a run that published moves
-every live answer it read to the store's archive, so live keeps only what arrived since; the next
-runs still merge the archived ones; the service answers the same before and after the move; an
-answer the active version holds is a duplicate when sent again; a run that does not publish moves
-nothing; and a run killed (kill -9) at any step of the move loses no answer, the next run finishing
-it.
+"""Live NPS answers are compacted once a published version is served that holds them: each run
+first moves to the store's archive the live answers the active version holds (and those no
+version took in for `live_retention_days`), so live keeps only what no version holds yet; every
+run still merges the archived ones; the service answers the same before and after the move; an
+answer the active version holds is a duplicate when sent again; and a run killed (kill -9) at any
+step of the move loses no answer, the next run finishing it.
 
 Answers go in over HTTP (the real app on the store) and runs are real training runs on small demo
 data (in-process, or `python -m training run` processes paused inside a store method and killed,
@@ -145,69 +145,104 @@ def during_publish(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], ob
     return install
 
 
-# --- what a published run moves -----------------------------------------------------------------
+# --- what a run moves ---------------------------------------------------------------------------
 
 
-def test_published_runs_leave_live_only_what_came_after_they_read_it_and_later_runs_still_merge_it(
+def test_live_keeps_only_what_the_active_version_does_not_hold_and_every_run_still_merges_the_rest(
     demo: Path,
     url: str,
     tmp_path: Path,
     during_publish: Callable[[Callable[[], object]], None],
 ) -> None:
-    """Three nights: answers over HTTP, then a run, with one answer arriving while it trains. After
-    each publish live holds just that late answer (the live file or stream, and the per-customer
-    keys), the archive holds the rest, the new version holds every answer of a known customer, and
-    answers of a customer the shop's data lacks keep reaching every run from the archive."""
+    """Three nights: answers over HTTP, then a run, with one answer arriving while it publishes.
+    Each run first moves exactly the live answers the version active at its start holds; what stays
+    live is what that version does not hold (the night's answers, the late one, and those of a
+    customer the shop's data lacks, which never leave while fresh); nothing is ever in neither
+    place; the new version holds every known customer's answer that was live when it started; the
+    per-customer keys follow (Redis)."""
     train(demo, url, tmp_path / "runs")
     store = open_store(url)
-    posted: list[str] = []  # known customers' answers, oldest first
+    posted: list[str] = []
     strangers: list[str] = []
     late: list[dict[str, Any]] = []
     try:
         with client_for(store) as client:
             during_publish(lambda: post(client, late[-1:]))
             for night in range(3):
+                previous = store.active_version()
+                assert previous is not None
                 batch = [
                     answer(f"n{night}-{k}", KNOWN[k], (3 * night + k) % 11, hour=10 + night)
                     for k in range(3)
                 ]
                 batch.append(answer(f"n{night}-stranger", f"NEW-{night}", 2))
                 assert post(client, batch)["accepted"] == 4
+                posted += [a["response_id"] for a in batch]
+                strangers.append(f"n{night}-stranger")
                 late.append(answer(f"n{night}-late", KNOWN[3], 9, hour=10 + night))
-                archived_before, live_before = len(archived_ids(store)), len(live_ids(store))
+                live_before = live_ids(store)
+                moving = [
+                    r
+                    for r, h in zip(live_before, held(store, previous, live_before), strict=True)
+                    if h
+                ]
+                archived_before = archived_ids(store)
+
                 record = train(demo, url, tmp_path / "runs")
+                posted.append(f"n{night}-late")
 
                 assert record.published and record.version and record.live is not None
-                assert record.live.archived == archived_before
-                assert record.live.stored == archived_before + live_before
-                assert record.live.compacted == live_before
-                assert record.live.unknown_customer == night + 1
                 assert record.live.compaction_error is None
-                assert f"{live_before} moved to the archive" in format_record(record)
-                posted += [a["response_id"] for a in batch[:3]]
-                posted += [f"n{night - 1}-late"] if night else []
-                strangers.append(f"n{night}-stranger")
-                assert all(held(store, record.version, posted))
+                assert record.live.compacted == len(moving)
+                assert f"{len(moving)} moved to the archive first" in format_record(record)
+                assert sorted(archived_ids(store)) == sorted(archived_before + moving)
+                assert record.live.archived == len(archived_before) + len(moving)
+                live_now = live_ids(store)
+                assert not set(live_now) & set(archived_ids(store))
+                assert set(live_now) | set(archived_ids(store)) == set(posted), "nothing lost"
+                assert not any(held(store, previous, live_now)), "live: what it did not hold"
+                assert set(strangers) <= set(live_now)
+                known = [rid for rid in live_before if "stranger" not in rid]
+                assert all(held(store, record.version, known))
                 assert not any(held(store, record.version, strangers))
-
-                assert live_ids(store) == [f"n{night}-late"]
-                assert [r.response_id for r in store.live_responses(KNOWN[3])] == [f"n{night}-late"]
-                assert store.live_responses(KNOWN[0]) == []
-                assert store.live_responses(f"NEW-{night}") == []
-                assert sorted(archived_ids(store)) == sorted(posted + strangers)
+                assert record.live.unknown_customer == night + 1
                 if isinstance(store, RedisStore):
+                    customers_live = {r.customer_id for r in store.iter_live_responses()}
                     keys, customers, stream = redis_live_keys(store)
                     assert keys == {
-                        f"{store.prefix}:{{c:{KNOWN[3]}}}:nps",
-                        f"{store.prefix}:{{c:{KNOWN[3]}}}:nps_ids",
+                        f"{store.prefix}:{{c:{c}}}:{part}"
+                        for c in customers_live
+                        for part in ("nps", "nps_ids")
                     }
-                    assert (customers, stream) == ({KNOWN[3]}, 1)
+                    assert (customers, stream) == (customers_live, len(live_now))
     finally:
         store.close()
 
 
+def test_answers_no_version_takes_in_move_after_the_retention_and_are_still_merged(
+    demo: Path, tmp_path: Path
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    train(demo, url, tmp_path / "runs")
+    store = open_store(url)
+    with client_for(store) as client:
+        post(client, [answer("stale-1", "NEW-STALE", 1)])
+    kept = train(demo, url, tmp_path / "runs")
+    assert kept.live is not None and kept.live.compacted == 0
+    assert live_ids(store) == ["stale-1"]
+    # A retention shorter than the time since it came in: the next run moves it.
+    moved = train(demo, url, tmp_path / "runs", config={"live_retention_days": 1e-9})
+    assert moved.live is not None and moved.live.compacted == 1
+    assert (live_ids(store), archived_ids(store)) == ([], ["stale-1"])
+    assert (moved.live.stored, moved.live.unknown_customer) == (1, 1)
+
+
 @pytest.mark.parametrize("why", ["--no-publish", "refused by the quality gate"])
-def test_a_run_that_does_not_publish_moves_no_answer(demo: Path, tmp_path: Path, why: str) -> None:
+def test_a_run_moves_only_what_the_active_version_holds(
+    demo: Path, tmp_path: Path, why: str
+) -> None:
+    """A run that changes no version leaves the next run nothing new to move; answers move one
+    run after the version that holds them was published."""
     url = f"file://{tmp_path / 'store'}"
     train(demo, url, tmp_path / "runs")
     store = open_store(url)
@@ -220,9 +255,13 @@ def test_a_run_that_does_not_publish_moves_no_answer(demo: Path, tmp_path: Path,
         assert record.gate is not None and record.gate.reason.startswith("refused")
     assert record.status == "not_published" and record.live is not None
     assert (record.live.stored, record.live.compacted) == (2, 0)
+    published = train(demo, url, tmp_path / "runs")  # the first version holding kept-1
+    assert published.live is not None and published.live.compacted == 0
     assert live_ids(store) == ["kept-1", "kept-2"]
-    assert archived_ids(store) == []
-    assert [r.response_id for r in store.live_responses(KNOWN[0])] == ["kept-1"]
+    after = train(demo, url, tmp_path / "runs")
+    assert after.live is not None and after.live.compacted == 1
+    assert (live_ids(store), archived_ids(store)) == (["kept-2"], ["kept-1"])
+    assert [r.response_id for r in store.live_responses(KNOWN[0])] == []
 
 
 # --- the service across a compaction ---------------------------------------------------------------
@@ -256,8 +295,8 @@ def compare_around_compaction(
     monkeypatch: pytest.MonkeyPatch,
     answers: list[dict[str, Any]],
 ) -> tuple[dict[str, Any], dict[str, Any]]:
-    """Train, post the answers, train again: what the service said right after that run published
-    (answers still live) and right after it moved them to the archive."""
+    """Train, post the answers, train (a version holds them), train again: what the service said
+    right before that third run moved them to the archive and right after."""
     train(demo, url, tmp_path / "runs")
     store = open_store(url)
     views: list[dict[str, Any]] = []
@@ -266,6 +305,8 @@ def compare_around_compaction(
         with client_for(store) as client:
             assert post(client, answers)["accepted"] == len(answers)
             before_run = snapshot(client, customers)
+            holding = train(demo, url, tmp_path / "runs")
+            assert holding.live is not None and holding.live.compacted == 0
             for cls in (FileStore, RedisStore):
 
                 def compact_live(
@@ -329,7 +370,8 @@ def test_an_answer_the_active_version_holds_is_a_duplicate_when_sent_again_after
     store = open_store(url)
     with client_for(store) as client:
         post(client, [answer("again-1", KNOWN[0], 2), answer("again-2", KNOWN[1], 9)])
-        record = train(demo, url, tmp_path / "runs")
+        train(demo, url, tmp_path / "runs")  # the version holding them
+        record = train(demo, url, tmp_path / "runs")  # moves them
         assert record.live is not None and record.live.compacted == 2
         serving(client, str(record.version))
         assert live_ids(store) == []
@@ -343,8 +385,8 @@ def test_an_answer_the_active_version_holds_is_a_duplicate_when_sent_again_after
 
 # --- kill -9 during a compaction ---------------------------------------------------------------
 
-# Each step of the move, paused inside a `python -m training run` that published, then killed;
-# where the answers of that night are then: (live, archived, in their customers' live lists).
+# Each step of the move, paused inside a `python -m training run`, then killed; where the known
+# customers' answers of that night are then: (live, archived, in their customers' live lists).
 KILL_POINTS = {
     "file": {
         "FileStore.compact_live:before": (True, False, True),  # nothing moved yet
@@ -365,6 +407,7 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
     store = open_store(url)
     kind = "file" if isinstance(store, FileStore) else "redis"
     posted: list[str] = []
+    strangers: list[str] = []
     try:
         for step, (point, where) in enumerate(KILL_POINTS[kind].items()):
             batch = [
@@ -375,23 +418,26 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
             with client_for(store) as client:
                 post(client, batch)
             posted += [a["response_id"] for a in batch]
+            strangers.append(f"kill-{step}-stranger")
+            train(demo, url, tmp_path / "runs")  # the version holding tonight's answers
             run = Run(tmp_path, demo, url, pause=point)
             run.wait_for(paused=True, timeout=120)
             run.kill()
 
             live, archived = live_ids(store), archived_ids(store)
             assert set(posted) <= set(live) | set(archived), point
-            tonight = [a["response_id"] for a in batch]
+            tonight = [a["response_id"] for a in batch[:2]]
             listed = [r.response_id for k in range(2) for r in store.live_responses(KNOWN[k])]
             assert (
                 set(tonight) <= set(live),
                 set(tonight) <= set(archived),
-                set(tonight[:2]) <= set(listed),
+                set(tonight) <= set(listed),
             ) == where, point
+            assert set(strangers) <= set(live), "not held: never moved while fresh"
             version = store.active_version()
             assert version is not None
             assert_serves(url, version)
-            assert all(held(store, version, [p for p in posted if "stranger" not in p]))
+            assert all(held(store, version, [p for p in posted if p not in strangers]))
             with client_for(store) as client:  # a fresh worker, on what the kill left
                 serving(client, version)
                 summary = client.get("/v1/nps/summary")
@@ -403,9 +449,8 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
         record = train(demo, url, tmp_path / "runs")
         assert record.published and record.version and record.live is not None
         assert record.live.compaction_error is None
-        assert live_ids(store) == []
-        assert sorted(archived_ids(store)) == sorted(posted)
-        assert all(held(store, record.version, [p for p in posted if "stranger" not in p]))
+        assert sorted(live_ids(store)) == sorted(strangers)
+        assert sorted(archived_ids(store)) == sorted(p for p in posted if p not in strangers)
         if isinstance(store, FileStore):
             assert sorted(p.name for p in store.live_path.parent.iterdir()) == [
                 "archive.ndjson",
@@ -413,6 +458,8 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
             ]
         else:
             keys, customers, stream = redis_live_keys(store)
-            assert (keys, customers, stream) == (set(), set(), 0)
+            stranger_customers = {f"NEW-KILL-{step}" for step in range(len(strangers))}
+            assert customers == stranger_customers and stream == len(strangers)
+            assert len(keys) == 2 * len(strangers)
     finally:
         store.close()
