@@ -53,7 +53,16 @@ def serve(
     with log.open("wb") as out:
         # The test's own interpreter rather than `uv run`, which could re-sync the environment.
         process = subprocess.Popen(
-            [sys.executable, "-m", "recsvc", "serve", "--port", str(port), "--workers", str(workers)],
+            [
+                sys.executable,
+                "-m",
+                "recsvc",
+                "serve",
+                "--port",
+                str(port),
+                "--workers",
+                str(workers),
+            ],
             env=clean | env,
             stdout=out,
             stderr=subprocess.STDOUT,
