@@ -9,15 +9,25 @@ do: customers who entered the segment (`change=entered`) and those who left it (
 entered ones first, each group in customer id order. An exited customer who is still a customer
 shows their current attributes; one who is gone from the current version shows V's.
 
-CSV: a header row, empty cells for missing values, yes/no as `true`/`false`, lists joined with `|`.
-NDJSON: one JSON object per line, missing values `null`, lists as lists. Parquet: one row group
-per chunk, typed columns (dates and datetimes as such); polars is imported only for this format.
+CSV (RFC 4180: `\r\n` line ends, a value holding a comma, quote, CR or LF in quotes): a header row,
+empty cells for missing values, yes/no as `true`/`false`, lists joined with `|`. A text cell a
+spreadsheet would run as a formula (it begins with `=`, `+`, `-`, `@`, a tab or a CR and is not a
+plain number such as `-12.5`) is written with a leading `'`, as OWASP's "CSV Injection" advises:
+customer attributes are the shop's customers' own words. NDJSON: one JSON object per line, missing
+values `null`, lists as lists. Parquet: one row group per chunk, typed columns (dates and datetimes
+as such); polars is imported only for this format.
+
+An export that fails part-way (say a record that no longer decodes) is logged as one line and raises
+`ExportFailed`: the server drops the connection before the body's end (or, when it has sent nothing
+yet, answers 500), so no HTTP client takes a short file for the whole one. Nothing is added to the
+body to say so.
 """
 
 from __future__ import annotations
 
 import csv
 import io
+import logging
 import operator
 import queue
 import re
@@ -25,6 +35,7 @@ import threading
 from collections.abc import Callable, Generator, Iterator, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import partial
 from pathlib import Path
 from typing import IO, Any, Final, cast
 
@@ -32,9 +43,12 @@ import msgspec
 import numpy as np
 
 from recsvc import columns as c
+from recsvc import customer_table as ct
 from recsvc.artifacts import ArtifactError
 from recsvc.errors import ConfigError, NotFoundError
-from recsvc.profiles import DATETIME_FORMAT, EXPORT_COLUMNS, ColumnType, Profiles, row_type
+from recsvc.profiles import EXPORT_COLUMNS, ColumnType, Profiles, row_type
+
+log = logging.getLogger("recsvc.exports")
 
 CHUNK_ROWS: Final = 10_000
 DEFAULT_FIELDS: Final = EXPORT_COLUMNS
@@ -46,6 +60,26 @@ MAX_FIELDS: Final = 200
 # What a version name may look like before it is handed to the store (never a path).
 VERSION_PATTERN: Final = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 _UNSAFE_FILENAME = re.compile(r"[^A-Za-z0-9._-]")
+# OWASP "CSV Injection": a spreadsheet takes a cell that begins with one of these for a formula...
+FORMULA_TRIGGERS: Final = frozenset("=+-@\t\r")
+# ...unless the whole cell is a plain number ("-12.5", "+3"), which it reads as that number.
+_PLAIN_NUMBER: Final = re.compile(r"[+-]?(?:\d+(?:\.\d*)?|\.\d+)(?:[eE][+-]?\d+)?")
+_first_character: Final = operator.itemgetter(0)
+# Text columns training fills with the service's own words only (segment names, which must match
+# `segment_rules.SEGMENT_NAME_PATTERN`, and fixed category names; a customers file may not bring
+# columns of these names): the fast CSV path need not look at them.
+_OWN_WORDS: Final = frozenset(
+    {ct.PRIMARY_SEGMENT, ct.NPS_CATEGORY, ct.RFM_SEGMENT, ct.CHURN_RISK_LEVEL, ct.COMPLAINT_THEME}
+)
+
+
+class ExportFailed(RuntimeError):
+    """An export broke off part-way: its response must not end as a complete one.
+
+    Deliberately not a ValueError (which msgspec's DecodeError is): Litestar's wrapper around a
+    sync stream takes a ValueError from `next()` for the stream's end and would finish the body as
+    if it were complete. Any other exception reaches the server, which drops the connection.
+    """
 
 
 class ExportFormat(StrEnum):
@@ -54,8 +88,10 @@ class ExportFormat(StrEnum):
     PARQUET = "parquet"
 
 
+NAIVE_DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
 MEDIA_TYPES: Final = {
-    ExportFormat.CSV: "text/csv; charset=utf-8",
+    # Litestar adds "; charset=utf-8" to text types itself (given here too, it came out twice).
+    ExportFormat.CSV: "text/csv",
     ExportFormat.NDJSON: "application/x-ndjson",
     ExportFormat.PARQUET: "application/vnd.apache.parquet",
 }
@@ -197,12 +233,37 @@ class SegmentExport:
                 yield rows
 
     def chunks(self) -> Generator[bytes, None, None]:
-        """The encoded file, piece by piece."""
+        """The encoded file, piece by piece; ExportFailed (logged) if it cannot be finished."""
         if self.format is ExportFormat.CSV:
-            return _csv_chunks(self)
+            return _response_body(self, _csv_chunks(self))
         if self.format is ExportFormat.NDJSON:
-            return _ndjson_chunks(self)
-        return _parquet_chunks(self)
+            return _response_body(self, _ndjson_chunks(self))
+        return _response_body(self, _parquet_chunks(self))
+
+
+def _response_body(
+    export: SegmentExport, pieces: Generator[bytes, None, None]
+) -> Generator[bytes, None, None]:
+    """`pieces`, a failure logged as one line and raised as ExportFailed (see there)."""
+    sent = 0
+    try:
+        for piece in pieces:
+            yield piece
+            sent += len(piece)
+    except Exception as exc:
+        reason = " ".join(str(exc).split())  # one line, whatever the message (polars' have several)
+        log.error(
+            "export of segment %r (version %s, %s) failed after %d bytes: %s: %s",
+            export.segment,
+            export.version,
+            export.format.value,
+            sent,
+            type(exc).__name__,
+            reason,
+        )
+        raise ExportFailed(f"export of segment {export.segment!r} failed: {reason}") from exc
+    finally:
+        pieces.close()  # a client that went away: the parquet writer thread stops now
 
 
 def plan_export(
@@ -258,19 +319,50 @@ _json = msgspec.json.Encoder()
 _BOOL_TEXT: Final = {True: "true", False: "false"}
 
 
-def _bool_column(values: Sequence[Any]) -> list[Any]:
+def runs_as_formula(text: str) -> bool:
+    """Whether a spreadsheet opening the CSV would take this cell for a formula (OWASP's triggers;
+    a plain number such as "-12.5" is read as that number)."""
+    return bool(text) and text[0] in FORMULA_TRIGGERS and not _PLAIN_NUMBER.fullmatch(text)
+
+
+def spreadsheet_safe(text: str) -> str:
+    """`text` as a CSV cell a spreadsheet shows rather than runs: `=1+1` becomes `'=1+1`."""
+    return "'" + text if runs_as_formula(text) else text
+
+
+def _holds_formulas(cells: Callable[[], Iterator[Any]]) -> bool:
+    """Whether a text column (None where missing) has a cell a spreadsheet would run as a formula.
+
+    `cells()` gives the column afresh: first its first characters are looked up in C, and only a
+    column where one is a trigger (rare, or a number such as "-3") is checked cell by cell.
+    """
+    if FORMULA_TRIGGERS.isdisjoint(map(_first_character, filter(None, cells()))):
+        return False
+    return any(map(runs_as_formula, filter(None, cells())))
+
+
+def _text_column(values: Sequence[Any]) -> Sequence[Any]:
+    if not _holds_formulas(partial(iter, values)):
+        return values
+    return [None if v is None else spreadsheet_safe(v) for v in values]
+
+
+def _bool_column(values: Sequence[Any]) -> Sequence[Any]:
     return [_BOOL_TEXT.get(v) for v in values]
 
 
-def _list_column(values: Sequence[Any]) -> list[Any]:
-    return [None if v is None else LIST_SEPARATOR.join(v) for v in values]
+def _list_column(values: Sequence[Any]) -> Sequence[Any]:
+    return _text_column([None if v is None else LIST_SEPARATOR.join(v) for v in values])
 
 
-def _json_column(values: Sequence[Any]) -> list[Any]:
-    return [None if v is None else _json.encode(v).decode() for v in values]
+def _json_column(values: Sequence[Any]) -> Sequence[Any]:
+    return _text_column([None if v is None else _json.encode(v).decode() for v in values])
 
 
-_CSV_COLUMN: Final[dict[str, Callable[[Sequence[Any]], list[Any]]]] = {
+# How a column of each type becomes CSV cells. Numbers, dates and datetimes (written by training in
+# a fixed format) go to csv as they are.
+_CSV_COLUMN: Final[dict[str, Callable[[Sequence[Any]], Sequence[Any]]]] = {
+    ColumnType.STRING: _text_column,
     ColumnType.BOOL: _bool_column,
     ColumnType.STRING_LIST: _list_column,
     ColumnType.JSON: _json_column,
@@ -279,21 +371,26 @@ _CSV_COLUMN: Final[dict[str, Callable[[Sequence[Any]], list[Any]]]] = {
 
 def _csv_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
     buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(export.columns)
+    # RFC 4180's line end. csv quotes a value holding any character of the line terminator, so
+    # with "\r\n" a bare CR inside a value is quoted too and cannot split the row in a reader.
+    writer = csv.writer(buffer, lineterminator="\r\n")
+    writer.writerow([spreadsheet_safe(name) for name in export.columns])  # a shop's own columns
     yield buffer.getvalue().encode()
-    # Columns csv would spell unhelpfully (True, ['a', 'b']) are converted a column at a time.
-    converters = [
-        (i, _CSV_COLUMN[export.column_types[name]])
-        for i, name in enumerate(export.columns)
-        if export.column_types[name] in _CSV_COLUMN
-    ]
-    astuple = msgspec.structs.astuple
+    kinds = [export.column_types[name] for name in export.columns]
     getters = [operator.attrgetter(f"f{i}") for i in range(len(export.columns))]
+    converters = [(i, _CSV_COLUMN[kind]) for i, kind in enumerate(kinds) if kind in _CSV_COLUMN]
+    customers_text = [
+        getters[i]
+        for i, (name, kind) in enumerate(zip(export.columns, kinds, strict=True))
+        if kind == ColumnType.STRING and name not in _OWN_WORDS
+    ]
+    # Columns csv would spell unhelpfully (True, ['a', 'b']) need converting in every chunk.
+    respelled = any(kind in _CSV_COLUMN and kind != ColumnType.STRING for kind in kinds)
+    astuple = msgspec.structs.astuple
     for rows in export.row_chunks():
         buffer.seek(0)
         buffer.truncate()
-        if converters:
+        if respelled or any(_holds_formulas(partial(map, get, rows)) for get in customers_text):
             # Column by column (no tuple per row to transpose), converted, zipped back for csv.
             columns: list[Sequence[Any]] = [list(map(get, rows)) for get in getters]
             for position, convert in converters:
@@ -377,7 +474,7 @@ def _parquet_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
         ColumnType.FLOAT: pl.Float64,
         ColumnType.BOOL: pl.Boolean,
         ColumnType.DATE: pl.Date,
-        ColumnType.DATETIME: pl.Datetime("us"),
+        ColumnType.DATETIME: pl.Datetime("us", "UTC"),
         ColumnType.STRING_LIST: pl.List(pl.String),
         ColumnType.JSON: pl.String,
     }
@@ -394,8 +491,12 @@ def _parquet_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
             if kind == ColumnType.DATE:
                 s = pl.Series(name, column, dtype=pl.String).str.to_date("%Y-%m-%d")
             elif kind == ColumnType.DATETIME:
-                s = pl.Series(name, column, dtype=pl.String).str.to_datetime(
-                    DATETIME_FORMAT, time_unit="us"
+                # UTC, written with a Z (versions before the Z: without one, also UTC).
+                s = (
+                    pl.Series(name, column, dtype=pl.String)
+                    .str.strip_suffix("Z")
+                    .str.to_datetime(NAIVE_DATETIME_FORMAT, time_unit="us")
+                    .dt.replace_time_zone("UTC")
                 )
             elif kind == ColumnType.JSON:
                 encoded = [None if v is None else _json.encode(v).decode() for v in column]
@@ -429,8 +530,8 @@ def _parquet_chunks(export: SegmentExport) -> Generator[bytes, None, None]:
         while (piece := pipe.pieces.get()) is not None:
             yield piece
         writer.join()
-        if failure:
-            raise RuntimeError(f"parquet export failed: {failure[0]}") from failure[0]
+        if failure:  # what broke in the writer thread (polars hands on the source's errors)
+            raise failure[0]
     finally:
         pipe.cancel()
         writer.join(timeout=10)

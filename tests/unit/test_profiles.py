@@ -276,11 +276,11 @@ def test_parquet_export_has_typed_columns(profiles: Profiles) -> None:
     )
     frame = pl.read_parquet(io.BytesIO(b"".join(export.chunks())))
     assert frame.schema["signup_date"] == pl.Date
-    assert frame.schema["last_order_at"] == pl.Datetime("us")
+    assert frame.schema["last_order_at"] == pl.Datetime("us", "UTC")  # times are UTC, and say so
     assert frame.schema["favourite_categories"] == pl.List(pl.String)
     assert frame.schema["nps_score"] == pl.Int64
     assert frame["customer_id"].to_list() == ["C1", "C3", "C4"]
-    assert frame["last_order_at"][1] == dt.datetime(2025, 5, 1, 12, 30, 5)
+    assert frame["last_order_at"][1] == dt.datetime(2025, 5, 1, 12, 30, 5, tzinfo=dt.UTC)
 
 
 def test_the_change_since_a_version_lists_who_entered_and_who_left(tmp_path: Path) -> None:
