@@ -13,7 +13,7 @@ import polars as pl
 import pytest
 
 from recsvc import columns as c
-from recsvc.contract import TABLES, Kind
+from recsvc.contract import TABLES
 from recsvc.errors import DataContractError
 from training.online_retail import (
     ImportSummary,
@@ -25,20 +25,13 @@ from training.online_retail import (
     read_source,
     typed_lines,
 )
+from training.validate import DTYPES
 
 SAMPLE = Path(__file__).parent.parent / "fixtures" / "online_retail_sample.csv"
 # The sample's non-product lines of known customers, by code or, for two services booked under
 # ordinary codes, by description.
 SERVICE_CODES = ["POST", "DOT", "M", "C2", "D", "BANK CHARGES", "CRUK", "PADS"]
 SERVICE_DESCRIPTIONS = ["Next Day Carriage", "PACKING CHARGE"]
-DTYPES = {
-    Kind.STR: pl.String,
-    Kind.INT: pl.Int64,
-    Kind.FLOAT: pl.Float64,
-    Kind.BOOL: pl.Boolean,
-    Kind.DATE: pl.Date,
-    Kind.DATETIME: pl.Datetime("us"),
-}
 
 
 def _import(src: Path, out: Path) -> ImportSummary:

@@ -48,6 +48,17 @@ def nps_response_schema() -> Schema:
         required=list(NPS_RESPONSES.required_columns),
         additional_properties=False,
         description="One NPS answer, checked against the data contract like a row of a nightly file",
+        examples=[
+            {
+                "response_id": "R-2025-000123",
+                "customer_id": "C00000042",
+                "score": 3,
+                "responded_at": "2025-05-01T12:30:00Z",
+                "touchpoint": "post_delivery",
+                "order_id": "O-88123",
+                "comment": "The parcel came a week late.",
+            }
+        ],
     )
 
 
