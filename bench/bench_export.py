@@ -46,10 +46,10 @@ def version_dir(customers: int, seed: int) -> tuple[Path, float]:
     import numpy as np
     import polars as pl
 
-    from recsvc import customer_table as ct
-    from recsvc.segment_rules import DEFAULT_SEGMENTS_PATH, parse_segments
-    from training.segments import assign_segments
-    from training.serving_tables import write_serving_tables
+    from recsvc.domain import customer_table as ct
+    from recsvc.domain.segment_rules import DEFAULT_SEGMENTS_PATH, parse_segments
+    from training.customers.segments import assign_segments
+    from training.publish.profiles import write_serving_tables
 
     table_path = CACHE / f"out-{customers}-seed{seed}" / "customers.parquet"
     if not table_path.exists():
@@ -73,13 +73,13 @@ def version_dir(customers: int, seed: int) -> tuple[Path, float]:
 
 
 def _model(directory: Path) -> SimpleNamespace:
-    from recsvc.profiles import Profiles
+    from recsvc.version.profiles import Profiles
 
     return SimpleNamespace(version=directory.name, profiles=Profiles.open(directory))
 
 
 def time_generator(directory: Path, fmt: str, fields: str | None = None) -> tuple[int, int, float]:
-    from recsvc.exports import plan_export
+    from recsvc.service.exports import plan_export
 
     model = _model(directory)
     export = plan_export(model.profiles, model.version, SEGMENT, export_format=fmt, fields=fields)
@@ -97,9 +97,9 @@ def serve(directory: Path, port: int) -> None:
     import uvicorn
 
     from recsvc.api.errors import EXCEPTION_HANDLERS
-    from recsvc.api.segments import SegmentController
-    from recsvc.exports import plan_export
-    from recsvc.settings import Settings
+    from recsvc.api.segments.controllers import SegmentController
+    from recsvc.service.exports import plan_export
+    from recsvc.service.settings import Settings
 
     model = _model(directory)
     prebuilt: dict[str, list[bytes]] = {}

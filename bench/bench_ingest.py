@@ -26,13 +26,13 @@ def _child(step: str, customers: int, data: Path, work: Path) -> None:
     sys.path.insert(0, str(ROOT))
     started = time.perf_counter()
     if step == "generate":
-        from training.generate import generate
+        from training.sources.generate import generate
 
         if data.exists():
             shutil.rmtree(data)
         generate(data, customers, seed=7, show_progress=False)
     elif step == "validate":
-        from training.validate import validate_dataset
+        from training.validate.dataset import validate_dataset
 
         validate_dataset(data, work / "validation", show_progress=False)
     elif step == "baseline":

@@ -43,16 +43,16 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 CACHE = ROOT / "var" / "bench" / "publish"
 
-from recsvc.artifacts import MANIFEST, Manifest, load_model, read_manifest  # noqa: E402
 from recsvc.store import FileStore, RedisStore  # noqa: E402
-from recsvc.version import open_version  # noqa: E402
+from recsvc.version.artifacts import MANIFEST, Manifest, load_model, read_manifest  # noqa: E402
+from recsvc.version.opened import open_version  # noqa: E402
 
 
 def artifact_for(customers: int) -> Path:
     """A real artifact of `customers` customers (cached)."""
     from training.config import load_config
-    from training.generate import generate
-    from training.pipeline import run_pipeline
+    from training.run.pipeline import run_pipeline
+    from training.sources.generate import generate
 
     final = CACHE / f"artifact-{customers}"
     if (final / MANIFEST).is_file():

@@ -18,11 +18,11 @@ from pathlib import Path
 
 import numpy as np
 
-from recsvc.model import batch_top_k, known_customer_vector, score_items, top_k
 from recsvc.store import open_store
+from recsvc.version.scoring import batch_top_k, known_customer_vector, score_items, top_k
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -27,8 +27,8 @@ CACHE = ROOT / "var" / "bench"
 
 def clean_tables_dir(customers: int, seed: int) -> Path:
     """Generate and validate demo data once per size and seed; return the folder of clean parquet."""
-    from training.generate import generate
-    from training.validate import validate_dataset
+    from training.sources.generate import generate
+    from training.validate.dataset import validate_dataset
 
     base = CACHE / f"demo-{customers}-seed{seed}"
     raw, clean = base / "raw", base / "clean"  # validate_dataset writes <base>/clean
@@ -46,7 +46,7 @@ def clean_tables_dir(customers: int, seed: int) -> Path:
 
 def child(data_dir: Path, out_dir: Path) -> None:
     """Run the timed step in this process and print one JSON line of measurements."""
-    from training.segmentation import read_clean_tables, run_segmentation
+    from training.customers.segmentation import read_clean_tables, run_segmentation
 
     started = time.perf_counter()
     result = run_segmentation(read_clean_tables(data_dir), out_dir, show_progress=False)

@@ -99,7 +99,7 @@ def bench_app() -> Litestar:
 def ensure_candidates(artifact: Path, n: int) -> None:
     """Give an artifact built before versions carried candidate lists its lists (timed), with the
     training job's own code, so the bench serves what a current nightly run publishes."""
-    from training.candidates import add_to_artifact
+    from training.recommender.candidates import add_to_artifact
 
     t0 = time.perf_counter()
     if add_to_artifact(artifact, n):
@@ -111,8 +111,8 @@ def in_process_paths(artifact: Path, samples: int = 3000) -> None:
     import msgspec
     import numpy as np
 
-    from recsvc.artifacts import load_model
-    from recsvc.recommend import Query, recommend
+    from recsvc.service.recommend import Query, recommend
+    from recsvc.version.artifacts import load_model
 
     model = load_model(artifact)
     plain = msgspec.structs.replace(model, candidates=None)

@@ -12,7 +12,7 @@ import tempfile
 from collections.abc import Iterator
 
 from recsvc.errors import RecsvcError
-from recsvc.settings import Settings, load_settings, settings_table
+from recsvc.service.settings import Settings, load_settings, settings_table
 from recsvc.store.base import StoreUnavailable
 
 # Read by prometheus_client in every worker: where the workers' metric files are summed from.

@@ -20,15 +20,15 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
 from recsvc.api.app import create_app
-from recsvc.nps_summary import RESPONSES_JSON
-from recsvc.settings import Settings
+from recsvc.domain import columns as c
+from recsvc.service.nps_summary import RESPONSES_JSON
+from recsvc.service.settings import Settings
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 CUSTOMERS = 3000
 SEED = 5

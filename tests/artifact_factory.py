@@ -1,6 +1,6 @@
 """Tiny hand-built artifact directories for tests that need a model version without a training run.
 
-`make_artifact(dir, "v1")` writes every array of `recsvc.artifacts.ARRAYS` with the right dtype and
+`make_artifact(dir, "v1")` writes every array of `recsvc.version.artifacts.ARRAYS` with the right dtype and
 shape, the two string lists, the profile, segment and NPS answer tables (by the training job's own
 writers, on a tiny customer table), the segment rules and a manifest listing each file's size and
 SHA-256: a version a worker opens and serves. Values are seeded by the version name, so two
@@ -17,9 +17,11 @@ import msgspec
 import numpy as np
 import polars as pl
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc.artifacts import (
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.features import ITEM_FIELDS, USER_FIELDS, feature_name
+from recsvc.domain.segment_rules import load_segments, rules_to_toml
+from recsvc.version.artifacts import (
     ARRAYS,
     FORMAT_VERSION,
     MANIFEST,
@@ -28,12 +30,10 @@ from recsvc.artifacts import (
     Manifest,
     file_entries,
 )
-from recsvc.features import ITEM_FIELDS, USER_FIELDS, feature_name
-from recsvc.model import BlendParams
-from recsvc.segment_rules import load_segments, rules_to_toml
-from training.candidates import add_to_artifact
-from training.serving_tables import write_serving_tables
-from training.summary_tables import write_response_table
+from recsvc.version.scoring import BlendParams
+from training.publish.profiles import write_serving_tables
+from training.publish.responses import write_response_table
+from training.recommender.candidates import add_to_artifact
 
 COMPONENTS = 4
 

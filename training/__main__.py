@@ -200,7 +200,7 @@ def _check_store_url(url: str) -> None:
 
 
 def _generate(args: argparse.Namespace) -> int:
-    from training.generate import generate
+    from training.sources.generate import generate
 
     kwargs = {"end_date": args.end_date} if args.end_date else {}
     summary = generate(
@@ -217,7 +217,7 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import_online_retail(args: argparse.Namespace) -> int:
-    from training.online_retail import format_summary, import_online_retail
+    from training.sources.online_retail import format_summary, import_online_retail
 
     summary = import_online_retail(args.src, args.out, seed=args.seed, show_progress=not args.quiet)
     print(format_summary(summary))
@@ -225,7 +225,7 @@ def _import_online_retail(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from training.validate import format_summary, validate_dataset
+    from training.validate.dataset import format_summary, validate_dataset
 
     out = args.out or Path("var/validation") / args.data.resolve().name
     result = validate_dataset(
@@ -244,7 +244,7 @@ def _terminated(signum: int, _frame: object) -> NoReturn:
 
 def _run(args: argparse.Namespace) -> int:
     from training.config import load_config
-    from training.pipeline import format_record, run_pipeline
+    from training.run.pipeline import format_record, run_pipeline
 
     _check_store_url(args.store)
     config = load_config(args.config, epochs=args.epochs, deterministic=args.deterministic or None)
@@ -269,7 +269,7 @@ def _runs(args: argparse.Namespace) -> int:
     import msgspec
 
     from recsvc.store import open_store
-    from training.nightly import format_runs, open_run_log
+    from training.run.nightly import format_runs, open_run_log
 
     _check_store_url(args.store)
     store = open_store(args.store)
@@ -289,7 +289,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     from recsvc.store import open_store
-    from training.nightly import check_cron, run_schedule, timezone
+    from training.run.nightly import check_cron, run_schedule, timezone
 
     _check_store_url(args.store)
     check_cron(args.cron)
@@ -324,7 +324,7 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from training.nightly import EXIT_LOCK_HELD, LockHeld
+    from training.run.nightly import EXIT_LOCK_HELD, LockHeld
 
     try:
         return COMMANDS[args.command](args)

@@ -22,24 +22,24 @@ from litestar.openapi.spec import Components
 
 from recsvc.api import customer_service
 from recsvc.api.auth import SECURITY_SCHEMES, check_bind
-from recsvc.api.customers import CustomerProfileController
+from recsvc.api.customers.controllers import CustomerProfileController
 from recsvc.api.errors import EXCEPTION_HANDLERS
-from recsvc.api.health import HealthController
 from recsvc.api.intake.controllers import IntakeController
 from recsvc.api.intake.services import DetractorNotifier
-from recsvc.api.metrics import (
+from recsvc.api.nps.controllers import NpsSummaryController
+from recsvc.api.ops.health import HealthController
+from recsvc.api.ops.metrics import (
     MetricsController,
     mark_worker_dead,
     prometheus_config,
     service_registry,
 )
-from recsvc.api.nps.controllers import NpsSummaryController
-from recsvc.api.segments import SegmentController
+from recsvc.api.segments.controllers import SegmentController
 from recsvc.api.storefront.controllers import OfferController, RecommendationController
 from recsvc.api.versions.controllers import ModelVersionController
-from recsvc.offers import OfferCatalog, load_offers
-from recsvc.runtime import ModelHolder
-from recsvc.settings import Settings, load_settings
+from recsvc.service.offers import OfferCatalog, load_offers
+from recsvc.service.runtime import ModelHolder
+from recsvc.service.settings import Settings, load_settings
 from recsvc.store import open_store
 from recsvc.store.base import Store
 

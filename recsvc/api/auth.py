@@ -24,7 +24,7 @@ from litestar.openapi.spec import SecurityScheme
 
 from recsvc.api.params import check_query
 from recsvc.errors import ConfigError
-from recsvc.settings import Scope, Settings
+from recsvc.service.settings import Scope, Settings
 
 LOOPBACK_NAMES = frozenset({"localhost", "localhost.localdomain", "ip6-localhost"})
 CHALLENGE = {"WWW-Authenticate": "Bearer"}

@@ -9,11 +9,11 @@ from typing import Any
 from litestar import Request
 from litestar.exceptions import ServiceUnavailableException
 
-from recsvc.customer_state import CustomerState, customer_state
-from recsvc.live import LiveResponse
-from recsvc.runtime import ModelHolder
+from recsvc.domain.live import LiveResponse
+from recsvc.service.customer_state import CustomerState, customer_state
+from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store, StoreUnavailable
-from recsvc.version import ActiveModel
+from recsvc.version.opened import ActiveModel
 
 
 def active_model(holder: ModelHolder) -> ActiveModel:

@@ -17,9 +17,9 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from recsvc.artifacts import ArtifactError
 from recsvc.errors import ConfigError, NotFoundError, RecsvcError
 from recsvc.store.base import StoreUnavailable
+from recsvc.version.artifacts import ArtifactError
 
 log = logging.getLogger("recsvc.api")
 RETRY_AFTER_SECONDS = 5

@@ -13,7 +13,7 @@ from litestar import Request
 from litestar.params import PathParameter
 
 from recsvc.api.errors import BadRequest
-from recsvc.contract import ID_RULE, MAX_ID_LENGTH, id_problem
+from recsvc.domain.contract import ID_RULE, MAX_ID_LENGTH, id_problem
 from recsvc.errors import shown
 
 # A customer id in a path, documented (and checked by Litestar) under the id rule's length;

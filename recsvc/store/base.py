@@ -23,9 +23,9 @@ from typing import Protocol
 
 import msgspec
 
-from recsvc.artifacts import LoadedModel, Manifest
-from recsvc.live import LiveResponse
-from recsvc.version import ActiveModel
+from recsvc.domain.live import LiveResponse
+from recsvc.version.artifacts import LoadedModel, Manifest
+from recsvc.version.opened import ActiveModel
 
 
 class VersionInfo(msgspec.Struct, frozen=True):
@@ -69,7 +69,7 @@ class Store(Protocol):
 
     def open(self, version: str) -> ActiveModel:
         """A stored version opened as a worker serves it, every file checked against the
-        manifest's SHA-256 (`recsvc.version.open_checked`); NotFoundError, ArtifactError."""
+        manifest's SHA-256 (`recsvc.version.opened.open_checked`); NotFoundError, ArtifactError."""
         ...
 
     def prune(self, keep: int) -> list[str]:

@@ -43,10 +43,10 @@ from pathlib import Path
 
 import msgspec
 
-from recsvc.artifacts import ArtifactError, LoadedModel, Manifest, load_model, read_manifest
 from recsvc.errors import ConfigError, NotFoundError, shown
 from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
-from recsvc.version import ActiveModel, open_checked
+from recsvc.version.artifacts import ArtifactError, LoadedModel, Manifest, load_model, read_manifest
+from recsvc.version.opened import ActiveModel, open_checked
 
 ACTIVE = "ACTIVE"
 LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"

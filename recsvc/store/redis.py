@@ -78,7 +78,10 @@ from redis.backoff import NoBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
-from recsvc.artifacts import (
+from recsvc.errors import ConfigError, NotFoundError, shown
+from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
+from recsvc.store.files import exclusive_lock, fsync_dir
+from recsvc.version.artifacts import (
     MANIFEST,
     ArtifactError,
     LoadedModel,
@@ -86,10 +89,7 @@ from recsvc.artifacts import (
     load_model,
     read_manifest,
 )
-from recsvc.errors import ConfigError, NotFoundError, shown
-from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
-from recsvc.store.files import exclusive_lock, fsync_dir
-from recsvc.version import ActiveModel, open_checked
+from recsvc.version.opened import ActiveModel, open_checked
 
 log = logging.getLogger("recsvc.store")
 T = TypeVar("T")

@@ -18,9 +18,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc.contract import MAX_ID_LENGTH
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.contract import MAX_ID_LENGTH
 from recsvc.store.base import Store
 from tests.api_support import ALL_SCOPES_KEY, API_KEYS, KEYS, Artifact, client_for
 

@@ -17,8 +17,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
 from tests.api_support import Artifact, client_for

@@ -1,4 +1,4 @@
-"""The live intake refuses what the batch validator refuses, by the same rules (`recsvc.contract`):
+"""The live intake refuses what the batch validator refuses, by the same rules (`recsvc.domain.contract`):
 ids under the id rule, scores that are JSON integers 0..10 in ASCII digits, answers not dated in
 the future, bodies that are UTF-8 JSON announced as `application/json`. Nothing valid in a batch is
 lost because of a bad neighbour, and no hostile body gets a 500."""
@@ -12,8 +12,8 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import times
-from recsvc.contract import FUTURE_SKEW, MAX_ID_LENGTH
+from recsvc.domain import times
+from recsvc.domain.contract import FUTURE_SKEW, MAX_ID_LENGTH
 from recsvc.store.base import Store
 
 URL = "/v1/nps-responses"

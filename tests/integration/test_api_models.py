@@ -14,9 +14,9 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from recsvc.__main__ import main
-from recsvc.artifacts import MANIFEST, read_manifest
 from recsvc.store import RedisStore
 from recsvc.store.base import Store
+from recsvc.version.artifacts import MANIFEST, read_manifest
 from tests.api_support import STORE_KINDS, Artifact, client_for, store_for
 
 OLDER = "20000101T000000Z-older"

@@ -12,11 +12,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
 from recsvc.api.app import create_app
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
 from recsvc.errors import ConfigError
-from recsvc.settings import Settings
+from recsvc.service.settings import Settings
 from tests.api_support import Artifact
 
 

@@ -12,9 +12,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc.nps import nps_from_counts
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.nps import nps_from_counts
 from tests.api_support import (
     STORE_KINDS,
     Artifact,

@@ -16,7 +16,7 @@ import pytest
 import yaml
 
 from recsvc.__main__ import _parser as recsvc_parser
-from recsvc.settings import PREFIX, Settings, load_settings
+from recsvc.service.settings import PREFIX, Settings, load_settings
 from training.__main__ import _parser as training_parser
 
 ROOT = Path(__file__).resolve().parents[2]

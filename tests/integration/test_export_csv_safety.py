@@ -17,13 +17,13 @@ import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
 from recsvc.store.files import FileStore
 from tests.api_support import client_for
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 CUSTOMERS = 300
 NICKNAME = "nickname"

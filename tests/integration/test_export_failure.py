@@ -24,13 +24,13 @@ import httpx
 import numpy as np
 import pytest
 
-from recsvc import columns as c
-from recsvc.exports import CHUNK_ROWS
-from recsvc.profiles import EXPORT_BIN, EXPORT_OFFSETS, PROFILE_OFFSETS, PROFILES_BIN
+from recsvc.domain import columns as c
+from recsvc.service.exports import CHUNK_ROWS
 from recsvc.store.files import FileStore
+from recsvc.version.profiles import EXPORT_BIN, EXPORT_OFFSETS, PROFILE_OFFSETS, PROFILES_BIN
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 CUSTOMERS = CHUNK_ROWS + 100  # a second chunk to fail in

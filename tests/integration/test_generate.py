@@ -10,10 +10,10 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.contract import ORDER_STATUSES, TABLE_ORDER, TABLES, TOUCHPOINTS
+from recsvc.domain import columns as c
+from recsvc.domain.contract import ORDER_STATUSES, TABLE_ORDER, TABLES, TOUCHPOINTS
 from recsvc.errors import ConfigError
-from training.generate import (
+from training.sources.generate import (
     CHUNK_CUSTOMERS,
     PRODUCT_GROUP,
     TASTE_GROUP,

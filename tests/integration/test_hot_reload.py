@@ -27,8 +27,8 @@ import redis
 
 from recsvc.store import RedisStore, open_store
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 ROOT = Path(__file__).resolve().parents[2]
 RELOAD_SECONDS = "0.2"

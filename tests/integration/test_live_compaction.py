@@ -24,13 +24,13 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from test_nightly import SMALL, Run, assert_serves
 
-from recsvc.nps_summary import response_key
+from recsvc.service.nps_summary import response_key
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from tests.api_support import STORE_KINDS, client_for
 from training.config import load_config
-from training.generate import generate
-from training.nightly import RunRecord
-from training.pipeline import format_record, run_pipeline
+from training.run.nightly import RunRecord
+from training.run.pipeline import format_record, run_pipeline
+from training.sources.generate import generate
 
 # Customers of the demo data; the data's answers end on 2025-12-30, so answers on the 31st are
 # newer than any stored one (each at its own hour: the latest one of a customer is unambiguous).

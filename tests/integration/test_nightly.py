@@ -31,8 +31,7 @@ from recsvc.store import FileStore, LiveResponse, RedisStore, open_store
 from tests.api_support import STORE_KINDS, client_for
 from training.__main__ import main
 from training.config import load_config
-from training.generate import generate
-from training.nightly import (
+from training.run.nightly import (
     FileRunLog,
     LockHeld,
     LockLost,
@@ -44,8 +43,9 @@ from training.nightly import (
     read_live_responses,
     training_lock,
 )
-from training.pipeline import run_pipeline
-from training.validate import validate_dataset
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
+from training.validate.dataset import validate_dataset
 
 ROOT = Path(__file__).resolve().parents[2]
 SMALL = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
@@ -352,7 +352,7 @@ def test_a_run_killed_during_a_redis_publish_leaves_the_old_version_active(
 
 
 def store_records(url: str) -> list[RunRecord]:
-    from training.nightly import open_run_log
+    from training.run.nightly import open_run_log
 
     store = open_store(url)
     log = open_run_log(store, url)

@@ -12,10 +12,10 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.contract import TABLES
+from recsvc.domain import columns as c
+from recsvc.domain.contract import TABLES
 from recsvc.errors import DataContractError
-from training.online_retail import (
+from training.sources.online_retail import (
     ImportSummary,
     category_of,
     format_summary,
@@ -25,7 +25,7 @@ from training.online_retail import (
     read_source,
     typed_lines,
 )
-from training.validate import DTYPES
+from training.validate.dataset import DTYPES
 
 SAMPLE = Path(__file__).parent.parent / "fixtures" / "online_retail_sample.csv"
 # The sample's non-product lines of known customers, by code or, for two services booked under
@@ -320,7 +320,7 @@ def test_provenance_says_purchases_are_real_and_feedback_simulated(
 def test_the_imported_data_passes_the_validator(
     imported: tuple[ImportSummary, Path], tmp_path: Path
 ) -> None:
-    from training.validate import validate_dataset
+    from training.validate.dataset import validate_dataset
 
     report = validate_dataset(imported[1], tmp_path / "validation", show_progress=False).report
     assert report.ok, report.failure

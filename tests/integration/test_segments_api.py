@@ -20,22 +20,22 @@ from litestar import Litestar
 from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc import times
-from recsvc.api.customers import CustomerProfileController
+from recsvc.api.customers.controllers import CustomerProfileController
 from recsvc.api.errors import EXCEPTION_HANDLERS
-from recsvc.api.segments import SegmentController
-from recsvc.artifacts import load_model
-from recsvc.nps import nps_from_counts
-from recsvc.profiles import SERVING_FILES
-from recsvc.segment_rules import load_segments
-from recsvc.settings import Settings
+from recsvc.api.segments.controllers import SegmentController
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain import times
+from recsvc.domain.nps import nps_from_counts
+from recsvc.domain.segment_rules import load_segments
+from recsvc.service.settings import Settings
 from recsvc.store.files import FileStore
-from recsvc.version import open_version
+from recsvc.version.artifacts import load_model
+from recsvc.version.opened import open_version
+from recsvc.version.profiles import SERVING_FILES
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
+from training.sources.generate import generate
 
 TURNED = 40  # promoters whose answers the second run rewrites to 2
 

@@ -1,6 +1,6 @@
 """Segmentation and the NPS report on demo data: the simulated effects must show up.
 
-The demo shop (training.generate, docs/demo-data.md) makes late deliveries lower post-delivery NPS
+The demo shop (training.sources.generate, docs/demo-data.md) makes late deliveries lower post-delivery NPS
 and gives detractors delivery complaints; the report has to find both, and the artifacts have to be
 complete and consistent.
 """
@@ -13,13 +13,13 @@ from pathlib import Path
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from training.generate import generate
-from training.nps_report import decode_report
-from training.segmentation import SegmentationResult, read_clean_tables, run_segmentation
-from training.segments import IS_PRIMARY, SEGMENT
-from training.validate import validate_dataset
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from training.customers.segmentation import SegmentationResult, read_clean_tables, run_segmentation
+from training.customers.segments import IS_PRIMARY, SEGMENT
+from training.report.build import decode_report
+from training.sources.generate import generate
+from training.validate.dataset import validate_dataset
 
 CUSTOMERS = 3000
 SEED = 11

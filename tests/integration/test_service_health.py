@@ -6,7 +6,7 @@ from pathlib import Path
 from litestar.testing import TestClient
 
 from recsvc.api.app import create_app
-from recsvc.settings import Settings
+from recsvc.service.settings import Settings
 
 
 def _settings(tmp_path: Path) -> Settings:

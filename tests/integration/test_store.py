@@ -27,7 +27,6 @@ import redis
 from artifact_factory import make_artifact
 from redis.crc import key_slot
 
-from recsvc.artifacts import ArtifactError, read_manifest
 from recsvc.errors import ConfigError, NotFoundError
 from recsvc.store import (
     FileStore,
@@ -38,6 +37,7 @@ from recsvc.store import (
     VersionInfo,
     open_store,
 )
+from recsvc.version.artifacts import ArtifactError, read_manifest
 
 REDIS_SERVER = shutil.which("redis-server")
 ROOT = Path(__file__).resolve().parents[2]

@@ -12,14 +12,20 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc.artifacts import ArtifactError, load_model
-from recsvc.features import user_feature_names
-from recsvc.model import known_customer_vectors, score_block, score_items, top_k, user_vector
-from recsvc.recommend import Query, recommend
+from recsvc.domain.features import user_feature_names
+from recsvc.service.recommend import Query, recommend
 from recsvc.store import open_store
+from recsvc.version.artifacts import ArtifactError, load_model
+from recsvc.version.scoring import (
+    known_customer_vectors,
+    score_block,
+    score_items,
+    top_k,
+    user_vector,
+)
 from training.config import load_config
-from training.generate import generate
-from training.pipeline import RunRecord, run_pipeline
+from training.run.pipeline import RunRecord, run_pipeline
+from training.sources.generate import generate
 
 SMALL = {"epochs": 20, "components": 32, "max_eval_users": 1_500, "deterministic": True}
 

@@ -12,10 +12,10 @@ import msgspec
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.contract import TABLES
+from recsvc.domain import columns as c
+from recsvc.domain.contract import TABLES
 from recsvc.errors import DataContractError
-from training.validate import (
+from training.validate.dataset import (
     DTYPES,
     QUARANTINE_FILE,
     REPORT_FILE,
@@ -254,7 +254,7 @@ LONG_TAIL = "characters (an id is 1 to 128 printable characters)"
         (c.PRODUCTS, c.PRICE, "-5", "price: -5.0 is out of range (must be >= 0)"),
         (c.ORDERS, c.QUANTITY, "0", "quantity: 0 is out of range (must be > 0)"),
         (c.PRODUCTS, c.IN_STOCK, "maybe", "in_stock: expected true or false, got 'maybe'"),
-        # The rules the live intake applies too (recsvc.contract): ids, ASCII digits, no future.
+        # The rules the live intake applies too (recsvc.domain.contract): ids, ASCII digits, no future.
         (c.NPS_RESPONSES, c.RESPONSE_ID, "R2\x01", f"response_id: contains a control {ID_TAIL}"),
         (c.NPS_RESPONSES, c.RESPONSE_ID, "R\n2", f"response_id: contains a control {ID_TAIL}"),
         (c.NPS_RESPONSES, c.RESPONSE_ID, "R" * 129, f"response_id: longer than 128 {LONG_TAIL}"),
@@ -510,7 +510,7 @@ def test_a_real_parquet_file_cut_short_is_a_one_line_error(tmp_path: Path) -> No
 
 
 def test_the_demo_generator_output_validates_with_zero_rejects(tmp_path: Path) -> None:
-    from training.generate import generate
+    from training.sources.generate import generate
 
     generate(tmp_path / "data", customers=200, seed=1, fmt="csv", show_progress=False)
     result = validate_dataset(tmp_path / "data", tmp_path / "out", show_progress=False)

@@ -20,7 +20,7 @@ from recsvc.store.base import Store
 from tests.api_support import STORE_KINDS, Artifact, client_for, published_store
 from tests.integration.test_api_models import OLDER, renamed
 from training.config import load_config
-from training.pipeline import run_pipeline
+from training.run.pipeline import run_pipeline
 
 KNOWN = "C00000001"
 

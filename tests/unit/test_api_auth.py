@@ -7,7 +7,7 @@ import pytest
 
 from recsvc.api.auth import check_bind, is_loopback, scopes_of
 from recsvc.errors import ConfigError
-from recsvc.settings import Settings, load_settings
+from recsvc.service.settings import Settings, load_settings
 
 KEYS: dict[str, list[str]] = {
     "recommend-key-0123456789": ["recommend"],

@@ -8,11 +8,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.segment_rules import load_segments, parse_segments
 from recsvc.errors import ConfigError, DataContractError
-from recsvc.segment_rules import load_segments, parse_segments
-from training.customer_features import (
+from training.customers.features import (
     SegmentationConfig,
     build_customer_table,
     churn_risk_value,

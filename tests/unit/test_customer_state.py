@@ -2,9 +2,9 @@
 
 import datetime as dt
 
-from recsvc.customer_state import customer_state
-from recsvc.live import LiveResponse
-from recsvc.segment_rules import load_segments
+from recsvc.domain.live import LiveResponse
+from recsvc.domain.segment_rules import load_segments
+from recsvc.service.customer_state import customer_state
 
 RULES = load_segments()
 TODAY = dt.date(2026, 1, 10)

@@ -1,13 +1,20 @@
 """The buy-again lists evaluation ranks for every blend setting, without rescoring the catalogue,
-are the lists `recsvc.model.blend` would rank over every item (what the service serves)."""
+are the lists `recsvc.version.scoring.blend` would rank over every item (what the service serves)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 
-from recsvc.model import BlendParams, ModelArrays, Purchases, blend, repeat_propensity, top_rows
-from training.evaluate import BLEND_GRID, _blended_lists, _model_pass
+from recsvc.version.scoring import (
+    BlendParams,
+    ModelArrays,
+    Purchases,
+    blend,
+    repeat_propensity,
+    top_rows,
+)
+from training.recommender.evaluate import BLEND_GRID, _blended_lists, _model_pass
 
 USERS, ITEMS, K = 40, 300, 10
 

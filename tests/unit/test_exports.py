@@ -13,13 +13,19 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc import exports
-from recsvc.exports import ExportFailed, plan_export, spreadsheet_safe
-from recsvc.profiles import EXPORT_BIN, EXPORT_OFFSETS, PROFILE_OFFSETS, PROFILES_BIN, Profiles
-from recsvc.segment_rules import parse_segments
-from training.serving_tables import write_serving_tables
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.segment_rules import parse_segments
+from recsvc.service import exports
+from recsvc.service.exports import ExportFailed, plan_export, spreadsheet_safe
+from recsvc.version.profiles import (
+    EXPORT_BIN,
+    EXPORT_OFFSETS,
+    PROFILE_OFFSETS,
+    PROFILES_BIN,
+    Profiles,
+)
+from training.publish.profiles import write_serving_tables
 
 EVERYONE = (
     '[segments.everyone]\ndescription = "Every customer."\nexpression = "customer_id is not None"\n'
@@ -143,7 +149,7 @@ def test_an_export_that_breaks_off_raises_after_what_it_sent_and_logs_one_line(
     export = plan_export(profiles, "v1", "everyone", export_format=export_format)
     sent: list[bytes] = []
     with (
-        caplog.at_level(logging.ERROR, logger="recsvc.exports"),
+        caplog.at_level(logging.ERROR, logger="recsvc.service.exports"),
         pytest.raises(ExportFailed) as failure,
     ):
         sent.extend(export.chunks())

@@ -8,9 +8,9 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.contract import TABLES, TOUCHPOINTS
-from training.feedback_model import SATISFACTION, FeedbackTables, simulate_feedback
+from recsvc.domain import columns as c
+from recsvc.domain.contract import TABLES, TOUCHPOINTS
+from training.sources.feedback_model import SATISFACTION, FeedbackTables, simulate_feedback
 
 AS_OF = dt.datetime(2025, 12, 31, 23, 59, 59)
 DELIVERY_WORDS = "deliver|arriv|courier|parcel|shipping"

@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from recsvc.artifacts import find_all_sorted, find_sorted
+from recsvc.version.artifacts import find_all_sorted, find_sorted
 
 IDS = np.array([f"C{i:08d}" for i in range(200_000)])  # 200k ids of 9 characters: 7.2 MB
 

@@ -5,7 +5,12 @@ import polars as pl
 import pytest
 
 from training.config import InteractionWeights
-from training.dataset import interaction_matrix, purchases, reorder_days, with_price_band
+from training.recommender.dataset import (
+    interaction_matrix,
+    purchases,
+    reorder_days,
+    with_price_band,
+)
 
 NO_DECAY = 1e9
 

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import scipy.sparse as sp
 
-from training.metrics import mean_auc, ranking_metrics
+from training.recommender.metrics import mean_auc, ranking_metrics
 
 
 def _truth(rows: list[list[int]], n_items: int) -> sp.csr_matrix:
@@ -68,8 +68,8 @@ def test_auc_counts_ties_as_one_half_and_ignores_excluded_items() -> None:
 
 def test_block_ranking_matches_the_services_top_k_row_by_row() -> None:
     """Evaluation ranks whole blocks at once; it must pick exactly what the service would."""
-    from recsvc.model import top_k
-    from training.evaluate import _ranked_lists
+    from recsvc.version.scoring import top_k
+    from training.recommender.evaluate import _ranked_lists
 
     rng = np.random.default_rng(0)
     scores = rng.normal(size=(600, 50))

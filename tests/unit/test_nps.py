@@ -1,4 +1,4 @@
-"""The NPS math of recsvc.nps, checked against numbers worked out by hand."""
+"""The NPS math of recsvc.domain.nps, checked against numbers worked out by hand."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import math
 import msgspec
 import pytest
 
-from recsvc.nps import (
+from recsvc.domain.nps import (
     ADJUSTED_WALD_BELOW,
     Z_95,
     NpsCategory,

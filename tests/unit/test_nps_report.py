@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.nps import nps_from_counts
-from training.nps_report import (
+from recsvc.domain import columns as c
+from recsvc.domain.nps import nps_from_counts
+from training.report.build import (
     GroupResult,
     churn_rates,
     compare_groups,
@@ -17,7 +17,7 @@ from training.nps_report import (
     nps_answers,
     touchpoint_breakdown,
 )
-from training.report_html import nps_bars, nps_text, trend_chart
+from training.report.html import nps_bars, nps_text, trend_chart
 
 T0 = dt.datetime(2025, 1, 1)
 

@@ -10,12 +10,11 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc import customer_table as ct
-from recsvc.artifacts import ArtifactError
-from recsvc.live import LiveResponse
-from recsvc.nps import nps_from_counts
-from recsvc.nps_summary import (
+from recsvc.domain import columns as c
+from recsvc.domain import customer_table as ct
+from recsvc.domain.live import LiveResponse
+from recsvc.domain.nps import nps_from_counts
+from recsvc.service.nps_summary import (
     NOT_GIVEN,
     RESPONSE_SCORES,
     InvalidSummaryQuery,
@@ -25,7 +24,8 @@ from recsvc.nps_summary import (
     parse_query,
     summarise,
 )
-from training.summary_tables import write_response_table
+from recsvc.version.artifacts import ArtifactError
+from training.publish.responses import write_response_table
 
 IDS = np.array(["c1", "c2", "c3", "c4", "c5"])
 

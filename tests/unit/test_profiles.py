@@ -14,14 +14,14 @@ import numpy as np
 import polars as pl
 import pytest
 
-from recsvc import exports
+from recsvc.domain.nps import nps_from_counts
+from recsvc.domain.segment_rules import SegmentRules, parse_segments
 from recsvc.errors import ConfigError, NotFoundError
-from recsvc.exports import ENTERED, EXITED, plan_export, segment_changes
-from recsvc.nps import nps_from_counts
-from recsvc.profiles import SERVING_FILES, Profiles, customer_profile
-from recsvc.segment_rules import SegmentRules, parse_segments
-from training.segments import assign_segments
-from training.serving_tables import write_serving_tables
+from recsvc.service import exports
+from recsvc.service.exports import ENTERED, EXITED, plan_export, segment_changes
+from recsvc.version.profiles import SERVING_FILES, Profiles, customer_profile
+from training.customers.segments import assign_segments
+from training.publish.profiles import write_serving_tables
 
 RULES_TOML = """
 [segments.detractors]

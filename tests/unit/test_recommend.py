@@ -10,8 +10,9 @@ import msgspec
 import numpy as np
 import pytest
 
-from recsvc import recommend as recommend_module
-from recsvc.artifacts import (
+from recsvc.service import recommend as recommend_module
+from recsvc.service.recommend import Query, recommend
+from recsvc.version.artifacts import (
     MANIFEST,
     ArtifactError,
     LoadedModel,
@@ -19,8 +20,7 @@ from recsvc.artifacts import (
     load_model,
     read_manifest,
 )
-from recsvc.model import Candidates, top_rows
-from recsvc.recommend import Query, recommend
+from recsvc.version.scoring import Candidates, top_rows
 from tests.artifact_factory import make_artifact
 
 QUERIES = [

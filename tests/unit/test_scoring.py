@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from recsvc.model import (
+from recsvc.version.scoring import (
     BlendParams,
     ModelArrays,
     Purchases,

@@ -11,9 +11,8 @@ from typing import Any
 import polars as pl
 import pytest
 
-from recsvc import customer_table as ct
-from recsvc.errors import ConfigError
-from recsvc.segment_rules import (
+from recsvc.domain import customer_table as ct
+from recsvc.domain.segment_rules import (
     DEFAULT_SEGMENTS_PATH,
     SegmentDefinition,
     evaluate,
@@ -22,7 +21,8 @@ from recsvc.segment_rules import (
     parse_rule,
     parse_segments,
 )
-from training.segments import assign_segments, compile_rule
+from recsvc.errors import ConfigError
+from training.customers.segments import assign_segments, compile_rule
 
 
 def _one(expression: str, extra: tuple[str, ...] = ()) -> SegmentDefinition:
@@ -370,8 +370,8 @@ def test_the_service_side_loads_rules_and_nps_math_without_polars() -> None:
     """recsvc is the serving path: evaluating rules and NPS must not pull in polars."""
     code = (
         "import sys\n"
-        "from recsvc.segment_rules import load_segments\n"
-        "from recsvc.nps import nps_from_scores\n"
+        "from recsvc.domain.segment_rules import load_segments\n"
+        "from recsvc.domain.nps import nps_from_scores\n"
         "load_segments().primary_segment({'nps_category': 'detractor'})\n"
         "nps_from_scores([10, 3])\n"
         "assert 'polars' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)\n"

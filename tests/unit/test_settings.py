@@ -3,7 +3,7 @@
 import pytest
 
 from recsvc.errors import ConfigError
-from recsvc.settings import Settings, load_settings, settings_table
+from recsvc.service.settings import Settings, load_settings, settings_table
 
 
 def test_defaults_apply_when_no_variable_is_set() -> None:

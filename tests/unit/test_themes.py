@@ -7,9 +7,9 @@ import datetime as dt
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc.themes import THEME_NAMES, keyword_pattern, themes_of
-from training.themes import theme_summary, with_themes
+from recsvc.domain import columns as c
+from recsvc.domain.themes import THEME_NAMES, keyword_pattern, themes_of
+from training.report.themes import theme_summary, with_themes
 
 
 @pytest.mark.parametrize(

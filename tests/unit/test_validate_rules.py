@@ -10,11 +10,11 @@ from typing import Any
 import polars as pl
 import pytest
 
-from recsvc import columns as c
-from recsvc import contract, times
-from recsvc.contract import Table
+from recsvc.domain import columns as c
+from recsvc.domain import contract, times
+from recsvc.domain.contract import Table
 from recsvc.errors import shown
-from training.validate import DTYPES, check_rows, mark_rows, settle_rows
+from training.validate.dataset import DTYPES, check_rows, mark_rows, settle_rows
 
 # One field of each kind (and each kind of rule), taken from the real contract.
 PROBE_FIELDS = (
@@ -304,7 +304,7 @@ def test_the_user_documentation_names_every_table_and_column() -> None:
 @pytest.mark.parametrize("raw", ["\x1c7", "1e999", "-1e999", "nan", "inf"])
 def test_the_live_check_and_the_batch_both_reject_unreadable_or_infinite_numbers(raw: str) -> None:
     """Found by fuzzing: these once crashed `check_value` or slipped through as infinity."""
-    from recsvc.contract import ORDERS, check_value
+    from recsvc.domain.contract import ORDERS, check_value
 
     for name in ("quantity", "unit_price"):
         value, error = check_value(ORDERS.by_name[name], raw)
@@ -312,6 +312,6 @@ def test_the_live_check_and_the_batch_both_reject_unreadable_or_infinite_numbers
 
 
 def test_a_timestamp_pushed_past_year_9999_by_its_offset_is_not_a_date() -> None:
-    from recsvc.contract import parse_datetime
+    from recsvc.domain.contract import parse_datetime
 
     assert parse_datetime("9999-12-31T23:00:00-02:00") is None

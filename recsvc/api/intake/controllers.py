@@ -8,11 +8,11 @@ from typing import Any
 from litestar import Controller, Request, Response, post
 from litestar.status_codes import HTTP_202_ACCEPTED
 
-from recsvc import times
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
 from recsvc.api.intake.services import DetractorNotifier, check_json_body, take_in
+from recsvc.domain import times
 
 
 class IntakeController(Controller):

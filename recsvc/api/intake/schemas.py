@@ -1,4 +1,4 @@
-"""The intake body as OpenAPI shows it, derived from the data contract (`recsvc.contract`) so the
+"""The intake body as OpenAPI shows it, derived from the data contract (`recsvc.domain.contract`) so the
 docs cannot drift from the checks. The body is parsed by hand rather than declared as a Struct: each
 item is checked on its own, so one bad item is reported in `rejected` while the others are stored.
 """
@@ -10,8 +10,8 @@ from dataclasses import dataclass
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat
 
-from recsvc.contract import MAX_ID_LENGTH, NPS_RESPONSES, Field, Kind
-from recsvc.intake import MAX_BATCH, IntakeResult, Rejected
+from recsvc.domain.contract import MAX_ID_LENGTH, NPS_RESPONSES, Field, Kind
+from recsvc.service.intake import MAX_BATCH, IntakeResult, Rejected
 
 __all__ = ["IntakeOperation", "IntakeResult", "Rejected", "nps_response_schema"]
 

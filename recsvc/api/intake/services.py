@@ -19,8 +19,9 @@ from dataclasses import dataclass
 import numpy as np
 
 from recsvc.api.errors import BadRequest, UnsupportedMediaType
+from recsvc.domain.live import LiveResponse
 from recsvc.errors import shown
-from recsvc.intake import (
+from recsvc.service.intake import (
     BadBody,
     IntakeResult,
     check_responses,
@@ -28,12 +29,11 @@ from recsvc.intake import (
     notify_detractors,
     parse_body,
 )
-from recsvc.live import LiveResponse
-from recsvc.nps_summary import response_key
+from recsvc.service.nps_summary import response_key
 from recsvc.store.base import Store
-from recsvc.version import ActiveModel
+from recsvc.version.opened import ActiveModel
 
-log = logging.getLogger("recsvc.intake")
+log = logging.getLogger("recsvc.service.intake")
 QUEUE_LIMIT = 10_000  # intake requests' detractor batches waiting for the webhook; then dropped
 WEBHOOK_ATTEMPTS = 4
 

@@ -11,7 +11,7 @@ from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.customer_service import active_model, state_of
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.nps.services import nps_summary
-from recsvc.nps_summary import COUNTING, DIMENSIONS, NpsSummary
+from recsvc.service.nps_summary import COUNTING, DIMENSIONS, NpsSummary
 
 
 class NpsSummaryController(Controller):

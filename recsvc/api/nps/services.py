@@ -1,14 +1,14 @@
-"""Summaries of the active version's NPS answers and the live ones (`recsvc.nps_summary`)."""
+"""Summaries of the active version's NPS answers and the live ones (`recsvc.service.nps_summary`)."""
 
 from __future__ import annotations
 
 from litestar.exceptions import ServiceUnavailableException
 
-from recsvc.live import LiveResponse
-from recsvc.nps_summary import NpsSummary, parse_query, summarise
-from recsvc.runtime import ModelHolder
+from recsvc.domain.live import LiveResponse
+from recsvc.service.nps_summary import NpsSummary, parse_query, summarise
+from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store, StoreUnavailable
-from recsvc.version import ActiveModel
+from recsvc.version.opened import ActiveModel
 
 
 def live_responses(store: Store, holder: ModelHolder) -> list[LiveResponse] | None:

@@ -14,7 +14,7 @@ import datetime as dt
 import msgspec
 from msgspec import UNSET, UnsetType
 
-from recsvc.recommend import Recommendation
+from recsvc.service.recommend import Recommendation
 
 # The domain's item is the wire type: no copy per item on the hot path.
 RecommendedItem = Recommendation

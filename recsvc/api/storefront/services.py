@@ -1,5 +1,5 @@
 """The storefront's logic between HTTP and the domain: check the request, rank with
-`recsvc.recommend`, choose offers with `recsvc.offers`, shape the reply."""
+`recsvc.service.recommend`, choose offers with `recsvc.service.offers`, shape the reply."""
 
 from __future__ import annotations
 
@@ -16,10 +16,10 @@ from recsvc.api.storefront.schemas import (
     RecommendationResponse,
     RecommendedItem,
 )
-from recsvc.customer_state import CustomerState
-from recsvc.offers import OfferCatalog, products_for_theme
-from recsvc.recommend import Query, recommend
-from recsvc.version import ActiveModel
+from recsvc.service.customer_state import CustomerState
+from recsvc.service.offers import OfferCatalog, products_for_theme
+from recsvc.service.recommend import Query, recommend
+from recsvc.version.opened import ActiveModel
 
 MAX_FEATURE_LENGTH = 64
 

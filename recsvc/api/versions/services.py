@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from recsvc.api.versions.schemas import Activation, ModelList, ModelVersion
 from recsvc.errors import NotFoundError, shown
-from recsvc.runtime import ModelHolder
+from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 
 MAX_VERSION_LENGTH = 200

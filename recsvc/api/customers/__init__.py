@@ -1,0 +1,1 @@
+"""The customers area (scope `export`): one customer's profile."""

@@ -1,0 +1,1 @@
+"""Operations (no key): liveness and readiness probes, Prometheus metrics."""

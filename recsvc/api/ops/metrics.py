@@ -1,0 +1,160 @@
+"""`GET /metrics`: Prometheus text from Litestar's Prometheus plugin plus the service's own metrics.
+
+Request metrics come from the plugin's middleware (`litestar.plugins.prometheus`), labelled by
+route template (`/v1/customers/{customer_id}/recommendations`, never a customer id), method and
+status: `recsvc_requests_total`, `recsvc_request_duration_seconds` (histogram),
+`recsvc_requests_in_progress`, `recsvc_requests_error_total` (5xx). The service's own, read from
+the worker's state at scrape time:
+
+- `recsvc_model_info{version}`: the version this worker serves (absent before the first load);
+  `recsvc_model_created_timestamp_seconds`: when that version was trained;
+- `recsvc_store_degraded`: 1 while the store cannot be reached (reads answer from memory);
+- `recsvc_active_version_broken`: 1 while the active version does not open (this worker serves the
+  version it had, or the newest stored one that opens);
+- `recsvc_store_errors_total`: failed store calls; `recsvc_model_reloads_total`: versions loaded;
+  `recsvc_model_load_failures_total`: active versions that failed to load;
+- `recsvc_webhook_deliveries_total{outcome}`: detractor webhook calls delivered, failed (after every
+  retry) or dropped (queue full); `recsvc_webhook_queue_depth`.
+
+Like the health probes, `/metrics` needs no API key: it holds no customer data; keep it behind the
+network boundary. With several workers (`--workers N`) `recsvc serve` sets
+`PROMETHEUS_MULTIPROC_DIR`, so request metrics are summed over the workers; the service metrics
+above are those of the worker that answers the scrape.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from typing import Any
+
+from litestar import Request, Response, get
+from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
+from prometheus_client import multiprocess as prometheus_multiprocess
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    InfoMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from recsvc.api.intake.services import DetractorNotifier
+from recsvc.domain import times
+from recsvc.service.runtime import ModelHolder
+
+METRICS_PATH = "/metrics"
+PREFIX = "recsvc"
+MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prometheus_config() -> PrometheusConfig:
+    return PrometheusConfig(
+        app_name=PREFIX,
+        prefix=PREFIX,
+        group_path=True,  # label by route template: bounded cardinality, no ids in metrics
+        exclude=[f"^{METRICS_PATH}"],
+    )
+
+
+def multiprocess_dir() -> str | None:
+    return os.environ.get(MULTIPROCESS_VARIABLE) or os.environ.get(MULTIPROCESS_VARIABLE.lower())
+
+
+def mark_worker_dead() -> None:
+    """On a worker's exit in multiprocess mode: drop its live gauges from the sums."""
+    if multiprocess_dir():
+        prometheus_multiprocess.mark_process_dead(os.getpid())
+
+
+class ServiceCollector(Collector):
+    """The worker's model, store and webhook state, read at scrape time."""
+
+    def __init__(self, holder: ModelHolder, notifier: DetractorNotifier) -> None:
+        self.holder = holder
+        self.notifier = notifier
+
+    def collect(self) -> Iterator[Metric]:
+        holder, notifier = self.holder, self.notifier
+        model = holder.current
+        info = InfoMetricFamily(f"{PREFIX}_model", "The model version this worker serves")
+        created = GaugeMetricFamily(
+            f"{PREFIX}_model_created_timestamp_seconds",
+            "When the served model version was trained (Unix time)",
+        )
+        if model is not None:
+            info.add_metric([], {"version": model.version})
+            stamp = _timestamp(model.loaded.manifest.created_at)
+            if stamp is not None:
+                created.add_metric([], stamp)
+        yield info
+        yield created
+        yield GaugeMetricFamily(
+            f"{PREFIX}_store_degraded",
+            "1 while the store cannot be reached and reads answer from the model in memory",
+            value=1 if holder.store_error else 0,
+        )
+        yield GaugeMetricFamily(
+            f"{PREFIX}_active_version_broken",
+            "1 while the store's active version does not open and this worker serves another",
+            value=1 if holder.version_error else 0,
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_store_errors", "Store calls that failed", value=holder.store_errors
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_model_reloads", "Model versions loaded by this worker", value=holder.reloads
+        )
+        yield CounterMetricFamily(
+            f"{PREFIX}_model_load_failures",
+            "Active versions this worker failed to load (it kept serving the previous one)",
+            value=holder.load_failures,
+        )
+        deliveries = CounterMetricFamily(
+            f"{PREFIX}_webhook_deliveries",
+            "Detractor webhook calls by outcome",
+            labels=["outcome"],
+        )
+        deliveries.add_metric(["delivered"], notifier.delivered)
+        deliveries.add_metric(["failed"], notifier.failed)
+        deliveries.add_metric(["dropped"], notifier.dropped)
+        yield deliveries
+        yield GaugeMetricFamily(
+            f"{PREFIX}_webhook_queue_depth",
+            "Batches of detractor responses waiting for the webhook",
+            value=notifier.waiting,
+        )
+
+
+def _timestamp(created_at: str) -> float | None:
+    try:
+        return times.parse_iso(created_at).timestamp()
+    except ValueError:
+        return None
+
+
+def service_registry(holder: ModelHolder, notifier: DetractorNotifier) -> CollectorRegistry:
+    """One registry per app: several apps in one process (tests) never share service metrics."""
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(ServiceCollector(holder, notifier))
+    return registry
+
+
+class MetricsController(PrometheusController):
+    path = METRICS_PATH
+
+    @get(
+        summary="Prometheus metrics: requests by route, latency, model version, store health",
+        tags=["operations"],
+        media_type=CONTENT_TYPE_LATEST,
+    )
+    async def get(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+        registry: CollectorRegistry = REGISTRY
+        if multiprocess_dir():
+            registry = CollectorRegistry()
+            prometheus_multiprocess.MultiProcessCollector(registry)
+        own: CollectorRegistry = request.app.state.metrics_registry
+        body = generate_latest(registry) + generate_latest(own)
+        # The header as prometheus_client spells it (a media_type would get a second charset).
+        return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,0 +1,1 @@
+"""The segments area (scope `export`): segment sizes and NPS, member exports."""

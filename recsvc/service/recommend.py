@@ -1,0 +1,290 @@
+"""Per-customer recommendations from a loaded version: fold-in, filters, paging, buy-again, cold start.
+
+Pure domain logic over numpy arrays (no HTTP, no store): the API layer parses the request, calls
+`recommend`, and shapes the reply.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from typing import Final
+
+import msgspec
+import numpy as np
+
+from recsvc.domain.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
+from recsvc.version.artifacts import LoadedModel, find_all_sorted
+from recsvc.version.scoring import blend, repeat_propensity, score_items, top_rows, user_vector
+
+EPOCH = dt.date(1970, 1, 1)
+_SEGMENT_FIELD = USER_FIELDS.index("primary_segment")
+
+
+class Query(msgspec.Struct, frozen=True, kw_only=True):
+    limit: int = 10
+    offset: int = 0
+    exclude_purchased: bool = True
+    exclude: Sequence[str] = ()
+    categories: Sequence[str] = ()
+    in_stock: bool | None = None
+    price_bands: Sequence[str] = ()
+
+
+class Recommendation(msgspec.Struct, frozen=True):
+    """One suggested product; also the API's item type (built once per item, on the hot path)."""
+
+    product_id: str
+    score: float
+    category: str
+    # buy_again, similar_customers (from the customer's history), customers_like_you (from their
+    # features: cold start) or popular (nothing known about the customer)
+    reason: str
+
+
+class Recommendations(msgspec.Struct, frozen=True):
+    items: list[Recommendation]
+    cold_start: bool
+    known_customer: bool
+    # The customer's primary segment as ranked: a current (live) value, else the stored one.
+    segment: str | None = None
+
+
+def _segment(model: LoadedModel, stored: list[int], attributes: Mapping[str, object]) -> str | None:
+    current = attributes.get("primary_segment")
+    if current:
+        return str(current)
+    if not stored:
+        return None
+    row = stored[_SEGMENT_FIELD]
+    value = model.user_feature_names[row - model.arrays.n_customers].partition("=")[2]
+    return None if value == MISSING else value
+
+
+def _attribute_rows(
+    model: LoadedModel, stored: list[int], attributes: Mapping[str, object]
+) -> list[int]:
+    """The customer's attribute feature rows: the `stored` ones, with current values (e.g. a live
+    NPS category or a new primary segment) replacing the stored value of that field."""
+    if not attributes:
+        return stored
+    rows: list[int] = []
+    for j, field_name in enumerate(USER_FIELDS):
+        if field_name in attributes:
+            row = model.user_feature_index.get(feature_name(field_name, attributes[field_name]))
+            if row is not None:
+                rows.append(row)
+                continue
+        if stored:
+            rows.append(stored[j])
+    return rows
+
+
+def _any_of(values: np.ndarray, wanted: Sequence[int]) -> np.ndarray:
+    # Comparisons rather than a lookup-table gather: several times faster over a whole catalogue.
+    keep = np.zeros(values.shape, dtype=bool)
+    for value in wanted:
+        keep |= values == value
+    return keep
+
+
+def allowed(model: LoadedModel, query: Query, items: np.ndarray | None = None) -> np.ndarray | None:
+    """Which of `items` (catalogue indices; None: the whole catalogue) the request's filters keep
+    (categories, stock, price bands), or None when there is no such filter."""
+    which: np.ndarray | slice = slice(None) if items is None else items
+    keep: np.ndarray | None = None
+    if query.categories:
+        chosen = [i for i, name in enumerate(model.categories) if name in query.categories]
+        keep = _any_of(model.item_category[which], chosen)
+    if query.in_stock is not None:
+        stock = model.item_in_stock[which] == query.in_stock
+        keep = stock if keep is None else keep & stock
+    if query.price_bands:
+        bands = [PRICE_BANDS.index(b) for b in query.price_bands if b in PRICE_BANDS]
+        priced = _any_of(model.item_price_band[which], bands)
+        keep = priced if keep is None else keep & priced
+    return keep
+
+
+_NONE: Final = np.empty(0, dtype=np.int32)
+
+
+def excluded_items(model: LoadedModel, query: Query) -> np.ndarray:
+    """The catalogue indices of the request's explicit exclusions (unknown ids ignored)."""
+    if not query.exclude:
+        return _NONE
+    return find_all_sorted(model.item_ids, query.exclude)
+
+
+# Filters keeping at most this share of the catalogue score just the kept items (a gather of their
+# vectors); wider ones score everything, which streams the item matrix once. Measured on 50k
+# items: a 1% category 118 vs 370 us, 11% 330 vs 398 us, 15% about even.
+_SUBSET_SHARE = 1 / 8
+
+
+def recommend(
+    model: LoadedModel,
+    customer_id: str,
+    query: Query,
+    attributes: Mapping[str, object] | None = None,
+    today: dt.date | None = None,
+    *,
+    if_unknown: Mapping[str, object] | None = None,
+) -> Recommendations:
+    """Rank the catalogue for one customer.
+
+    A customer in the model is folded in from their identity (if learned) and attributes, with
+    `attributes` overriding stored values. A customer unknown to the model is cold-start: folded in
+    from whatever attributes are given (`if_unknown` ones too, e.g. a country the storefront
+    knows; `attributes` win); with none, the recently most popular products are served.
+
+    A known customer whose features are as stored is ranked from the version's candidate list
+    (their best never-bought items, computed when the version was written) when enough of it
+    passes the filters; otherwise the catalogue is scored, and the list still leads, so every page
+    of one query comes from one order.
+    """
+    attributes = dict(attributes or {})
+    arrays = model.arrays
+    index = model.customer_index(customer_id)
+    known = index is not None
+    if index is None and if_unknown:
+        attributes = {**{k: v for k, v in if_unknown.items() if v}, **attributes}
+    # Python lists from here on where rows are short: on the request path, a few numpy calls
+    # on cold caches cost more than the work they do.
+    stored: list[int] = arrays.customer_features[index].tolist() if index is not None else []
+    segment = _segment(model, stored, attributes)
+    rows = _attribute_rows(model, stored, attributes)
+    # Cold start: nothing of the customer's own history in the model, only shared features (or none).
+    learned = index is not None and bool(arrays.has_identity[index])
+    cold_start = not learned
+    reason = "similar_customers" if learned else "customers_like_you"
+    wanted = query.offset + query.limit
+    excluded = excluded_items(model, query)
+
+    lead: list[int] = []
+    lead_scores: list[float] = []
+    listed = _NONE
+    candidates = model.candidates
+    if candidates is not None and index is not None and query.exclude_purchased and rows == stored:
+        lead = candidates.items[index].tolist()
+        lead_scores = candidates.scores[index].tolist()
+        complete = lead[-1] < 0  # padded: every never-bought item is in the list
+        if complete:
+            end = lead.index(-1)
+            lead, lead_scores = lead[:end], lead_scores[:end]
+        whole = lead
+        if query.categories or query.in_stock is not None or query.price_bands or excluded.size:
+            items = np.asarray(whole, dtype=np.int32)
+            keep = allowed(model, query, items)
+            if excluded.size:
+                kept_out = np.isin(items, excluded, invert=True)
+                keep = kept_out if keep is None else keep & kept_out
+            if keep is not None:
+                kept = keep.tolist()
+                lead = [i for i, k in zip(whole, kept, strict=True) if k]
+                lead_scores = [v for v, k in zip(lead_scores, kept, strict=True) if k]
+        if complete or len(lead) >= wanted:
+            return _page(model, lead, lead_scores, query, reason, None, cold_start, known, segment)
+        listed = np.asarray(whole, dtype=np.int32)
+
+    bought = np.empty(0, dtype=np.int32)
+    if index is not None:
+        bought = np.asarray(arrays.purchases.items[arrays.purchases.row(index)])
+    filtered = allowed(model, query)
+    # The items in play, ascending (so position order is item order for ties); None: all of them.
+    pool = None if filtered is None else np.flatnonzero(filtered)
+    scores, reason, reasons = _catalogue_scores(
+        model, index, learned, rows, query, pool, bought, reason, today
+    )
+    # Out of play: already bought, explicitly excluded, already placed from the list.
+    drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
+    if pool is not None and pool.size:
+        at = np.minimum(np.searchsorted(pool, drop), pool.size - 1)
+        drop = at[pool[at] == drop]  # their positions in the pool, if they are in it
+    scores[drop if scores.size else drop[:0]] = -np.inf
+    rest, rest_scores = top_rows(scores[None, :], wanted - len(lead))
+    found = rest[0] >= 0
+    ranked = rest[0][found] if pool is None else pool[rest[0][found]]
+    return _page(
+        model,
+        lead + ranked.tolist(),
+        lead_scores + rest_scores[0][found].tolist(),
+        query,
+        reason,
+        reasons,
+        cold_start,
+        known,
+        segment,
+    )
+
+
+def _catalogue_scores(
+    model: LoadedModel,
+    index: int | None,
+    learned: bool,
+    rows: list[int],
+    query: Query,
+    pool: np.ndarray | None,
+    bought: np.ndarray,
+    reason: str,
+    today: dt.date | None,
+) -> tuple[np.ndarray, str, np.ndarray | None]:
+    """Scores of the items in `pool` (None: every item) as a fresh writable array, the reason they
+    carry, and per-item reasons when the buy-again blend marks some."""
+    arrays = model.arrays
+    if index is None and not rows:
+        popularity = model.item_popularity
+        return (popularity.take(pool) if pool is not None else popularity.copy()), "popular", None
+    vector, _ = user_vector(arrays, index if learned else None, rows)
+    if index is None or query.exclude_purchased or bought.size == 0:
+        if pool is not None and pool.size <= arrays.n_items * _SUBSET_SHARE:
+            scores = arrays.item_vectors.take(pool, axis=0) @ vector
+            scores += arrays.item_biases.take(pool)
+            return scores, reason, None
+        scores = score_items(arrays, vector)
+        return (scores.take(pool) if pool is not None else scores), reason, None
+    # Buy-again: already-bought items compete, by how due they are (the blend needs every score).
+    today = today or dt.datetime.now(dt.UTC).date()
+    span = arrays.purchases.row(index)
+    days_since = (today - EPOCH).days - np.asarray(
+        arrays.purchases.last_day[span], dtype=np.float64
+    )
+    propensity = repeat_propensity(
+        np.asarray(arrays.purchases.counts[span]),
+        days_since,
+        np.asarray(arrays.item_reorder_days[bought]),
+        model.manifest.blend.timing,
+    )
+    scores = blend(score_items(arrays, vector), bought, propensity, model.manifest.blend)
+    reasons = np.full(arrays.n_items, reason, dtype=object)
+    reasons[bought] = "buy_again"
+    if pool is not None:
+        return scores.take(pool), reason, reasons
+    return scores, reason, reasons
+
+
+def _page(
+    model: LoadedModel,
+    ranking: list[int],
+    scores: list[float],
+    query: Query,
+    reason: str,
+    reasons: np.ndarray | None,
+    cold_start: bool,
+    known: bool,
+    segment: str | None,
+) -> Recommendations:
+    """The requested page of a ranking (item indices, best first, with their scores)."""
+    page = slice(query.offset, query.offset + query.limit)
+    chosen = ranking[page]
+    ids, categories = model.item_id_list, model.item_category_names
+    items = [
+        Recommendation(
+            ids[i],
+            round(score, 6),
+            categories[i],
+            str(reasons[i]) if reasons is not None else reason,
+        )
+        for i, score in zip(chosen, scores[page], strict=True)
+    ]
+    return Recommendations(items, cold_start=cold_start, known_customer=known, segment=segment)

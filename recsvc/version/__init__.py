@@ -1,0 +1,2 @@
+"""The trained-version format, written by training and read by the service: manifest, arrays,
+scoring, profiles, NPS answers, and opening a version as a worker serves it."""

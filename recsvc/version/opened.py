@@ -1,0 +1,51 @@
+"""A stored model version opened the way a worker serves it: arrays, profiles, segment rules and NPS
+answers, every file checked against the manifest's SHA-256 first.
+
+The store calls `open_checked` before it moves the active pointer, and every worker opens versions
+with it, so a version that would not serve is refused by name instead of being activated.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+from recsvc.domain.customer_table import COLUMNS
+from recsvc.domain.segment_rules import SegmentRules, parse_segments
+from recsvc.errors import ConfigError
+from recsvc.service.nps_summary import ResponseTable
+from recsvc.version.artifacts import SEGMENT_RULES_FILE, ArtifactError, LoadedModel, load_model
+from recsvc.version.profiles import Profiles
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveModel:
+    version: str
+    loaded: LoadedModel
+    profiles: Profiles
+    rules: SegmentRules
+    # The version's NPS answers for summaries; None for versions trained before they were written.
+    responses: ResponseTable | None = None
+
+
+def open_version(loaded: LoadedModel) -> ActiveModel:
+    """Everything the service serves from one version: arrays, profiles, segment rules, answers."""
+    profiles = Profiles.open(loaded.directory, loaded.customer_ids)
+    extras = [col.name for col in profiles.columns if col.name not in COLUMNS]
+    path = loaded.directory / SEGMENT_RULES_FILE
+    try:
+        rules = parse_segments([(path.name, path.read_text())], extra_columns=extras)
+    except (OSError, ConfigError) as exc:
+        raise ArtifactError(
+            f"version {loaded.manifest.version}: {path.name}: cannot load the segment rules: {exc}"
+        ) from None
+    responses = ResponseTable.open(loaded.directory, int(loaded.customer_ids.size))
+    # Built now, in the loader's thread, rather than by the first request after the swap.
+    loaded.item_id_list, loaded.item_category_names  # noqa: B018
+    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses)
+
+
+def open_checked(directory: Path) -> ActiveModel:
+    """Open a version directory as a worker serves it, after checking every file's size and
+    SHA-256 against the manifest; ArtifactError naming the file that is wrong."""
+    return open_version(load_model(directory, verify_hashes=True))

@@ -1,0 +1,1 @@
+"""The customer table: per-customer features (NPS, RFM, churn, deliveries) and segment membership."""

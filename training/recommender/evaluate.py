@@ -1,0 +1,339 @@
+"""Honest evaluation on a temporal hold-out: the model against simple baselines, per NPS category.
+
+Two questions, two protocols, both at k (default 10), on a deterministic sample of customers who
+bought before the cut-off and in the hold-out window:
+
+- "new to you" (the storefront default, already-bought products excluded): the model against
+  global popularity and "most popular in the customer's primary segment"; truth = hold-out products
+  the customer had not bought before.
+- "buy again allowed": the model, the customer's own most frequent purchases, popularity, and the
+  model blended with repeat propensity; truth = every hold-out product. The blend is tuned on one
+  half of the sample and every number of this protocol is reported on the other half.
+
+Scores come from `recsvc.version.scoring`, the code the service runs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import msgspec
+import numpy as np
+import polars as pl
+import scipy.sparse as sp
+
+from recsvc.version import scoring as scoring
+from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
+from training.recommender.metrics import RankingMetrics, mean_auc, ranking_metrics
+
+BLEND_GRID: tuple[BlendParams, ...] = tuple(
+    BlendParams(weight=w, timing=t) for t in (0.0, 1.0) for w in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+)
+AUC_USERS = 2_000
+BLOCK = 256
+
+
+class EvaluationReport(msgspec.Struct, frozen=True):
+    k: int
+    cutoff_day: int
+    holdout_days: int
+    eval_users: int
+    new_items: dict[str, RankingMetrics]  # method -> metrics, already-bought excluded
+    buy_again: dict[str, RankingMetrics]  # method -> metrics, already-bought allowed
+    by_nps_category: dict[str, RankingMetrics]  # model, new-items protocol
+    blend: BlendParams
+    lift_over_popularity: float  # model NDCG / popularity NDCG, new-items protocol
+
+    @property
+    def ndcg(self) -> float:
+        return self.new_items["model"].ndcg
+
+
+def _csr(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([r.size for r in rows], out=indptr[1:])
+    indices = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(len(rows), n_items)
+    )
+
+
+def _exclude(block: np.ndarray, users: np.ndarray, excluded: list[np.ndarray]) -> None:
+    """Mark each user's `excluded` items -inf in their row of `block` (row j is `users[j]`)."""
+    lengths = np.array([excluded[u].size for u in users])
+    if lengths.sum():
+        rows = np.repeat(np.arange(users.size), lengths)
+        block[rows, np.concatenate([excluded[u] for u in users])] = -np.inf
+
+
+def _ranked_lists(
+    n_users: int, k: int, score_rows: Callable[[np.ndarray], np.ndarray], excluded: list[np.ndarray]
+) -> np.ndarray:
+    """Top-k per user (best first, ties by item index), scoring users in blocks; -1 pads lists
+    shorter than k, in `recsvc.version.scoring.top_rows`' order (the service's order)."""
+    top = np.full((n_users, k), -1, dtype=np.int64)
+    for start in range(0, n_users, BLOCK):
+        users = np.arange(start, min(start + BLOCK, n_users))
+        block = np.array(score_rows(users), dtype=np.float64)
+        _exclude(block, users, excluded)
+        best, _ = scoring.top_rows(block, k)
+        top[users, : best.shape[1]] = best
+    return top
+
+
+def sample_users(train: Purchases, test: Purchases, max_users: int, seed: int) -> np.ndarray:
+    """A deterministic sample of the customers who bought both before and after the cut-off."""
+    candidates = np.flatnonzero((np.diff(train.indptr) > 0) & (np.diff(test.indptr) > 0))
+    rng = np.random.default_rng(seed)
+    return np.sort(rng.choice(candidates, size=min(max_users, candidates.size), replace=False))
+
+
+def new_items_ndcg(
+    item_vectors: np.ndarray,
+    item_biases: np.ndarray,
+    user_vectors: np.ndarray,
+    bought: list[np.ndarray],
+    truth: list[np.ndarray],
+    k: int,
+) -> RankingMetrics:
+    """Metrics of the "new to you" lists scored from raw vectors (used to compare two models)."""
+    n_items = item_vectors.shape[0]
+    truth_new = [np.setdiff1d(t, b) for t, b in zip(truth, bought, strict=True)]
+
+    def scores(rows: np.ndarray) -> np.ndarray:
+        return user_vectors[rows] @ item_vectors.T + item_biases
+
+    top = _ranked_lists(len(truth), k, scores, bought)
+    return ranking_metrics(top, _csr(truth_new, n_items), n_items)
+
+
+class _ModelPass(msgspec.Struct, frozen=True):
+    """What one scoring pass over the sample keeps, enough for every list the model takes part in:
+    each customer's k best never-bought items (and scores), the mean and spread of their scores
+    (the blend standardises with them) and the scores of what they bought."""
+
+    top: np.ndarray  # (users, k) item indices, -1 padded
+    top_scores: np.ndarray  # (users, k)
+    mean: np.ndarray  # (users,)
+    spread: np.ndarray  # (users,)
+    bought_scores: list[np.ndarray]
+
+
+def _model_pass(
+    model: ModelArrays, vectors: np.ndarray, bought: list[np.ndarray], k: int
+) -> _ModelPass:
+    n = vectors.shape[0]
+    top = np.full((n, k), -1, dtype=np.int64)
+    top_scores = np.full((n, k), -np.inf)
+    mean, spread = np.empty(n), np.empty(n)
+    bought_scores: list[np.ndarray] = []
+    for start in range(0, n, BLOCK):
+        rows = np.arange(start, min(start + BLOCK, n))
+        block = scoring.score_block(model, vectors[rows])
+        mean[rows] = block.mean(axis=1, dtype=np.float64)
+        spread[rows] = block.std(axis=1, dtype=np.float64)
+        bought_scores.extend(block[j, bought[r]].astype(np.float64) for j, r in enumerate(rows))
+        _exclude(block, rows, bought)
+        items, best = scoring.top_rows(block, k)
+        top[rows, : items.shape[1]] = items
+        top_scores[rows, : best.shape[1]] = best
+    spread[spread == 0] = 1.0
+    return _ModelPass(top, top_scores, mean, spread, bought_scores)
+
+
+def _blended_lists(
+    scored: _ModelPass,
+    rows: np.ndarray,
+    bought: list[np.ndarray],
+    propensity: Callable[[int, float], np.ndarray],
+    params: BlendParams,
+    k: int,
+) -> np.ndarray:
+    """Top-k with already-bought items allowed, scored as `recsvc.version.scoring.blend` scores them.
+
+    Exact without rescoring: the blend moves every never-bought item by one increasing affine map,
+    so their order (and so their best k) is the model's; only the bought items move on their own.
+    The best k of the blend are the best k of those two small sets together.
+    """
+    w = params.weight
+    out = np.full((rows.size, k), -1, dtype=np.int64)
+    for j, r in enumerate(rows):
+        found = scored.top[r] >= 0
+        items = np.concatenate([scored.top[r][found], bought[r]])
+        raw = np.concatenate([scored.top_scores[r][found], scored.bought_scores[r]])
+        if w != 0.0 and bought[r].size:
+            standardised = (raw - scored.mean[r]) / scored.spread[r]
+            final = (1.0 - w) * standardised + (1e-3 * standardised if w == 1.0 else 0.0)
+            final[found.sum() :] += w * propensity(int(r), params.timing)
+        else:
+            final = raw
+        order = np.lexsort((items, -final))[:k]
+        out[j, : order.size] = items[order]
+    return out
+
+
+def evaluate(
+    model: ModelArrays,
+    train: Purchases,
+    test: Purchases,
+    customer_segments: np.ndarray,
+    customer_nps: np.ndarray,
+    *,
+    k: int,
+    cutoff_day: int,
+    holdout_days: int,
+    max_users: int,
+    seed: int,
+) -> EvaluationReport:
+    """Evaluate on customers with purchases both before the cut-off (`train`) and after (`test`).
+
+    `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category as
+    of the cut-off (strings). Popularity baselines count training purchases.
+    """
+    n_items = model.n_items
+    rng = np.random.default_rng(seed)
+    users = sample_users(train, test, max_users, seed)
+
+    bought = [train.items[train.row(u)] for u in users]
+    truth_all = [test.items[test.row(u)] for u in users]
+    truth_new = [
+        np.setdiff1d(t, b, assume_unique=True) for t, b in zip(truth_all, bought, strict=True)
+    ]
+    vectors = np.stack([scoring.known_customer_vector(model, int(u))[0] for u in users])
+
+    def model_scores(rows: np.ndarray) -> np.ndarray:
+        return scoring.score_block(model, vectors[rows])
+
+    popularity = np.bincount(train.items, weights=train.counts, minlength=n_items).astype(
+        np.float64
+    )
+    segments = customer_segments[users]
+    buyer_segment = np.repeat(customer_segments, np.diff(train.indptr))
+    segment_popularity: dict[str, np.ndarray] = {
+        str(segment): np.bincount(train.items[buyer_segment == segment], minlength=n_items).astype(
+            np.float64
+        )
+        for segment in np.unique(segments)
+    }
+
+    def popular(rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(popularity, (rows.size, n_items))
+
+    def segment_popular(rows: np.ndarray) -> np.ndarray:
+        # Ties (items unseen in the segment) fall back to global popularity.
+        return np.stack([segment_popularity[str(segments[r])] + popularity * 1e-9 for r in rows])
+
+    n = users.size
+    truth_new_m = _csr(truth_new, n_items)
+    scored = _model_pass(model, vectors, bought, k)
+    new_items = {
+        "model": ranking_metrics(scored.top, truth_new_m, n_items),
+        "popularity": ranking_metrics(_ranked_lists(n, k, popular, bought), truth_new_m, n_items),
+        "segment_popularity": ranking_metrics(
+            _ranked_lists(n, k, segment_popular, bought), truth_new_m, n_items
+        ),
+    }
+    auc_rows = np.arange(min(AUC_USERS, n))
+    auc = mean_auc(
+        model_scores(auc_rows), truth_new_m[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
+    )
+    new_items["model"] = msgspec.structs.replace(new_items["model"], auc=auc)
+    pop_auc = mean_auc(
+        popular(auc_rows), truth_new_m[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
+    )
+    new_items["popularity"] = msgspec.structs.replace(new_items["popularity"], auc=pop_auc)
+
+    nps = customer_nps[users]
+    by_nps: dict[str, RankingMetrics] = {}
+    for category in np.unique(nps):
+        rows = np.flatnonzero(nps == category)
+        by_nps[str(category)] = ranking_metrics(scored.top[rows], truth_new_m[rows], n_items)
+
+    # Buy again allowed: tune the blend on half A, report on half B.
+    half = rng.permutation(n)
+    tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
+    no_exclusion = [np.empty(0, dtype=np.int64)] * n
+
+    def propensity(r: int, timing: float) -> np.ndarray:
+        span = train.row(int(users[r]))
+        return scoring.repeat_propensity(
+            train.counts[span],
+            cutoff_day - train.last_day[span].astype(np.float64),
+            model.item_reorder_days[train.items[span]],
+            timing,
+        )
+
+    def blend_metrics(rows: np.ndarray, params: BlendParams) -> RankingMetrics:
+        top = _blended_lists(scored, rows, bought, propensity, params, k)
+        return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
+
+    def subset(
+        rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]
+    ) -> Callable[[np.ndarray], np.ndarray]:
+        return lambda local: fn(rows[local])
+
+    def metrics_on(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> RankingMetrics:
+        top = _ranked_lists(rows.size, k, subset(rows, fn), no_exclusion)
+        return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
+
+    tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
+
+    def own_frequent(rows: np.ndarray) -> np.ndarray:
+        out = np.broadcast_to(popularity * 1e-12, (rows.size, n_items)).copy()
+        for j, r in enumerate(rows):
+            span = train.row(int(users[r]))
+            out[j, train.items[span]] += train.counts[span] + train.last_day[span] * 1e-9
+        return out
+
+    buy_again = {
+        # The model alone: the blend at weight 0 (raw scores, bought items allowed).
+        "model": blend_metrics(report_rows, BlendParams(weight=0.0)),
+        "own_most_frequent": metrics_on(report_rows, own_frequent),
+        "popularity": metrics_on(report_rows, popular),
+        "blend": blend_metrics(report_rows, tuned),
+    }
+    pop_ndcg = new_items["popularity"].ndcg
+    return EvaluationReport(
+        k=k,
+        cutoff_day=cutoff_day,
+        holdout_days=holdout_days,
+        eval_users=n,
+        new_items=new_items,
+        buy_again=buy_again,
+        by_nps_category=by_nps,
+        blend=tuned,
+        lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
+    )
+
+
+def format_evaluation(report: EvaluationReport) -> str:
+    lines = [
+        f"evaluation at k={report.k} on {report.eval_users:,} customers, last {report.holdout_days} days held out",
+        f"{'protocol':<12} {'method':<20} {'precision':>9} {'recall':>7} {'ndcg':>7} {'hit':>6} {'cover':>6} {'auc':>6}",
+    ]
+    for protocol, table in (("new items", report.new_items), ("buy again", report.buy_again)):
+        for method, m in table.items():
+            auc = f"{m.auc:.3f}" if m.auc is not None else "-"
+            lines.append(
+                f"{protocol:<12} {method:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
+                f"{m.hit_rate:>6.3f} {m.coverage:>6.3f} {auc:>6}"
+            )
+    for category, m in report.by_nps_category.items():
+        lines.append(
+            f"{'by nps':<12} {category:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} {m.hit_rate:>6.3f}"
+        )
+    lines.append(
+        f"model NDCG@{report.k} is {report.lift_over_popularity:.2f}x popularity's; "
+        f"buy-again blend weight {report.blend.weight}, timing {report.blend.timing}"
+    )
+    return "\n".join(lines)
+
+
+def frame_column(
+    frame: pl.DataFrame, ids: np.ndarray, id_column: str, column: str, missing: str
+) -> np.ndarray:
+    """A column of `frame` aligned to the sorted id array (missing ids get `missing`)."""
+    aligned = pl.DataFrame({id_column: ids}).join(
+        frame.select(id_column, column), on=id_column, how="left"
+    )
+    return aligned[column].cast(pl.String).fill_null(missing).to_numpy().astype(str)

@@ -1,0 +1,1 @@
+"""The NPS report: its numbers (build), comment themes, and the self-contained HTML page."""
