@@ -11,9 +11,8 @@ import sys
 import tempfile
 from collections.abc import Iterator
 
-from recsvc.errors import RecsvcError
+from recsvc.errors import RecsvcError, StoreUnavailable
 from recsvc.service.settings import Settings, load_settings, settings_table
-from recsvc.store.base import StoreUnavailable
 
 # Read by prometheus_client in every worker: where the workers' metric files are summed from.
 METRICS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
@@ -146,12 +145,12 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         _serve(load_settings(host=args.host, port=args.port, workers=args.workers))
         return 0
+    except StoreUnavailable as exc:  # the environment, not the command: worth a retry
+        print(f"recsvc: error: {exc}", file=sys.stderr)
+        return 1
     except RecsvcError as exc:
         print(f"recsvc: error: {exc}", file=sys.stderr)
         return 2
-    except StoreUnavailable as exc:
-        print(f"recsvc: error: {exc}", file=sys.stderr)
-        return 1
 
 
 if __name__ == "__main__":

@@ -17,8 +17,7 @@ import sys
 from pathlib import Path
 from typing import NoReturn
 
-from recsvc.errors import ConfigError, RecsvcError
-from recsvc.store.base import StoreUnavailable
+from recsvc.errors import ConfigError, RecsvcError, StoreUnavailable
 
 DEFAULT_STORE = "file://./var/store"
 # The store the service reads (RECSVC_STORE) is the training job's default too.
@@ -269,15 +268,13 @@ def _runs(args: argparse.Namespace) -> int:
     import msgspec
 
     from recsvc.store import open_store
-    from training.run.nightly import format_runs, open_run_log
+    from training.run.records import format_runs, read_records
 
     _check_store_url(args.store)
     store = open_store(args.store)
-    log = open_run_log(store, args.store)
     try:
-        records = log.records()[: args.limit]
+        records = read_records(store.run_log())[: args.limit]
     finally:
-        log.close()
         store.close()
     if args.json:
         for record in records:
@@ -289,7 +286,7 @@ def _runs(args: argparse.Namespace) -> int:
 
 def _schedule(args: argparse.Namespace) -> int:
     from recsvc.store import open_store
-    from training.run.nightly import check_cron, run_schedule, timezone
+    from training.run.schedule import check_cron, run_schedule, timezone
 
     _check_store_url(args.store)
     check_cron(args.cron)
@@ -303,7 +300,6 @@ def _schedule(args: argparse.Namespace) -> int:
             args.cron,
             command,
             store,
-            args.store,
             zone_name=args.timezone,
             max_runs=args.max_runs,
             lock_ttl_seconds=args.lock_ttl,
@@ -324,7 +320,8 @@ COMMANDS = {
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    from training.run.nightly import EXIT_LOCK_HELD, LockHeld
+    from recsvc.errors import LockHeld
+    from training.run.schedule import EXIT_LOCK_HELD
 
     try:
         return COMMANDS[args.command](args)

@@ -10,9 +10,10 @@ from litestar import Request
 from litestar.exceptions import ServiceUnavailableException
 
 from recsvc.domain.live import LiveResponse
+from recsvc.errors import StoreUnavailable
 from recsvc.service.customer_state import CustomerState, customer_state
 from recsvc.service.runtime import ModelHolder
-from recsvc.store.base import Store, StoreUnavailable
+from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
 

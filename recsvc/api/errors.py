@@ -17,9 +17,14 @@ from litestar.status_codes import (
     HTTP_503_SERVICE_UNAVAILABLE,
 )
 
-from recsvc.errors import ConfigError, NotFoundError, RecsvcError
-from recsvc.store.base import StoreUnavailable
-from recsvc.version.artifacts import ArtifactError
+from recsvc.errors import (
+    ArtifactError,
+    InvalidRequest,
+    NotFoundError,
+    RecsvcError,
+    StoreUnavailable,
+    UnsupportedMediaType,
+)
 
 log = logging.getLogger("recsvc.api")
 RETRY_AFTER_SECONDS = 5
@@ -52,22 +57,24 @@ def error_responses(*statuses: int) -> dict[int, ResponseSpec]:
     }
 
 
-class BadRequest(RecsvcError):
-    """A request parameter is wrong; the message names it (400)."""
-
-
-class UnsupportedMediaType(RecsvcError):
-    """The body is not of a type the operation takes (415)."""
-
-
-_STATUS: dict[type[RecsvcError], int] = {
+# The one mapping of the error hierarchy (recsvc.errors) to HTTP. The most specific class wins;
+# a RecsvcError not listed (ConfigError, DataContractError, ...) is not the client's doing: 500.
+STATUS: dict[type[RecsvcError], int] = {
+    InvalidRequest: HTTP_400_BAD_REQUEST,
     NotFoundError: HTTP_404_NOT_FOUND,
     UnsupportedMediaType: HTTP_415_UNSUPPORTED_MEDIA_TYPE,
-    ConfigError: HTTP_400_BAD_REQUEST,
-    # A stored version that does not load (e.g. asked to activate it): the request is fine, the
+    # A stored version that does not open (e.g. asked to activate it): the request is fine, the
     # version is not.
     ArtifactError: HTTP_409_CONFLICT,
+    StoreUnavailable: HTTP_503_SERVICE_UNAVAILABLE,
 }
+
+
+def status_of(exc: RecsvcError) -> int:
+    for cls in type(exc).__mro__:
+        if cls in STATUS:
+            return STATUS[cls]
+    return HTTP_500_INTERNAL_SERVER_ERROR
 
 
 def _slug(status: int) -> str:
@@ -115,25 +122,25 @@ def handle_http(_: Request, exc: HTTPException) -> Response[ErrorBody]:
     )
 
 
-def handle_domain(_: Request, exc: RecsvcError) -> Response[ErrorBody]:
-    status = next(
-        (code for cls, code in _STATUS.items() if isinstance(exc, cls)), HTTP_400_BAD_REQUEST
-    )
+def handle_domain(request: Request, exc: RecsvcError) -> Response[ErrorBody]:
+    status = status_of(exc)
+    if status == HTTP_503_SERVICE_UNAVAILABLE:
+        # Refuse rather than pretend: nothing was stored. The details (server address) go to the
+        # log and to readiness/metrics, not to the client.
+        holder = request.app.state.get("holder")
+        if holder is not None:
+            holder.store_unavailable(exc)
+        log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
+        return Response(
+            ErrorBody("unavailable", "the store cannot be reached right now: retry later"),
+            status_code=status,
+            headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
+        )
+    if status == HTTP_500_INTERNAL_SERVER_ERROR:
+        # The operator's or the data's problem, not the client's: logged whole, told nothing.
+        log.error("%s on %s %s: %s", type(exc).__name__, request.method, request.url.path, exc)
+        return Response(ErrorBody("internal_error", "unexpected server error"), status_code=status)
     return Response(ErrorBody(_slug(status), str(exc)), status_code=status)
-
-
-def handle_store_unavailable(request: Request, exc: StoreUnavailable) -> Response[ErrorBody]:
-    # Refuse rather than pretend: nothing was stored. The details (server address) go to the log
-    # and to readiness/metrics, not to the client.
-    holder = request.app.state.get("holder")
-    if holder is not None:
-        holder.store_unavailable(exc)
-    log.warning("store unavailable on %s %s: %s", request.method, request.url.path, exc)
-    return Response(
-        ErrorBody("unavailable", "the store cannot be reached right now: retry later"),
-        status_code=HTTP_503_SERVICE_UNAVAILABLE,
-        headers={"Retry-After": str(RETRY_AFTER_SECONDS)},
-    )
 
 
 def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
@@ -148,6 +155,5 @@ def handle_unexpected(request: Request, exc: Exception) -> Response[ErrorBody]:
 EXCEPTION_HANDLERS = {
     HTTPException: handle_http,
     RecsvcError: handle_domain,
-    StoreUnavailable: handle_store_unavailable,
     Exception: handle_unexpected,
 }

@@ -12,9 +12,8 @@ from typing import Annotated, Any
 from litestar import Request
 from litestar.params import PathParameter
 
-from recsvc.api.errors import BadRequest
 from recsvc.domain.contract import ID_RULE, MAX_ID_LENGTH, id_problem
-from recsvc.errors import shown
+from recsvc.errors import InvalidRequest, shown
 
 # A customer id in a path, documented (and checked by Litestar) under the id rule's length;
 # `check_id` adds the rest of the rule.
@@ -55,7 +54,7 @@ def check_query(request: Request[Any, Any, Any]) -> None:
     seen: set[str] = set()
     for name, _ in urllib.parse.parse_qsl(query.decode("latin-1"), keep_blank_values=True):
         if name in seen and name not in allowed:
-            raise BadRequest(f"{shown(name)}: given more than once; give it once")
+            raise InvalidRequest(f"{shown(name)}: given more than once; give it once")
         seen.add(name)
 
 
@@ -63,7 +62,7 @@ def _check_text(where: str, raw: bytes) -> None:
     try:
         urllib.parse.unquote_to_bytes(raw).decode("utf-8")
     except UnicodeDecodeError:
-        raise BadRequest(f"{where} is not valid UTF-8 once percent-decoded") from None
+        raise InvalidRequest(f"{where} is not valid UTF-8 once percent-decoded") from None
 
 
 def split_list(name: str, values: Sequence[str] | None) -> list[str]:
@@ -72,7 +71,7 @@ def split_list(name: str, values: Sequence[str] | None) -> list[str]:
         return []
     items = [part.strip() for value in values for part in value.split(",") if part.strip()]
     if len(items) > MAX_LIST_ITEMS:
-        raise BadRequest(f"{name}: at most {MAX_LIST_ITEMS} values")
+        raise InvalidRequest(f"{name}: at most {MAX_LIST_ITEMS} values")
     return items
 
 
@@ -80,7 +79,7 @@ def check_id(name: str, value: str) -> str:
     """An id from a path or query, under the contract's id rule, before any lookup (400)."""
     problem = id_problem(value)
     if problem:
-        raise BadRequest(f"{name}: {problem} (an id is {ID_RULE})")
+        raise InvalidRequest(f"{name}: {problem} (an id is {ID_RULE})")
     return value
 
 

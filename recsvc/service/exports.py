@@ -44,8 +44,7 @@ import numpy as np
 
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
-from recsvc.errors import ConfigError, NotFoundError
-from recsvc.version.artifacts import ArtifactError
+from recsvc.errors import ArtifactError, InvalidRequest, NotFoundError
 from recsvc.version.profiles import EXPORT_COLUMNS, ColumnType, Profiles, row_type
 
 log = logging.getLogger("recsvc.service.exports")
@@ -116,7 +115,7 @@ def parse_format(value: str | None) -> ExportFormat:
         return ExportFormat((value or ExportFormat.CSV).lower())
     except ValueError:
         choices = ", ".join(f.value for f in ExportFormat)
-        raise ConfigError(f"format: {value!r} is not one of {choices}") from None
+        raise InvalidRequest(f"format: {value!r} is not one of {choices}") from None
 
 
 def parse_fields(value: str | None, profiles: Profiles, *, with_change: bool) -> tuple[str, ...]:
@@ -126,14 +125,14 @@ def parse_fields(value: str | None, profiles: Profiles, *, with_change: bool) ->
     else:
         names = [part.strip() for part in value.split(",") if part.strip()]
         if not names:
-            raise ConfigError("fields: give one or more column names separated by commas")
+            raise InvalidRequest("fields: give one or more column names separated by commas")
         if len(names) > MAX_FIELDS:
-            raise ConfigError(f"fields: at most {MAX_FIELDS} names")
+            raise InvalidRequest(f"fields: at most {MAX_FIELDS} names")
     unknown = [n for n in names if n not in profiles.column_types]
     if with_change and CHANGE in names:
-        raise ConfigError(f"fields: '{CHANGE}' is added by since_version, do not ask for it")
+        raise InvalidRequest(f"fields: '{CHANGE}' is added by since_version, do not ask for it")
     if unknown:
-        raise ConfigError(
+        raise InvalidRequest(
             f"fields: unknown column(s) {', '.join(repr(n) for n in unknown[:10])}; "
             f"available: {', '.join(profiles.column_types)}"
         )
@@ -143,7 +142,7 @@ def parse_fields(value: str | None, profiles: Profiles, *, with_change: bool) ->
 
 def check_version_name(version: str) -> str:
     if not VERSION_PATTERN.match(version):
-        raise ConfigError(
+        raise InvalidRequest(
             "since_version: a version name is letters, digits, '.', '_' and '-' "
             f"(at most 128 characters), got {version[:140]!r}"
         )
@@ -278,7 +277,8 @@ def plan_export(
 ) -> SegmentExport:
     """Check the parameters and work out which customers to export; nothing is encoded yet.
 
-    NotFoundError for an unknown segment or version, ConfigError naming a bad parameter.
+    NotFoundError for an unknown segment or version, InvalidRequest naming a bad parameter,
+    ArtifactError when the version to compare with does not open.
     """
     fmt = parse_format(export_format)
     members = profiles.members(name)
@@ -295,7 +295,7 @@ def plan_export(
             try:
                 previous = Profiles.open(version_path(since_version))
             except ArtifactError as exc:
-                raise ConfigError(f"since_version: cannot compare with it: {exc}") from None
+                raise ArtifactError(f"since_version: cannot compare with it: {exc}") from None
         sources = segment_changes(profiles, name, previous)
     return SegmentExport(
         segment=name,

@@ -41,8 +41,8 @@ from recsvc.domain.nps import (
     rest_of,
     two_sample_z,
 )
-from recsvc.errors import RecsvcError
-from recsvc.version.artifacts import ArtifactError, load_array, reason, where
+from recsvc.errors import ArtifactError, InvalidRequest
+from recsvc.version.artifacts import load_array, reason, where
 
 RESPONSES_JSON: Final = "nps_responses.json"
 RESPONSE_KEYS: Final = "nps_responses_key.npy"
@@ -69,10 +69,6 @@ COUNTING: Final = "one vote per customer per group: their latest answer in the g
 _EPOCH = dt.date(1970, 1, 1)
 _DAY_SECONDS = 86_400
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-class InvalidSummaryQuery(RecsvcError):
-    """A summary parameter is wrong (the message names it); the API answers 400."""
 
 
 def response_key(response_id: str) -> int:
@@ -171,20 +167,16 @@ def _date(name: str, value: str | None) -> dt.date | None:
             raise ValueError
         return dt.date.fromisoformat(value)
     except ValueError:
-        raise InvalidSummaryQuery(
-            f"{name}: not a date, use YYYY-MM-DD (got {value[:40]!r})"
-        ) from None
+        raise InvalidRequest(f"{name}: not a date, use YYYY-MM-DD (got {value[:40]!r})") from None
 
 
 def parse_query(by: str | None, since: str | None, until: str | None) -> SummaryQuery:
-    """Check the parameters; InvalidSummaryQuery names the one at fault."""
+    """Check the parameters; InvalidRequest names the one at fault."""
     if by is not None and by not in DIMENSIONS:
-        raise InvalidSummaryQuery(
-            f"by: unknown value {by[:40]!r}; use one of {', '.join(DIMENSIONS)}"
-        )
+        raise InvalidRequest(f"by: unknown value {by[:40]!r}; use one of {', '.join(DIMENSIONS)}")
     first, last = _date("since", since), _date("until", until)
     if first is not None and last is not None and first > last:
-        raise InvalidSummaryQuery(f"since: {first} is after until ({last})")
+        raise InvalidRequest(f"since: {first} is after until ({last})")
     return SummaryQuery(by=by or None, since=first, until=last)
 
 

@@ -13,9 +13,8 @@ import logging
 import threading
 import time
 
-from recsvc.errors import NotFoundError
-from recsvc.store.base import Store, StoreUnavailable
-from recsvc.version.artifacts import ArtifactError
+from recsvc.errors import ArtifactError, NotFoundError, StoreUnavailable
+from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
 log = logging.getLogger("recsvc.service.runtime")

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from recsvc.errors import ConfigError
-from recsvc.store.base import LiveResponse, Store, StoreUnavailable, VersionInfo
+from recsvc.errors import ConfigError, StoreUnavailable
+from recsvc.store.base import LiveResponse, Store, VersionInfo
 from recsvc.store.files import FileStore
 from recsvc.store.redis import RedisStore
 

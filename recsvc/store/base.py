@@ -18,12 +18,15 @@ them until the next published run merges them again (see docs/recommender.md).
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
 from pathlib import Path
 from typing import Protocol
 
 import msgspec
 
 from recsvc.domain.live import LiveResponse
+from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
+from recsvc.store.runs import RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest
 from recsvc.version.opened import ActiveModel
 
@@ -33,10 +36,6 @@ class VersionInfo(msgspec.Struct, frozen=True):
     created_at: str
     active: bool
     ndcg: float | None = None
-
-
-class StoreUnavailable(Exception):
-    """The store's backing server cannot be reached (the service answers 503 for writes)."""
 
 
 class Store(Protocol):
@@ -109,6 +108,18 @@ class Store(Protocol):
         once a version built from them is published and active. After the move the store no
         longer knows these ids: the intake asks the active version whether it holds an id.
         """
+        ...
+
+    # --- training runs -----------------------------------------------------------------------
+    def training_lock(
+        self, ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
+    ) -> AbstractContextManager[TrainingLock]:
+        """Hold the store's training lock for the block (see `recsvc.store.locks`); LockHeld
+        naming the holder when another run has it."""
+        ...
+
+    def run_log(self) -> RunLog:
+        """The store's run records (see `recsvc.store.runs`)."""
         ...
 
     def ping(self) -> None:

@@ -43,12 +43,15 @@ from pathlib import Path
 
 import msgspec
 
-from recsvc.errors import ConfigError, NotFoundError, shown
-from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
-from recsvc.version.artifacts import ArtifactError, LoadedModel, Manifest, load_model, read_manifest
+from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
+from recsvc.store.base import LiveResponse, VersionInfo
+from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, FileTrainingLock, TrainingLock
+from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
+from recsvc.version.artifacts import LoadedModel, Manifest, load_model, read_manifest
 from recsvc.version.opened import ActiveModel, open_checked
 
 ACTIVE = "ACTIVE"
+LOCK_FILE = ".train.lock"
 LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
 LIVE_ARCHIVE = Path("live") / "archive.ndjson"
 
@@ -475,6 +478,22 @@ class FileStore:
             raise StoreUnavailable(
                 f"cannot read live responses from {self.live_path}: {exc}"
             ) from exc
+
+    # --- training runs -----------------------------------------------------------------------
+    @contextmanager
+    def training_lock(
+        self, ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
+    ) -> Iterator[TrainingLock]:
+        """An `flock` on `<root>/.train.lock` (the ttl is for Redis: an flock dies with its process)."""
+        lock = FileTrainingLock(self.root / LOCK_FILE)
+        lock.acquire()
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    def run_log(self) -> RunLog:
+        return FileRunLog(self.root / RUNS_DIR)
 
     def ping(self) -> None:
         try:

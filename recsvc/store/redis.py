@@ -78,12 +78,13 @@ from redis.backoff import NoBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
-from recsvc.errors import ConfigError, NotFoundError, shown
-from recsvc.store.base import LiveResponse, StoreUnavailable, VersionInfo
+from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
+from recsvc.store.base import LiveResponse, VersionInfo
 from recsvc.store.files import exclusive_lock, fsync_dir
+from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, RedisTrainingLock, TrainingLock
+from recsvc.store.runs import RedisRunLog, RunLog
 from recsvc.version.artifacts import (
     MANIFEST,
-    ArtifactError,
     LoadedModel,
     Manifest,
     load_model,
@@ -662,6 +663,22 @@ class RedisStore:
         for start in range(0, len(entry_ids), _STREAM_BATCH):
             with self._reachable("compacting the NPS response stream"):
                 self._client.xdel(self._stream_key, *entry_ids[start : start + _STREAM_BATCH])
+
+    # --- training runs -----------------------------------------------------------------------
+    @contextmanager
+    def training_lock(
+        self, ttl_seconds: float = DEFAULT_LOCK_TTL_SECONDS
+    ) -> Iterator[TrainingLock]:
+        """redis-py's `Lock` on `{prefix}:train-lock`, renewed while held (see `store.locks`)."""
+        lock = RedisTrainingLock(self._client, f"{self.prefix}:train-lock", ttl_seconds)
+        lock.acquire()
+        try:
+            yield lock
+        finally:
+            lock.release()
+
+    def run_log(self) -> RunLog:
+        return RedisRunLog(self._client, f"{self.prefix}:runs")
 
     def ping(self) -> None:
         with self._reachable("pinging"):

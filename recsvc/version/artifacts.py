@@ -21,17 +21,13 @@ import msgspec
 import numpy as np
 
 from recsvc.domain.features import price_band_index
-from recsvc.errors import RecsvcError
+from recsvc.errors import ArtifactError
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
 # The segment rules the version was built with (a self-contained segments file).
 SEGMENT_RULES_FILE = "segment_rules.toml"
-
-
-class ArtifactError(RecsvcError):
-    """An artifact directory is missing, corrupt or of an incompatible format."""
 
 
 class FileEntry(msgspec.Struct, frozen=True):

@@ -32,8 +32,8 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.nps import NpsResult
-from recsvc.errors import NotFoundError
-from recsvc.version.artifacts import ArtifactError, find_sorted, load_array, reason, where
+from recsvc.errors import ArtifactError, NotFoundError
+from recsvc.version.artifacts import find_sorted, load_array, reason, where
 
 PROFILES_BIN: Final = "profiles.bin"
 PROFILE_OFFSETS: Final = "profiles_offsets.npy"

@@ -28,8 +28,8 @@ from recsvc.service.nps_summary import response_key
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from tests.api_support import STORE_KINDS, client_for
 from training.config import load_config
-from training.run.nightly import RunRecord
 from training.run.pipeline import format_record, run_pipeline
+from training.run.records import RunRecord
 from training.sources.generate import generate
 
 # Customers of the demo data; the data's answers end on 2025-12-30, so answers on the 31st are

@@ -26,24 +26,17 @@ import polars as pl
 import pytest
 import redis
 
-from recsvc.errors import RecsvcError
+from recsvc.errors import LockHeld, LockLost, RecsvcError
 from recsvc.store import FileStore, LiveResponse, RedisStore, open_store
+from recsvc.store.locks import RedisTrainingLock
+from recsvc.store.runs import FileRunLog
 from tests.api_support import STORE_KINDS, client_for
 from training.__main__ import main
 from training.config import load_config
-from training.run.nightly import (
-    FileRunLog,
-    LockHeld,
-    LockLost,
-    RedisTrainingLock,
-    RunRecord,
-    Scheduler,
-    catch_up_due,
-    merge_live_responses,
-    read_live_responses,
-    training_lock,
-)
+from training.run.live import merge_live_responses, read_live_responses
 from training.run.pipeline import run_pipeline
+from training.run.records import RunRecord, read_records, save_record
+from training.run.schedule import Scheduler, catch_up_due
 from training.sources.generate import generate
 from training.validate.dataset import validate_dataset
 
@@ -216,12 +209,12 @@ def test_the_file_lock_is_refused_to_a_second_holder_and_free_after_release(
 ) -> None:
     store = FileStore(tmp_path / "store")
     with (
-        training_lock(store, store.url),
+        store.training_lock(),
         pytest.raises(LockHeld, match=rf"since .* \(pid {os.getpid()} on "),
-        training_lock(store, store.url),
+        store.training_lock(),
     ):
         pass
-    with training_lock(store, store.url):
+    with store.training_lock():
         pass
 
 
@@ -233,13 +226,13 @@ def test_the_redis_lock_is_renewed_while_held_and_only_its_owner_releases_it(
     client = redis.Redis.from_url(redis_store.split("?")[0])
     key = f"{store.prefix}:train-lock"
     try:
-        with training_lock(store, redis_store, ttl_seconds=1) as lock:
+        with store.training_lock(ttl_seconds=1) as lock:
             time.sleep(1.6)  # longer than the ttl: renewed meanwhile
             ttl = client.pttl(key)
             assert isinstance(ttl, int) and 0 < ttl <= 1000
             with (
                 pytest.raises(LockHeld, match="another training run holds the lock since"),
-                training_lock(store, redis_store, ttl_seconds=1),
+                store.training_lock(ttl_seconds=1),
             ):
                 pass
             lock.check()
@@ -281,7 +274,7 @@ def test_a_run_killed_at_any_point_leaves_the_old_version_serving_and_the_next_r
         if point == "FileStore._upload:after":
             assert list((root / "versions").glob(".incoming-*")), "a partial copy, ignored"
     # Each run closed the record its killed predecessor left running; the last one still is.
-    statuses = [r.status for r in FileRunLog(root / "runs").records()]
+    statuses = [r.status for r in read_records(FileRunLog(root / "runs"))]
     assert statuses == ["running", "interrupted", "published"]
 
     store = open_store(url)
@@ -297,7 +290,7 @@ def test_a_run_killed_at_any_point_leaves_the_old_version_serving_and_the_next_r
     assert record.published and store.active_version() == record.version != old
     assert not list((root / "versions").glob(".incoming-*"))
     assert [p.name for p in (tmp_path / "runs").iterdir()] == [record.run_id]
-    statuses = [r.status for r in FileRunLog(root / "runs").records()]
+    statuses = [r.status for r in read_records(FileRunLog(root / "runs"))]
     assert statuses == ["published", "interrupted", "interrupted", "published"]
     assert record.live is not None
     assert (record.live.stored, record.live.merged, record.live.unknown_customer) == (2, 1, 1)
@@ -352,14 +345,10 @@ def test_a_run_killed_during_a_redis_publish_leaves_the_old_version_active(
 
 
 def store_records(url: str) -> list[RunRecord]:
-    from training.run.nightly import open_run_log
-
     store = open_store(url)
-    log = open_run_log(store, url)
     try:
-        return log.records()
+        return read_records(store.run_log())
     finally:
-        log.close()
         store.close()
 
 
@@ -377,7 +366,7 @@ def test_a_failed_run_exits_non_zero_and_is_recorded_as_failed(
     code = main(["-q", "run", "--data", str(broken), "--store", url, *runs])
     assert code == 2
     assert "orders" in capsys.readouterr().err
-    (record,) = FileRunLog(tmp_path / "store" / "runs").records()
+    (record,) = read_records(FileRunLog(tmp_path / "store" / "runs"))
     assert record.status == "failed" and record.error and "orders" in record.error
     assert record.finished_at and record.duration is not None
 
@@ -480,14 +469,15 @@ def test_a_missed_run_is_due_only_when_no_successful_run_started_after_the_sched
 def test_the_schedule_catches_up_once_however_many_runs_were_missed(tmp_path: Path) -> None:
     log = FileRunLog(tmp_path / "runs")
     three_days_ago = dt.datetime.now(dt.UTC) - dt.timedelta(days=3)
-    log.save(
+    save_record(
+        log,
         RunRecord(
             run_id="old",
             data_dir="d",
             store="s",
             started_at=three_days_ago.isoformat(timespec="seconds"),
             status="published",
-        )
+        ),
     )
     counter = tmp_path / "count"
     command = [sys.executable, "-c", f"open({str(counter)!r}, 'a').write('x')"]
@@ -511,14 +501,15 @@ def test_the_schedule_does_not_run_at_start_when_the_last_scheduled_run_happened
     tmp_path: Path,
 ) -> None:
     log = FileRunLog(tmp_path / "runs")
-    log.save(
+    save_record(
+        log,
         RunRecord(
             run_id="recent",
             data_dir="d",
             store="s",
             started_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
             status="not_published",
-        )
+        ),
     )
     scheduler = Scheduler("0 2 * * *", [sys.executable, "-c", "pass"], log, zone=dt.UTC)
     loop = threading.Thread(target=scheduler.serve)
@@ -566,5 +557,5 @@ def test_runs_starting_in_the_same_second_get_different_ids(tmp_path: Path) -> N
     for _ in range(3):
         with pytest.raises(RecsvcError):
             run_pipeline(broken, store=url, runs_dir=tmp_path / "runs", show_progress=False)
-    ids = [r.run_id for r in FileRunLog(tmp_path / "store" / "runs").records()]
+    ids = [r.run_id for r in read_records(FileRunLog(tmp_path / "store" / "runs"))]
     assert len(ids) == len(set(ids)) == 3

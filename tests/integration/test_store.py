@@ -27,7 +27,7 @@ import redis
 from artifact_factory import make_artifact
 from redis.crc import key_slot
 
-from recsvc.errors import ConfigError, NotFoundError
+from recsvc.errors import ArtifactError, ConfigError, NotFoundError
 from recsvc.store import (
     FileStore,
     LiveResponse,
@@ -37,7 +37,7 @@ from recsvc.store import (
     VersionInfo,
     open_store,
 )
-from recsvc.version.artifacts import ArtifactError, read_manifest
+from recsvc.version.artifacts import read_manifest
 
 REDIS_SERVER = shutil.which("redis-server")
 ROOT = Path(__file__).resolve().parents[2]

@@ -13,9 +13,10 @@ import polars as pl
 import pytest
 
 from recsvc.domain.features import user_feature_names
+from recsvc.errors import ArtifactError
 from recsvc.service.recommend import Query, recommend
 from recsvc.store import open_store
-from recsvc.version.artifacts import ArtifactError, load_model
+from recsvc.version.artifacts import load_model
 from recsvc.version.scoring import (
     known_customer_vectors,
     score_block,

@@ -14,17 +14,17 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.live import LiveResponse
 from recsvc.domain.nps import nps_from_counts
+from recsvc.errors import ArtifactError
 from recsvc.service.nps_summary import (
     NOT_GIVEN,
     RESPONSE_SCORES,
-    InvalidSummaryQuery,
+    InvalidRequest,
     NpsSummary,
     ResponseTable,
     SummaryQuery,
     parse_query,
     summarise,
 )
-from recsvc.version.artifacts import ArtifactError
 from training.publish.responses import write_response_table
 
 IDS = np.array(["c1", "c2", "c3", "c4", "c5"])
@@ -207,7 +207,7 @@ def test_an_unreadable_store_is_reported_as_no_live_answers(table: ResponseTable
 def test_a_bad_parameter_is_an_error_naming_it(
     by: str | None, since: str | None, until: str | None, named: str
 ) -> None:
-    with pytest.raises(InvalidSummaryQuery, match=f"^{named}:"):
+    with pytest.raises(InvalidRequest, match=f"^{named}:"):
         parse_query(by, since, until)
 
 

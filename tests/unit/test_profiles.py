@@ -16,7 +16,7 @@ import pytest
 
 from recsvc.domain.nps import nps_from_counts
 from recsvc.domain.segment_rules import SegmentRules, parse_segments
-from recsvc.errors import ConfigError, NotFoundError
+from recsvc.errors import ArtifactError, InvalidRequest, NotFoundError
 from recsvc.service import exports
 from recsvc.service.exports import ENTERED, EXITED, plan_export, segment_changes
 from recsvc.version.profiles import SERVING_FILES, Profiles, customer_profile
@@ -216,13 +216,13 @@ def test_the_api_profile_groups_nps_rfm_and_churn(profiles: Profiles) -> None:
 
 
 def test_fields_and_format_are_checked_and_named_in_errors(profiles: Profiles) -> None:
-    with pytest.raises(ConfigError, match=r"^format: 'xml'"):
+    with pytest.raises(InvalidRequest, match=r"^format: 'xml'"):
         plan_export(profiles, "v1", "detractors", export_format="xml")
-    with pytest.raises(ConfigError, match=r"^fields: unknown column\(s\) 'password'"):
+    with pytest.raises(InvalidRequest, match=r"^fields: unknown column\(s\) 'password'"):
         plan_export(profiles, "v1", "detractors", fields="customer_id,password")
-    with pytest.raises(ConfigError, match=r"^fields: give one"):
+    with pytest.raises(InvalidRequest, match=r"^fields: give one"):
         plan_export(profiles, "v1", "detractors", fields=" , ")
-    with pytest.raises(ConfigError, match=r"^since_version:"):
+    with pytest.raises(InvalidRequest, match=r"^since_version:"):
         plan_export(profiles, "v1", "detractors", since_version="../v0")
     with pytest.raises(NotFoundError):
         plan_export(profiles, "v1", "nobody")
@@ -336,7 +336,7 @@ def test_comparing_with_a_version_without_profile_tables_names_since_version(
     old = tmp_path / "v0"
     old.mkdir()
     np.save(old / "customer_ids.npy", np.array(["C1"]))
-    with pytest.raises(ConfigError, match=r"^since_version: cannot compare"):
+    with pytest.raises(ArtifactError, match=r"^since_version: cannot compare"):
         plan_export(profiles, "v1", "detractors", since_version="v0", version_path=lambda v: old)
 
 

@@ -1,7 +1,7 @@
 """The training run: validate, segment and report, evaluate on a hold-out, fit, gate, publish.
 
 A run holds the store's training lock from start to end (a second run fails with `LockHeld`), adds
-the live NPS responses the service took in to the validated data (see `training.run.nightly`), and works
+the live NPS responses the service took in to the validated data (see `training.run.live`), and works
 in a run directory (`var/runs/<run id>/`); only the final publish touches the store's versions, and
 it does so atomically (see `recsvc.store`), so a run killed at any point leaves the active version
 serving. First it moves the live responses the active version holds to the store's archive. The run
@@ -32,13 +32,14 @@ from recsvc.domain import times
 from recsvc.domain.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
 from recsvc.domain.features import ITEM_FIELDS, MISSING, USER_FIELDS
 from recsvc.domain.segment_rules import SegmentRules, load_segments, rules_to_toml
-from recsvc.errors import NotFoundError, RecsvcError
+from recsvc.errors import ArtifactError, NotFoundError, RecsvcError
 from recsvc.store import Store, open_store
+from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
+from recsvc.store.runs import RunLog
 from recsvc.version.artifacts import (
     FORMAT_VERSION,
     MANIFEST,
     SEGMENT_RULES_FILE,
-    ArtifactError,
     LoadedModel,
     Manifest,
     encode,
@@ -67,25 +68,19 @@ from training.recommender.evaluate import (
     sample_users,
 )
 from training.recommender.fit import fit
-from training.run.nightly import (
-    DEFAULT_LOCK_TTL_SECONDS,
+from training.run.live import compact_held_responses, merge_live_responses, read_live_responses
+from training.run.records import (
     RUN_ID_FORMAT,
     RUN_RECORD,
     GateDecision,
-    RunLog,
     RunRecord,
-    TrainingLock,
-    clean_run_dirs,
     close_interrupted,
-    compact_held_responses,
     encode_record,
     last_success,
-    merge_live_responses,
-    open_run_log,
-    read_live_responses,
-    run_dir_claim,
-    training_lock,
+    read_records,
+    save_record,
 )
+from training.run.workdirs import clean_run_dirs, run_dir_claim
 from training.validate.dataset import validate_dataset
 
 T = TypeVar("T")
@@ -366,24 +361,20 @@ def run_pipeline(
     config = config or load_config(config_path)
     target = open_store(store)  # a bad store URL fails before any work
     try:
-        with training_lock(target, store, ttl_seconds=lock_ttl_seconds) as lock:
-            run_log = open_run_log(target, store)
-            try:
-                return _locked_run(
-                    data_dir,
-                    target=target,
-                    lock=lock,
-                    run_log=run_log,
-                    config=config,
-                    segments_files=segments_files,
-                    max_rejected_share=max_rejected_share,
-                    publish=publish,
-                    force=force,
-                    runs_dir=runs_dir,
-                    show=show_progress,
-                )
-            finally:
-                run_log.close()
+        with target.training_lock(ttl_seconds=lock_ttl_seconds) as lock:
+            return _locked_run(
+                data_dir,
+                target=target,
+                lock=lock,
+                run_log=target.run_log(),
+                config=config,
+                segments_files=segments_files,
+                max_rejected_share=max_rejected_share,
+                publish=publish,
+                force=force,
+                runs_dir=runs_dir,
+                show=show_progress,
+            )
     finally:
         target.close()
 
@@ -407,7 +398,7 @@ def _locked_run(
         _log(f"run {run_id} was interrupted; marked as such", show)
     clean_run_dirs(runs_dir)
     previous = last_success(run_log)
-    taken = {r.run_id for r in run_log.records()}
+    taken = {r.run_id for r in read_records(run_log)}
     started = dt.datetime.now(dt.UTC)
     # Run ids, and the versions named after them, are start seconds: a run starting in the same
     # second as an earlier one (a quick failure, a crash loop) waits for the next second.
@@ -428,7 +419,7 @@ def _locked_run(
         pid=os.getpid(),
     )
     with run_dir_claim(work):
-        run_log.save(record)
+        save_record(run_log, record)
         try:
             _train_and_publish(
                 data_dir,
@@ -454,7 +445,7 @@ def _locked_run(
             record.finished_at = dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
             (work / RUN_RECORD).write_bytes(encode_record(record))
             try:
-                run_log.save(record)
+                save_record(run_log, record)
             except Exception as exc:  # the store went away: the run dir keeps the record
                 _log(f"could not save the run record in the store: {exc}", True)
     return record
@@ -514,7 +505,7 @@ def _train_and_publish(
     record.rejected_rows = sum(t.rejected for t in validation.report.tables)
     with _step(record, "live responses", show):
         active = open_active(target, show)
-        # What the active version holds leaves live first (see `training.run.nightly`).
+        # What the active version holds leaves live first (see `training.run.live`).
         compaction = compact_held_responses(
             target, active, now=times.now(), retention_days=config.live_retention_days
         )

@@ -18,9 +18,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsvc.api.errors import BadRequest, UnsupportedMediaType
 from recsvc.domain.live import LiveResponse
-from recsvc.errors import shown
+from recsvc.errors import InvalidRequest, UnsupportedMediaType, shown
 from recsvc.service.intake import (
     BadBody,
     IntakeResult,
@@ -57,7 +56,7 @@ def check_json_body(content_type: tuple[str, dict[str, str]]) -> None:
 def take_in(
     body: bytes, store: Store, received_at: dt.datetime, model: ActiveModel | None = None
 ) -> Intake:
-    """Check and store one request's responses; BadRequest when nothing in it is usable.
+    """Check and store one request's responses; InvalidRequest when nothing in it is usable.
 
     A response is a duplicate when its response_id is live in the store or held by `model`, the
     active version (once a version holds an answer, the training run moves it out of live, so the
@@ -67,10 +66,10 @@ def take_in(
     try:
         items = parse_body(body)
     except BadBody as exc:
-        raise BadRequest(str(exc)) from None
+        raise InvalidRequest(str(exc)) from None
     valid, rejected = check_responses(items, received_at)
     if not valid and rejected:
-        raise BadRequest(
+        raise InvalidRequest(
             "no valid response: "
             + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
         )

@@ -5,9 +5,10 @@ from __future__ import annotations
 from litestar.exceptions import ServiceUnavailableException
 
 from recsvc.domain.live import LiveResponse
+from recsvc.errors import StoreUnavailable
 from recsvc.service.nps_summary import NpsSummary, parse_query, summarise
 from recsvc.service.runtime import ModelHolder
-from recsvc.store.base import Store, StoreUnavailable
+from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
 

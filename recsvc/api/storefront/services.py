@@ -8,7 +8,6 @@ from collections.abc import Mapping
 
 import msgspec
 
-from recsvc.api.errors import BadRequest
 from recsvc.api.params import id_list, split_list
 from recsvc.api.storefront.schemas import (
     OfferItem,
@@ -16,6 +15,7 @@ from recsvc.api.storefront.schemas import (
     RecommendationResponse,
     RecommendedItem,
 )
+from recsvc.errors import InvalidRequest
 from recsvc.service.customer_state import CustomerState
 from recsvc.service.offers import OfferCatalog, products_for_theme
 from recsvc.service.recommend import Query, recommend
@@ -45,13 +45,13 @@ def recommendations_for(
     categories = split_list("category", category)
     unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
     if unknown:
-        raise BadRequest(
+        raise InvalidRequest(
             f"category: unknown value(s) {', '.join(unknown)}; "
             f"known: {', '.join(model.loaded.categories)}"
         )
     for name, value in given_features.items():
         if value is not None and len(value) > MAX_FEATURE_LENGTH:
-            raise BadRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
+            raise InvalidRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
     query = Query(
         limit=limit,
         offset=offset,
