@@ -1,10 +1,11 @@
 """Builds the Litestar application: routes, key checks, error handlers, metrics, OpenAPI docs, the offer
 catalog, the model holder and the detractor webhook, wired in one place.
 
-Areas (each a package of controllers, schemas and services, or one module when small):
-`storefront` (recommendations, offers: scope `recommend`), `customers` and `segments` (profiles,
-segment lists and exports: `export`), `nps` (summaries: `export`), `intake` (NPS responses:
-`ingest`), `versions` (model versions: `admin`), `health` and `metrics` (no key).
+Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
+offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
+`export`), `nps` (summaries: `export`), `intake` (NPS responses: `ingest`), `versions` (model
+versions: `admin`), `ops` (health probes and metrics: no key). Services reach controllers through
+`recsvc.api.dependencies`.
 """
 
 from __future__ import annotations
@@ -20,12 +21,11 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
-from recsvc.api import customer_service
 from recsvc.api.auth import SECURITY_SCHEMES, check_bind
 from recsvc.api.customers.controllers import CustomerProfileController
+from recsvc.api.dependencies import Services, dependencies
 from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.intake.controllers import IntakeController
-from recsvc.api.intake.services import DetractorNotifier
 from recsvc.api.nps.controllers import NpsSummaryController
 from recsvc.api.ops.health import HealthController
 from recsvc.api.ops.metrics import (
@@ -40,6 +40,7 @@ from recsvc.api.versions.controllers import ModelVersionController
 from recsvc.service.offers import OfferCatalog, load_offers
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings, load_settings
+from recsvc.service.webhook import DetractorNotifier
 from recsvc.store import open_store
 from recsvc.store.base import Store
 
@@ -63,38 +64,31 @@ def preflight(settings: Settings) -> None:
 
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     settings = settings or load_settings()
-    offers = load_catalog(settings)
     active_store: Store = (
         store if store is not None else open_store(settings.store, cache_dir=settings.cache_dir)
     )
-    holder = ModelHolder(active_store)
-    notifier = DetractorNotifier(settings.detractor_webhook_url)
+    services = Services(
+        settings=settings,
+        store=active_store,
+        holder=ModelHolder(active_store),
+        catalog=load_catalog(settings),
+        notifier=DetractorNotifier(settings.detractor_webhook_url),
+    )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
-        await asyncio.to_thread(holder.refresh)
-        watcher = asyncio.create_task(holder.watch(settings.reload_seconds))
+        await asyncio.to_thread(services.holder.refresh)
+        watcher = asyncio.create_task(services.holder.watch(settings.reload_seconds))
         try:
             yield
         finally:
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            await asyncio.to_thread(notifier.close)
+            await asyncio.to_thread(services.notifier.close)
             active_store.close()
             mark_worker_dead()
 
-    state = State(
-        {
-            "settings": settings,
-            "store": active_store,
-            "holder": holder,
-            "offers": offers,
-            "notifier": notifier,
-            "metrics_registry": service_registry(holder, notifier),
-        }
-    )
-    customer_service.install(state)
     return Litestar(
         route_handlers=[
             HealthController,
@@ -107,6 +101,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             IntakeController,
             ModelVersionController,
         ],
+        dependencies=dependencies(services, service_registry(services.holder, services.notifier)),
         middleware=[prometheus_config().middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
@@ -122,5 +117,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             render_plugins=[SwaggerRenderPlugin(path="/")],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
-        state=state,
+        # Read by the API-key hook (it runs before dependencies are resolved) and the error
+        # handlers (a store outage marks the worker degraded): nothing else looks services up here.
+        state=State({"settings": settings, "holder": services.holder}),
     )

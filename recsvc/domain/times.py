@@ -18,6 +18,11 @@ def now() -> dt.datetime:
     return dt.datetime.now(UTC)
 
 
+def today() -> dt.date:
+    """Today's date in UTC (a customer's "days since" and an offer's validity count from it)."""
+    return now().date()
+
+
 def utc(moment: dt.datetime) -> dt.datetime:
     """`moment` as aware UTC; a naive value is taken as UTC (the contract's rule)."""
     if moment.tzinfo is None:

@@ -21,6 +21,7 @@ from recsvc.domain.live import LiveResponse
 from recsvc.domain.nps import category
 from recsvc.domain.segment_rules import SegmentRules
 from recsvc.domain.themes import themes_of
+from recsvc.version.opened import ActiveModel
 
 
 class CustomerState(msgspec.Struct, kw_only=True):
@@ -78,6 +79,17 @@ def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today:
     if pre is not None and post is not None:
         record[ct.DELIVERY_GAP] = post - pre
     return len(newer)
+
+
+def current_state(
+    model: ActiveModel, customer_id: str, answers: Sequence[LiveResponse], today: dt.date
+) -> CustomerState:
+    """The customer as the service sees them now: their stored profile in `model` (none for a
+    customer the version does not know) with their live `answers` applied. The one place the
+    storefront, offers and profiles get a customer's current state from."""
+    index = model.profiles.index_of(customer_id)
+    stored = model.profiles.record(index) if index is not None else None
+    return customer_state(customer_id, stored, answers, model.rules, today)
 
 
 def customer_state(

@@ -1,5 +1,4 @@
-"""Live NPS intake: check posted responses against the data contract, and tell a webhook about new
-detractors.
+"""Live NPS intake: check posted responses against the data contract.
 
 Validation is `recsvc.domain.contract.check_record`, the rules the batch validator applies to files, so a
 response is accepted live exactly when it would be accepted in a nightly file.
@@ -8,11 +7,6 @@ response is accepted live exactly when it would be accepted in a nightly file.
 from __future__ import annotations
 
 import datetime as dt
-import json
-import logging
-import time
-import urllib.error
-import urllib.request
 from typing import Any
 
 import msgspec
@@ -20,9 +14,7 @@ import msgspec
 from recsvc.domain import columns as c
 from recsvc.domain.contract import NPS_RESPONSES, Field, Kind, check_record
 from recsvc.domain.live import LiveResponse
-from recsvc.domain.nps import NpsCategory, category
 
-log = logging.getLogger("recsvc.service.intake")
 MAX_BATCH = 1_000
 # The JSON type each kind of field takes in a JSON body (what the OpenAPI schema says). A file's
 # text cells are read by the contract's text rules; a JSON value has a type of its own, so a score
@@ -152,38 +144,3 @@ def check_responses(
             )
         )
     return valid, rejected
-
-
-def detractors(responses: list[LiveResponse]) -> list[LiveResponse]:
-    return [r for r in responses if category(r.score) is NpsCategory.DETRACTOR]
-
-
-def notify_detractors(url: str, responses: list[LiveResponse], attempts: int = 4) -> int:
-    """POST each new detractor response to the webhook, retrying with backoff; returns how many
-    were delivered. Runs after the reply is sent, so a slow webhook never holds up intake."""
-    delivered = 0
-    for response in responses:
-        body = json.dumps(
-            {"event": "detractor_response", **msgspec.to_builtins(response)}, default=str
-        ).encode()
-        for attempt in range(attempts):
-            request = urllib.request.Request(
-                url, data=body, headers={"Content-Type": "application/json"}, method="POST"
-            )
-            try:
-                with urllib.request.urlopen(request, timeout=5) as reply:
-                    if 200 <= reply.status < 300:
-                        delivered += 1
-                        break
-            except (urllib.error.URLError, TimeoutError, OSError) as exc:
-                log.warning(
-                    "detractor webhook attempt %d/%d for %s failed: %s",
-                    attempt + 1,
-                    attempts,
-                    response.response_id,
-                    exc,
-                )
-            time.sleep(min(0.25 * 2**attempt, 4.0))
-        else:
-            log.error("detractor webhook gave up on response %s", response.response_id)
-    return delivered

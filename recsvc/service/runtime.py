@@ -13,6 +13,7 @@ import logging
 import threading
 import time
 
+from recsvc.domain.live import LiveResponse
 from recsvc.errors import ArtifactError, NotFoundError, StoreUnavailable
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -111,6 +112,24 @@ class ModelHolder:
         self.current = active
         self.reloads += 1
         log.info("serving model version %s", active.version)
+
+    # --- live answers, read through the holder so a store outage degrades instead of failing ---
+
+    def live_answers(self, customer_id: str) -> list[LiveResponse]:
+        """The customer's live answers; none while the store cannot be read (degraded)."""
+        try:
+            return self.store.live_responses(customer_id)
+        except StoreUnavailable as exc:
+            self.store_unavailable(exc)
+            return []
+
+    def all_live_answers(self) -> list[LiveResponse] | None:
+        """Every live answer, or None while the store cannot be read (a summary says so)."""
+        try:
+            return list(self.store.iter_live_responses())
+        except StoreUnavailable as exc:
+            self.store_unavailable(exc)
+            return None
 
     async def watch(self, interval: float) -> None:
         """Poll forever (the app cancels this task on shutdown)."""

@@ -20,7 +20,7 @@ from __future__ import annotations
 
 import datetime as dt
 import mmap
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Final
@@ -110,98 +110,6 @@ class SegmentsFile(msgspec.Struct, frozen=True, kw_only=True):
     format_version: int = SERVING_FORMAT
     customers: int
     segments: list[SegmentInfo]
-
-
-# --- the profile as the API shows it -------------------------------------------------------------
-
-
-class NpsHistory(msgspec.Struct, frozen=True, kw_only=True):
-    responses: int
-    latest_score: int | None
-    latest_category: str | None
-    last_response_at: str | None
-    days_since_last_response: int | None
-    pre_delivery_score: int | None
-    post_delivery_score: int | None
-    delivery_gap: int | None  # post-delivery minus pre-delivery score
-
-
-class RfmSummary(msgspec.Struct, frozen=True, kw_only=True):
-    segment: str | None
-    recency_score: int | None
-    frequency_score: int | None
-    monetary_score: int | None
-    order_count: int | None
-    monetary_value: float | None
-    first_order_at: str | None
-    last_order_at: str | None
-    days_since_last_order: int | None
-
-
-class ChurnSummary(msgspec.Struct, frozen=True, kw_only=True):
-    risk: float | None  # 0..1
-    level: str | None  # low, medium, high
-    ratio: float | None  # days since last order / typical gap
-    typical_gap_days: float | None
-
-
-class CustomerProfile(msgspec.Struct, frozen=True, kw_only=True):
-    customer_id: str
-    model_version: str
-    primary_segment: str | None
-    segments: list[str]
-    nps: NpsHistory
-    rfm: RfmSummary
-    churn: ChurnSummary
-    attributes: dict[str, Any]  # every column of the customer table, as stored (or overlaid)
-
-
-def customer_profile(record: dict[str, Any], model_version: str) -> CustomerProfile:
-    """Shape one (possibly overlaid) profile record for the API."""
-    get = record.get
-    return CustomerProfile(
-        customer_id=str(get(c.CUSTOMER_ID)),
-        model_version=model_version,
-        primary_segment=get(ct.PRIMARY_SEGMENT),
-        segments=list(get(ct.SEGMENTS) or ()),
-        nps=NpsHistory(
-            responses=int(get(ct.NPS_RESPONSES) or 0),
-            latest_score=get(ct.NPS_SCORE),
-            latest_category=get(ct.NPS_CATEGORY),
-            last_response_at=_iso(get(ct.LAST_RESPONSE_AT)),
-            days_since_last_response=get(ct.DAYS_SINCE_LAST_RESPONSE),
-            pre_delivery_score=get(ct.PRE_DELIVERY_SCORE),
-            post_delivery_score=get(ct.POST_DELIVERY_SCORE),
-            delivery_gap=get(ct.DELIVERY_GAP),
-        ),
-        rfm=RfmSummary(
-            segment=get(ct.RFM_SEGMENT),
-            recency_score=get(ct.R_SCORE),
-            frequency_score=get(ct.F_SCORE),
-            monetary_score=get(ct.M_SCORE),
-            order_count=get(ct.ORDER_COUNT),
-            monetary_value=get(ct.MONETARY_VALUE),
-            first_order_at=_iso(get(ct.FIRST_ORDER_AT)),
-            last_order_at=_iso(get(ct.LAST_ORDER_AT)),
-            days_since_last_order=get(ct.DAYS_SINCE_LAST_ORDER),
-        ),
-        churn=ChurnSummary(
-            risk=get(ct.CHURN_RISK),
-            level=get(ct.CHURN_RISK_LEVEL),
-            ratio=get(ct.CHURN_RATIO),
-            typical_gap_days=get(ct.TYPICAL_GAP_DAYS),
-        ),
-        attributes={k: _iso(v) for k, v in record.items()},
-    )
-
-
-def _iso(value: Any) -> Any:
-    # An overlay may put date/datetime objects back into a record; the API shows ISO text.
-    if isinstance(value, dt.datetime):
-        return times.iso(value)
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
 
 
 # --- the files -----------------------------------------------------------------------------------
@@ -410,7 +318,3 @@ class Profiles:
 @lru_cache(maxsize=64)
 def _rows_decoder(row: type[msgspec.Struct]) -> msgspec.json.Decoder[Any]:
     return msgspec.json.Decoder(row)
-
-
-# (the request's model, customer id, stored record) -> the record with live answers applied
-ProfileOverlay = Callable[[Any, str, dict[str, Any]], dict[str, Any]]

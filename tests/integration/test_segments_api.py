@@ -11,28 +11,22 @@ import shutil
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from types import SimpleNamespace
 from typing import Any
 
 import polars as pl
 import pytest
 from litestar import Litestar
-from litestar.datastructures import State
 from litestar.testing import TestClient
 
-from recsvc.api.customers.controllers import CustomerProfileController
-from recsvc.api.errors import EXCEPTION_HANDLERS
-from recsvc.api.segments.controllers import SegmentController
+from recsvc.api.app import create_app
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.nps import nps_from_counts
 from recsvc.domain.segment_rules import load_segments
-from recsvc.service.settings import Settings
 from recsvc.store.files import FileStore
-from recsvc.version.artifacts import load_model
-from recsvc.version.opened import open_version
 from recsvc.version.profiles import SERVING_FILES
+from tests.api_support import settings
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
@@ -105,22 +99,9 @@ def _silent_customer(table: pl.DataFrame) -> str:
     return str(silent[c.CUSTOMER_ID][0])
 
 
-def _app(versions: Versions, **state: Any) -> Litestar:
-    directory = versions.store.version_dir(versions.new)
-    loaded = load_model(directory)
-    model = open_version(loaded)
-    return Litestar(
-        route_handlers=[SegmentController, CustomerProfileController],
-        exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
-        state=State(
-            {
-                "settings": Settings(),
-                "holder": SimpleNamespace(current=model),
-                "store": versions.store,
-                **state,
-            }
-        ),
-    )
+def _app(versions: Versions, **settings_values: Any) -> Litestar:
+    """The real app on the versions' store (the newer version active)."""
+    return create_app(settings(versions.store, **settings_values), store=versions.store)
 
 
 @pytest.fixture(scope="module")
@@ -167,19 +148,28 @@ def test_an_unknown_customer_is_a_json_404(client: TestClient[Litestar]) -> None
     assert "NOBODY" in response.json()["detail"]
 
 
-def test_a_live_overlay_changes_the_profile_before_the_nightly_run(versions: Versions) -> None:
-    seen: list[str] = []
-
-    def overlay(_: Any, customer_id: str, record: dict[str, Any]) -> dict[str, Any]:
-        seen.append(customer_id)
-        return {**record, ct.NPS_CATEGORY: "detractor", ct.PRIMARY_SEGMENT: "detractors"}
-
-    customer = str(versions.table(versions.new)[c.CUSTOMER_ID][0])
-    with TestClient(_app(versions, profile_overlay=overlay)) as test_client:
+def test_a_live_answer_changes_the_profile_before_the_nightly_run(
+    versions: Versions, tmp_path: Path
+) -> None:
+    """The intake's answer, stored, read back by the profile route: the customer is a detractor
+    now, in a detractor segment, before any training run."""
+    store = FileStore(tmp_path / "store")
+    shutil.copytree(versions.store.root, store.root)
+    table = versions.table(versions.new)
+    customer = str(table.filter(pl.col(ct.NPS_CATEGORY) == "promoter")[c.CUSTOMER_ID][0])
+    answer = {
+        "response_id": "live-profile-1",
+        "customer_id": customer,
+        "score": 2,
+        "responded_at": times.iso(times.now()),
+        "touchpoint": "post_delivery",
+    }
+    with TestClient(create_app(settings(store), store=store)) as test_client:
+        assert test_client.post("/v1/nps-responses", json=answer).status_code == 202
         body = test_client.get(f"/v1/customers/{customer}").json()
-    assert seen == [customer]
-    assert body["nps"]["latest_category"] == "detractor"
-    assert body["primary_segment"] == "detractors"
+    assert body["nps"]["latest_score"] == 2 and body["nps"]["latest_category"] == "detractor"
+    assert body["primary_segment"] in body["segments"]
+    assert "detractor" in body["primary_segment"]
 
 
 # --- segments --------------------------------------------------------------------------------------
@@ -314,9 +304,8 @@ def test_bad_requests_are_json_errors_naming_the_problem(
 def test_segment_routes_need_the_export_scope_when_keys_are_configured(
     versions: Versions,
 ) -> None:
-    app = _app(versions)
     shop, crm = "shop-key-0123456789", "crm-key-0123456789"
-    app.state.settings = Settings(api_keys={shop: ["recommend"], crm: ["export"]})
+    app = _app(versions, api_keys={shop: ["recommend"], crm: ["export"]})
     with TestClient(app) as test_client:
         assert test_client.get("/v1/segments").status_code == 401
         denied = test_client.get("/v1/segments", headers={"X-API-Key": shop})

@@ -1,22 +1,21 @@
 """`GET /v1/customers/{customer_id}`: one customer's profile as of the active model version.
 
 Segments, primary segment, NPS history summary, RFM and churn risk, plus every column of the
-customer table. When the app holds a `profile_overlay(model, customer_id, record) -> record` in its state
-(live NPS answers taken since the nightly run), the stored record passes through it first.
+customer table, with the live NPS answers taken since the version applied.
 """
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get
+from litestar import Controller, get
 
 from recsvc.api.auth import SECURITY, RequireScope
-from recsvc.api.customer_service import active_model
+from recsvc.api.customers.schemas import CustomerProfile
+from recsvc.api.customers.services import profile_of
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import CustomerId, check_id
-from recsvc.errors import NotFoundError, shown
-from recsvc.version.profiles import CustomerProfile, ProfileOverlay, customer_profile
+from recsvc.service.runtime import ModelHolder
+from recsvc.version.opened import ActiveModel
 
 
 class CustomerProfileController(Controller):
@@ -31,16 +30,8 @@ class CustomerProfileController(Controller):
         responses=error_responses(*KEYED, 404, 503),
         sync_to_thread=False,
     )
-    def profile(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> CustomerProfile:
+    def profile(
+        self, holder: Injected[ModelHolder], model: Injected[ActiveModel], customer_id: CustomerId
+    ) -> CustomerProfile:
         check_id("customer_id", customer_id)
-        model = active_model(request.app.state.holder)
-        index = model.profiles.index_of(customer_id)
-        if index is None:
-            raise NotFoundError(
-                f"no customer {shown(customer_id)} in model version {model.version}"
-            )
-        record = model.profiles.record(index)
-        overlay: ProfileOverlay | None = request.app.state.get("profile_overlay")
-        if overlay is not None:
-            record = overlay(model, customer_id, record)
-        return customer_profile(record, model.version)
+        return profile_of(model, customer_id, holder.live_answers(customer_id))

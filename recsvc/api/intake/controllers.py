@@ -9,10 +9,14 @@ from litestar import Controller, Request, Response, post
 from litestar.status_codes import HTTP_202_ACCEPTED
 
 from recsvc.api.auth import SECURITY, RequireScope
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.intake.schemas import IntakeOperation, IntakeResult
-from recsvc.api.intake.services import DetractorNotifier, check_json_body, take_in
+from recsvc.api.intake.services import check_json_body, take_in
 from recsvc.domain import times
+from recsvc.service.runtime import ModelHolder
+from recsvc.service.webhook import DetractorNotifier
+from recsvc.store.base import Store
 
 
 class IntakeController(Controller):
@@ -31,13 +35,16 @@ class IntakeController(Controller):
         status_code=HTTP_202_ACCEPTED,
         operation_class=IntakeOperation,
     )
-    async def post_responses(self, request: Request[Any, Any, Any]) -> Response[IntakeResult]:
+    async def post_responses(
+        self,
+        request: Request[Any, Any, Any],
+        store: Injected[Store],
+        holder: Injected[ModelHolder],
+        notifier: Injected[DetractorNotifier],
+    ) -> Response[IntakeResult]:
         check_json_body(request.content_type)
         body = await request.body()
-        state = request.app.state
-        intake = await asyncio.to_thread(
-            take_in, body, state.store, times.now(), state.holder.current
-        )
-        notifier: DetractorNotifier = request.app.state.notifier
+        # The store's write (an fsync, a Redis round trip) runs off the event loop.
+        intake = await asyncio.to_thread(take_in, body, store, times.now(), holder.current)
         notifier.submit(intake.new_detractors)
         return Response(intake.result, status_code=HTTP_202_ACCEPTED)

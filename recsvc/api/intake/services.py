@@ -1,19 +1,9 @@
-"""Taking in NPS responses (check, store durably, count) and telling the detractor webhook.
-
-The webhook runs on one background thread per worker fed by a bounded queue: intake only enqueues,
-so neither a slow webhook nor its retries hold up a request or the server's thread pool. It is best
-effort: the responses themselves are stored before 202; a notification still failing after every
-retry or dropped because the queue is full is counted in `/metrics` and logged, and one still
-queued when the worker stops (it gets 5 s to drain) is logged; none is replayed.
-"""
+"""Taking in NPS responses: check the body, store what is valid durably, count duplicates, and
+hand new detractor answers to the webhook (`recsvc.service.webhook`)."""
 
 from __future__ import annotations
 
-import contextlib
 import datetime as dt
-import logging
-import queue
-import threading
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,17 +14,12 @@ from recsvc.service.intake import (
     BadBody,
     IntakeResult,
     check_responses,
-    detractors,
-    notify_detractors,
     parse_body,
 )
 from recsvc.service.nps_summary import response_key
+from recsvc.service.webhook import detractors
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
-
-log = logging.getLogger("recsvc.service.intake")
-QUEUE_LIMIT = 10_000  # intake requests' detractor batches waiting for the webhook; then dropped
-WEBHOOK_ATTEMPTS = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -86,58 +71,3 @@ def _held(model: ActiveModel | None, responses: list[LiveResponse]) -> list[bool
         return [False] * len(responses)
     keys = np.fromiter((response_key(r.response_id) for r in responses), np.uint64, len(responses))
     return [bool(held) for held in model.responses.holds(keys)]
-
-
-class DetractorNotifier:
-    """POSTs new detractor responses to the webhook from a background thread, with retries."""
-
-    def __init__(self, url: str, attempts: int = WEBHOOK_ATTEMPTS) -> None:
-        self.url = url
-        self.attempts = attempts
-        self.delivered = 0
-        self.failed = 0
-        self.dropped = 0
-        self._queue: queue.Queue[list[LiveResponse] | None] = queue.Queue(QUEUE_LIMIT)
-        self._thread: threading.Thread | None = None
-        self._start = threading.Lock()
-
-    @property
-    def waiting(self) -> int:
-        return self._queue.qsize()
-
-    def submit(self, responses: list[LiveResponse]) -> None:
-        if not self.url or not responses:
-            return
-        with self._start:
-            if self._thread is None:
-                self._thread = threading.Thread(
-                    target=self._run, name="detractor-webhook", daemon=True
-                )
-                self._thread.start()
-        try:
-            self._queue.put_nowait(responses)
-        except queue.Full:
-            self.dropped += len(responses)
-            log.error("detractor webhook queue is full: dropped %d response(s)", len(responses))
-
-    def _run(self) -> None:
-        while (batch := self._queue.get()) is not None:
-            try:
-                delivered = notify_detractors(self.url, batch, attempts=self.attempts)
-            except Exception:  # a bug must not kill the thread: the next batch still goes out
-                log.exception("detractor webhook failed")
-                delivered = 0
-            self.delivered += delivered
-            self.failed += len(batch) - delivered
-
-    def close(self, timeout: float = 5.0) -> None:
-        """Stop after the queued batches (waits at most `timeout` seconds)."""
-        with self._start:
-            thread, self._thread = self._thread, None
-        if thread is None:
-            return
-        with contextlib.suppress(queue.Full):
-            self._queue.put(None, timeout=timeout)
-        thread.join(timeout)
-        if thread.is_alive():
-            log.warning("stopping while detractor webhook calls are still pending or queued")

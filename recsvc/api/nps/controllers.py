@@ -2,16 +2,18 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, Request, get
+from litestar import Controller, get
 from litestar.params import Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope
-from recsvc.api.customer_service import active_model, state_of
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.nps.services import nps_summary
 from recsvc.service.nps_summary import COUNTING, DIMENSIONS, NpsSummary
+from recsvc.service.runtime import ModelHolder
+from recsvc.version.opened import ActiveModel
 
 
 class NpsSummaryController(Controller):
@@ -33,7 +35,8 @@ class NpsSummaryController(Controller):
     )
     def summary(
         self,
-        request: Request[Any, Any, Any],
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
         by: Annotated[
             str | None,
             Parameter(
@@ -56,5 +59,4 @@ class NpsSummaryController(Controller):
             ),
         ] = None,
     ) -> NpsSummary:
-        holder, store = state_of(request)
-        return nps_summary(active_model(holder), store, holder, by=by, since=since, until=until)
+        return nps_summary(model, holder, by=by, since=since, until=until)

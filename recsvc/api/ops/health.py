@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import msgspec
 from litestar import Controller, Response, get
-from litestar.datastructures import State
 from litestar.openapi import ResponseSpec
 from litestar.status_codes import HTTP_200_OK, HTTP_503_SERVICE_UNAVAILABLE
 
+from recsvc.api.dependencies import Injected
 from recsvc.service.runtime import ModelHolder
 
 
@@ -36,8 +36,7 @@ class HealthController(Controller):
             503: ResponseSpec(data_container=HealthStatus, description="No model version served")
         },
     )
-    def ready(self, state: State) -> Response[HealthStatus]:
-        holder: ModelHolder = state.holder
+    def ready(self, holder: Injected[ModelHolder]) -> Response[HealthStatus]:
         if holder.current is None:
             detail = holder.problem or "no model version has been published to the store yet"
             return Response(

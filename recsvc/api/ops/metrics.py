@@ -26,9 +26,8 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterator
-from typing import Any
 
-from litestar import Request, Response, get
+from litestar import Response, get
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
@@ -40,9 +39,10 @@ from prometheus_client.core import (
 )
 from prometheus_client.registry import Collector
 
-from recsvc.api.intake.services import DetractorNotifier
+from recsvc.api.dependencies import Injected
 from recsvc.domain import times
 from recsvc.service.runtime import ModelHolder
+from recsvc.service.webhook import DetractorNotifier
 
 METRICS_PATH = "/metrics"
 PREFIX = "recsvc"
@@ -71,7 +71,9 @@ def mark_worker_dead() -> None:
 class ServiceCollector(Collector):
     """The worker's model, store and webhook state, read at scrape time."""
 
-    def __init__(self, holder: ModelHolder, notifier: DetractorNotifier) -> None:
+    def __init__(
+        self, holder: Injected[ModelHolder], notifier: Injected[DetractorNotifier]
+    ) -> None:
         self.holder = holder
         self.notifier = notifier
 
@@ -134,7 +136,9 @@ def _timestamp(created_at: str) -> float | None:
         return None
 
 
-def service_registry(holder: ModelHolder, notifier: DetractorNotifier) -> CollectorRegistry:
+def service_registry(
+    holder: Injected[ModelHolder], notifier: Injected[DetractorNotifier]
+) -> CollectorRegistry:
     """One registry per app: several apps in one process (tests) never share service metrics."""
     registry = CollectorRegistry(auto_describe=False)
     registry.register(ServiceCollector(holder, notifier))
@@ -149,12 +153,11 @@ class MetricsController(PrometheusController):
         tags=["operations"],
         media_type=CONTENT_TYPE_LATEST,
     )
-    async def get(self, request: Request[Any, Any, Any]) -> Response[bytes]:
+    async def get(self, metrics_registry: Injected[CollectorRegistry]) -> Response[bytes]:
         registry: CollectorRegistry = REGISTRY
         if multiprocess_dir():
             registry = CollectorRegistry()
             prometheus_multiprocess.MultiProcessCollector(registry)
-        own: CollectorRegistry = request.app.state.metrics_registry
-        body = generate_latest(registry) + generate_latest(own)
+        body = generate_latest(registry) + generate_latest(metrics_registry)
         # The header as prometheus_client spells it (a media_type would get a second charset).
         return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})

@@ -1,83 +1,24 @@
 """`GET /v1/segments` and `GET /v1/segments/{name}/members`: segment sizes and NPS, and the
-streamed member export for marketers (see `recsvc.service.exports` for the formats and `since_version`)."""
+streamed member export for marketers (see `recsvc.service.exports` for the formats and
+`since_version`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated
 
-import msgspec
-from litestar import Controller, Request, get
-from litestar.openapi.spec import (
-    OpenAPIHeader,
-    OpenAPIMediaType,
-    OpenAPIResponse,
-    OpenAPIType,
-    Operation,
-    Schema,
-)
-from litestar.openapi.spec.enums import OpenAPIFormat
+from litestar import Controller, get
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Stream
 
 from recsvc.api.auth import SECURITY, RequireScope
-from recsvc.api.customer_service import active_model
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import lists
-from recsvc.service.exports import (
-    DEFAULT_FIELDS,
-    MEDIA_TYPES,
-    ExportFormat,
-    VersionPath,
-    plan_export,
-)
+from recsvc.api.segments.schemas import MembersOperation, SegmentList
+from recsvc.api.segments.services import segment_list
+from recsvc.service.exports import DEFAULT_FIELDS, plan_export
 from recsvc.store.base import Store
-from recsvc.version.profiles import SegmentInfo
-
-
-@dataclass
-class MembersOperation(Operation):
-    """The export's reply as OpenAPI shows it: one body in the asked-for format, with the headers
-    that say which version it comes from and how many rows it holds."""
-
-    def __post_init__(self) -> None:
-        ok = (self.responses or {}).get("200")
-        if not isinstance(ok, OpenAPIResponse):
-            return
-        ok.description = "The members (or the change since `since_version`), streamed"
-        ok.content = {
-            media_type.split(";")[0]: OpenAPIMediaType(
-                schema=Schema(
-                    type=OpenAPIType.STRING,
-                    format=OpenAPIFormat.BINARY if fmt is ExportFormat.PARQUET else None,
-                    description=f"format={fmt.value}",
-                )
-            )
-            for fmt, media_type in MEDIA_TYPES.items()
-        }
-        ok.headers = {
-            "X-Model-Version": OpenAPIHeader(
-                schema=Schema(type=OpenAPIType.STRING), description="the version exported"
-            ),
-            "X-Row-Count": OpenAPIHeader(
-                schema=Schema(type=OpenAPIType.INTEGER), description="rows in the body"
-            ),
-            "Content-Disposition": OpenAPIHeader(
-                schema=Schema(type=OpenAPIType.STRING), description="attachment; filename=..."
-            ),
-        }
-
-
-class SegmentList(msgspec.Struct, frozen=True, kw_only=True):
-    model_version: str
-    customers: int  # all customers of the version (the base of each `share`)
-    segments: list[SegmentInfo]  # in precedence order: the first a customer is in is primary
-
-
-def version_locator(request: Request[Any, Any, Any]) -> VersionPath:
-    """Where a stored version's files are on local disk (see `Store.version_path`)."""
-    store: Store = request.app.state.store
-    return store.version_path
+from recsvc.version.opened import ActiveModel
 
 
 class SegmentController(Controller):
@@ -92,12 +33,8 @@ class SegmentController(Controller):
         responses=error_responses(*KEYED, 503),
         sync_to_thread=False,
     )
-    def list_segments(self, request: Request[Any, Any, Any]) -> SegmentList:
-        model = active_model(request.app.state.holder)
-        profiles = model.profiles
-        return SegmentList(
-            model_version=model.version, customers=len(profiles), segments=profiles.segments()
-        )
+    def list_segments(self, model: Injected[ActiveModel]) -> SegmentList:
+        return segment_list(model)
 
     @get(
         "/{name:str}/members",
@@ -110,7 +47,8 @@ class SegmentController(Controller):
     )
     def members(
         self,
-        request: Request[Any, Any, Any],
+        store: Injected[Store],
+        model: Injected[ActiveModel],
         name: FromPath[str],
         export_format: Annotated[
             str | None,
@@ -131,7 +69,6 @@ class SegmentController(Controller):
             ),
         ] = None,
     ) -> Stream:
-        model = active_model(request.app.state.holder)
         export = plan_export(
             model.profiles,
             model.version,
@@ -139,7 +76,7 @@ class SegmentController(Controller):
             export_format=export_format,
             fields=",".join(fields) if fields is not None else None,
             since_version=since_version,
-            version_path=version_locator(request) if since_version is not None else None,
+            version_path=store.version_path if since_version is not None else None,
         )
         return Stream(
             export.chunks(),

@@ -3,18 +3,20 @@ one customer. A customer the model does not know is not an error: they get a col
 
 from __future__ import annotations
 
-import datetime as dt
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
 from litestar.params import Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope, scopes
-from recsvc.api.customer_service import active_model, current_state, state_of
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import CustomerId, check_id, lists
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
+from recsvc.service.offers import OfferCatalog
+from recsvc.service.runtime import ModelHolder
+from recsvc.version.opened import ActiveModel
 
 
 class RecommendationController(Controller):
@@ -34,6 +36,8 @@ class RecommendationController(Controller):
     def recommendations(
         self,
         request: Request[Any, Any, Any],
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
         customer_id: CustomerId,
         limit: Annotated[int, Parameter(ge=1, le=100, description="items per page, 1..100")] = 10,
         offset: Annotated[
@@ -65,18 +69,16 @@ class RecommendationController(Controller):
         ] = None,
     ) -> RecommendationResponse:
         check_id("customer_id", customer_id)
-        holder, _ = state_of(request)
-        model = active_model(holder)  # taken once: the whole response comes from this version
         return recommendations_for(
             model,
             customer_id,
+            holder.live_answers(customer_id),
             limit=limit,
             offset=offset,
             exclude_purchased=exclude_purchased,
             exclude=exclude,
             category=category,
             in_stock=in_stock,
-            live_attributes=request.app.state.live_attributes(model, customer_id),
             given_features={"country": country, "age_band": age_band},
             sees_answers="export" in scopes(request),
         )
@@ -96,12 +98,19 @@ class OfferController(Controller):
         "segment that earned each offer, are given to keys with the `export` scope only.",
         sync_to_thread=False,
     )
-    def offers(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> OffersResponse:
+    def offers(
+        self,
+        request: Request[Any, Any, Any],
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
+        catalog: Injected[OfferCatalog],
+        customer_id: CustomerId,
+    ) -> OffersResponse:
         check_id("customer_id", customer_id)
-        holder, store = state_of(request)
-        model = active_model(holder)
-        state = current_state(model, store, holder, customer_id)
-        today = dt.datetime.now(dt.UTC).date()
         return offers_for(
-            model, state, request.app.state.offers, today, sees_answers="export" in scopes(request)
+            model,
+            customer_id,
+            holder.live_answers(customer_id),
+            catalog,
+            sees_answers="export" in scopes(request),
         )

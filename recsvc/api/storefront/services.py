@@ -3,8 +3,7 @@
 
 from __future__ import annotations
 
-import datetime as dt
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
 import msgspec
 
@@ -15,8 +14,10 @@ from recsvc.api.storefront.schemas import (
     RecommendationResponse,
     RecommendedItem,
 )
+from recsvc.domain.live import LiveResponse
+from recsvc.domain.times import today
 from recsvc.errors import InvalidRequest
-from recsvc.service.customer_state import CustomerState
+from recsvc.service.customer_state import current_state
 from recsvc.service.offers import OfferCatalog, products_for_theme
 from recsvc.service.recommend import Query, recommend
 from recsvc.version.opened import ActiveModel
@@ -27,6 +28,7 @@ MAX_FEATURE_LENGTH = 64
 def recommendations_for(
     model: ActiveModel,
     customer_id: str,
+    answers: Sequence[LiveResponse],
     *,
     limit: int,
     offset: int,
@@ -34,14 +36,13 @@ def recommendations_for(
     exclude: list[str] | None,
     category: list[str] | None,
     in_stock: bool | None,
-    live_attributes: Mapping[str, object],
     given_features: Mapping[str, str | None],
     sees_answers: bool,
 ) -> RecommendationResponse:
-    """One page of suggestions. `live_attributes` are the customer's features changed by live NPS
-    answers; `given_features` (country, age band) are used only for a customer the model does
-    not know, together with any live ones: their cold start. `sees_answers`: the key may read
-    survey answers and segments (the `export` scope)."""
+    """One page of suggestions. The customer's live NPS `answers` change the features they are
+    ranked by (their NPS category and segment); `given_features` (country, age band) are used only
+    for a customer the model does not know, together with any live ones: their cold start.
+    `sees_answers`: the key may read survey answers and segments (the `export` scope)."""
     categories = split_list("category", category)
     unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
     if unknown:
@@ -60,7 +61,9 @@ def recommendations_for(
         categories=categories,
         in_stock=in_stock,
     )
-    result = recommend(model.loaded, customer_id, query, live_attributes, if_unknown=given_features)
+    # Without live answers the customer is as stored: no state to work out on the hot path.
+    live = current_state(model, customer_id, answers, today()).model_attributes() if answers else {}
+    result = recommend(model.loaded, customer_id, query, live, if_unknown=given_features)
     if not sees_answers:
         return RecommendationResponse(
             customer_id=customer_id,
@@ -80,16 +83,19 @@ def recommendations_for(
 
 def offers_for(
     model: ActiveModel,
-    state: CustomerState,
+    customer_id: str,
+    answers: Sequence[LiveResponse],
     catalog: OfferCatalog,
-    today: dt.date,
     *,
     sees_answers: bool,
 ) -> OffersResponse:
-    """The offers the customer's current segments earn, each with its products attached;
-    `sees_answers` adds the customer's survey answers and segments (the `export` scope)."""
+    """The offers the customer's current segments (live answers included) earn, each with its
+    products attached; `sees_answers` adds the customer's survey answers and segments (the
+    `export` scope)."""
+    day = today()
+    state = current_state(model, customer_id, answers, day)
     items = []
-    for offer, definition in catalog.for_segments(state.segments, today):
+    for offer, definition in catalog.for_segments(state.segments, day):
         products: list[RecommendedItem] = []
         if definition.products:
             # A recovery offer answers the complaint (e.g. in-stock items after a late delivery).

@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
-from litestar import Controller, Request, get, post
+from litestar import Controller, get, post
 from litestar.params import FromPath
 from litestar.status_codes import HTTP_200_OK
 
 from recsvc.api.auth import SECURITY, RequireScope
-from recsvc.api.customer_service import state_of
+from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.versions.schemas import Activation, ModelList
 from recsvc.api.versions.services import activate, list_models
+from recsvc.service.runtime import ModelHolder
+from recsvc.store.base import Store
 
 
 class ModelVersionController(Controller):
@@ -27,8 +27,7 @@ class ModelVersionController(Controller):
         responses=error_responses(*KEYED, 503),
         sync_to_thread=True,
     )
-    def list_versions(self, request: Request[Any, Any, Any]) -> ModelList:
-        holder, store = state_of(request)
+    def list_versions(self, store: Injected[Store], holder: Injected[ModelHolder]) -> ModelList:
         return list_models(store, holder)
 
     @post(
@@ -36,11 +35,10 @@ class ModelVersionController(Controller):
         summary="Make a stored version the active one (rollback); 404 for an unknown version",
         responses=error_responses(*KEYED, 404, 409, 503),
         status_code=HTTP_200_OK,
-        # Loads the version (memory-mapped) before answering: keep it off the event loop.
+        # Checks every file's SHA-256 and opens the version before answering: off the event loop.
         sync_to_thread=True,
     )
     def activate_version(
-        self, request: Request[Any, Any, Any], version: FromPath[str]
+        self, store: Injected[Store], holder: Injected[ModelHolder], version: FromPath[str]
     ) -> Activation:
-        holder, store = state_of(request)
         return activate(store, holder, version)
