@@ -32,19 +32,17 @@ again; a leftover temporary file is overwritten by the next compaction.
 
 from __future__ import annotations
 
-import fcntl
 import logging
 import os
 import shutil
-import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-import msgspec
-
 from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
-from recsvc.store.base import LiveResponse, VersionInfo
+from recsvc.store.base import VersionInfo
+from recsvc.store.durable import fsync_dir
+from recsvc.store.files_live import FileLiveAnswers
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, FileTrainingLock, TrainingLock
 from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest, load_model, read_manifest
@@ -57,99 +55,13 @@ LIVE_ARCHIVE = Path("live") / "archive.ndjson"
 
 log = logging.getLogger("recsvc.store")
 
-_response_encoder = msgspec.json.Encoder()
-_response_decoder = msgspec.json.Decoder(LiveResponse)
 
-
-@contextmanager
-def exclusive_lock(path: Path) -> Iterator[None]:
-    """Hold an exclusive flock on `path` (created if missing) for the block; other processes
-    wait. The lock goes with the process, so a killed holder never leaves it taken."""
-    fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)
-
-
-def fsync_dir(path: Path) -> None:
-    """Make a directory's entries (a rename, a new file) durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
-
-
-def _read_all(fd: int) -> bytes:
-    chunks, offset = [], 0
-    while chunk := os.pread(fd, 1 << 20, offset):
-        chunks.append(chunk)
-        offset += len(chunk)
-    return b"".join(chunks)
-
-
-def _split_live(data: bytes, wanted: set[str]) -> tuple[list[bytes], bytes, set[str]]:
-    """The live file's complete lines of the wanted response ids (every copy, newline included),
-    everything else byte for byte (lines it cannot read, a dead writer's unfinished last line),
-    and the ids found."""
-    moved: list[bytes] = []
-    kept = bytearray()
-    found: set[str] = set()
-    start = 0
-    while (end := data.find(b"\n", start)) >= 0:
-        line = data[start : end + 1]
-        start = end + 1
-        try:
-            response_id = _response_decoder.decode(line).response_id
-        except (msgspec.DecodeError, msgspec.ValidationError):
-            response_id = ""  # not a response: stays
-        if response_id and response_id in wanted:
-            moved.append(line)
-            found.add(response_id)
-        else:
-            kept += line
-    kept += data[start:]
-    return moved, bytes(kept), found
-
-
-class _LiveIndex:
-    """What this process has read of the live-responses file so far."""
-
-    def __init__(self, inode: int = 0) -> None:
-        self.inode = inode
-        self.offset = 0  # just past the last complete line read
-        self.last_line = b""  # the complete line ending at `offset`, newline included
-        self.seen = (-1, -1)  # the file's size and mtime at the last read
-        self.ids: set[str] = set()
-        self.in_order: list[LiveResponse] = []
-        self.by_customer: dict[str, list[LiveResponse]] = {}
-
-    def add(self, response: LiveResponse) -> None:
-        if response.response_id in self.ids:
-            return  # two processes appended it at once without the lock: first occurrence wins
-        self.ids.add(response.response_id)
-        self.in_order.append(response)
-        self.by_customer.setdefault(response.customer_id, []).append(response)
-
-
-class FileStore:
+class FileStore(FileLiveAnswers):
     def __init__(self, root: Path, *, url: str | None = None) -> None:
         self.root = root
         self.url = url or f"file://{root}"
         self.versions_dir = root / "versions"
-        self.live_path = root / LIVE_RESPONSES
-        self.archive_path = root / LIVE_ARCHIVE
-        self._lock = threading.Lock()  # guards the index and serialises this process's writers
-        self._live = _LiveIndex()
-        self._live_dir_synced = False
+        self._init_live(root / LIVE_RESPONSES, root / LIVE_ARCHIVE)
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:
@@ -273,211 +185,6 @@ class FileStore:
         for version in removable:
             shutil.rmtree(self.versions_dir / version, ignore_errors=True)
         return removable
-
-    # --- live NPS intake --------------------------------------------------------------------
-    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
-        if not responses:
-            return []
-        with self._lock:
-            try:
-                return self._append(responses)
-            except OSError as exc:
-                raise StoreUnavailable(
-                    f"cannot store live responses in {self.live_path}: {exc}"
-                ) from exc
-
-    def _locked_live_file(self, *, create: bool) -> int | None:
-        """The live file opened for appending, its flock held (released by closing the
-        descriptor); None when it does not exist and `create` is false. A compaction renames a
-        new file over the path while holding the lock: whoever waited for the lock on the old
-        file must not write to it, so it opens the path again."""
-        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-        while True:
-            try:
-                fd = os.open(self.live_path, flags, 0o644)
-            except FileNotFoundError:
-                if create:
-                    raise
-                return None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                locked, current = os.fstat(fd), os.stat(self.live_path)
-                if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
-                    return fd
-            except FileNotFoundError:
-                pass  # gone from the path: open it again
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)
-
-    def _append(self, responses: list[LiveResponse]) -> list[bool]:
-        self.live_path.parent.mkdir(parents=True, exist_ok=True)
-        fd = self._locked_live_file(create=True)
-        assert fd is not None
-        try:
-            self._refresh()
-            is_new: list[bool] = []
-            payload = bytearray()
-            taken: set[str] = set()
-            for response in responses:
-                new = (
-                    response.response_id not in self._live.ids and response.response_id not in taken
-                )
-                is_new.append(new)
-                if new:
-                    taken.add(response.response_id)
-                    payload += _response_encoder.encode(response) + b"\n"
-            if payload:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A writer died mid-line (we hold the lock, so nobody is writing): end that line
-                    # so ours starts on a fresh one; readers skip the fragment.
-                    payload[:0] = b"\n"
-                _write_all(fd, bytes(payload))
-                os.fsync(fd)
-                if not self._live_dir_synced:  # make the file's directory entry durable too
-                    fsync_dir(self.live_path.parent)
-                    self._live_dir_synced = True
-                self._refresh()
-            return is_new
-        finally:
-            os.close(fd)
-
-    def _refresh(self) -> None:
-        """Read the lines appended since the last look (by any process). Caller holds `_lock`."""
-        try:
-            # One stat per look (every request reads live answers); open and read only on change.
-            stat = os.stat(self.live_path)
-            if stat.st_ino == self._live.inode and (stat.st_size, stat.st_mtime_ns) == (
-                self._live.seen
-            ):
-                return
-            with self.live_path.open("rb") as handle:
-                stat = os.fstat(handle.fileno())
-                if not self._same_file(handle.fileno(), stat):
-                    self._live = _LiveIndex(stat.st_ino)  # first look, or the file was replaced
-                handle.seek(self._live.offset)
-                data = handle.read()
-                self._live.seen = (stat.st_size, stat.st_mtime_ns)
-        except FileNotFoundError:
-            self._live = _LiveIndex()
-            return
-        end = data.rfind(b"\n")
-        if end < 0:
-            return  # nothing new, or only an incomplete line still being written
-        for line in data[:end].split(b"\n"):
-            if not line.strip():
-                continue
-            try:
-                self._live.add(_response_decoder.decode(line))
-            except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                log.warning("skipping an unreadable line in %s: %s", self.live_path, exc)
-        self._live.offset += end + 1
-        self._live.last_line = data[data.rfind(b"\n", 0, end) + 1 : end + 1]
-
-    def _same_file(self, fd: int, stat: os.stat_result) -> bool:
-        """Whether the open live file is the one the index was read from: same inode, not shorter,
-        and the last line read still ends where the index stopped (a compaction's new file can
-        get the inode number of the file it replaced some time before)."""
-        index = self._live
-        if stat.st_ino != index.inode or stat.st_size < index.offset:
-            return False
-        size = len(index.last_line)
-        return os.pread(fd, size, index.offset - size) == index.last_line
-
-    def live_responses(self, customer_id: str) -> list[LiveResponse]:
-        with self._lock:
-            self._refresh_or_unavailable()
-            return list(self._live.by_customer.get(customer_id, ()))
-
-    def iter_live_responses(self) -> Iterator[LiveResponse]:
-        with self._lock:
-            self._refresh_or_unavailable()
-            return iter(list(self._live.in_order))
-
-    def iter_archived_responses(self) -> Iterator[LiveResponse]:
-        """The archive, line by line (it may be large); torn or unreadable lines are skipped."""
-        seen: set[str] = set()
-        try:
-            handle = self.archive_path.open("rb")
-        except FileNotFoundError:
-            return
-        except OSError as exc:
-            raise StoreUnavailable(f"cannot read the live-response archive: {exc}") from exc
-        with handle:
-            for line in handle:
-                if not line.endswith(b"\n") or not line.strip():
-                    continue  # the tail of a compaction that died mid-write
-                try:
-                    response = _response_decoder.decode(line)
-                except (msgspec.DecodeError, msgspec.ValidationError) as exc:
-                    log.warning("skipping an unreadable line in %s: %s", self.archive_path, exc)
-                    continue
-                if response.response_id not in seen:
-                    seen.add(response.response_id)
-                    yield response
-
-    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
-        wanted = {r.response_id for r in responses}
-        if not wanted:
-            return 0
-        with self._lock:
-            try:
-                return self._compact(wanted)
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot compact the live responses: {exc}") from exc
-
-    def _compact(self, wanted: set[str]) -> int:
-        fd = self._locked_live_file(create=False)
-        if fd is None:
-            return 0
-        try:  # we hold the live file's lock until the end: no answer is appended meanwhile
-            data = _read_all(fd)
-            moved, kept, moved_ids = _split_live(data, wanted)
-            if not moved:
-                return 0
-            self._append_archive(moved)  # (1) durable in the archive ...
-            os.replace(self._write_live_copy(kept), self.live_path)  # (2) ... then out of live
-            fsync_dir(self.live_path.parent)
-        finally:
-            os.close(fd)
-        self._refresh()
-        return len(moved_ids)
-
-    def _append_archive(self, lines: list[bytes]) -> None:
-        """Append complete lines to the archive and fsync it (its own lock, a fresh line)."""
-        payload = bytearray(b"".join(lines))
-        fd = os.open(self.archive_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                payload[:0] = b"\n"  # a compaction died mid-line: readers skip that fragment
-            _write_all(fd, bytes(payload))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.archive_path.parent)
-
-    def _write_live_copy(self, data: bytes) -> Path:
-        """The live file's new content in a temporary file beside it, fsync'd; its path."""
-        tmp = self.live_path.with_name(f".{self.live_path.name}.compacting")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            _write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        return tmp
-
-    def _refresh_or_unavailable(self) -> None:
-        try:
-            self._refresh()
-        except OSError as exc:
-            raise StoreUnavailable(
-                f"cannot read live responses from {self.live_path}: {exc}"
-            ) from exc
 
     # --- training runs -----------------------------------------------------------------------
     @contextmanager

@@ -59,15 +59,12 @@ client reconnects by itself on the next call once the server is back.
 
 from __future__ import annotations
 
-import datetime as dt
 import hashlib
 import logging
 import os
 import shutil
 import urllib.parse
-import uuid
-import zlib
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
@@ -79,9 +76,10 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
 from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
-from recsvc.store.base import LiveResponse, VersionInfo
-from recsvc.store.files import exclusive_lock, fsync_dir
+from recsvc.store.base import VersionInfo
+from recsvc.store.durable import exclusive_lock, fsync_dir
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, RedisTrainingLock, TrainingLock
+from recsvc.store.redis_live import RedisLiveAnswers, as_bytes, as_text
 from recsvc.store.runs import RedisRunLog, RunLog
 from recsvc.version.artifacts import (
     MANIFEST,
@@ -102,9 +100,6 @@ UPLOAD_TTL_SECONDS = 24 * 3600
 SOCKET_TIMEOUT_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 1.0
 _PIPELINE_BYTES = 64 << 20  # send an upload's pipeline whenever this much is queued
-_STREAM_BATCH = 1000
-_ARCHIVE_PART_LINES = 20_000  # responses per archive key (a few MB before compression)
-_BATCH = 500  # keys per pipeline when compacting
 _OWN_QUERY_PARAMETERS = ("prefix", "cache_dir")
 # Redis answers these when it is up but cannot take writes right now: the same as unreachable.
 _REFUSAL_ERRORS = (
@@ -113,27 +108,6 @@ _REFUSAL_ERRORS = (
     redis.exceptions.MasterDownError,
 )
 _REFUSALS = ("MISCONF", "NOREPLICAS")
-
-# KEYS: the customer's response list, their id set; ARGV: response id, encoded response.
-_ADD_RESPONSE_LUA = """
-if redis.call('SADD', KEYS[2], ARGV[1]) == 1 then
-    redis.call('RPUSH', KEYS[1], ARGV[2])
-    return 1
-end
-return 0
-"""
-
-
-# KEYS: the customer's response list, their id set; ARGV: response id, stored entry, id, entry, ...
-# Removes exactly those entries (and an id only with its entry); returns what the list still holds.
-_REMOVE_RESPONSES_LUA = """
-for i = 1, #ARGV, 2 do
-    if redis.call('LREM', KEYS[1], 0, ARGV[i + 1]) > 0 then
-        redis.call('SREM', KEYS[2], ARGV[i])
-    end
-end
-return redis.call('LLEN', KEYS[1])
-"""
 
 
 class _VersionRecord(msgspec.Struct, frozen=True):
@@ -147,7 +121,6 @@ class _Event(msgspec.Struct, frozen=True):
 
 
 _encoder = msgspec.json.Encoder()
-_response_decoder = msgspec.json.Decoder(LiveResponse)
 _record_decoder = msgspec.json.Decoder(_VersionRecord)
 _manifest_decoder = msgspec.json.Decoder(Manifest)
 
@@ -159,15 +132,6 @@ def _plain_name(name: str, what: str) -> str:
     return name
 
 
-def _as_bytes(value: bytes | str) -> bytes:
-    # The client returns bytes (no decode_responses); its type hints also allow str.
-    return value if isinstance(value, bytes) else value.encode()
-
-
-def _as_text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
-
-
 def _redacted(url: str) -> str:
     parts = urllib.parse.urlsplit(url)
     if parts.password is None:
@@ -177,7 +141,7 @@ def _redacted(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-class RedisStore:
+class RedisStore(RedisLiveAnswers):
     """The `Store` on a Redis server; thread-safe (one client with a connection pool)."""
 
     def __init__(
@@ -226,8 +190,7 @@ class RedisStore:
             )
         except ValueError as exc:
             raise ConfigError(f"store URL {self.url!r}: {exc}") from None
-        self._add_response = self._client.register_script(_ADD_RESPONSE_LUA)
-        self._remove_responses = self._client.register_script(_REMOVE_RESPONSES_LUA)
+        self._register_live_scripts()
 
     # --- keys -------------------------------------------------------------------------------
     @property
@@ -248,24 +211,6 @@ class RedisStore:
     def _chunk_key(self, version: str, name: str, index: int) -> str:
         return self._model_key(version, f"file:{name}:{index}")
 
-    def _customer_keys(self, customer_id: str) -> list[str]:
-        return [
-            f"{self.prefix}:{{c:{customer_id}}}:nps",
-            f"{self.prefix}:{{c:{customer_id}}}:nps_ids",
-        ]
-
-    @property
-    def _customers_key(self) -> str:
-        return f"{self.prefix}:live:customers"
-
-    @property
-    def _stream_key(self) -> str:
-        return f"{self.prefix}:live:stream"
-
-    @property
-    def _archive_key(self) -> str:
-        return f"{self.prefix}:{{live}}:archive"
-
     @contextmanager
     def _reachable(self, doing: str) -> Iterator[None]:
         try:
@@ -282,7 +227,7 @@ class RedisStore:
     def active_version(self) -> str | None:
         with self._reachable("reading the active version"):
             raw = self._client.get(self._active_key)
-        return None if raw is None else _as_text(raw)
+        return None if raw is None else as_text(raw)
 
     def list_versions(self) -> list[VersionInfo]:
         with self._reachable("listing versions"):
@@ -290,7 +235,7 @@ class RedisStore:
             active = self.active_version()
         infos = []
         for raw_name, raw_record in sorted(records.items()):
-            name = _as_text(raw_name)
+            name = as_text(raw_name)
             record = _record_decoder.decode(raw_record)
             infos.append(VersionInfo(name, record.created_at, name == active, record.ndcg))
         return infos
@@ -367,7 +312,7 @@ class RedisStore:
 
     def _chunk_counts(self, version: str) -> dict[str, int]:
         raw = self._client.hgetall(self._model_key(version, "files"))
-        return {_as_text(name): int(n) for name, n in raw.items()}
+        return {as_text(name): int(n) for name, n in raw.items()}
 
     def _register(self, manifest: Manifest) -> None:
         """Seal an upload (drop the expiry of all its keys at once) and list the version."""
@@ -398,7 +343,7 @@ class RedisStore:
 
     def prune(self, keep: int) -> list[str]:
         with self._reachable("pruning versions"):
-            versions = sorted(_as_text(v) for v in self._client.hkeys(self._versions_key))
+            versions = sorted(as_text(v) for v in self._client.hkeys(self._versions_key))
             active = self.active_version()
             removable = [v for v in versions[: max(len(versions) - keep, 0)] if v != active]
             for version in removable:
@@ -487,7 +432,7 @@ class RedisStore:
                         raw = self._client.get(self._chunk_key(version, name, index))
                         if raw is None:
                             raise NotFoundError(f"model version {version!r} lost {name} in Redis")
-                        chunk = _as_bytes(raw)
+                        chunk = as_bytes(raw)
                         digest.update(chunk)
                         handle.write(chunk)
                     handle.flush()
@@ -497,7 +442,7 @@ class RedisStore:
                         f"version {version}: {name}: the copy in Redis differs from the manifest "
                         "(size or SHA-256 mismatch)"
                     )
-        (directory / MANIFEST).write_bytes(_as_bytes(raw_manifest))
+        (directory / MANIFEST).write_bytes(as_bytes(raw_manifest))
         with (directory / MANIFEST).open("rb") as handle:
             os.fsync(handle.fileno())
         fsync_dir(directory)
@@ -506,163 +451,13 @@ class RedisStore:
         """Drop cached copies of versions no longer stored (mapped files stay valid until unmapped)."""
         try:
             with self._reachable("listing versions"):
-                stored = {_as_text(v) for v in self._client.hkeys(self._versions_key)}
+                stored = {as_text(v) for v in self._client.hkeys(self._versions_key)}
         except StoreUnavailable:
             return
         keep = stored | {current}
         for path in self.cache_dir.iterdir():
             if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
-
-    # --- live NPS intake --------------------------------------------------------------------
-    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
-        if not responses:
-            return []
-        with self._reachable("storing NPS responses"):
-            encoded = [_encoder.encode(response) for response in responses]
-            pipe = self._client.pipeline(transaction=False)
-            for response, data in zip(responses, encoded, strict=True):
-                self._add_response(
-                    keys=self._customer_keys(response.customer_id),
-                    args=[response.response_id, data],
-                    client=pipe,
-                )
-            pipe.sadd(self._customers_key, *{r.customer_id for r in responses})
-            for data in encoded:
-                pipe.xadd(self._stream_key, {"response": data})
-            results = pipe.execute()
-        return [bool(added) for added in results[: len(responses)]]
-
-    def live_responses(self, customer_id: str) -> list[LiveResponse]:
-        with self._reachable("reading NPS responses"):
-            raw = self._client.lrange(self._customer_keys(customer_id)[0], 0, -1)
-        return [_response_decoder.decode(item) for item in raw]
-
-    def iter_live_responses(self) -> Iterator[LiveResponse]:
-        seen: set[str] = set()
-        for _entry_id, raw in self._stream_entries():
-            response = _response_decoder.decode(raw)
-            if response.response_id not in seen:
-                seen.add(response.response_id)
-                yield response
-
-    def _stream_entries(self) -> Iterator[tuple[bytes, bytes]]:
-        """The stream's (entry id, stored response) pairs, oldest first, in batches."""
-        start = "-"
-        while True:
-            with self._reachable("reading the NPS response stream"):
-                entries = (
-                    self._client.xrange(self._stream_key, start, "+", count=_STREAM_BATCH) or []
-                )
-            for entry_id, fields in entries:
-                yield _as_bytes(entry_id or b""), _as_bytes((fields or {})[b"response"])
-            if len(entries) < _STREAM_BATCH:
-                return
-            start = "(" + _as_text(entries[-1][0] or b"")
-
-    def iter_archived_responses(self) -> Iterator[LiveResponse]:
-        seen: set[str] = set()
-        with self._reachable("reading the live-response archive"):
-            parts = self._client.lrange(self._archive_key, 0, -1)
-        for start in range(0, len(parts), 8):
-            with self._reachable("reading the live-response archive"):
-                blobs = self._client.mget(parts[start : start + 8])
-            for part, blob in zip(parts[start : start + 8], blobs, strict=True):
-                if blob is None:
-                    log.warning("archive part %s is listed but missing", _as_text(part))
-                    continue
-                for line in zlib.decompress(_as_bytes(blob)).splitlines():
-                    response = _response_decoder.decode(line)
-                    if response.response_id not in seen:
-                        seen.add(response.response_id)
-                        yield response
-
-    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
-        wanted = {r.response_id for r in responses}
-        if not wanted:
-            return 0
-        # What is live of them: every stream entry (attempts repeat an id), each customer's entry.
-        first: dict[str, bytes] = {}
-        stream_ids: list[bytes] = []
-        customers = {r.customer_id for r in responses}
-        for entry_id, raw in self._stream_entries():
-            response = _response_decoder.decode(raw)
-            if response.response_id in wanted:
-                stream_ids.append(entry_id)
-                first.setdefault(response.response_id, raw)
-                customers.add(response.customer_id)
-        candidates = sorted(customers)
-        listed = self._listed(candidates, wanted)
-        extra = {rid: raw for entries in listed.values() for rid, raw in entries}
-        to_archive = [*first.values(), *(raw for rid, raw in extra.items() if rid not in first)]
-        if not to_archive:
-            return 0
-        self._archive(to_archive)  # (1) durable in the archive ...
-        self._remove_from_customers(candidates, listed)  # (2) ... then out of live
-        self._remove_from_stream(stream_ids)
-        return len(first.keys() | extra.keys())
-
-    def _listed(self, customers: list[str], wanted: set[str]) -> dict[str, list[tuple[str, bytes]]]:
-        """Per customer, their live list's entries of the wanted ids: (response id, entry)."""
-        listed: dict[str, list[tuple[str, bytes]]] = {}
-        for start in range(0, len(customers), _BATCH):
-            batch = customers[start : start + _BATCH]
-            with self._reachable("reading NPS responses"):
-                pipe = self._client.pipeline(transaction=False)
-                for customer in batch:
-                    pipe.lrange(self._customer_keys(customer)[0], 0, -1)
-                lists = pipe.execute()
-            for customer, entries in zip(batch, lists, strict=True):
-                own = [
-                    (_response_decoder.decode(raw).response_id, _as_bytes(raw)) for raw in entries
-                ]
-                if own := [(rid, raw) for rid, raw in own if rid in wanted]:
-                    listed[customer] = own
-        return listed
-
-    def _archive(self, lines: list[bytes]) -> None:
-        """Write compacted responses as new archive parts and list them, in one MULTI."""
-        stamp = f"{dt.datetime.now(dt.UTC):%Y%m%dT%H%M%S%fZ}-{uuid.uuid4().hex[:8]}"
-        with self._reachable("archiving live responses"):
-            pipe = self._client.pipeline(transaction=True)  # one slot: the {live} hash tag
-            for index, start in enumerate(range(0, len(lines), _ARCHIVE_PART_LINES)):
-                part = lines[start : start + _ARCHIVE_PART_LINES]
-                key = f"{self._archive_key}:{stamp}-{index}"
-                pipe.set(key, zlib.compress(b"\n".join(part) + b"\n"))
-                pipe.rpush(self._archive_key, key)
-            pipe.execute()
-
-    def _remove_from_customers(
-        self, customers: list[str], listed: dict[str, list[tuple[str, bytes]]]
-    ) -> None:
-        """Remove the listed entries from each customer's list and id set; customers left without
-        live responses leave the customer set (put back at once if one arrived meanwhile; one a
-        killed compaction left there goes now)."""
-        for start in range(0, len(customers), _BATCH):
-            batch = customers[start : start + _BATCH]
-            with self._reachable("compacting live responses"):
-                pipe = self._client.pipeline(transaction=False)
-                for customer in batch:
-                    keys = self._customer_keys(customer)
-                    if customer in listed:
-                        pairs = [item for rid, raw in listed[customer] for item in (rid, raw)]
-                        self._remove_responses(keys=keys, args=pairs, client=pipe)
-                    else:
-                        pipe.llen(keys[0])
-                emptied = [c for c, left in zip(batch, pipe.execute(), strict=True) if not left]
-                if not emptied:
-                    continue
-                self._client.srem(self._customers_key, *emptied)
-                for customer in emptied:
-                    pipe.exists(self._customer_keys(customer)[0])
-                back = [c for c, there in zip(emptied, pipe.execute(), strict=True) if there]
-                if back:
-                    self._client.sadd(self._customers_key, *back)
-
-    def _remove_from_stream(self, entry_ids: list[bytes]) -> None:
-        for start in range(0, len(entry_ids), _STREAM_BATCH):
-            with self._reachable("compacting the NPS response stream"):
-                self._client.xdel(self._stream_key, *entry_ids[start : start + _STREAM_BATCH])
 
     # --- training runs -----------------------------------------------------------------------
     @contextmanager

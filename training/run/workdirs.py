@@ -12,7 +12,7 @@ from pathlib import Path
 
 import msgspec
 
-from recsvc.store.files import exclusive_lock
+from recsvc.store.durable import exclusive_lock
 from training.run.records import FINISHED, RUN_ID, RUN_RECORD, RunRecord
 
 # Finished run directories kept under the runs dir.
