@@ -47,7 +47,7 @@ def version_dir(customers: int, seed: int) -> tuple[Path, float]:
     import polars as pl
 
     from recsvc.domain import customer_table as ct
-    from recsvc.domain.segment_rules import DEFAULT_SEGMENTS_PATH, parse_segments
+    from recsvc.domain.segments.catalog import DEFAULT_SEGMENTS_PATH, parse_segments
     from training.customers.segments import assign_segments
     from training.publish.profiles import write_serving_tables
 
@@ -79,7 +79,7 @@ def _model(directory: Path) -> SimpleNamespace:
 
 
 def time_generator(directory: Path, fmt: str, fields: str | None = None) -> tuple[int, int, float]:
-    from recsvc.service.exports import plan_export
+    from recsvc.service.exports.plan import plan_export
 
     model = _model(directory)
     export = plan_export(model.profiles, model.version, SEGMENT, export_format=fmt, fields=fields)
@@ -98,7 +98,7 @@ def serve(directory: Path, port: int) -> None:
 
     from recsvc.api.errors import EXCEPTION_HANDLERS
     from recsvc.api.segments.controllers import SegmentController
-    from recsvc.service.exports import plan_export
+    from recsvc.service.exports.plan import plan_export
     from recsvc.service.settings import Settings
 
     model = _model(directory)

@@ -46,7 +46,8 @@ def clean_tables_dir(customers: int, seed: int) -> Path:
 
 def child(data_dir: Path, out_dir: Path) -> None:
     """Run the timed step in this process and print one JSON line of measurements."""
-    from training.customers.segmentation import read_clean_tables, run_segmentation
+    from training.run.segmentation import run_segmentation
+    from training.validate.dataset import read_clean_tables
 
     started = time.perf_counter()
     result = run_segmentation(read_clean_tables(data_dir), out_dir, show_progress=False)

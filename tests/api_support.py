@@ -22,10 +22,10 @@ from litestar.testing import TestClient
 
 from recsvc.api.app import create_app
 from recsvc.domain import columns as c
-from recsvc.service.nps_summary import RESPONSES_JSON
 from recsvc.service.settings import Settings
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
+from recsvc.version.responses import RESPONSES_JSON
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate

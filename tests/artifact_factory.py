@@ -20,7 +20,7 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.features import ITEM_FIELDS, USER_FIELDS, feature_name
-from recsvc.domain.segment_rules import load_segments, rules_to_toml
+from recsvc.domain.segments.catalog import load_segments, rules_to_toml
 from recsvc.version.artifacts import (
     ARRAYS,
     FORMAT_VERSION,

@@ -4,9 +4,13 @@ fail loudly in CI (CI=true), where a missing Redis is a broken environment rathe
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING
 
 import pytest
+
+if TYPE_CHECKING:
+    from tests.redis_server import RedisServer
 
 TEST_REDIS_URL = os.environ.get("RECSVC_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 
@@ -26,3 +30,27 @@ def redis_url() -> Iterator[str]:
     finally:
         client.close()
     yield TEST_REDIS_URL
+
+
+@pytest.fixture
+def redis_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Callable[..., RedisServer]]:
+    """Start private redis-servers (`redis_server(persistent=True)`), killed after the test. Like
+    the shared Redis, a missing redis-server skips on a developer machine and fails in CI."""
+    from tests.redis_server import REDIS_SERVER, RedisServer
+
+    if REDIS_SERVER is None:
+        message = "redis-server is not installed"
+        if os.environ.get("CI"):
+            pytest.fail(f"{message}: CI must run the Redis tests", pytrace=False)
+        pytest.skip(message)
+    started: list[RedisServer] = []
+
+    def launch(*, persistent: bool = False) -> RedisServer:
+        server = RedisServer(tmp_path_factory.mktemp("redis-server"), persistent=persistent)
+        server.start()
+        started.append(server)
+        return server
+
+    yield launch
+    for server in started:
+        server.kill()

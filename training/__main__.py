@@ -216,7 +216,8 @@ def _generate(args: argparse.Namespace) -> int:
 
 
 def _import_online_retail(args: argparse.Namespace) -> int:
-    from training.sources.online_retail import format_summary, import_online_retail
+    from training.sources.online_retail import import_online_retail
+    from training.sources.retail_report import format_summary
 
     summary = import_online_retail(args.src, args.out, seed=args.seed, show_progress=not args.quiet)
     print(format_summary(summary))
@@ -224,7 +225,8 @@ def _import_online_retail(args: argparse.Namespace) -> int:
 
 
 def _validate(args: argparse.Namespace) -> int:
-    from training.validate.dataset import format_summary, validate_dataset
+    from training.validate.dataset import validate_dataset
+    from training.validate.report import format_summary
 
     out = args.out or Path("var/validation") / args.data.resolve().name
     result = validate_dataset(

@@ -25,6 +25,7 @@ from __future__ import annotations
 import datetime as dt
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any
@@ -49,7 +50,19 @@ INTEGER_PATTERN = r"^\s*[+-]?[0-9]+(\.0*)?\s*$"
 FLOAT_PATTERN = r"^\s*[+-]?([0-9]+(\.[0-9]*)?|\.[0-9]+)([eE][+-]?[0-9]+)?\s*$"
 TRUE_TOKENS = frozenset({"true", "t", "yes", "y", "1"})
 FALSE_TOKENS = frozenset({"false", "f", "no", "n", "0"})
-# Accepted timestamp spellings, tried in order. Offsets are converted to UTC; naive values are UTC.
+# The date-time rule, the same in the live intake and the batch validator (which checks this pattern
+# in polars before chrono reads the value): a date YYYY-MM-DD, optionally "T" or one space and
+# HH:MM, optionally :SS, then an optional fraction of 1 to 6 digits and an optional "Z" or an
+# offset +HH:MM (both only after the seconds). Two ASCII digits per field, four for the year. An
+# offset is converted to UTC; a time without one is UTC.
+DATETIME_PATTERN = (
+    r"^[0-9]{4}-(?:0[1-9]|1[0-2])-(?:0[1-9]|[12][0-9]|3[01])"
+    r"(?:[T ](?:[01][0-9]|2[0-3]):[0-5][0-9]"
+    r"(?::[0-5][0-9](?:\.[0-9]{1,6})?(?:Z|[+-](?:[01][0-9]|2[0-3]):[0-5][0-9])?)?)?$"
+)
+_DATETIME_RE = re.compile(DATETIME_PATTERN)
+# The spellings the pattern admits, as chrono formats (the validator reads them with polars; the
+# Online Retail importer guesses a file's format from them).
 DATETIME_FORMATS: tuple[str, ...] = (
     "%Y-%m-%dT%H:%M:%S%.f%:z",
     "%Y-%m-%d %H:%M:%S%.f%:z",
@@ -245,27 +258,19 @@ def id_problem(value: str) -> str | None:
     return None
 
 
-def _strptime_formats() -> tuple[str, ...]:
-    # polars' "%.f" (optional fraction) and "%:z" are chrono spellings; Python's are "%f" and "%z".
-    return tuple(f.replace("%.f", ".%f").replace("%:z", "%z") for f in DATETIME_FORMATS)
-
-
 def parse_datetime(text: str) -> dt.datetime | None:
     """Parse one timestamp by the contract's rules; aware UTC result, None when unparseable."""
     text = text.strip()
-    if not text.isascii():  # ASCII digits only (strptime would read other scripts' digits)
+    if not _DATETIME_RE.match(text):  # ASCII digits, two per field, one spelling of each part
         return None
-    for fmt in _strptime_formats():
-        for candidate in (fmt, fmt.replace(".%f", "")):
-            try:
-                value = dt.datetime.strptime(text, candidate)
-            except ValueError:
-                continue
-            try:
-                return utc(value)
-            except OverflowError:  # an offset pushing the value past year 1 or 9999
-                return None
-    return None
+    try:
+        value = dt.datetime.fromisoformat(text)  # reads every spelling the pattern admits
+    except ValueError:  # a day the month lacks, year 0
+        return None
+    try:
+        return utc(value)
+    except OverflowError:  # an offset pushing the value past year 1 or 9999
+        return None
 
 
 def latest_allowed(now: dt.datetime) -> dt.datetime:
@@ -273,92 +278,118 @@ def latest_allowed(now: dt.datetime) -> dt.datetime:
     return utc(now) + FUTURE_SKEW
 
 
-def check_value(spec: Field, raw: Any, now: dt.datetime | None = None) -> tuple[Any, str | None]:
+# One kind's reading of a raw value: (value, None) or (None, the error naming the field).
+Checked = tuple[Any, str | None]
+
+
+def _text(spec: Field, raw: Any) -> Checked:
+    if not isinstance(raw, str | int) or isinstance(raw, bool):
+        return None, f"{spec.name}: expected text, got {type(raw).__name__}"
+    value = str(raw)
+    if spec.kind is Kind.ID and id_problem(value):
+        return None, f"{spec.name}: {id_problem(value)} (an id is {ID_RULE})"
+    if spec.max_length is not None and len(value) > spec.max_length:
+        return None, f"{spec.name}: longer than {spec.max_length} characters"
+    return value, None
+
+
+def _integer(spec: Field, raw: Any) -> Checked:
+    wrong = f"{spec.name}: expected an integer, got {shown(raw)}"
+    if isinstance(raw, bool):
+        return None, wrong
+    if isinstance(raw, int):
+        value = raw
+    elif isinstance(raw, float) and raw.is_integer():
+        value = int(raw)
+    elif isinstance(raw, str) and _INT_RE.match(raw):
+        try:
+            value = int(float(raw))
+        except (ValueError, OverflowError):
+            return None, wrong
+    else:
+        return None, wrong
+    if not -(2**63) <= value < 2**63:
+        return None, f"{spec.name}: {shown(raw)} does not fit a 64-bit integer"
+    return value, None
+
+
+def _number(spec: Field, raw: Any) -> Checked:
+    wrong = f"{spec.name}: expected a number, got {shown(raw)}"
+    if isinstance(raw, bool):
+        return None, wrong
+    if isinstance(raw, int | float):
+        value = float(raw)
+    elif isinstance(raw, str) and _FLOAT_RE.match(raw):
+        try:
+            value = float(raw)
+        except ValueError:
+            return None, wrong
+    else:
+        return None, wrong
+    if not math.isfinite(value):
+        return None, f"{spec.name}: expected a finite number, got {shown(raw)}"
+    return value, None
+
+
+def _boolean(spec: Field, raw: Any) -> Checked:
+    if isinstance(raw, bool):
+        return raw, None
+    if isinstance(raw, str) and raw.strip().lower() in TRUE_TOKENS | FALSE_TOKENS:
+        return raw.strip().lower() in TRUE_TOKENS, None
+    return None, f"{spec.name}: expected true or false, got {shown(raw)}"
+
+
+def _datetime(spec: Field, raw: Any) -> Checked:
+    parsed = parse_datetime(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        example = "use ISO 8601, e.g. 2024-05-01T12:30:00Z"
+        return None, f"{spec.name}: not a date-time ({example}), got {shown(raw)}"
+    return parsed, None
+
+
+def _date(spec: Field, raw: Any) -> Checked:
+    parsed = parse_datetime(raw) if isinstance(raw, str) else None
+    if parsed is None:
+        return None, f"{spec.name}: not a date (use YYYY-MM-DD), got {shown(raw)}"
+    return parsed.date(), None
+
+
+_READ: dict[Kind, Callable[[Field, Any], Checked]] = {
+    Kind.STR: _text,
+    Kind.ID: _text,
+    Kind.INT: _integer,
+    Kind.FLOAT: _number,
+    Kind.BOOL: _boolean,
+    Kind.DATETIME: _datetime,
+    Kind.DATE: _date,
+}
+
+
+def check_value(spec: Field, raw: Any, now: dt.datetime | None = None) -> Checked:
     """Coerce one raw value to the field's kind; returns (value, error message or None).
 
-    `now` is the checking machine's clock for `not_future` fields (default: the current time).
+    The checks run in this order, the first failing one naming the field: missing, kind (with the
+    id rule and text length), not in the future (against `now`, default the current time),
+    choices, range. `training.validate` applies the same checks to whole columns.
     """
     if raw is None or (isinstance(raw, str) and raw.strip() == ""):
         if spec.required:
             return None, f"{spec.name}: required value is missing"
         return spec.default, None
-    value: Any
-    text = raw if isinstance(raw, str) else None
-    if spec.kind in (Kind.STR, Kind.ID):
-        if not isinstance(raw, str | int) or isinstance(raw, bool):
-            return None, f"{spec.name}: expected text, got {type(raw).__name__}"
-        value = str(raw)
-        if spec.kind is Kind.ID and id_problem(value):
-            return None, f"{spec.name}: {id_problem(value)} (an id is {ID_RULE})"
-        if spec.max_length is not None and len(value) > spec.max_length:
-            return None, f"{spec.name}: longer than {spec.max_length} characters"
-    elif spec.kind is Kind.INT:
-        if isinstance(raw, bool):
-            return None, f"{spec.name}: expected an integer, got {shown(raw)}"
-        if isinstance(raw, int):
-            value = raw
-        elif isinstance(raw, float) and raw.is_integer():
-            value = int(raw)
-        elif text is not None and _INT_RE.match(text):
-            try:
-                value = int(float(text))
-            except (ValueError, OverflowError):
-                return None, f"{spec.name}: expected an integer, got {shown(raw)}"
-        else:
-            return None, f"{spec.name}: expected an integer, got {shown(raw)}"
-        if not -(2**63) <= value < 2**63:
-            return None, f"{spec.name}: {shown(raw)} does not fit a 64-bit integer"
-    elif spec.kind is Kind.FLOAT:
-        if isinstance(raw, bool):
-            return None, f"{spec.name}: expected a number, got {shown(raw)}"
-        if isinstance(raw, int | float):
-            value = float(raw)
-        elif text is not None and _FLOAT_RE.match(text):
-            try:
-                value = float(text)
-            except ValueError:
-                return None, f"{spec.name}: expected a number, got {shown(raw)}"
-        else:
-            return None, f"{spec.name}: expected a number, got {shown(raw)}"
-        if not math.isfinite(value):
-            return None, f"{spec.name}: expected a finite number, got {shown(raw)}"
-    elif spec.kind is Kind.BOOL:
-        if isinstance(raw, bool):
-            value = raw
-        elif text is not None and text.strip().lower() in TRUE_TOKENS | FALSE_TOKENS:
-            value = text.strip().lower() in TRUE_TOKENS
-        else:
-            return None, f"{spec.name}: expected true or false, got {shown(raw)}"
-    elif spec.kind is Kind.DATETIME:
-        parsed = parse_datetime(text) if text is not None else None
-        if parsed is None:
-            return (
-                None,
-                f"{spec.name}: not a date-time (use ISO 8601, e.g. 2024-05-01T12:30:00Z), got {shown(raw)}",
-            )
-        value = parsed
-    else:  # Kind.DATE
-        parsed = parse_datetime(text) if text is not None else None
-        if parsed is None:
-            return None, f"{spec.name}: not a date (use YYYY-MM-DD), got {shown(raw)}"
-        value = parsed.date()
-    if spec.not_future:
+    value, error = _READ[spec.kind](spec, raw)
+    if error is None and spec.not_future:
         error = _future_error(spec, value, now or dt.datetime.now(dt.UTC))
-        if error:
-            return None, error
-    if spec.choices is not None and value not in spec.choices:
-        return (
-            None,
-            f"{spec.name}: unknown value {shown(value)}, expected one of {', '.join(spec.choices)}",
-        )
-    if isinstance(value, int | float) and not isinstance(value, bool):
+    if error is None and spec.choices is not None and value not in spec.choices:
+        expected = ", ".join(spec.choices)
+        error = f"{spec.name}: unknown value {shown(value)}, expected one of {expected}"
+    if error is None and isinstance(value, int | float) and not isinstance(value, bool):
         too_low = spec.minimum is not None and (
             value <= spec.minimum if spec.exclusive_minimum else value < spec.minimum
         )
         too_high = spec.maximum is not None and value > spec.maximum
         if too_low or too_high:
-            return None, f"{spec.name}: {value!r} is out of range (must be {spec.describe_range()})"
-    return value, None
+            error = f"{spec.name}: {value!r} is out of range (must be {spec.describe_range()})"
+    return (None, error) if error else (value, None)
 
 
 def future_message(name: str) -> str:

@@ -16,7 +16,6 @@ always the plain %promoters - %detractors.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
 from enum import StrEnum
 
 import msgspec
@@ -126,19 +125,6 @@ def nps_from_counts(
         high=min(100.0, centre * 100 + margin),
         method=method,
         too_small=n < min_n,
-    )
-
-
-def nps_from_scores(scores: Iterable[int], min_n: int = DEFAULT_MIN_N) -> NpsResult:
-    """NPS of raw 0..10 scores (the service's path for a few live answers)."""
-    counts = {NpsCategory.PROMOTER: 0, NpsCategory.PASSIVE: 0, NpsCategory.DETRACTOR: 0}
-    for score in scores:
-        counts[category(score)] += 1
-    return nps_from_counts(
-        counts[NpsCategory.PROMOTER],
-        counts[NpsCategory.PASSIVE],
-        counts[NpsCategory.DETRACTOR],
-        min_n=min_n,
     )
 
 

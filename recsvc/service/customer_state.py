@@ -19,7 +19,7 @@ from recsvc.domain import times
 from recsvc.domain.contract import parse_datetime
 from recsvc.domain.live import LiveResponse
 from recsvc.domain.nps import category
-from recsvc.domain.segment_rules import SegmentRules
+from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.domain.themes import themes_of
 from recsvc.version.opened import ActiveModel
 

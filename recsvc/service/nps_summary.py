@@ -5,27 +5,16 @@ The training job writes a version's answers as arrays (`training.publish.respons
 them and adds the answers taken in live since (`LiveResponse`), skipping any the version already
 holds (same response id). Counting follows the NPS report: **one vote per customer per group**, their
 latest answer in the group (within the date window), so the numbers agree with the report and the
-margin of error can assume independent answers. The math is `recsvc.domain.nps`.
-
-Files in the version directory (all arrays 1-d, one entry per answer, sorted by `key`, unless noted):
-
-- `nps_responses.json`: `ResponseTableFile`, the counts, touchpoint names and group labels.
-- `nps_responses_key.npy` (uint64): `response_key(response_id)`, for spotting live duplicates.
-- `nps_responses_customer.npy` (int32): the customer's index in the artifact, -1 if not in it.
-- `nps_responses_score.npy` (int8), `nps_responses_time.npy` (int64, UTC seconds since 1970),
-  `nps_responses_touchpoint.npy` (int16, index into `touchpoints`).
-- `nps_customer_groups.npy` (int32, customers x 3): each customer's code in `groups[column]` for
-  primary segment, country and age band, in `GROUP_COLUMNS` order.
+margin of error can assume independent answers. The math is `recsvc.domain.nps`; the version's
+answer arrays are `recsvc.version.responses`.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-import hashlib
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Final
 
 import msgspec
@@ -41,112 +30,14 @@ from recsvc.domain.nps import (
     rest_of,
     two_sample_z,
 )
-from recsvc.errors import ArtifactError, InvalidRequest
-from recsvc.version.artifacts import load_array, reason, where
+from recsvc.errors import InvalidRequest
+from recsvc.version.responses import GROUP_COLUMNS, NOT_GIVEN, ResponseTable, response_key
 
-RESPONSES_JSON: Final = "nps_responses.json"
-RESPONSE_KEYS: Final = "nps_responses_key.npy"
-RESPONSE_CUSTOMERS: Final = "nps_responses_customer.npy"
-RESPONSE_SCORES: Final = "nps_responses_score.npy"
-RESPONSE_TIMES: Final = "nps_responses_time.npy"
-RESPONSE_TOUCHPOINTS: Final = "nps_responses_touchpoint.npy"
-CUSTOMER_GROUPS: Final = "nps_customer_groups.npy"
-RESPONSE_FILES: Final = (
-    RESPONSES_JSON,
-    RESPONSE_KEYS,
-    RESPONSE_CUSTOMERS,
-    RESPONSE_SCORES,
-    RESPONSE_TIMES,
-    RESPONSE_TOUCHPOINTS,
-    CUSTOMER_GROUPS,
-)
-RESPONSE_TABLE_FORMAT: Final = 1
-# The customer attributes a summary can group by, as columns of `nps_customer_groups.npy`.
-GROUP_COLUMNS: Final = ("segment", "country", "age_band")
 DIMENSIONS: Final = (*GROUP_COLUMNS, "touchpoint", "month")
-NOT_GIVEN: Final = "(not given)"  # the report's label for a missing value
 COUNTING: Final = "one vote per customer per group: their latest answer in the group and window"
 _EPOCH = dt.date(1970, 1, 1)
 _DAY_SECONDS = 86_400
 _DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-
-
-def response_key(response_id: str) -> int:
-    """A stable 64-bit key of a response id (the same in training and in every worker)."""
-    return int.from_bytes(hashlib.blake2b(response_id.encode(), digest_size=8).digest(), "little")
-
-
-class ResponseTableFile(msgspec.Struct, frozen=True, kw_only=True):
-    format_version: int = RESPONSE_TABLE_FORMAT
-    responses: int
-    customers: int
-    touchpoints: list[str]
-    groups: dict[str, list[str]]  # column of GROUP_COLUMNS -> label of each code
-
-
-_file_decoder = msgspec.json.Decoder(ResponseTableFile)
-
-
-@dataclass(frozen=True, slots=True)
-class ResponseTable:
-    """A version's NPS answers, memory-mapped (see the module docstring)."""
-
-    keys: np.ndarray
-    customers: np.ndarray
-    scores: np.ndarray
-    times: np.ndarray
-    touchpoints: np.ndarray
-    customer_groups: np.ndarray
-    touchpoint_names: tuple[str, ...]
-    group_labels: dict[str, tuple[str, ...]]
-
-    @classmethod
-    def open(cls, directory: Path, n_customers: int) -> ResponseTable | None:
-        """The version's table; None when the version has none (trained before it existed)."""
-        path = directory / RESPONSES_JSON
-        if not path.exists():
-            return None
-        try:
-            info = _file_decoder.decode(path.read_bytes())
-        except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-            raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
-        if info.format_version != RESPONSE_TABLE_FORMAT:
-            raise ArtifactError(f"{where(path)}: format {info.format_version} is not supported")
-        table = cls(
-            keys=load_array(directory / RESPONSE_KEYS, "uint64"),
-            customers=load_array(directory / RESPONSE_CUSTOMERS, "int32"),
-            scores=load_array(directory / RESPONSE_SCORES, "int8"),
-            times=load_array(directory / RESPONSE_TIMES, "int64"),
-            touchpoints=load_array(directory / RESPONSE_TOUCHPOINTS, "int16"),
-            customer_groups=load_array(directory / CUSTOMER_GROUPS, "int32", ndim=2),
-            touchpoint_names=tuple(info.touchpoints),
-            group_labels={name: tuple(info.groups.get(name, ())) for name in GROUP_COLUMNS},
-        )
-        sizes = {
-            a.shape[0]
-            for a in (table.keys, table.customers, table.scores, table.times, table.touchpoints)
-        }
-        if sizes != {info.responses}:
-            raise ArtifactError(
-                f"version {directory.name}: NPS answer arrays disagree with {RESPONSES_JSON}"
-            )
-        if table.customer_groups.shape != (n_customers, len(GROUP_COLUMNS)) or (
-            info.customers != n_customers
-        ):
-            raise ArtifactError(
-                f"version {directory.name}: {CUSTOMER_GROUPS} does not match the artifact's {n_customers} customers"
-            )
-        return table
-
-    def __len__(self) -> int:
-        return int(self.keys.shape[0])
-
-    def holds(self, keys: np.ndarray) -> np.ndarray:
-        """Which of these response keys the table already holds."""
-        if len(self) == 0 or keys.size == 0:
-            return np.zeros(keys.size, dtype=bool)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self) - 1)
-        return np.asarray(self.keys[pos] == keys)
 
 
 # --- the query ------------------------------------------------------------------------------------

@@ -15,7 +15,14 @@ import numpy as np
 
 from recsvc.domain.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
 from recsvc.version.artifacts import LoadedModel, find_all_sorted
-from recsvc.version.scoring import blend, repeat_propensity, score_items, top_rows, user_vector
+from recsvc.version.scoring import (
+    Candidates,
+    blend,
+    repeat_propensity,
+    score_items,
+    top_rows,
+    user_vector,
+)
 
 EPOCH = dt.date(1970, 1, 1)
 _SEGMENT_FIELD = USER_FIELDS.index("primary_segment")
@@ -166,30 +173,71 @@ def recommend(
     listed = _NONE
     candidates = model.candidates
     if candidates is not None and index is not None and query.exclude_purchased and rows == stored:
-        lead = candidates.items[index].tolist()
-        lead_scores = candidates.scores[index].tolist()
-        complete = lead[-1] < 0  # padded: every never-bought item is in the list
-        if complete:
-            end = lead.index(-1)
-            lead, lead_scores = lead[:end], lead_scores[:end]
-        whole = lead
-        if query.categories or query.in_stock is not None or query.price_bands or excluded.size:
-            items = np.asarray(whole, dtype=np.int32)
-            keep = allowed(model, query, items)
-            if excluded.size:
-                kept_out = np.isin(items, excluded, invert=True)
-                keep = kept_out if keep is None else keep & kept_out
-            if keep is not None:
-                kept = keep.tolist()
-                lead = [i for i, k in zip(whole, kept, strict=True) if k]
-                lead_scores = [v for v, k in zip(lead_scores, kept, strict=True) if k]
+        whole, lead, lead_scores, complete = _from_candidates(
+            candidates, model, index, query, excluded
+        )
         if complete or len(lead) >= wanted:
             return _page(model, lead, lead_scores, query, reason, None, cold_start, known, segment)
         listed = np.asarray(whole, dtype=np.int32)
+    ranked, ranked_scores, reason, reasons = _rank_catalogue(
+        model, index, learned, rows, query, excluded, listed, wanted - len(lead), reason, today
+    )
+    return _page(
+        model,
+        lead + ranked,
+        lead_scores + ranked_scores,
+        query,
+        reason,
+        reasons,
+        cold_start,
+        known,
+        segment,
+    )
 
+
+def _from_candidates(
+    candidates: Candidates, model: LoadedModel, index: int, query: Query, excluded: np.ndarray
+) -> tuple[list[int], list[int], list[float], bool]:
+    """The customer's stored list (all of it), the part of it the filters keep with its scores,
+    and whether the list holds every never-bought item (it is padded with -1)."""
+    lead: list[int] = candidates.items[index].tolist()
+    lead_scores: list[float] = candidates.scores[index].tolist()
+    complete = lead[-1] < 0
+    if complete:
+        end = lead.index(-1)
+        lead, lead_scores = lead[:end], lead_scores[:end]
+    whole = lead
+    if query.categories or query.in_stock is not None or query.price_bands or excluded.size:
+        items = np.asarray(whole, dtype=np.int32)
+        keep = allowed(model, query, items)
+        if excluded.size:
+            kept_out = np.isin(items, excluded, invert=True)
+            keep = kept_out if keep is None else keep & kept_out
+        if keep is not None:
+            kept = keep.tolist()
+            lead = [i for i, k in zip(whole, kept, strict=True) if k]
+            lead_scores = [v for v, k in zip(lead_scores, kept, strict=True) if k]
+    return whole, lead, lead_scores, complete
+
+
+def _rank_catalogue(
+    model: LoadedModel,
+    index: int | None,
+    learned: bool,
+    rows: list[int],
+    query: Query,
+    excluded: np.ndarray,
+    listed: np.ndarray,
+    wanted: int,
+    reason: str,
+    today: dt.date | None,
+) -> tuple[list[int], list[float], str, np.ndarray | None]:
+    """The `wanted` best items of the catalogue the filters keep, leaving out what the customer
+    bought (unless buying again is asked for), what was excluded and what the list placed."""
+    purchases = model.arrays.purchases
     bought = np.empty(0, dtype=np.int32)
     if index is not None:
-        bought = np.asarray(arrays.purchases.items[arrays.purchases.row(index)])
+        bought = np.asarray(purchases.items[purchases.row(index)])
     filtered = allowed(model, query)
     # The items in play, ascending (so position order is item order for ties); None: all of them.
     pool = None if filtered is None else np.flatnonzero(filtered)
@@ -202,20 +250,10 @@ def recommend(
         at = np.minimum(np.searchsorted(pool, drop), pool.size - 1)
         drop = at[pool[at] == drop]  # their positions in the pool, if they are in it
     scores[drop if scores.size else drop[:0]] = -np.inf
-    rest, rest_scores = top_rows(scores[None, :], wanted - len(lead))
+    rest, rest_scores = top_rows(scores[None, :], wanted)
     found = rest[0] >= 0
     ranked = rest[0][found] if pool is None else pool[rest[0][found]]
-    return _page(
-        model,
-        lead + ranked.tolist(),
-        lead_scores + rest_scores[0][found].tolist(),
-        query,
-        reason,
-        reasons,
-        cold_start,
-        known,
-        segment,
-    )
+    return ranked.tolist(), rest_scores[0][found].tolist(), reason, reasons
 
 
 def _catalogue_scores(

@@ -217,8 +217,38 @@ def find_all_sorted(ids: np.ndarray, keys: Sequence[str]) -> np.ndarray:
 
 
 def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
-    """Load a version memory-mapped; ArtifactError when anything is missing, truncated or mistyped."""
+    """Load a version memory-mapped; ArtifactError when anything is missing, truncated or mistyped
+    (`verify_hashes`: or when a file's content differs from the manifest's SHA-256)."""
     manifest = read_manifest(directory)
+    check_files(directory, manifest, verify_hashes=verify_hashes)
+    loaded = _load_arrays(directory, manifest)
+    lists = _load_lists(directory)
+    n_items, n_customers = loaded["item_ids"].size, loaded["customer_ids"].size
+    if (n_items, n_customers) != (manifest.n_items, manifest.n_customers):
+        raise ArtifactError(
+            f"version {directory.name}: arrays hold {n_customers} customers / {n_items} items, "
+            "manifest says otherwise"
+        )
+    names = lists["user_feature_names"]
+    return LoadedModel(
+        manifest=manifest,
+        directory=directory,
+        arrays=_model_arrays(loaded, manifest),
+        item_ids=loaded["item_ids"],
+        customer_ids=loaded["customer_ids"],
+        item_category=loaded["item_category"],
+        item_in_stock=loaded["item_in_stock"],
+        item_price=loaded["item_price"],
+        item_popularity=loaded["item_popularity"],
+        categories=lists["categories"],
+        user_feature_names=names,
+        user_feature_index={name: n_customers + j for j, name in enumerate(names)},
+        candidates=_candidates(loaded, directory, n_customers),
+    )
+
+
+def check_files(directory: Path, manifest: Manifest, *, verify_hashes: bool) -> None:
+    """Every file the manifest lists is there with its size (and, verifying, its SHA-256)."""
     for name, entry in manifest.files.items():
         path = directory / name
         if not path.is_file():
@@ -231,12 +261,20 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
             raise ArtifactError(
                 f"{where(path)}: content differs from the manifest (SHA-256 mismatch)"
             )
+
+
+def _load_arrays(directory: Path, manifest: Manifest) -> dict[str, np.ndarray]:
     loaded: dict[str, np.ndarray] = {}
     for stem, (dtype, ndim) in {**ARRAYS, **OPTIONAL_ARRAYS}.items():
-        path = directory / f"{stem}.npy"
         if stem in OPTIONAL_ARRAYS and f"{stem}.npy" not in manifest.files:
             continue
-        loaded[stem] = load_array(path, dtype, ndim, prefault=stem in PREFAULTED)
+        loaded[stem] = load_array(
+            directory / f"{stem}.npy", dtype, ndim, prefault=stem in PREFAULTED
+        )
+    return loaded
+
+
+def _load_lists(directory: Path) -> dict[str, list[str]]:
     lists: dict[str, list[str]] = {}
     for name in LISTS:
         path = directory / f"{name}.json"
@@ -244,12 +282,11 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
             lists[name] = msgspec.json.decode(path.read_bytes(), type=list[str])
         except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise ArtifactError(f"{where(path)}: unreadable list: {reason(exc)}") from None
-    n_items, n_customers = loaded["item_ids"].size, loaded["customer_ids"].size
-    if (n_items, n_customers) != (manifest.n_items, manifest.n_customers):
-        raise ArtifactError(
-            f"version {directory.name}: arrays hold {n_customers} customers / {n_items} items, manifest says otherwise"
-        )
-    arrays = ModelArrays(
+    return lists
+
+
+def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArrays:
+    return ModelArrays(
         item_vectors=loaded["item_vectors"],
         item_biases=loaded["item_biases"],
         user_feature_vectors=loaded["user_feature_vectors"],
@@ -265,32 +302,20 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         identity_weight=manifest.identity_weight,
         has_identity=loaded["customer_has_identity"],
     )
-    names = lists["user_feature_names"]
-    candidates = None
-    if "candidate_items" in loaded and "candidate_scores" in loaded:
-        items, scores = loaded["candidate_items"], loaded["candidate_scores"]
-        if items.shape != scores.shape or items.shape[0] != n_customers:
-            raise ArtifactError(
-                f"version {directory.name}: candidate lists of shape {items.shape} / {scores.shape} do not match "
-                f"{n_customers} customers"
-            )
-        if items.shape[1]:  # zero-width lists are no lists
-            candidates = Candidates(items=items, scores=scores)
-    return LoadedModel(
-        manifest=manifest,
-        directory=directory,
-        arrays=arrays,
-        item_ids=loaded["item_ids"],
-        customer_ids=loaded["customer_ids"],
-        item_category=loaded["item_category"],
-        item_in_stock=loaded["item_in_stock"],
-        item_price=loaded["item_price"],
-        item_popularity=loaded["item_popularity"],
-        categories=lists["categories"],
-        user_feature_names=names,
-        user_feature_index={name: n_customers + j for j, name in enumerate(names)},
-        candidates=candidates,
-    )
+
+
+def _candidates(
+    loaded: dict[str, np.ndarray], directory: Path, n_customers: int
+) -> Candidates | None:
+    if "candidate_items" not in loaded or "candidate_scores" not in loaded:
+        return None
+    items, scores = loaded["candidate_items"], loaded["candidate_scores"]
+    if items.shape != scores.shape or items.shape[0] != n_customers:
+        raise ArtifactError(
+            f"version {directory.name}: candidate lists of shape {items.shape} / {scores.shape} "
+            f"do not match {n_customers} customers"
+        )
+    return Candidates(items=items, scores=scores) if items.shape[1] else None  # zero-width: none
 
 
 def load_array(path: Path, dtype: str, ndim: int = 1, *, prefault: bool = False) -> np.ndarray:

@@ -11,11 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from recsvc.domain.customer_table import COLUMNS
-from recsvc.domain.segment_rules import SegmentRules, parse_segments
+from recsvc.domain.segments.catalog import SegmentRules, parse_segments
 from recsvc.errors import ArtifactError, ConfigError
-from recsvc.service.nps_summary import ResponseTable
 from recsvc.version.artifacts import SEGMENT_RULES_FILE, LoadedModel, load_model
 from recsvc.version.profiles import Profiles
+from recsvc.version.responses import ResponseTable
 
 
 @dataclass(frozen=True, slots=True)

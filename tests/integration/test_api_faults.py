@@ -1,17 +1,14 @@
 """When Redis goes away the service degrades instead of failing: recommendation and offer reads keep
 answering from the model in memory, readiness and metrics say "degraded", NPS intake refuses with
 503 (nothing is acknowledged that is not stored), and everything recovers by itself when Redis is
-back. Runs a private redis-server on a free port, which the test stops and starts again."""
+back. Runs a private redis-server (tests/redis_server.py), which the test kills and starts again."""
 
 from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import shutil
-import socket
-import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -22,57 +19,9 @@ from litestar.testing import TestClient
 
 from recsvc.store import RedisStore
 from tests.api_support import Artifact, client_for
+from tests.redis_server import RedisServer
 
 pytestmark = pytest.mark.redis
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
-
-
-class PrivateRedis:
-    """A redis-server process on 127.0.0.1:port, without persistence."""
-
-    def __init__(self, port: int, directory: Path) -> None:
-        self.port = port
-        self.directory = directory
-        self.process: subprocess.Popen[bytes] | None = None
-
-    @property
-    def url(self) -> str:
-        return f"redis://127.0.0.1:{self.port}/0"
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                "redis-server",
-                "--port",
-                str(self.port),
-                "--bind",
-                "127.0.0.1",
-                "--save",
-                "",
-                "--appendonly",
-                "no",
-                "--dir",
-                str(self.directory),
-            ],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.DEVNULL,
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        try:
-            wait_for(lambda: _pings(client), 10, "the private redis-server to answer")
-        finally:
-            client.close()
-
-    def stop(self) -> None:
-        if self.process is not None and self.process.poll() is None:
-            self.process.kill()
-            self.process.wait(10)
-        self.process = None
 
 
 def _pings(client: redis.Redis) -> bool:
@@ -93,15 +42,8 @@ def wait_for(condition: Callable[[], Any], seconds: float, what: str) -> Any:
 
 
 @pytest.fixture
-def private_redis(tmp_path: Path) -> Iterator[PrivateRedis]:
-    if shutil.which("redis-server") is None:
-        pytest.skip("redis-server is not installed")
-    server = PrivateRedis(free_port(), tmp_path)
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
+def private_redis(redis_server: Callable[..., RedisServer]) -> RedisServer:
+    return redis_server(persistent=False)
 
 
 def answer(rid: str) -> dict[str, object]:
@@ -122,7 +64,7 @@ def metric(client: TestClient[Litestar], name: str) -> float:
 
 
 def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
-    private_redis: PrivateRedis, artifact: Artifact, tmp_path: Path
+    private_redis: RedisServer, artifact: Artifact, tmp_path: Path
 ) -> None:
     store = RedisStore(private_redis.url, prefix="faults", cache_dir=tmp_path / "cache")
     store.publish(artifact.directory)
@@ -131,7 +73,7 @@ def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
         assert client.get("/health/ready").json()["status"] == "ready"
         assert client.post("/v1/nps-responses", json=answer("fault-1")).status_code == 202
 
-        private_redis.stop()
+        private_redis.kill()
 
         recs = client.get(f"/v1/customers/{known}/recommendations")
         assert recs.status_code == 200 and recs.json()["model_version"] == artifact.version

@@ -7,7 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -20,14 +19,9 @@ import pytest
 from recsvc.__main__ import main
 from recsvc.store.base import Store
 from tests.api_support import Artifact, published_store
+from tests.serving import free_port
 
 ENV_PREFIX = "RECSVC_"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture

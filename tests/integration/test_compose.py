@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 import shlex
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -144,3 +145,26 @@ def test_the_image_installs_the_locked_dependencies_only() -> None:
     ]
     assert rules[0] == "*", "an allow-list: nothing but what the image needs reaches the build"
     assert "!uv.lock" in rules and "!recsvc/" in rules and "!training/" in rules
+
+
+def test_the_service_image_leaves_the_training_dependencies_out(compose: dict[str, Any]) -> None:
+    """lightfm and scipy are the training job's: the api runs the `service` target, whose syncs
+    leave out the `training` group; the trainer runs the `trainer` target, which keeps it."""
+    dockerfile = (ROOT / "Dockerfile").read_text()
+    stages = dict(re.findall(r"^FROM \S+ AS (\S+)\n(.*?)(?=^FROM |\Z)", dockerfile, re.M | re.S))
+    service_syncs = re.findall(r"^RUN uv sync [^\n]*", stages["build-service"], re.M)
+    trainer_syncs = re.findall(r"^RUN uv sync [^\n]*", stages["build-trainer"], re.M)
+    assert service_syncs and all("--no-group training" in s for s in service_syncs)
+    assert trainer_syncs and not any("--no-group training" in s for s in trainer_syncs)
+    assert "build-service" in stages["service"] and "build-trainer" in stages["trainer"]
+    assert re.search(r"^FROM runtime AS service", dockerfile, re.M), "the default target"
+    assert dockerfile.rstrip().splitlines()[-1].startswith("CMD"), "service is the last stage"
+    services = compose["services"]
+    assert services["api"]["build"]["target"] == "service"
+    assert services["trainer"]["build"]["target"] == "trainer"
+    assert services["demo-data"]["build"]["target"] == "trainer"
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())
+    training = " ".join(project["dependency-groups"]["training"])
+    assert "lightfm" in training and "scipy" in training
+    assert not any(d.startswith(("lightfm", "scipy")) for d in project["project"]["dependencies"])
+    assert "training" in project["tool"]["uv"]["default-groups"], "a plain uv sync installs it"

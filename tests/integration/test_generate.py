@@ -15,13 +15,13 @@ from recsvc.domain.contract import ORDER_STATUSES, TABLE_ORDER, TABLES, TOUCHPOI
 from recsvc.errors import ConfigError
 from training.sources.generate import (
     CHUNK_CUSTOMERS,
-    PRODUCT_GROUP,
     TASTE_GROUP,
     TRUTH_DIR,
     GenerateSummary,
     default_products,
     generate,
 )
+from training.sources.shop import PRODUCT_GROUP
 
 # More customers than one chunk, so ids and files are checked across chunk boundaries.
 CUSTOMERS = CHUNK_CUSTOMERS + 10_000

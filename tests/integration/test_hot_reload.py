@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -26,6 +25,7 @@ import pytest
 import redis
 
 from recsvc.store import RedisStore, open_store
+from tests.serving import free_port
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
@@ -64,12 +64,6 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
         artifacts[record.version] = root / f"runs-{seed}" / record.run_id / "artifact"
     a, b = artifacts
     return Versions(a, b, artifacts)
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Server:

@@ -24,8 +24,8 @@ from litestar import Litestar
 from litestar.testing import TestClient
 from test_nightly import SMALL, Run, assert_serves
 
-from recsvc.service.nps_summary import response_key
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
+from recsvc.version.responses import response_key
 from tests.api_support import STORE_KINDS, client_for
 from training.config import load_config
 from training.run.pipeline import format_record, run_pipeline

@@ -34,7 +34,7 @@ from tests.api_support import STORE_KINDS, client_for
 from training.__main__ import main
 from training.config import load_config
 from training.run.live import merge_live_responses, read_live_responses
-from training.run.pipeline import run_pipeline
+from training.run.pipeline import format_record, run_pipeline
 from training.run.records import RunRecord, read_records, save_record
 from training.run.schedule import Scheduler, catch_up_due
 from training.sources.generate import generate
@@ -376,6 +376,7 @@ def test_live_responses_join_the_batch_once_and_only_for_known_customers(
 ) -> None:
     clean = validate_dataset(demo, tmp_path / "validation", show_progress=False).clean_paths
     path = clean["nps_responses"]
+    written = path.read_bytes()
     batch = pl.read_parquet(path)
     in_batch = str(batch["response_id"][0])
     store = FileStore(tmp_path / "store")
@@ -387,16 +388,20 @@ def test_live_responses_join_the_batch_once_and_only_for_known_customers(
         ]
     )
     read = read_live_responses(store).responses
-    intake = merge_live_responses(read, path.parent, since=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    customers = pl.read_parquet(clean["customers"])
+    since = dt.datetime(2000, 1, 1, tzinfo=dt.UTC)
+    merge = merge_live_responses(read, batch, customers, since=since)
+    intake = merge.intake
     assert (intake.stored, intake.merged, intake.in_batch, intake.unknown_customer) == (3, 1, 1, 1)
     assert intake.new_since_last_run == 3
-    merged = pl.read_parquet(path)
+    merged = merge.nps_responses
     assert merged.height == batch.height + 1
     assert merged.schema == batch.schema
     row = merged.filter(pl.col("response_id") == "live-new").row(0, named=True)
     assert row["score"] == 0 and row["responded_at"] == ANSWERED_AT.replace(tzinfo=None)
     kept = merged.filter(pl.col("response_id") == in_batch).row(0, named=True)
     assert kept == batch.row(0, named=True)  # the batch file wins
+    assert path.read_bytes() == written  # the validator's clean file is its own: not rewritten
 
 
 @pytest.mark.parametrize("kind", STORE_KINDS)
@@ -559,3 +564,28 @@ def test_runs_starting_in_the_same_second_get_different_ids(tmp_path: Path) -> N
             run_pipeline(broken, store=url, runs_dir=tmp_path / "runs", show_progress=False)
     ids = [r.run_id for r in read_records(FileRunLog(tmp_path / "store" / "runs"))]
     assert len(ids) == len(set(ids)) == 3
+
+
+# A record as runs stored it before they noted each step's rows (and the gate its sample size).
+RECORD_BEFORE_STEP_ROWS = b"""{
+  "run_id": "20250101T020000Z", "data_dir": "data", "store": "file://store",
+  "started_at": "2025-01-01T02:00:00+00:00", "finished_at": "2025-01-01T02:01:00+00:00",
+  "status": "published", "steps": {"validate": 1.5, "segments": 2.5},
+  "rows": {"customers": 600, "order_lines": 7000}, "rejected_rows": 0, "live": null,
+  "metrics": {}, "gate": {"publish": true, "reason": "no active model", "new_ndcg": 0.1,
+  "active_version": null, "active_ndcg": null, "comparison": "none"},
+  "version": "20250101T020000Z-abcdef12", "published": true, "error": null, "host": "h", "pid": 1
+}"""
+
+
+def test_records_stored_before_steps_noted_their_rows_are_still_read_and_listed(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"file://{tmp_path / 'store'}"
+    FileRunLog(tmp_path / "store" / "runs").save("20250101T020000Z", RECORD_BEFORE_STEP_ROWS)
+    (record,) = read_records(FileRunLog(tmp_path / "store" / "runs"))
+    assert record.steps == {"validate": 1.5, "segments": 2.5} and record.step_rows == {}
+    assert record.gate is not None and record.gate.compared == 0
+    assert "steps: validate 1.5s, segments 2.5s\n" in format_record(record)
+    assert main(["runs", "--store", url]) == 0
+    assert "steps: validate 1.5s, segments 2.5s" in capsys.readouterr().out

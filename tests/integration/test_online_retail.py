@@ -15,17 +15,11 @@ import pytest
 from recsvc.domain import columns as c
 from recsvc.domain.contract import TABLES
 from recsvc.errors import DataContractError
-from training.sources.online_retail import (
-    ImportSummary,
-    category_of,
-    format_summary,
-    import_online_retail,
-    match_cancellations,
-    merged_lines,
-    read_source,
-    typed_lines,
-)
-from training.validate.dataset import DTYPES
+from training.sources.online_retail import import_online_retail, match_cancellations
+from training.sources.retail_categories import category_of
+from training.sources.retail_lines import merged_lines, read_source, typed_lines
+from training.sources.retail_report import ImportSummary, format_summary
+from training.validate.fields import DTYPES
 
 SAMPLE = Path(__file__).parent.parent / "fixtures" / "online_retail_sample.csv"
 # The sample's non-product lines of known customers, by code or, for two services booked under

@@ -23,7 +23,7 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.nps import nps_from_counts
-from recsvc.domain.segment_rules import load_segments
+from recsvc.domain.segments.catalog import load_segments
 from recsvc.store.files import FileStore
 from recsvc.version.profiles import SERVING_FILES
 from tests.api_support import settings

@@ -10,16 +10,17 @@ from __future__ import annotations
 from collections.abc import Iterator
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import pytest
 
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
-from training.customers.segmentation import SegmentationResult, read_clean_tables, run_segmentation
 from training.customers.segments import IS_PRIMARY, SEGMENT
-from training.report.build import decode_report
+from training.report.model import NpsReport
+from training.run.segmentation import SegmentationResult, run_segmentation
 from training.sources.generate import generate
-from training.validate.dataset import validate_dataset
+from training.validate.dataset import read_clean_tables, validate_dataset
 
 CUSTOMERS = 3000
 SEED = 11
@@ -95,7 +96,7 @@ def test_report_covers_every_breakdown(run: SegmentationResult) -> None:
 
 
 def test_json_round_trips_and_html_has_the_charts(run: SegmentationResult) -> None:
-    assert decode_report(run.report_json.read_bytes()) == run.report
+    assert msgspec.json.decode(run.report_json.read_bytes(), type=NpsReport) == run.report
     html = run.report_html.read_text(encoding="utf-8")
     assert html.count("<svg") >= 8
     assert "How to read this" in html and "too small" in html

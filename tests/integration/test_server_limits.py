@@ -24,6 +24,7 @@ import httpx
 import pytest
 
 from recsvc.__main__ import main
+from tests.serving import free_port
 
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_TIMEOUT_SECONDS = 2.0
@@ -43,12 +44,6 @@ class Server:
     pid: int
     port: int
     base_url: str
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 @pytest.fixture(scope="module")

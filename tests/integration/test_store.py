@@ -7,9 +7,6 @@ from __future__ import annotations
 import datetime as dt
 import mmap
 import os
-import shutil
-import signal
-import socket
 import subprocess
 import sys
 import threading
@@ -38,8 +35,8 @@ from recsvc.store import (
     open_store,
 )
 from recsvc.version.artifacts import read_manifest
+from tests.redis_server import RedisServer
 
-REDIS_SERVER = shutil.which("redis-server")
 ROOT = Path(__file__).resolve().parents[2]
 
 
@@ -96,62 +93,10 @@ class Backend:
         return RedisStore(self.url, cache_dir=self.cache_dir, chunk_size=4096)
 
 
-class RedisServer:
-    """A private redis-server with an fsync-always AOF in a temporary directory."""
-
-    def __init__(self, directory: Path) -> None:
-        assert REDIS_SERVER is not None
-        self.directory = directory
-        with socket.socket() as probe:
-            probe.bind(("127.0.0.1", 0))
-            self.port = probe.getsockname()[1]
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.process: subprocess.Popen[bytes] | None = None
-
-    def start(self) -> None:
-        self.process = subprocess.Popen(
-            [
-                REDIS_SERVER or "redis-server",
-                *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
-                *("--appendonly", "yes", "--appendfsync", "always", "--save", ""),
-                *("--logfile", str(self.directory / "redis.log")),
-            ],
-        )
-        client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)
-        deadline = time.monotonic() + 10
-        try:
-            while True:
-                try:
-                    client.ping()
-                    return
-                except redis.RedisError:  # not listening yet, or still loading its AOF
-                    if time.monotonic() > deadline:
-                        raise
-                    time.sleep(0.02)
-        finally:
-            client.close()
-
-    def kill(self) -> None:
-        """A crash, not a shutdown: nothing gets a chance to flush."""
-        if self.process is not None:
-            self.process.send_signal(signal.SIGKILL)
-            self.process.wait()
-            self.process = None
-
-
 @pytest.fixture
-def own_redis(tmp_path: Path) -> Iterator[RedisServer]:
-    if REDIS_SERVER is None:
-        message = "redis-server is not installed"
-        if os.environ.get("CI"):
-            pytest.fail(f"{message}: CI must run the Redis tests", pytrace=False)
-        pytest.skip(message)
-    directory = tmp_path / "redis-data"
-    directory.mkdir()
-    server = RedisServer(directory)
-    server.start()
-    yield server
-    server.kill()
+def own_redis(redis_server: Callable[..., RedisServer]) -> RedisServer:
+    """A private redis-server with an fsync-always AOF: it may be killed and restarted."""
+    return redis_server(persistent=True)
 
 
 @pytest.fixture

@@ -25,7 +25,7 @@ from recsvc.version.scoring import (
     user_vector,
 )
 from training.config import load_config
-from training.run.pipeline import RunRecord, run_pipeline
+from training.run.pipeline import RunRecord, format_record, run_pipeline
 from training.sources.generate import generate
 
 SMALL = {"epochs": 20, "components": 32, "max_eval_users": 1_500, "deterministic": True}
@@ -61,6 +61,41 @@ def test_a_run_publishes_a_version_that_beats_popularity(published: tuple[RunRec
     assert set(record.metrics["by_nps_category"]) >= {"promoter", "detractor"}
     assert (
         record.metrics["buy_again"]["blend"]["ndcg"] >= record.metrics["buy_again"]["model"]["ndcg"]
+    )
+
+
+def test_every_step_of_a_run_records_its_seconds_and_rows(
+    published: tuple[RunRecord, Path],
+) -> None:
+    """Each step's output says how many rows it holds; the record keeps them beside the seconds,
+    and the customer table and NPS answers are the ones the run read and merged (not re-read)."""
+    record, _ = published
+    assert (
+        list(record.step_rows)
+        == list(record.steps)
+        == [
+            "validate",
+            "live responses",
+            "segments",
+            "report",
+            "features",
+            "fit (hold-out)",
+            "evaluate",
+            "gate",
+            "fit (all data)",
+            "candidates",
+            "write artifact",
+            "publish",
+        ]
+    )
+    rows = record.step_rows
+    assert rows["segments"] == rows["candidates"] == rows["publish"] == record.rows["customers"]
+    assert rows["live responses"] == rows["report"] > 0  # no live answers: the batch's answers
+    assert 0 < rows["features"] <= record.rows["order_lines"] < rows["validate"]
+    assert rows["gate"] == 0  # no active version to compare with
+    assert all(rows[name] > 0 for name in ("fit (hold-out)", "evaluate", "fit (all data)"))
+    assert f"validate {record.steps['validate']:.1f}s ({rows['validate']:,} rows)" in format_record(
+        record
     )
 
 

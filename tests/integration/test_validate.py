@@ -15,15 +15,9 @@ import pytest
 from recsvc.domain import columns as c
 from recsvc.domain.contract import TABLES
 from recsvc.errors import DataContractError
-from training.validate.dataset import (
-    DTYPES,
-    QUARANTINE_FILE,
-    REPORT_FILE,
-    ValidationReport,
-    ValidationResult,
-    format_summary,
-    validate_dataset,
-)
+from training.validate.dataset import QUARANTINE_FILE, REPORT_FILE, validate_dataset
+from training.validate.fields import DTYPES
+from training.validate.report import ValidationReport, ValidationResult, format_summary
 
 Rows = list[dict[str, Any]]
 

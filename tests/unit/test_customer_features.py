@@ -10,16 +10,16 @@ import pytest
 
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
-from recsvc.domain.segment_rules import load_segments, parse_segments
+from recsvc.domain.segments.catalog import load_segments, parse_segments
 from recsvc.errors import ConfigError, DataContractError
 from training.customers.features import (
     SegmentationConfig,
-    build_customer_table,
-    churn_risk_value,
+    churn_risk_expr,
     quintile_score,
     resolve_as_of,
     rfm_segment_expr,
 )
+from training.customers.table import build_customer_table
 
 T0 = dt.datetime(2025, 1, 1)
 
@@ -211,10 +211,19 @@ def test_rfm_scores_and_lost_horizon_on_a_small_shop() -> None:
 
 def test_churn_risk_formula() -> None:
     """Logistic in days-since / typical-gap: 0.5 at twice the gap, 0.12 at the gap, 0.88 at 3x."""
-    assert churn_risk_value(2.0) == pytest.approx(0.5)
-    assert churn_risk_value(1.0) == pytest.approx(0.1192, abs=1e-4)
-    assert churn_risk_value(3.0) == pytest.approx(0.8808, abs=1e-4)
-    assert churn_risk_value(0.0) < 0.02
+    defaults = SegmentationConfig()
+    ratios = pl.DataFrame({"ratio": [2.0, 1.0, 3.0, 0.0]})
+    risk = (
+        ratios.select(
+            churn_risk_expr(pl.col("ratio"), defaults.churn_midpoint, defaults.churn_steepness)
+        )
+        .to_series()
+        .to_list()
+    )
+    assert risk[0] == pytest.approx(0.5)
+    assert risk[1] == pytest.approx(0.1192, abs=1e-4)
+    assert risk[2] == pytest.approx(0.8808, abs=1e-4)
+    assert risk[3] < 0.02
 
 
 def test_churn_rule_compares_with_the_customers_own_rhythm() -> None:

@@ -3,7 +3,7 @@
 import datetime as dt
 
 from recsvc.domain.live import LiveResponse
-from recsvc.domain.segment_rules import load_segments
+from recsvc.domain.segments.catalog import load_segments
 from recsvc.service.customer_state import customer_state
 
 RULES = load_segments()

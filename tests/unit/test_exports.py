@@ -15,9 +15,11 @@ import pytest
 
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
-from recsvc.domain.segment_rules import parse_segments
-from recsvc.service import exports
-from recsvc.service.exports import ExportFailed, plan_export, spreadsheet_safe
+from recsvc.domain.segments.catalog import parse_segments
+from recsvc.service.exports import plan as exports
+from recsvc.service.exports.base import ExportFailed
+from recsvc.service.exports.csv import spreadsheet_safe
+from recsvc.service.exports.plan import plan_export
 from recsvc.version.profiles import (
     EXPORT_BIN,
     EXPORT_OFFSETS,

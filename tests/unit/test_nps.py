@@ -14,7 +14,6 @@ from recsvc.domain.nps import (
     NpsResult,
     category,
     nps_from_counts,
-    nps_from_scores,
     rest_of,
     two_sample_z,
 )
@@ -113,11 +112,6 @@ def test_no_answers_has_no_nps() -> None:
     assert result.n == 0
     assert result.nps is None and result.margin_of_error is None
     assert result.too_small
-
-
-def test_scores_and_counts_give_the_same_result() -> None:
-    scores = [10, 9, 9, 8, 7, 6, 0, 3, 10, 10]
-    assert nps_from_scores(scores) == nps_from_counts(5, 2, 3)
 
 
 def test_negative_counts_are_refused() -> None:

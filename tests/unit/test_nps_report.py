@@ -10,7 +10,6 @@ import pytest
 from recsvc.domain import columns as c
 from recsvc.domain.nps import nps_from_counts
 from training.report.build import (
-    GroupResult,
     churn_rates,
     compare_groups,
     monthly_trend,
@@ -18,6 +17,7 @@ from training.report.build import (
     touchpoint_breakdown,
 )
 from training.report.html import nps_bars, nps_text, trend_chart
+from training.report.model import GroupResult
 
 T0 = dt.datetime(2025, 1, 1)
 

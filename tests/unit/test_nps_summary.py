@@ -16,15 +16,13 @@ from recsvc.domain.live import LiveResponse
 from recsvc.domain.nps import nps_from_counts
 from recsvc.errors import ArtifactError
 from recsvc.service.nps_summary import (
-    NOT_GIVEN,
-    RESPONSE_SCORES,
     InvalidRequest,
     NpsSummary,
-    ResponseTable,
     SummaryQuery,
     parse_query,
     summarise,
 )
+from recsvc.version.responses import NOT_GIVEN, RESPONSE_SCORES, ResponseTable
 from training.publish.responses import write_response_table
 
 IDS = np.array(["c1", "c2", "c3", "c4", "c5"])

@@ -14,12 +14,14 @@ import numpy as np
 import polars as pl
 import pytest
 
+from recsvc.api.customers.services import customer_profile
 from recsvc.domain.nps import nps_from_counts
-from recsvc.domain.segment_rules import SegmentRules, parse_segments
+from recsvc.domain.segments.catalog import SegmentRules, parse_segments
 from recsvc.errors import ArtifactError, InvalidRequest, NotFoundError
-from recsvc.service import exports
-from recsvc.service.exports import ENTERED, EXITED, plan_export, segment_changes
-from recsvc.version.profiles import SERVING_FILES, Profiles, customer_profile
+from recsvc.service.exports import plan as exports
+from recsvc.service.exports.base import ENTERED, EXITED
+from recsvc.service.exports.plan import plan_export, segment_changes
+from recsvc.version.profiles import SERVING_FILES, Profiles
 from training.customers.segments import assign_segments
 from training.publish.profiles import write_serving_tables
 

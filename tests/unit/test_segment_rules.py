@@ -12,15 +12,9 @@ import polars as pl
 import pytest
 
 from recsvc.domain import customer_table as ct
-from recsvc.domain.segment_rules import (
-    DEFAULT_SEGMENTS_PATH,
-    SegmentDefinition,
-    evaluate,
-    evaluate_rule,
-    load_segments,
-    parse_rule,
-    parse_segments,
-)
+from recsvc.domain.segments.catalog import DEFAULT_SEGMENTS_PATH, load_segments, parse_segments
+from recsvc.domain.segments.evaluate import evaluate, evaluate_rule
+from recsvc.domain.segments.rules import SegmentDefinition, parse_rule
 from recsvc.errors import ConfigError
 from training.customers.segments import assign_segments, compile_rule
 
@@ -370,10 +364,10 @@ def test_the_service_side_loads_rules_and_nps_math_without_polars() -> None:
     """recsvc is the serving path: evaluating rules and NPS must not pull in polars."""
     code = (
         "import sys\n"
-        "from recsvc.domain.segment_rules import load_segments\n"
-        "from recsvc.domain.nps import nps_from_scores\n"
+        "from recsvc.domain.segments.catalog import load_segments\n"
+        "from recsvc.domain.nps import nps_from_counts\n"
         "load_segments().primary_segment({'nps_category': 'detractor'})\n"
-        "nps_from_scores([10, 3])\n"
+        "nps_from_counts(1, 0, 1)\n"
         "assert 'polars' not in sys.modules and 'numpy' not in sys.modules, sorted(sys.modules)\n"
     )
     subprocess.run([sys.executable, "-c", code], check=True)

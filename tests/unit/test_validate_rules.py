@@ -14,7 +14,8 @@ from recsvc.domain import columns as c
 from recsvc.domain import contract, times
 from recsvc.domain.contract import Table
 from recsvc.errors import shown
-from training.validate.dataset import DTYPES, check_rows, mark_rows, settle_rows
+from training.validate.fields import DTYPES
+from training.validate.rows import check_rows, mark_rows, settle_rows
 
 # One field of each kind (and each kind of rule), taken from the real contract.
 PROBE_FIELDS = (
@@ -43,7 +44,8 @@ TEXT_VALUES: list[str | None] = [
     *["true", "TRUE", "True", " yes ", "Y", "n", "t", "f", "1", "2", "on", "da"],
     # choices
     *["delivered", "Delivered", " delivered", "placed", "shipped"],
-    # timestamps: the spellings of `contract.DATETIME_FORMATS` and what Python's strptime adds
+    # timestamps: the contract's spellings, and near ones it refuses (single-digit fields, "+0200",
+    # seconds in offsets, a lower-case "t" or "z", several spaces) that Python's strptime would read
     *[
         "2024-05-01",
         "2024-05-01T12:30:00",
@@ -182,7 +184,7 @@ def test_a_row_lists_every_problem_naming_each_field() -> None:
 
 
 def test_offsets_are_converted_to_utc_and_naive_times_taken_as_utc() -> None:
-    values = ["2024-05-01T12:30:00+02:00", "2024-05-01 12:30:00", "2024-05-01T00:30:00-01:00:30.5"]
+    values = ["2024-05-01T12:30:00+02:00", "2024-05-01 12:30:00", "2024-05-01T00:30:30.5-01:00"]
     result = _batch(values, pl.String())
     assert result[c.RESPONDED_AT].to_list() == [
         dt.datetime(2024, 5, 1, 10, 30),

@@ -1,1 +1,2 @@
-"""The customer table: per-customer features (NPS, RFM, churn, deliveries) and segment membership."""
+"""The customer table: per-customer features (NPS, RFM, churn, deliveries), the table they make, and
+segment membership."""

@@ -1,6 +1,6 @@
 """Segment rules as polars expressions, segment membership, and the segment artifacts of a run.
 
-`compile_rule` is the batch twin of `recsvc.domain.segment_rules.evaluate_rule`: the same rule tree, the same
+`compile_rule` is the batch twin of `recsvc.domain.segments.evaluate_rule`: the same rule tree, the same
 three-valued logic (polars' Kleene `&`, `|`, `~` and null-propagating comparisons match the pure-Python
 evaluator), and a customer is a member only when the result is true.
 
@@ -23,7 +23,8 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.customer_table import ValueKind
-from recsvc.domain.segment_rules import (
+from recsvc.domain.segments.catalog import SegmentRules
+from recsvc.domain.segments.rules import (
     AllOf,
     AnyOf,
     Column,
@@ -34,7 +35,6 @@ from recsvc.domain.segment_rules import (
     ListContains,
     Negation,
     Rule,
-    SegmentRules,
     Truth,
     Value,
 )

@@ -1,1 +1,2 @@
-"""What a run writes into a version besides the model: profile and segment tables, NPS answers."""
+"""A version's artifact and whether it goes out: arrays and manifest (artifact), profile and segment
+tables (profiles), NPS answers (responses), and the quality gate (gate)."""

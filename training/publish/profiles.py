@@ -17,7 +17,7 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.nps import NpsCategory, nps_from_counts
-from recsvc.domain.segment_rules import SegmentRules
+from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.version.profiles import (
     DATETIME_FORMAT,
     EXPORT_BIN,

@@ -16,7 +16,7 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.contract import TOUCHPOINTS
-from recsvc.service.nps_summary import (
+from recsvc.version.responses import (
     CUSTOMER_GROUPS,
     GROUP_COLUMNS,
     NOT_GIVEN,

@@ -16,6 +16,7 @@ Scores come from `recsvc.version.scoring`, the code the service runs.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 
 import msgspec
 import numpy as np
@@ -190,24 +191,72 @@ def evaluate(
     `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category as
     of the cut-off (strings). Popularity baselines count training purchases.
     """
-    n_items = model.n_items
-    rng = np.random.default_rng(seed)
-    users = sample_users(train, test, max_users, seed)
-
-    bought = [train.items[train.row(u)] for u in users]
-    truth_all = [test.items[test.row(u)] for u in users]
-    truth_new = [
-        np.setdiff1d(t, b, assume_unique=True) for t, b in zip(truth_all, bought, strict=True)
-    ]
-    vectors = np.stack([scoring.known_customer_vector(model, int(u))[0] for u in users])
-
-    def model_scores(rows: np.ndarray) -> np.ndarray:
-        return scoring.score_block(model, vectors[rows])
-
-    popularity = np.bincount(train.items, weights=train.counts, minlength=n_items).astype(
+    sample = _Sample.draw(model, train, test, max_users, seed)
+    popularity = np.bincount(train.items, weights=train.counts, minlength=model.n_items).astype(
         np.float64
     )
-    segments = customer_segments[users]
+    scored = _model_pass(model, sample.vectors, sample.bought, k)
+    new_items = _new_items(model, scored, sample, train, customer_segments, popularity, k)
+    nps = customer_nps[sample.users]
+    by_nps: dict[str, RankingMetrics] = {}
+    for category in np.unique(nps):
+        rows = np.flatnonzero(nps == category)
+        by_nps[str(category)] = ranking_metrics(
+            scored.top[rows], sample.truth_new_matrix[rows], model.n_items
+        )
+    tuned, buy_again = _buy_again(model, scored, sample, train, popularity, cutoff_day, k, seed)
+    pop_ndcg = new_items["popularity"].ndcg
+    return EvaluationReport(
+        k=k,
+        cutoff_day=cutoff_day,
+        holdout_days=holdout_days,
+        eval_users=sample.users.size,
+        new_items=new_items,
+        buy_again=buy_again,
+        by_nps_category=by_nps,
+        blend=tuned,
+        lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class _Sample:
+    """The evaluated customers: what each bought before the cut-off and after, and their vectors."""
+
+    users: np.ndarray
+    bought: list[np.ndarray]  # before the cut-off
+    truth_all: list[np.ndarray]  # after it
+    truth_new: list[np.ndarray]  # after it, and not bought before
+    truth_new_matrix: sp.csr_matrix
+    vectors: np.ndarray  # the model's customer vectors
+
+    @classmethod
+    def draw(
+        cls, model: ModelArrays, train: Purchases, test: Purchases, max_users: int, seed: int
+    ) -> _Sample:
+        users = sample_users(train, test, max_users, seed)
+        bought = [train.items[train.row(u)] for u in users]
+        truth_all = [test.items[test.row(u)] for u in users]
+        truth_new = [
+            np.setdiff1d(t, b, assume_unique=True) for t, b in zip(truth_all, bought, strict=True)
+        ]
+        vectors = np.stack([scoring.known_customer_vector(model, int(u))[0] for u in users])
+        return cls(users, bought, truth_all, truth_new, _csr(truth_new, model.n_items), vectors)
+
+
+def _new_items(
+    model: ModelArrays,
+    scored: _ModelPass,
+    sample: _Sample,
+    train: Purchases,
+    customer_segments: np.ndarray,
+    popularity: np.ndarray,
+    k: int,
+) -> dict[str, RankingMetrics]:
+    """The "new to you" protocol: the model, popularity and the segment's popularity (with AUC
+    for the model and popularity on the first `AUC_USERS` customers)."""
+    n_items, n, bought = model.n_items, sample.users.size, sample.bought
+    segments = customer_segments[sample.users]
     buyer_segment = np.repeat(customer_segments, np.diff(train.indptr))
     segment_popularity: dict[str, np.ndarray] = {
         str(segment): np.bincount(train.items[buyer_segment == segment], minlength=n_items).astype(
@@ -223,34 +272,39 @@ def evaluate(
         # Ties (items unseen in the segment) fall back to global popularity.
         return np.stack([segment_popularity[str(segments[r])] + popularity * 1e-9 for r in rows])
 
-    n = users.size
-    truth_new_m = _csr(truth_new, n_items)
-    scored = _model_pass(model, vectors, bought, k)
-    new_items = {
-        "model": ranking_metrics(scored.top, truth_new_m, n_items),
-        "popularity": ranking_metrics(_ranked_lists(n, k, popular, bought), truth_new_m, n_items),
+    truth = sample.truth_new_matrix
+    auc_rows = np.arange(min(AUC_USERS, n))
+    auc_truth, auc_bought = truth[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
+    model_scores = scoring.score_block(model, sample.vectors[auc_rows])
+    return {
+        "model": msgspec.structs.replace(
+            ranking_metrics(scored.top, truth, n_items),
+            auc=mean_auc(model_scores, auc_truth, auc_bought),
+        ),
+        "popularity": msgspec.structs.replace(
+            ranking_metrics(_ranked_lists(n, k, popular, bought), truth, n_items),
+            auc=mean_auc(popular(auc_rows), auc_truth, auc_bought),
+        ),
         "segment_popularity": ranking_metrics(
-            _ranked_lists(n, k, segment_popular, bought), truth_new_m, n_items
+            _ranked_lists(n, k, segment_popular, bought), truth, n_items
         ),
     }
-    auc_rows = np.arange(min(AUC_USERS, n))
-    auc = mean_auc(
-        model_scores(auc_rows), truth_new_m[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
-    )
-    new_items["model"] = msgspec.structs.replace(new_items["model"], auc=auc)
-    pop_auc = mean_auc(
-        popular(auc_rows), truth_new_m[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
-    )
-    new_items["popularity"] = msgspec.structs.replace(new_items["popularity"], auc=pop_auc)
 
-    nps = customer_nps[users]
-    by_nps: dict[str, RankingMetrics] = {}
-    for category in np.unique(nps):
-        rows = np.flatnonzero(nps == category)
-        by_nps[str(category)] = ranking_metrics(scored.top[rows], truth_new_m[rows], n_items)
 
-    # Buy again allowed: tune the blend on half A, report on half B.
-    half = rng.permutation(n)
+def _buy_again(
+    model: ModelArrays,
+    scored: _ModelPass,
+    sample: _Sample,
+    train: Purchases,
+    popularity: np.ndarray,
+    cutoff_day: int,
+    k: int,
+    seed: int,
+) -> tuple[BlendParams, dict[str, RankingMetrics]]:
+    """The "buy again allowed" protocol: the blend tuned on half A, every method reported on half
+    B. Returns the tuned blend and the metrics."""
+    n_items, n, users = model.n_items, sample.users.size, sample.users
+    half = np.random.default_rng(seed).permutation(n)
     tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
     no_exclusion = [np.empty(0, dtype=np.int64)] * n
 
@@ -263,20 +317,19 @@ def evaluate(
             timing,
         )
 
-    def blend_metrics(rows: np.ndarray, params: BlendParams) -> RankingMetrics:
-        top = _blended_lists(scored, rows, bought, propensity, params, k)
-        return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
+    def truth(rows: np.ndarray) -> sp.csr_matrix:
+        return _csr([sample.truth_all[r] for r in rows], n_items)
 
-    def subset(
-        rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]
-    ) -> Callable[[np.ndarray], np.ndarray]:
-        return lambda local: fn(rows[local])
+    def blend_metrics(rows: np.ndarray, params: BlendParams) -> RankingMetrics:
+        top = _blended_lists(scored, rows, sample.bought, propensity, params, k)
+        return ranking_metrics(top, truth(rows), n_items)
 
     def metrics_on(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> RankingMetrics:
-        top = _ranked_lists(rows.size, k, subset(rows, fn), no_exclusion)
-        return ranking_metrics(top, _csr([truth_all[r] for r in rows], n_items), n_items)
+        top = _ranked_lists(rows.size, k, lambda local: fn(rows[local]), no_exclusion)
+        return ranking_metrics(top, truth(rows), n_items)
 
-    tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
+    def popular(rows: np.ndarray) -> np.ndarray:
+        return np.broadcast_to(popularity, (rows.size, n_items))
 
     def own_frequent(rows: np.ndarray) -> np.ndarray:
         out = np.broadcast_to(popularity * 1e-12, (rows.size, n_items)).copy()
@@ -285,25 +338,14 @@ def evaluate(
             out[j, train.items[span]] += train.counts[span] + train.last_day[span] * 1e-9
         return out
 
-    buy_again = {
+    tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
+    return tuned, {
         # The model alone: the blend at weight 0 (raw scores, bought items allowed).
         "model": blend_metrics(report_rows, BlendParams(weight=0.0)),
         "own_most_frequent": metrics_on(report_rows, own_frequent),
         "popularity": metrics_on(report_rows, popular),
         "blend": blend_metrics(report_rows, tuned),
     }
-    pop_ndcg = new_items["popularity"].ndcg
-    return EvaluationReport(
-        k=k,
-        cutoff_day=cutoff_day,
-        holdout_days=holdout_days,
-        eval_users=n,
-        new_items=new_items,
-        buy_again=buy_again,
-        by_nps_category=by_nps,
-        blend=tuned,
-        lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
-    )
 
 
 def format_evaluation(report: EvaluationReport) -> str:

@@ -1,4 +1,4 @@
-"""Fits the hybrid LightFM model and exports the arrays the service scores with.
+"""Fits the hybrid LightFM model and exports the arrays the service scores with (`fit_arrays`).
 
 lightfm is imported here and only here: the service never needs it.
 """
@@ -12,7 +12,9 @@ from dataclasses import dataclass
 import numpy as np
 import scipy.sparse as sp
 
+from recsvc.version.scoring import ModelArrays, Purchases
 from training.config import TrainingConfig
+from training.recommender.dataset import FeatureSpace, interacted
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,4 +85,38 @@ def fit(
         user_feature_vectors=np.ascontiguousarray(model.user_embeddings, dtype=np.float32),
         user_feature_biases=np.ascontiguousarray(model.user_biases, dtype=np.float32),
         epoch_seconds=epoch_seconds,
+    )
+
+
+def fit_arrays(
+    interactions: sp.coo_matrix,
+    users: FeatureSpace,
+    items: FeatureSpace,
+    purchases: Purchases,
+    reorder_days: np.ndarray,
+    config: TrainingConfig,
+    *,
+    show_progress: bool,
+    label: str,
+) -> ModelArrays:
+    """Fit on the interactions and return the arrays scoring needs (see `recsvc.version.scoring`)."""
+    user_known, item_known = interacted(interactions)
+    fitted = fit(
+        interactions,
+        users.matrix(config.user_identity_weight, user_known),
+        items.matrix(config.item_identity_weight, item_known),
+        config,
+        show_progress=show_progress,
+        label=label,
+    )
+    return ModelArrays(
+        item_vectors=fitted.item_vectors,
+        item_biases=fitted.item_biases,
+        user_feature_vectors=fitted.user_feature_vectors,
+        user_feature_biases=fitted.user_feature_biases,
+        customer_features=users.attribute_rows,
+        purchases=purchases,
+        item_reorder_days=reorder_days,
+        identity_weight=config.user_identity_weight,
+        has_identity=user_known,
     )

@@ -1,1 +1,2 @@
-"""The NPS report: its numbers (build), comment themes, and the self-contained HTML page."""
+"""The NPS report: its shape (model), its numbers (build), comment themes, and the self-contained
+HTML page."""

@@ -18,7 +18,7 @@ rendered from the same object by `training.report.html`.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 import msgspec
@@ -27,19 +27,34 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.contract import TOUCHPOINTS
-from recsvc.domain.nps import NpsCategory, NpsResult, ZTest, nps_from_counts, rest_of, two_sample_z
-from recsvc.domain.segment_rules import SegmentRules
+from recsvc.domain.nps import NpsCategory, NpsResult, nps_from_counts, rest_of, two_sample_z
+from recsvc.domain.segments.catalog import SegmentRules
 from training.customers.features import (
     DELIVERED,
     LATE,
     ORDER_CATEGORY,
     SegmentationConfig,
+    index_customers,
     nps_category_expr,
 )
+from training.customers.segmentation import CustomerSegments
 from training.report.html import render_html
-from training.report.themes import ThemeGroup, theme_summary
+from training.report.model import (
+    Breakdown,
+    CategoryGap,
+    ChurnPeriod,
+    DeliveryReport,
+    GroupResult,
+    LateShare,
+    MonthResult,
+    NpsReport,
+    SegmentSummary,
+    SurveyGroup,
+    SurveyReport,
+    encode_report,
+)
+from training.report.themes import theme_summary
 
-REPORT_SCHEMA_VERSION = 1
 REPORT_JSON = "nps_report.json"
 REPORT_HTML = "nps_report.html"
 NOT_GIVEN = "(not given)"
@@ -51,105 +66,6 @@ _PROMOTER, _PASSIVE, _DETRACTOR = (
     NpsCategory.DETRACTOR.value,
 )
 _COUNTS = (_PROMOTER, _PASSIVE, _DETRACTOR)
-
-
-# --- the report's shape --------------------------------------------------------------------------
-
-
-class GroupResult(msgspec.Struct, frozen=True, kw_only=True):
-    label: str
-    nps: NpsResult
-    vs_rest: ZTest | None  # this group against everyone else in the breakdown
-    significant: bool  # differs from the rest beyond noise (p < 0.05, neither side too small)
-
-
-class Breakdown(msgspec.Struct, frozen=True, kw_only=True):
-    dimension: str  # segment, country, age_band, touchpoint
-    title: str
-    groups: list[GroupResult]
-
-
-class MonthResult(msgspec.Struct, frozen=True, kw_only=True):
-    month: str  # YYYY-MM
-    nps: NpsResult
-    vs_previous: ZTest | None
-    significant_move: bool  # differs from the previous month beyond noise
-
-
-class CategoryGap(msgspec.Struct, frozen=True, kw_only=True):
-    category: str  # product category of the order the answer is about
-    pre_delivery: NpsResult
-    post_delivery: NpsResult
-    post_vs_pre: ZTest | None
-
-
-class LateShare(msgspec.Struct, frozen=True, kw_only=True):
-    category: str  # NPS category of the post-delivery answer
-    answers: int  # customers' latest post-delivery answers about a delivered order
-    late: int  # of which the order arrived after its promised date
-    share: float | None
-
-
-class DeliveryReport(msgspec.Struct, frozen=True, kw_only=True):
-    pre_delivery: NpsResult
-    post_delivery: NpsResult
-    post_vs_pre: ZTest | None
-    by_category: list[CategoryGap]
-    post_on_time: NpsResult  # post-delivery answers about orders delivered on time
-    post_late: NpsResult  # ... and about late orders
-    late_vs_on_time: ZTest | None
-    late_share: list[LateShare]
-    customer_gap_mean: float | None  # mean of the per-customer delivery gap, score points
-    customer_gap_n: int
-
-
-class SurveyGroup(msgspec.Struct, frozen=True, kw_only=True):
-    label: str
-    n: int
-    value: float | None  # CSAT: % answering 4-5; CES: mean score
-
-
-class SurveyReport(msgspec.Struct, frozen=True, kw_only=True):
-    metric: str  # csat or ces
-    description: str
-    overall: SurveyGroup
-    by_segment: list[SurveyGroup]
-
-
-class ChurnPeriod(msgspec.Struct, frozen=True, kw_only=True):
-    period: str  # first day of the period, YYYY-MM-DD
-    active: int  # customers with an order in the period
-    churned: int  # of which no order in the next period
-    rate: float
-
-
-class SegmentSummary(msgspec.Struct, frozen=True, kw_only=True):
-    name: str
-    description: str
-    priority: int | None
-    customers: int
-    primary_customers: int
-    share: float  # of all customers
-
-
-class NpsReport(msgspec.Struct, frozen=True, kw_only=True):
-    schema_version: int = REPORT_SCHEMA_VERSION
-    as_of: dt.datetime
-    min_n: int
-    customers: int
-    respondents: int  # customers with at least one NPS answer
-    responses: int
-    overall: NpsResult
-    trend: list[MonthResult]
-    breakdowns: list[Breakdown]
-    segments: list[SegmentSummary]
-    delivery: DeliveryReport
-    csat: SurveyReport | None
-    ces: SurveyReport | None
-    churn_period: str
-    churn: list[ChurnPeriod]
-    themes: list[ThemeGroup]
-    method_notes: list[str]
 
 
 METHOD_NOTES = [
@@ -320,28 +236,6 @@ def delivery_report(
     empty = nps_from_counts(0, 0, 0, min_n=min_n)
     pre = touchpoints.get("pre_delivery", empty)
     post = touchpoints.get("post_delivery", empty)
-
-    by_pair = category_counts(
-        latest_vote(
-            about_orders.filter(pl.col(c.TOUCHPOINT).is_in(["pre_delivery", "post_delivery"])),
-            pl.concat_str(pl.col(c.TOUCHPOINT), pl.col(ORDER_CATEGORY), separator="|"),
-        ),
-        min_n,
-    )
-    categories = sorted({key.split("|", 1)[1] for key in by_pair})
-    by_category = []
-    for category in categories:
-        cat_pre = by_pair.get(f"pre_delivery|{category}", empty)
-        cat_post = by_pair.get(f"post_delivery|{category}", empty)
-        by_category.append(
-            CategoryGap(
-                category=category,
-                pre_delivery=cat_pre,
-                post_delivery=cat_post,
-                post_vs_pre=two_sample_z(cat_post, cat_pre),
-            )
-        )
-
     delivered_post = about_orders.filter(
         (pl.col(c.TOUCHPOINT) == "post_delivery") & pl.col(DELIVERED).fill_null(False)
     )
@@ -356,7 +250,50 @@ def delivery_report(
     )
     on_time = by_lateness.get("on_time", empty)
     late = by_lateness.get("late", empty)
+    gap = table.select(
+        pl.col(ct.DELIVERY_GAP).mean().alias("mean"), pl.col(ct.DELIVERY_GAP).count().alias("n")
+    ).row(0, named=True)
+    return DeliveryReport(
+        pre_delivery=pre,
+        post_delivery=post,
+        post_vs_pre=two_sample_z(post, pre),
+        by_category=_gap_by_category(about_orders, min_n),
+        post_on_time=on_time,
+        post_late=late,
+        late_vs_on_time=two_sample_z(late, on_time),
+        late_share=_late_share(delivered_post),
+        customer_gap_mean=gap["mean"],
+        customer_gap_n=int(gap["n"]),
+    )
 
+
+def _gap_by_category(about_orders: pl.LazyFrame, min_n: int) -> list[CategoryGap]:
+    """Pre- vs post-delivery NPS per product category of the order the answer is about."""
+    by_pair = category_counts(
+        latest_vote(
+            about_orders.filter(pl.col(c.TOUCHPOINT).is_in(["pre_delivery", "post_delivery"])),
+            pl.concat_str(pl.col(c.TOUCHPOINT), pl.col(ORDER_CATEGORY), separator="|"),
+        ),
+        min_n,
+    )
+    empty = nps_from_counts(0, 0, 0, min_n=min_n)
+    by_category = []
+    for category in sorted({key.split("|", 1)[1] for key in by_pair}):
+        cat_pre = by_pair.get(f"pre_delivery|{category}", empty)
+        cat_post = by_pair.get(f"post_delivery|{category}", empty)
+        by_category.append(
+            CategoryGap(
+                category=category,
+                pre_delivery=cat_pre,
+                post_delivery=cat_post,
+                post_vs_pre=two_sample_z(cat_post, cat_pre),
+            )
+        )
+    return by_category
+
+
+def _late_share(delivered_post: pl.LazyFrame) -> list[LateShare]:
+    """Per NPS category of customers' latest post-delivery answer: how many were about a late order."""
     latest_post = (
         delivered_post.sort(c.RESPONDED_AT, c.RESPONSE_ID)
         .group_by(c.CUSTOMER_ID)
@@ -378,21 +315,7 @@ def delivery_report(
                 share=late_n / answers_n if answers_n else None,
             )
         )
-    gap = table.select(
-        pl.col(ct.DELIVERY_GAP).mean().alias("mean"), pl.col(ct.DELIVERY_GAP).count().alias("n")
-    ).row(0, named=True)
-    return DeliveryReport(
-        pre_delivery=pre,
-        post_delivery=post,
-        post_vs_pre=two_sample_z(post, pre),
-        by_category=by_category,
-        post_on_time=on_time,
-        post_late=late,
-        late_vs_on_time=two_sample_z(late, on_time),
-        late_share=late_share,
-        customer_gap_mean=gap["mean"],
-        customer_gap_n=int(gap["n"]),
-    )
+    return late_share
 
 
 def survey_report(table: pl.DataFrame, rules: SegmentRules, metric: str) -> SurveyReport | None:
@@ -537,16 +460,19 @@ def build_report(
     )
 
 
-_ENCODER = msgspec.json.Encoder()
-_DECODER = msgspec.json.Decoder(NpsReport)
-
-
-def encode_report(report: NpsReport) -> bytes:
-    return _ENCODER.encode(report)
-
-
-def decode_report(data: bytes) -> NpsReport:
-    return _DECODER.decode(data)
+def nps_report(tables: Mapping[str, pl.LazyFrame], segments: CustomerSegments) -> NpsReport:
+    """The report of a run: its customer table, NPS answers and the order facts the table shares."""
+    responses = index_customers(tables)[
+        c.NPS_RESPONSES
+    ]  # customer ids as row numbers, as the facts
+    return build_report(
+        segments.table,
+        responses,
+        segments.facts.lazy(),
+        segments.rules,
+        segments.as_of,
+        segments.config,
+    )
 
 
 def write_report(report: NpsReport, out_dir: Path) -> tuple[Path, Path]:

@@ -11,20 +11,17 @@ from __future__ import annotations
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
-from typing import TYPE_CHECKING
 
 from recsvc.domain.nps import NpsResult
-
-if TYPE_CHECKING:  # the report module imports this one; types only, to avoid a cycle
-    from training.report.build import (
-        Breakdown,
-        DeliveryReport,
-        GroupResult,
-        MonthResult,
-        NpsReport,
-        SurveyReport,
-    )
-    from training.report.themes import ThemeGroup
+from training.report.model import (
+    Breakdown,
+    DeliveryReport,
+    GroupResult,
+    MonthResult,
+    NpsReport,
+    SurveyReport,
+)
+from training.report.themes import ThemeGroup
 
 POSITIVE = "#2b7bba"
 NEGATIVE = "#d6604d"
@@ -141,37 +138,37 @@ def trend_chart(trend: Sequence[MonthResult]) -> str:
                 )
             )
     for i, month in points:
-        cx, cy = x(i), y(month.nps.nps or 0)
-        if month.nps.too_small:
-            body.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="white" stroke="{GREY}">'
-                f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}</title></circle>"
-            )
-            continue
-        if month.significant_move and month.vs_previous is not None:
-            up = month.vs_previous.difference > 0
-            color = UP if up else DOWN
-            body.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{color}">'
-                f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}, "
-                f"{month.vs_previous.difference:+.1f} vs previous month (significant)</title></circle>"
-            )
-            arrow = "▲" if up else "▼"
-            body.append(
-                _text(
-                    cx,
-                    cy - 10 if up else cy + 18,
-                    f"{arrow}{month.vs_previous.difference:+.0f}",
-                    "middle",
-                    f'fill="{color}" font-weight="bold"',
-                )
-            )
-        else:
-            body.append(
-                f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{POSITIVE}">'
-                f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}</title></circle>"
-            )
+        body.extend(_month_marker(month, x(i), y(month.nps.nps or 0)))
     return _svg(width, height, body, "NPS trend by month with 95% band")
+
+
+def _month_marker(month: MonthResult, cx: float, cy: float) -> list[str]:
+    """A month's dot: hollow when too small, an arrow with the change for a significant move."""
+    if month.nps.too_small:
+        return [
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="white" stroke="{GREY}">'
+            f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}</title></circle>"
+        ]
+    if not month.significant_move or month.vs_previous is None:
+        return [
+            f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="3.5" fill="{POSITIVE}">'
+            f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}</title></circle>"
+        ]
+    up = month.vs_previous.difference > 0
+    color = UP if up else DOWN
+    arrow = "▲" if up else "▼"
+    return [
+        f'<circle cx="{cx:.1f}" cy="{cy:.1f}" r="6" fill="{color}">'
+        f"<title>{escape(month.month)}: {escape(nps_text(month.nps))}, "
+        f"{month.vs_previous.difference:+.1f} vs previous month (significant)</title></circle>",
+        _text(
+            cx,
+            cy - 10 if up else cy + 18,
+            f"{arrow}{month.vs_previous.difference:+.0f}",
+            "middle",
+            f'fill="{color}" font-weight="bold"',
+        ),
+    ]
 
 
 def nps_bars(groups: Sequence[GroupResult], title: str) -> str:

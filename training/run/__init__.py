@@ -1,1 +1,2 @@
-"""The training run itself: the pipeline, the nightly job's lock, live answers, run log and schedule."""
+"""The training run itself: its steps, the pipeline that calls them in order under the store's lock,
+live answers, run records, run directories and the schedule."""

@@ -1,5 +1,6 @@
 """The live NPS answers a run takes in: moved out of live once the active version holds them
-(compaction), then read (archive first, then live) and merged into the run's NPS answers.
+(compaction), then read (archive first, then live) and merged into the run's NPS answers (in
+memory: the validator's clean files are not rewritten).
 
 - **Merge.** The NPS responses the service took in are added to the validated `nps_responses`
   table of every run, all of them and not only those since the last run, since the shop's export
@@ -24,9 +25,7 @@
 from __future__ import annotations
 
 import datetime as dt
-import os
 from collections.abc import Sequence
-from pathlib import Path
 
 import msgspec
 import numpy as np
@@ -35,9 +34,9 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain.live import LiveResponse
 from recsvc.domain.times import naive_utc
-from recsvc.service.nps_summary import response_key
 from recsvc.store import Store
 from recsvc.version.opened import ActiveModel
+from recsvc.version.responses import response_key
 from training.run.records import LiveIntake
 
 
@@ -100,25 +99,33 @@ def compact_held_responses(
         return Compaction(error=f"{type(exc).__name__}: {exc}")
 
 
-def merge_live_responses(
-    responses: Sequence[LiveResponse], clean_dir: Path, *, since: dt.datetime | None = None
-) -> LiveIntake:
-    """Add live NPS responses (`read_live_responses`) to the validated `nps_responses.parquet` in
-    `clean_dir`.
+class LiveMerge(msgspec.Struct, frozen=True):
+    """The run's NPS answers with the live ones added, and what became of the live ones."""
 
-    The batch file wins on a shared response_id; responses of customers missing from the validated
-    customers table are dropped. `since` (the last successful run's `received_until`) only counts
-    how many arrived after that run read them.
+    nps_responses: pl.DataFrame  # the batch's answers first, in file order, then the live ones
+    intake: LiveIntake
+
+
+def merge_live_responses(
+    responses: Sequence[LiveResponse],
+    nps_responses: pl.DataFrame,
+    customers: pl.DataFrame,
+    *,
+    since: dt.datetime | None = None,
+) -> LiveMerge:
+    """Add live NPS responses (`read_live_responses`) to the validated `nps_responses`.
+
+    The batch wins on a shared response_id; responses of customers missing from the validated
+    `customers` are dropped. `since` (the last successful run's `received_until`) only counts how
+    many arrived after that run read them. The frames are the run's, in memory: the validator's
+    clean files stay as it wrote them.
     """
     intake = LiveIntake(stored=len(responses))
     if not responses:
-        return intake
+        return LiveMerge(nps_responses, intake)
     intake.received_until = max(r.received_at for r in responses).isoformat()
     if since is not None:
         intake.new_since_last_run = sum(r.received_at > since for r in responses)
-    path = clean_dir / f"{c.NPS_RESPONSES}.parquet"
-    batch = pl.scan_parquet(path)
-    schema = batch.collect_schema()
     live = pl.DataFrame(
         {
             c.RESPONSE_ID: [r.response_id for r in responses],
@@ -129,16 +136,13 @@ def merge_live_responses(
             c.ORDER_ID: [r.order_id for r in responses],
             c.COMMENT: [r.comment for r in responses],
         },
-        schema={name: schema[name] for name in schema.names()},
+        schema=nps_responses.schema,
     )
-    customers = pl.scan_parquet(clean_dir / f"{c.CUSTOMERS}.parquet").select(c.CUSTOMER_ID)
-    known = live.lazy().join(customers, on=c.CUSTOMER_ID, how="semi").collect()
-    fresh = known.lazy().join(batch.select(c.RESPONSE_ID), on=c.RESPONSE_ID, how="anti").collect()
+    known = live.join(customers.select(c.CUSTOMER_ID), on=c.CUSTOMER_ID, how="semi")
+    fresh = known.join(nps_responses.select(c.RESPONSE_ID), on=c.RESPONSE_ID, how="anti")
     intake.unknown_customer = live.height - known.height
     intake.in_batch = known.height - fresh.height
     intake.merged = fresh.height
-    if fresh.height:
-        tmp = path.with_name(f".{path.name}.tmp")
-        pl.concat([batch, fresh.lazy()]).sink_parquet(tmp)
-        os.replace(tmp, path)
-    return intake
+    if not fresh.height:
+        return LiveMerge(nps_responses, intake)
+    return LiveMerge(pl.concat([nps_responses, fresh]), intake)

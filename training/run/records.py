@@ -1,5 +1,5 @@
-"""The run record: what one training run did (steps, rows, live answers, metrics, gate, version,
-error), saved in the store's run log when the run starts and again when it ends
+"""The run record: what one training run did (each step's seconds and rows, live answers, metrics,
+gate, version, error), saved in the store's run log when the run starts and again when it ends
 (`recsvc.store.runs`), in the run directory, and sealed into the artifact it writes (`run.json`).
 
 A record still `running` when the next run takes the lock belongs to a run that died; that run
@@ -16,21 +16,13 @@ from typing import Any
 import msgspec
 
 from recsvc.store.runs import RunLog
+from training.publish.gate import GateDecision
 
 RUN_RECORD = "run.json"
 RUN_ID_FORMAT = "%Y%m%dT%H%M%SZ"  # run ids are UTC start times; versions are named after them
 RUN_ID = re.compile(r"\d{8}T\d{6}Z")
 FINISHED = ("published", "not_published", "failed", "interrupted")
 SUCCEEDED = ("published", "not_published")
-
-
-class GateDecision(msgspec.Struct, frozen=True):
-    publish: bool
-    reason: str
-    new_ndcg: float
-    active_version: str | None = None
-    active_ndcg: float | None = None
-    comparison: str = "none"  # "same split", "recorded" or "none"
 
 
 class LiveIntake(msgspec.Struct, kw_only=True):
@@ -57,8 +49,10 @@ class RunRecord(msgspec.Struct, kw_only=True):
     # running, published, not_published, failed, interrupted; "publishing" only in the copy sealed
     # inside a version's artifact (`run.json`), written just before the publish step.
     status: str = "running"
-    steps: dict[str, float] = {}
-    rows: dict[str, int] = {}
+    steps: dict[str, float] = {}  # seconds each step took, in run order
+    # Rows each step's output holds (see `training.run.steps`); records from before it lack them.
+    step_rows: dict[str, int] = {}
+    rows: dict[str, int] = {}  # customers and order lines the run trained on
     rejected_rows: int = 0
     live: LiveIntake | None = None
     metrics: dict[str, Any] = {}
@@ -138,4 +132,15 @@ def format_runs(records: Sequence[RunRecord]) -> str:
         lines.append(
             f"{r.run_id:<17} {r.status:<13} {duration:>9}  {r.version or '-':<26} {detail}"
         )
+        if r.steps:
+            lines.append(f"{'':<17} steps: {format_steps(r)}")
     return "\n".join(lines)
+
+
+def format_steps(record: RunRecord) -> str:
+    """Each step's seconds and, when the record has them, the rows it produced."""
+    return ", ".join(
+        f"{name} {seconds:.1f}s"
+        + (f" ({record.step_rows[name]:,} rows)" if name in record.step_rows else "")
+        for name, seconds in record.steps.items()
+    )

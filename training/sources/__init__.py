@@ -1,2 +1,3 @@
-"""Where a shop's data comes from besides its own files: the demo generator, its feedback model,
-and the UCI Online Retail importer."""
+"""Where a shop's data comes from besides its own files: the demo generator (generate, with shop,
+purchases, draws), its feedback model (feedback_model, comments), and the UCI Online Retail
+importer (online_retail, with retail_lines, retail_categories, retail_report)."""

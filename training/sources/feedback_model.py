@@ -15,6 +15,7 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.contract import CES_RESPONSES, CSAT_RESPONSES, NPS_RESPONSES, Table
+from training.sources.comments import MIXED, NEGATIVE, POSITIVE, THEMES, draw_comments
 
 # Optional input column on `customers`: the customer's latent mood, about N(0, 1).
 SATISFACTION = "satisfaction"
@@ -23,129 +24,7 @@ US_PER_HOUR = 3_600_000_000
 US_PER_DAY = 24 * US_PER_HOUR
 
 PRE_DELIVERY, POST_DELIVERY, RELATIONSHIP = "pre_delivery", "post_delivery", "relationship"
-
-# Comment themes and, for each, phrases by sentiment (negative, mixed, positive). Every delivery phrase
-# names delivery in plain words (delivery, arrived, courier, parcel, shipping) so a keyword tagger finds it.
-THEMES: tuple[str, ...] = ("delivery", "price", "quality", "support", "selection", "website")
-NEGATIVE, MIXED, POSITIVE = 0, 1, 2
-_PHRASES: dict[str, tuple[tuple[str, ...], tuple[str, ...], tuple[str, ...]]] = {
-    "delivery": (
-        (
-            "The delivery was late and nobody told me why.",
-            "My parcel arrived days after the promised date.",
-            "Delivery took far too long, the tracking was useless.",
-            "The courier missed the delivery window twice.",
-            "Shipping was slow and the parcel arrived late.",
-        ),
-        (
-            "Delivery was ok but could be faster.",
-            "The parcel arrived, a bit later than I hoped.",
-            "Shipping took a while, otherwise fine.",
-        ),
-        (
-            "Fast delivery, arrived a day early!",
-            "The parcel arrived on time, great courier.",
-            "Super quick shipping and delivery.",
-            "Delivery was faster than promised.",
-        ),
-    ),
-    "price": (
-        (
-            "Far too expensive for what you get.",
-            "Prices went up again, I found it cheaper elsewhere.",
-            "Shipping costs and prices are too high.",
-        ),
-        (
-            "Prices are fair but not the cheapest.",
-            "Decent value, I wait for discounts though.",
-            "A bit pricey compared to other shops.",
-        ),
-        (
-            "Great value for money.",
-            "Good prices and nice discounts.",
-            "Cheaper than anywhere else, great deals.",
-        ),
-    ),
-    "quality": (
-        (
-            "The product broke after a week, poor quality.",
-            "Item was damaged and the quality is bad.",
-            "Not as described, cheap material, had to return it.",
-        ),
-        (
-            "Quality is ok for the price.",
-            "The product is fine, nothing special.",
-            "Decent quality but the sizing was off.",
-        ),
-        (
-            "Excellent quality, exactly as described.",
-            "Great product, very well made.",
-            "Love the quality, will buy again.",
-        ),
-    ),
-    "support": (
-        (
-            "Customer service never answered my emails.",
-            "Support was unhelpful and the refund took weeks.",
-            "Impossible to reach anyone at customer support.",
-        ),
-        (
-            "Support answered eventually.",
-            "Customer service was polite but slow.",
-        ),
-        (
-            "Customer service was friendly and solved it fast.",
-            "Very helpful support team, easy refund.",
-        ),
-    ),
-    "selection": (
-        (
-            "Half the range is always out of stock.",
-            "Could not find what I wanted, poor selection.",
-        ),
-        (
-            "Good range but some items were unavailable.",
-            "The selection could be bigger.",
-        ),
-        (
-            "Huge selection, I always find what I need.",
-            "Great range of products and brands.",
-        ),
-    ),
-    "website": (
-        (
-            "The website kept crashing at checkout.",
-            "Payment failed twice, the checkout is a mess.",
-            "The app is confusing and search is useless.",
-        ),
-        (
-            "Website works but the search could be better.",
-            "Checkout was ok, a few too many steps.",
-        ),
-        (
-            "Easy checkout, the app is great.",
-            "Website is simple and ordering was quick.",
-        ),
-    ),
-}
-_PHRASES_PER_CELL = max(len(cell) for cells in _PHRASES.values() for cell in cells)
-# Flat lookup table indexed by (theme, sentiment, k); short cells repeat their phrases to fill the slot.
-_PHRASE_TABLE = pl.Series(
-    "phrase",
-    [
-        cell[k % len(cell)]
-        for theme in THEMES
-        for cell in _PHRASES[theme]
-        for k in range(_PHRASES_PER_CELL)
-    ],
-    dtype=pl.String,
-)
-_THEME = {theme: i for i, theme in enumerate(THEMES)}
-
-# Share of responses with a comment, by sentiment: unhappy customers write more.
-_COMMENT_SHARE = np.array([0.6, 0.3, 0.4])
-# Share of comments that touch a second theme.
-_SECOND_THEME_SHARE = 0.2
+_THEME = {theme: i for i, theme in enumerate(THEMES)}  # a theme's column in the weights
 
 
 @dataclass(frozen=True, slots=True)
@@ -568,42 +447,7 @@ def _ces(orders: _Orders, people: _Customers, rng: np.random.Generator) -> _Draw
     )
 
 
-# --- comments and output --------------------------------------------------------------------------
-
-
-def _pick_theme(weights: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    cumulative = np.cumsum(np.maximum(weights, 0.0), axis=1)
-    draw = rng.random(len(weights)) * cumulative[:, -1]
-    return np.minimum((cumulative < draw[:, None]).sum(axis=1), len(THEMES) - 1)
-
-
-def _comments(drawn: _Drawn, rng: np.random.Generator) -> pl.Series:
-    """A comment for a share of responses: one or two phrases whose themes follow what happened."""
-    n = len(drawn.score)
-    has_comment = rng.random(n) < _COMMENT_SHARE[drawn.sentiment]
-    cell = _PHRASES_PER_CELL
-    first = _pick_theme(drawn.theme_weights, rng)
-    second = _pick_theme(drawn.theme_weights, rng)
-    first_idx = (first * 3 + drawn.sentiment) * cell + rng.integers(0, cell, n)
-    second_idx = (second * 3 + drawn.sentiment) * cell + rng.integers(0, cell, n)
-    add_second = (rng.random(n) < _SECOND_THEME_SHARE) & (second != first)
-    frame = pl.DataFrame(
-        {
-            "first": _PHRASE_TABLE.gather(first_idx),
-            "second": _PHRASE_TABLE.gather(second_idx),
-            "add_second": add_second,
-            "has_comment": has_comment,
-        }
-    )
-    return frame.select(
-        pl.when(pl.col("has_comment"))
-        .then(
-            pl.when(pl.col("add_second"))
-            .then(pl.concat_str("first", pl.lit(" "), "second"))
-            .otherwise(pl.col("first"))
-        )
-        .alias(c.COMMENT)
-    ).to_series()
+# --- output --------------------------------------------------------------------------
 
 
 def _finish(
@@ -629,7 +473,7 @@ def _finish(
                     drawn.touchpoint, len(drawn.score), dtype=pl.String, eager=True
                 ),
                 c.ORDER_ID: drawn.order_id.cast(pl.String),
-                c.COMMENT: _comments(drawn, rng),
+                c.COMMENT: draw_comments(drawn.sentiment, drawn.theme_weights, rng),
             }
         )
         for drawn in parts
@@ -646,4 +490,4 @@ def _finish(
     return frame.select(ids.alias(c.RESPONSE_ID), pl.all()).select(f.name for f in table.fields)
 
 
-__all__ = ["THEMES", "FeedbackTables", "simulate_feedback"]
+__all__ = ["FeedbackTables", "simulate_feedback"]

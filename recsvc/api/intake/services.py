@@ -16,10 +16,10 @@ from recsvc.service.intake import (
     check_responses,
     parse_body,
 )
-from recsvc.service.nps_summary import response_key
 from recsvc.service.webhook import detractors
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
+from recsvc.version.responses import response_key
 
 
 @dataclass(frozen=True, slots=True)

@@ -16,7 +16,8 @@ from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import lists
 from recsvc.api.segments.schemas import MembersOperation, SegmentList
 from recsvc.api.segments.services import segment_list
-from recsvc.service.exports import DEFAULT_FIELDS, plan_export
+from recsvc.service.exports.base import DEFAULT_FIELDS
+from recsvc.service.exports.plan import plan_export
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 

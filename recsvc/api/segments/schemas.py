@@ -16,7 +16,7 @@ from litestar.openapi.spec import (
 )
 from litestar.openapi.spec.enums import OpenAPIFormat
 
-from recsvc.service.exports import MEDIA_TYPES, ExportFormat
+from recsvc.service.exports.base import MEDIA_TYPES, ExportFormat
 from recsvc.version.profiles import SegmentInfo
 
 

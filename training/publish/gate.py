@@ -1,0 +1,135 @@
+"""The quality gate: a new version is published only if it ranks about as well as the active one.
+
+Both models are scored on the same customers and the same truth: purchases after the cut-off and
+after the last day the active model was fitted on, so neither has seen them. When no such days
+exist (the active model saw the whole hold-out), the active model's recorded NDCG is used.
+"""
+
+from __future__ import annotations
+
+import msgspec
+import numpy as np
+import polars as pl
+
+from recsvc.version.artifacts import LoadedModel
+from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector, user_vector
+from training.config import TrainingConfig
+from training.recommender import dataset as ds
+from training.recommender.evaluate import EvaluationReport, new_items_ndcg, sample_users
+
+# Fewer customers than this in the unseen window: compare with the active model's recorded NDCG.
+MIN_COMPARED = 50
+
+
+class GateDecision(msgspec.Struct, frozen=True):
+    """The gate's verdict, kept in the run record."""
+
+    publish: bool
+    reason: str
+    new_ndcg: float
+    active_version: str | None = None
+    active_ndcg: float | None = None
+    comparison: str = "none"  # "same split", "recorded" or "none"
+    compared: int = 0  # customers both models were scored on ("same split")
+
+
+def quality_gate(
+    *,
+    new: ModelArrays,
+    active: LoadedModel | None,
+    users: ds.FeatureSpace,
+    item_ids: np.ndarray,
+    lines: pl.DataFrame,
+    train: Purchases,
+    cutoff_day: int,
+    evaluation: EvaluationReport,
+    config: TrainingConfig,
+    force: bool,
+) -> GateDecision:
+    """Publish only if NDCG@k is not worse than the active model's by more than the tolerance."""
+    new_ndcg = evaluation.ndcg
+    if active is None:
+        return GateDecision(True, "no active model", new_ndcg)
+    start = max(cutoff_day, active.manifest.trained_until_day + 1)
+    window = lines.filter(pl.col("day") >= start)
+    test = ds.purchases(window, len(users.ids))
+    sample = sample_users(train, test, config.max_eval_users, config.seed)
+    if sample.size >= MIN_COMPARED:
+        bought = [train.items[train.row(u)] for u in sample]
+        truth = [test.items[test.row(u)] for u in sample]
+        new_vectors = np.stack([known_customer_vector(new, int(u))[0] for u in sample])
+        new_ndcg = new_items_ndcg(
+            new.item_vectors, new.item_biases, new_vectors, bought, truth, config.k
+        ).ndcg
+        old_items, old_biases, old_vectors = _active_model_vectors(active, users, sample, item_ids)
+        active_ndcg = new_items_ndcg(
+            old_items, old_biases, old_vectors, bought, truth, config.k
+        ).ndcg
+        comparison, compared = "same split", int(sample.size)
+    else:
+        recorded = active.manifest.metrics.get("ndcg")
+        if recorded is None:
+            return GateDecision(
+                True, "active model has no recorded NDCG", new_ndcg, active.manifest.version
+            )
+        active_ndcg, comparison, compared = float(recorded), "recorded", 0
+    worse = new_ndcg < active_ndcg - config.gate_tolerance
+    return GateDecision(
+        not worse or force,
+        _reason(new_ndcg, active_ndcg, comparison, worse=worse, force=force, config=config),
+        new_ndcg,
+        active.manifest.version,
+        active_ndcg,
+        comparison,
+        compared,
+    )
+
+
+def _reason(
+    new_ndcg: float,
+    active_ndcg: float,
+    comparison: str,
+    *,
+    worse: bool,
+    force: bool,
+    config: TrainingConfig,
+) -> str:
+    if worse and not force:
+        return (
+            f"refused: NDCG@{config.k} {new_ndcg:.4f} is worse than the active model's {active_ndcg:.4f} "
+            f"by more than the tolerance {config.gate_tolerance} ({comparison})"
+        )
+    verdict = "forced" if worse else "passed"
+    return f"{verdict}: NDCG@{config.k} {new_ndcg:.4f} vs active {active_ndcg:.4f} ({comparison})"
+
+
+def _active_model_vectors(
+    active: LoadedModel, users: ds.FeatureSpace, sample: np.ndarray, item_ids: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The active model's item and user vectors re-indexed to this run's ids (for the gate).
+
+    Products the active model does not know can never be recommended by it (bias -inf); customers it
+    does not know are folded in from their current attributes, as the service would.
+    """
+    old = active.arrays
+    item_vectors = np.zeros((item_ids.size, old.item_vectors.shape[1]), dtype=np.float32)
+    item_biases = np.full(item_ids.size, -np.inf, dtype=np.float32)
+    for new_index, product_id in enumerate(item_ids):
+        old_index = active.item_index(str(product_id))
+        if old_index is not None:
+            item_vectors[new_index] = old.item_vectors[old_index]
+            item_biases[new_index] = old.item_biases[old_index]
+    vectors = []
+    for u in sample:
+        old_index = active.customer_index(str(users.ids[u]))
+        if old_index is not None:
+            vectors.append(known_customer_vector(old, old_index)[0])
+        else:
+            names = [users.attribute_names[row - users.ids.size] for row in users.attribute_rows[u]]
+            rows = [active.user_feature_index[n] for n in names if n in active.user_feature_index]
+            vectors.append(user_vector(old, None, rows)[0])
+    return (
+        item_vectors,
+        item_biases,
+        np.stack(vectors) if vectors else np.zeros((0, item_vectors.shape[1])),
+    )

@@ -1,0 +1,420 @@
+"""The steps of a training run: each a function from typed inputs to a typed output, and each
+output says how many rows it holds, so the run record keeps every step's seconds and rows
+(`StepLog`). `training.run.pipeline` calls them in order.
+
+Frames pass from step to step in memory, and nothing a run writes is read back or rewritten. The
+one exception is where the run begins: the validator's outputs (clean tables, quarantine, report)
+are a product of their own that people and other tools read, so `validate` writes them and then
+reads the clean tables once, as the run's input. The live NPS answers join the run's copy of the
+NPS table, not the clean file; the customer table goes on in memory once written into the artifact.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import sys
+import time
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol, TypeVar
+
+import msgspec
+import polars as pl
+
+from recsvc.domain import columns as c
+from recsvc.domain import times
+from recsvc.domain.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
+from recsvc.domain.features import MISSING
+from recsvc.domain.segments.catalog import SegmentRules
+from recsvc.store import Store
+from recsvc.version.artifacts import Manifest
+from recsvc.version.opened import ActiveModel
+from recsvc.version.scoring import Candidates, ModelArrays
+from training.config import TrainingConfig
+from training.customers.segmentation import CustomerSegments, segment_customers, segment_rules
+from training.customers.segments import write_segment_artifacts
+from training.publish.artifact import ServedModel, data_fingerprint, version_name, write_artifact
+from training.publish.gate import GateDecision, quality_gate
+from training.recommender import dataset as ds
+from training.recommender.candidates import serving_candidates
+from training.recommender.dataset import FeatureSpace
+from training.recommender.evaluate import (
+    EvaluationReport,
+    evaluate,
+    format_evaluation,
+    frame_column,
+)
+from training.recommender.fit import fit_arrays
+from training.recommender.holdout import TrainingData, training_data
+from training.report.build import nps_report, write_report
+from training.report.model import NpsReport
+from training.run.live import compact_held_responses, merge_live_responses, read_live_responses
+from training.run.records import RUN_RECORD, LiveIntake, RunRecord, encode_record
+from training.validate.dataset import CLEAN_DIR, read_clean_tables, validate_dataset
+
+
+def log(message: str, show: bool) -> None:
+    if show:
+        print(f"[run] {message}", file=sys.stderr, flush=True)
+
+
+class StepOutput(Protocol):
+    @property
+    def rows(self) -> int: ...
+
+
+Output = TypeVar("Output", bound=StepOutput)
+
+
+class StepLog:
+    """Runs the steps of one run: a line before and after each, its seconds and its output's rows
+    noted in the run record (a step that fails notes neither)."""
+
+    def __init__(self, record: RunRecord, show: bool) -> None:
+        self.record, self.show = record, show
+
+    def __call__(self, name: str, work: Callable[[], Output]) -> Output:
+        log(f"{name} ...", self.show)
+        started = time.perf_counter()
+        output = work()
+        self.record.steps[name] = round(time.perf_counter() - started, 3)
+        self.record.step_rows[name] = output.rows
+        log(f"{name} done in {self.record.steps[name]:.1f}s", self.show)
+        return output
+
+
+# --- data in: validation, live answers ------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class RunTables:
+    """The run's tables in contract dtypes, by table name: lazy scans of the validator's clean files
+    (the run's input, never rewritten) or, for the NPS answers with the live ones added, a frame
+    the run made. Lazy, so a step reads only the columns and rows it needs and no table is held
+    whole in memory for the length of the run (a million customers' order lines are gigabytes)."""
+
+    frames: Mapping[str, pl.LazyFrame]
+
+    @property
+    def rows(self) -> int:
+        return sum(int(frame.select(pl.len()).collect().item()) for frame in self.frames.values())
+
+    def nps_responses(self) -> pl.DataFrame:
+        return self.frames[c.NPS_RESPONSES].collect()
+
+    def lazy(self) -> dict[str, pl.LazyFrame]:
+        return dict(self.frames)
+
+
+@dataclass(frozen=True, slots=True)
+class Validated:
+    tables: RunTables  # the clean tables
+    rejected_rows: int  # rows the validator set aside, all tables
+
+    @property
+    def rows(self) -> int:
+        return self.tables.rows
+
+
+def validate(data_dir: Path, out_dir: Path, max_rejected_share: float, show: bool) -> Validated:
+    """Validate the shop's folder into `out_dir` and read the clean tables, once."""
+    result = validate_dataset(
+        data_dir, out_dir, max_rejected_share=max_rejected_share, show_progress=show
+    )
+    # The boundary: the validator's files are its product (people and tools read them), so it
+    # writes them; the run scans the clean tables as its input and never writes them again.
+    return Validated(
+        RunTables(read_clean_tables(out_dir / CLEAN_DIR)),
+        sum(t.rejected for t in result.report.tables),
+    )
+
+
+@dataclass(frozen=True, slots=True)
+class WithLiveAnswers:
+    tables: RunTables  # `nps_responses` with the live answers added
+    intake: LiveIntake
+    rows: int  # NPS answers, live ones included
+
+
+def take_live_answers(
+    store: Store,
+    active: ActiveModel | None,
+    tables: RunTables,
+    config: TrainingConfig,
+    since: dt.datetime | None,
+    show: bool,
+) -> WithLiveAnswers:
+    """Move what the active version holds from live to the archive, then add the archived and live
+    answers to the run's NPS answers (see `training.run.live`)."""
+    compaction = compact_held_responses(
+        store, active, now=times.now(), retention_days=config.live_retention_days
+    )
+    live = read_live_responses(store)
+    customers = tables.frames[c.CUSTOMERS].select(c.CUSTOMER_ID).collect()
+    merged = merge_live_responses(live.responses, tables.nps_responses(), customers, since=since)
+    intake = merged.intake
+    intake.archived = live.archived
+    intake.compacted, intake.compaction_error = compaction.moved, compaction.error
+    if compaction.error:
+        log(f"live NPS responses stay live: {compaction.error}", True)
+    log(
+        f"live NPS responses: {intake.merged:,} added of {intake.stored:,} stored "
+        f"({intake.archived:,} of them archived; {intake.in_batch:,} already in the "
+        f"batch file, {intake.unknown_customer:,} of unknown customers)",
+        show,
+    )
+    frames = {**tables.frames, c.NPS_RESPONSES: merged.nps_responses.lazy()}
+    return WithLiveAnswers(RunTables(frames), intake, merged.nps_responses.height)
+
+
+# --- customers: segments and the NPS report -------------------------------------------------------
+
+
+def segment(tables: RunTables, segments_files: Sequence[Path], out_dir: Path) -> CustomerSegments:
+    """The customer table with its segments, written into `out_dir` (customers.parquet and
+    segment_members.parquet, artifact files) and passed on in memory."""
+    lazy = tables.lazy()
+    segments = segment_customers(lazy, segment_rules(lazy, segments_files))
+    write_segment_artifacts(segments.table, out_dir)
+    return segments
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenReport:
+    report: NpsReport
+    json_path: Path
+    html_path: Path
+
+    @property
+    def rows(self) -> int:
+        return self.report.responses
+
+
+def report(tables: RunTables, segments: CustomerSegments, out_dir: Path) -> WrittenReport:
+    """The NPS report, written into `out_dir` as nps_report.json and nps_report.html."""
+    built = nps_report(tables.lazy(), segments)
+    return WrittenReport(built, *write_report(built, out_dir))
+
+
+# --- the recommender ------------------------------------------------------------------------------
+
+
+def features(tables: RunTables, segments: CustomerSegments, config: TrainingConfig) -> TrainingData:
+    """Products, customers and order lines indexed for the recommender, split at the cut-off."""
+    return training_data(tables.lazy(), segments.table, segments.rules, config)
+
+
+@dataclass(frozen=True, slots=True)
+class Fitted:
+    arrays: ModelArrays
+    users: FeatureSpace  # the customers' features it was fitted with
+    rows: int  # (customer, product) interactions it was fitted on
+
+
+def fit_hold_out(data: TrainingData, config: TrainingConfig, show: bool) -> Fitted:
+    """The model of the lines before the cut-off, with customers' features as they stood then."""
+    held = data.holdout
+    arrays = fit_arrays(
+        held.interactions,
+        held.users,
+        data.items,
+        held.train,
+        ds.reorder_days(held.train_lines, len(data.items.ids)),
+        config,
+        show_progress=show,
+        label="fit hold-out",
+    )
+    return Fitted(arrays, held.users, held.interactions.nnz)
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluated:
+    report: EvaluationReport
+
+    @property
+    def rows(self) -> int:
+        return self.report.eval_users
+
+
+def evaluate_hold_out(
+    model: Fitted, data: TrainingData, config: TrainingConfig, show: bool
+) -> Evaluated:
+    """The hold-out model against the baselines on the held-out purchases."""
+    held = data.holdout
+    evaluation = evaluate(
+        model.arrays,
+        held.train,
+        held.test,
+        frame_column(held.customers, data.users.ids, c.CUSTOMER_ID, PRIMARY_SEGMENT, MISSING),
+        frame_column(held.customers, data.users.ids, c.CUSTOMER_ID, NPS_CATEGORY, MISSING),
+        k=config.k,
+        cutoff_day=held.cutoff_day,
+        holdout_days=config.holdout_days,
+        max_users=config.max_eval_users,
+        seed=config.seed,
+    )
+    if show:
+        print(format_evaluation(evaluation), file=sys.stderr, flush=True)
+    return Evaluated(evaluation)
+
+
+@dataclass(frozen=True, slots=True)
+class Gated:
+    decision: GateDecision
+
+    @property
+    def rows(self) -> int:
+        return self.decision.compared
+
+
+def gate(
+    model: Fitted,
+    active: ActiveModel | None,
+    data: TrainingData,
+    evaluation: EvaluationReport,
+    config: TrainingConfig,
+    force: bool,
+    show: bool,
+) -> Gated:
+    """The quality gate's decision: the hold-out model against the active version."""
+    decision = quality_gate(
+        new=model.arrays,
+        active=active.loaded if active is not None else None,
+        users=model.users,
+        item_ids=data.items.ids,
+        lines=data.lines,
+        train=data.holdout.train,
+        cutoff_day=data.holdout.cutoff_day,
+        evaluation=evaluation,
+        config=config,
+        force=force,
+    )
+    log(decision.reason, show)
+    return Gated(decision)
+
+
+def fit_all_data(data: TrainingData, config: TrainingConfig, show: bool) -> Fitted:
+    """The served model: every line, customers' features as they are now."""
+    interactions = data.interactions(config)
+    arrays = fit_arrays(
+        interactions,
+        data.users,
+        data.items,
+        data.purchases(),
+        ds.reorder_days(data.lines, len(data.items.ids)),
+        config,
+        show_progress=show,
+        label="fit all",
+    )
+    return Fitted(arrays, data.users, interactions.nnz)
+
+
+@dataclass(frozen=True, slots=True)
+class CandidateLists:
+    lists: Candidates
+
+    @property
+    def rows(self) -> int:
+        return int(self.lists.items.shape[0])
+
+
+def candidates(model: Fitted, n: int, show: bool) -> CandidateLists:
+    """Each customer's best `n` never-bought items, stored with the version."""
+    return CandidateLists(serving_candidates(model.arrays, n, show_progress=show))
+
+
+# --- the version ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class WrittenVersion:
+    manifest: Manifest
+
+    @property
+    def version(self) -> str:
+        return self.manifest.version
+
+    @property
+    def rows(self) -> int:
+        return self.manifest.n_customers
+
+
+@dataclass(frozen=True, slots=True)
+class ShopData:
+    """What the model and version steps read of the shop's data."""
+
+    active: ActiveModel | None  # the store's active version (the gate's yardstick)
+    customer_table: pl.DataFrame
+    rules: SegmentRules
+    data: TrainingData
+    nps_responses: pl.DataFrame  # with the live answers
+
+
+@dataclass(frozen=True, slots=True)
+class Trained:
+    """What the version is made of: the served model and what the run found out about it."""
+
+    served: Fitted
+    lists: CandidateLists | None
+    evaluation: EvaluationReport
+    gate: GateDecision
+
+
+def served_model(model: Fitted, data: TrainingData, lists: CandidateLists | None) -> ServedModel:
+    """The model a version serves, with the id maps, products and lists that go with it."""
+    return ServedModel(
+        arrays=model.arrays,
+        users=model.users,
+        items=data.items,
+        products=data.products,
+        price_edges=data.price_edges,
+        popularity=data.popularity(),
+        trained_until_day=data.last_day,
+        candidates=lists.lists if lists is not None else None,
+    )
+
+
+def write_version(
+    artifact: Path,
+    record: RunRecord,
+    will_publish: bool,
+    data_dir: Path,
+    model: ServedModel,
+    evaluation: EvaluationReport,
+    shop: ShopData,
+    config: TrainingConfig,
+) -> WrittenVersion:
+    """Name the version and write it into `artifact`, the run record as it stands included."""
+    fingerprint = data_fingerprint(data_dir)
+    version = version_name(record.run_id, fingerprint, config)
+    # The record sealed into the artifact (listed in its manifest): a version carries how it was
+    # made wherever it is copied.
+    sealed = msgspec.structs.replace(
+        record, version=version, status="publishing" if will_publish else "not_published"
+    )
+    (artifact / RUN_RECORD).write_bytes(encode_record(sealed))
+    manifest = write_artifact(
+        artifact,
+        version=version,
+        model=model,
+        evaluation=evaluation,
+        config=config,
+        fingerprint=fingerprint,
+        customer_table=shop.customer_table,
+        rules=shop.rules,
+        nps_responses=shop.nps_responses.lazy(),
+    )
+    return WrittenVersion(manifest)
+
+
+@dataclass(frozen=True, slots=True)
+class Published:
+    version: str
+    rows: int  # customers in the version
+
+
+def publish(store: Store, artifact: Path, written: WrittenVersion, keep: int) -> Published:
+    """Copy the artifact into the store and make it the active version (atomically)."""
+    store.publish(artifact, keep=keep)
+    return Published(written.version, written.rows)
