@@ -1,4 +1,4 @@
-"""Shared pieces of the API tests (`tests/integration/test_api_*.py`): one real artifact per test
+"""Shared pieces of the API tests (`tests/integration/api/`): one real artifact per test
 session, published into a file or a Redis store, and the real app over Litestar's TestClient.
 
 The artifact comes from the real training pipeline on small demo data (3,000 customers, 3 epochs,

@@ -68,7 +68,7 @@ PRIMARY_SEGMENT: Final = "primary_segment"
 
 # --- the RFM segment map -------------------------------------------------------------------------
 # The de-facto standard map on the R and F scores (1..5). Every (R, F) cell belongs to exactly one
-# segment; `tests/unit/test_customer_features.py` checks all 25. `lost` overrides the map for customers
+# segment; `tests/unit/training/test_customer_features.py` checks all 25. `lost` overrides the map for customers
 # with no order within the configured horizon; customers who never ordered have no RFM segment.
 RFM_CELLS: Final[dict[str, tuple[tuple[int, ...], tuple[int, ...]]]] = {
     # segment: (R scores, F scores)

@@ -37,7 +37,7 @@ from recsvc.store import (
 from recsvc.version.artifacts import read_manifest
 from tests.redis_server import RedisServer
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 
 
 def response(response_id: str, customer_id: str = "c001", score: int = 9) -> LiveResponse:

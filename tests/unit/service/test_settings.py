@@ -45,5 +45,5 @@ def test_the_settings_table_lists_every_variable_with_its_default() -> None:
 def test_the_readme_configuration_table_is_the_one_the_code_prints() -> None:
     from pathlib import Path
 
-    readme = (Path(__file__).resolve().parents[2] / "README.md").read_text()
+    readme = (Path(__file__).resolve().parents[3] / "README.md").read_text()
     assert settings_table() in readme

@@ -22,11 +22,11 @@ import pytest
 import redis
 from litestar import Litestar
 from litestar.testing import TestClient
-from test_nightly import SMALL, Run, assert_serves
 
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from recsvc.version.responses import response_key
 from tests.api_support import STORE_KINDS, client_for
+from tests.integration.training.test_nightly import SMALL, Run, assert_serves
 from training.config import load_config
 from training.run.pipeline import format_record, run_pipeline
 from training.run.records import RunRecord

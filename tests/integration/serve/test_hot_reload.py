@@ -30,7 +30,7 @@ from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 RELOAD_SECONDS = "0.2"
 SETTLE = 1.5  # long enough for every worker to poll, load and swap (several reload intervals)
 CUSTOMERS = [f"C{i:08d}" for i in range(1, 41)] + ["someone-new"]  # one cold start

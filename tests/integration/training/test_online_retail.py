@@ -21,7 +21,7 @@ from training.sources.retail_lines import merged_lines, read_source, typed_lines
 from training.sources.retail_report import ImportSummary, format_summary
 from training.validate.fields import DTYPES
 
-SAMPLE = Path(__file__).parent.parent / "fixtures" / "online_retail_sample.csv"
+SAMPLE = Path(__file__).parents[2] / "fixtures" / "online_retail_sample.csv"
 # The sample's non-product lines of known customers, by code or, for two services booked under
 # ordinary codes, by description.
 SERVICE_CODES = ["POST", "DOT", "M", "C2", "D", "BANK CHARGES", "CRUK", "PADS"]
@@ -240,7 +240,8 @@ def test_online_retail_ii_column_names_are_accepted(
 
 
 def test_an_xlsx_workbook_is_read_sheet_by_sheet(tmp_path: Path) -> None:
-    openpyxl = pytest.importorskip("openpyxl")
+    import openpyxl
+
     sample = _sample().head(60)
     workbook = openpyxl.Workbook()
     for title, part in (("Year 2010", sample.head(30)), ("Year 2011", sample.tail(30))):

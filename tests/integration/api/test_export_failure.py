@@ -32,7 +32,7 @@ from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 CUSTOMERS = CHUNK_ROWS + 100  # a second chunk to fail in
 BROKEN = CHUNK_ROWS + 50  # the customer (index) whose records no longer decode
 FORMATS = ["csv", "ndjson", "parquet"]

@@ -40,7 +40,7 @@ from training.run.schedule import Scheduler, catch_up_due
 from training.sources.generate import generate
 from training.validate.dataset import validate_dataset
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 SMALL = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
 RUN_FLAGS = ["--epochs", "3", "--deterministic", "--force"]
 ANSWERED_AT = dt.datetime(2025, 12, 30, 12, tzinfo=dt.UTC)  # the demo data's last days

@@ -18,7 +18,7 @@ from recsvc.__main__ import main
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
 from tests.api_support import STORE_KINDS, Artifact, client_for, published_store
-from tests.integration.test_api_models import OLDER, renamed
+from tests.integration.api.test_api_models import OLDER, renamed
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 

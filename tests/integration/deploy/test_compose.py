@@ -20,7 +20,7 @@ from recsvc.__main__ import _parser as recsvc_parser
 from recsvc.service.settings import PREFIX, Settings, load_settings
 from training.__main__ import _parser as training_parser
 
-ROOT = Path(__file__).resolve().parents[2]
+ROOT = Path(__file__).resolve().parents[3]
 EXAMPLE_KEYS = '{"an-example-key-0123456789": ["recommend", "export", "ingest", "admin"]}'
 # ${NAME}, ${NAME:-default}, ${NAME-default}, ${NAME:?error}, ${NAME?error}
 INTERPOLATION = re.compile(
