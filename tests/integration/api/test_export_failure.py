@@ -11,9 +11,7 @@ import csv
 import json
 import os
 import shutil
-import signal
 import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -27,7 +25,7 @@ from recsvc.domain import columns as c
 from recsvc.service.exports.base import CHUNK_ROWS
 from recsvc.store.files import FileStore
 from recsvc.version.profiles import EXPORT_BIN, EXPORT_OFFSETS, PROFILE_OFFSETS, PROFILES_BIN
-from tests.serving import free_port
+from tests.serving import serve
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
@@ -84,46 +82,11 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     store = _publish(root)
     version = store.active_version()
     assert version is not None
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("RECSVC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env |= {"RECSVC_STORE": store.url, "RECSVC_CACHE_DIR": str(root / "cache")}
-    log = root / "serve.log"
-    with log.open("wb") as output:
-        # The test's own interpreter rather than `uv run`, which could re-sync the environment.
-        process = subprocess.Popen(
-            [sys.executable, "-m", "recsvc", "serve", "--port", str(port)],
-            cwd=ROOT,
-            env=env,
-            stdout=output,
-            stderr=subprocess.STDOUT,
-            start_new_session=True,
-        )
-    url = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            assert process.poll() is None, log.read_text()
-            try:
-                if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, f"the server never became ready:\n{log.read_text()}"
-            time.sleep(0.1)
+    env = {"RECSVC_STORE": store.url, "RECSVC_CACHE_DIR": str(root / "cache")}
+    with serve(root, env) as served:
         # The worker has mapped the record files now: corrupt them under it.
         _corrupt_record(store.version_dir(version), BROKEN)
-        yield Server(url, log, store.version_dir(version))
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
+        yield Server(served.base_url, served.log, store.version_dir(version))
 
 
 def _members_url(server: Server, export_format: str) -> str:

@@ -6,10 +6,6 @@ from __future__ import annotations
 
 import datetime as dt
 import os
-import signal
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -19,7 +15,7 @@ import pytest
 from recsvc.__main__ import main
 from recsvc.store.base import Store
 from tests.api_support import Artifact, published_store
-from tests.serving import free_port
+from tests.serving import serve
 
 ENV_PREFIX = "RECSVC_"
 
@@ -39,82 +35,39 @@ def clean_env(monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.mark.slow
 def test_two_workers_serve_over_real_http(store: Store, artifact: Artifact, tmp_path: Path) -> None:
-    port = free_port()
-    env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith(ENV_PREFIX) and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env |= {"RECSVC_STORE": store.url, "RECSVC_LOG_LEVEL": "warning"}
-    log = (tmp_path / "serve.log").open("w+b")
-    server = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "recsvc",
-            "serve",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-            "--workers",
-            "2",
-        ],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    base = f"http://127.0.0.1:{port}"
-    try:
-        with httpx.Client(base_url=base, timeout=5) as http:
-            deadline = time.monotonic() + 30
-            while True:
-                assert server.poll() is None, (tmp_path / "serve.log").read_text()
-                try:
-                    if http.get("/health/ready").status_code == 200:
-                        break
-                except httpx.TransportError:
-                    pass
-                assert time.monotonic() < deadline, "the server never became ready"
-                time.sleep(0.1)
-            for _ in range(20):
-                assert http.get("/health/live").status_code == 200
-            recs = http.get("/v1/customers/C00000001/recommendations?limit=3")
-            assert recs.status_code == 200 and recs.json()["model_version"] == artifact.version
-            posted = http.post(
-                "/v1/nps-responses",
-                json={
-                    "response_id": "serve-1",
-                    "customer_id": "C00000001",
-                    "score": 1,
-                    "responded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-                    "touchpoint": "relationship",
-                },
-            )
-            assert posted.status_code == 202
-            # Whichever worker answers, the offer reflects the answer the other may have stored.
-            for _ in range(4):
-                offers = http.get("/v1/customers/C00000001/offers").json()
-                assert offers["nps_category"] == "detractor"
-            metrics = http.get("/metrics").text
-            live = [
-                line
-                for line in metrics.splitlines()
-                if line.startswith("recsvc_requests_total{") and 'path="/health/live"' in line
-            ]
-            assert live and float(live[0].split()[-1]) == 20, live
-            assert f'recsvc_model_info{{version="{artifact.version}"}} 1.0' in metrics
-    finally:
-        os.killpg(server.pid, signal.SIGTERM)
-        try:
-            server.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(server.pid, signal.SIGKILL)
-            server.wait(5)
-        log.close()
-    output = (tmp_path / "serve.log").read_text()
-    assert "Traceback" not in output, output
+    env = {"RECSVC_STORE": store.url, "RECSVC_LOG_LEVEL": "warning"}
+    with (
+        serve(tmp_path, env, workers=2) as served,
+        httpx.Client(base_url=served.base_url, timeout=5) as http,
+    ):
+        for _ in range(20):
+            assert http.get("/health/live").status_code == 200
+        recs = http.get("/v1/customers/C00000001/recommendations?limit=3")
+        assert recs.status_code == 200 and recs.json()["model_version"] == artifact.version
+        posted = http.post(
+            "/v1/nps-responses",
+            json={
+                "response_id": "serve-1",
+                "customer_id": "C00000001",
+                "score": 1,
+                "responded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+                "touchpoint": "relationship",
+            },
+        )
+        assert posted.status_code == 202
+        # Whichever worker answers, the offer reflects the answer the other may have stored.
+        for _ in range(4):
+            offers = http.get("/v1/customers/C00000001/offers").json()
+            assert offers["nps_category"] == "detractor"
+        metrics = http.get("/metrics").text
+        live = [
+            line
+            for line in metrics.splitlines()
+            if line.startswith("recsvc_requests_total{") and 'path="/health/live"' in line
+        ]
+        assert live and float(live[0].split()[-1]) == 20, live
+        assert f'recsvc_model_info{{version="{artifact.version}"}} 1.0' in metrics
+    assert "Traceback" not in served.output(), served.output()
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "192.168.1.20"])

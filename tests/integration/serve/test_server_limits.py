@@ -9,12 +9,8 @@ checked whichever HTTP server `recsvc serve` runs.
 from __future__ import annotations
 
 import http.client
-import os
 import select
-import signal
 import socket
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -24,7 +20,7 @@ import httpx
 import pytest
 
 from recsvc.__main__ import main
-from tests.serving import free_port
+from tests.serving import serve
 
 MAX_HEADER_BYTES = 16 * 1024
 HEADER_TIMEOUT_SECONDS = 2.0
@@ -51,51 +47,16 @@ def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """`recsvc serve` with one worker and low header limits. The store is empty: the limits sit
     in front of the application, so no model version is needed (the service is live, not ready)."""
     root = tmp_path_factory.mktemp("server-limits")
-    port = free_port()
     env = {
-        key: value
-        for key, value in os.environ.items()
-        if not key.startswith("RECSVC_") and key != "PROMETHEUS_MULTIPROC_DIR"
-    }
-    env |= {
         "RECSVC_STORE": f"file://{root / 'store'}",
         "RECSVC_LOG_LEVEL": "warning",
         "RECSVC_MAX_HEADER_BYTES": str(MAX_HEADER_BYTES),
         "RECSVC_HEADER_TIMEOUT_SECONDS": str(HEADER_TIMEOUT_SECONDS),
         "RECSVC_MAX_BODY_BYTES": str(MAX_BODY_BYTES),
     }
-    log_path = root / "serve.log"
-    log = log_path.open("w+b")
-    # The test's own interpreter rather than `uv run`, which could re-sync the environment.
-    process = subprocess.Popen(
-        [sys.executable, "-m", "recsvc", "serve", "--port", str(port)],
-        env=env,
-        stdout=log,
-        stderr=subprocess.STDOUT,
-        start_new_session=True,
-    )
-    running = Server(process.pid, port, f"http://127.0.0.1:{port}")
-    try:
-        deadline = time.monotonic() + 30
-        while True:
-            assert process.poll() is None, log_path.read_text()
-            try:
-                if httpx.get(f"{running.base_url}/health/live", timeout=2).status_code == 200:
-                    break
-            except httpx.TransportError:
-                pass
-            assert time.monotonic() < deadline, "the server never came up"
-            time.sleep(0.1)
-        yield running
-    finally:
-        os.killpg(process.pid, signal.SIGTERM)
-        try:
-            process.wait(15)
-        except subprocess.TimeoutExpired:
-            os.killpg(process.pid, signal.SIGKILL)
-            process.wait(5)
-        log.close()
-    assert "Traceback" not in log_path.read_text(), log_path.read_text()
+    with serve(root, env, ready=False) as served:
+        yield Server(served.process.pid, served.port, served.base_url)
+    assert "Traceback" not in served.output(), served.output()
 
 
 def service_rss_kb(pid: int) -> int:
