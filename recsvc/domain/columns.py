@@ -22,6 +22,7 @@ IN_STOCK: Final = "in_stock"
 
 # orders (one row per order line)
 ORDER_ID: Final = "order_id"
+LINE_ID: Final = "line_id"
 QUANTITY: Final = "quantity"
 UNIT_PRICE: Final = "unit_price"
 ORDERED_AT: Final = "ordered_at"

@@ -22,6 +22,7 @@ Contract decisions that both sides apply:
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import math
 import re
@@ -128,7 +129,8 @@ class Reference:
 class Table:
     name: str
     fields: tuple[Field, ...]
-    # Columns whose combination must be unique. Exact duplicate rows are always collapsed.
+    # Columns whose combination must be unique (a row missing one of them is not checked). Exact
+    # duplicate rows are always collapsed.
     key: tuple[str, ...] = ()
     required: bool = True
     references: tuple[Reference, ...] = ()
@@ -201,11 +203,18 @@ PRODUCTS = Table(
 ORDERS = Table(
     name=c.ORDERS,
     doc="one row per order line; exact duplicate lines are treated as a re-import",
+    key=(c.LINE_ID,),
     references=(
         Reference(c.CUSTOMER_ID, c.CUSTOMERS, c.CUSTOMER_ID),
         Reference(c.PRODUCT_ID, c.PRODUCTS, c.PRODUCT_ID),
     ),
     fields=(
+        Field(
+            c.LINE_ID,
+            Kind.ID,
+            doc="unique id of the order line (optional in files; required by the live intake, "
+            "which the nightly run dedupes by it)",
+        ),
         Field(c.ORDER_ID, Kind.ID, required=True),
         Field(c.CUSTOMER_ID, Kind.ID, required=True),
         Field(c.PRODUCT_ID, Kind.ID, required=True),
@@ -215,6 +224,16 @@ ORDERS = Table(
         Field(c.PROMISED_DELIVERY_AT, Kind.DATETIME),
         Field(c.DELIVERED_AT, Kind.DATETIME, not_future=True),
         Field(c.STATUS, Kind.STR, choices=ORDER_STATUSES, default="delivered"),
+    ),
+)
+
+# What `POST /v1/orders` takes: an order line of the contract with its line_id required (a live
+# line is sent again when its status changes, and the line_id says which line it updates).
+LIVE_ORDER_LINES = dataclasses.replace(
+    ORDERS,
+    name="live_order_lines",
+    fields=tuple(
+        dataclasses.replace(f, required=True) if f.name == c.LINE_ID else f for f in ORDERS.fields
     ),
 )
 

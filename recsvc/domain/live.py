@@ -1,23 +1,45 @@
-"""A live NPS response: one the service took in over HTTP between two training runs.
+"""Live records: what the service takes in over HTTP between two training runs.
 
-Shared by the intake (which checks and stores it), the stores (which keep it), the customer's live
-state and NPS summaries (which read it) and the training run (which merges it).
+Two kinds, one shape of handling: an NPS answer (`LiveResponse`) and an order line
+(`LiveOrderLine`). Each is checked against the data contract at intake, stored durably and
+idempotently by its `key`, read back per customer by every worker, merged by the next training
+run and compacted once a published version holds it. Shared by the intake, the stores, the
+customer's live state, NPS summaries and the training run.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import hashlib
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from typing import Generic, Protocol, TypeVar
 
 import msgspec
 
 from recsvc.domain.times import utc
 
 
-class LiveResponse(msgspec.Struct, frozen=True, kw_only=True):
+def stable_key(text: str) -> int:
+    """A stable 64-bit key of an id (the same in training and in every worker): what a version
+    stores to say which live records it holds."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
+
+
+class _Received(msgspec.Struct, frozen=True, kw_only=True):
+    def __post_init__(self) -> None:
+        # Records stored by earlier versions carry naive times: they are UTC.
+        for name in self.__struct_fields__:
+            moment = getattr(self, name)
+            if isinstance(moment, dt.datetime) and moment.tzinfo is not dt.UTC:
+                msgspec.structs.force_setattr(self, name, utc(moment))
+
+
+class LiveResponse(_Received, frozen=True, kw_only=True):
     """An NPS response accepted by the service (already validated against the contract).
 
-    Its times are aware UTC (`recsvc.domain.times`); responses stored by earlier versions carry naive
-    ones, which are read as UTC when decoded.
+    Its times are aware UTC (`recsvc.domain.times`). Idempotent by `response_id`: the first copy
+    stored is the answer, a later one with the same id is a duplicate.
     """
 
     response_id: str
@@ -29,8 +51,115 @@ class LiveResponse(msgspec.Struct, frozen=True, kw_only=True):
     comment: str | None = None
     received_at: dt.datetime
 
-    def __post_init__(self) -> None:
-        for name in ("responded_at", "received_at"):
-            moment: dt.datetime = getattr(self, name)
-            if moment.tzinfo is not dt.UTC:
-                msgspec.structs.force_setattr(self, name, utc(moment))
+    @property
+    def key(self) -> str:
+        return self.response_id
+
+
+_revision_encoder = msgspec.json.Encoder()
+
+
+class LiveOrderLine(_Received, frozen=True, kw_only=True):
+    """An order line accepted by the service: the contract's `orders` shape plus its `line_id`.
+
+    A line is sent again when its status changes (delivered, returned, cancelled): each distinct
+    content of a `line_id` is a *revision*, stored once (`key`), and the revision received last is
+    the line (`latest_revisions`). Sending a revision already stored is a duplicate, so a client
+    retrying an old request never undoes a newer status.
+    """
+
+    line_id: str
+    order_id: str
+    customer_id: str
+    product_id: str
+    quantity: int
+    unit_price: float
+    ordered_at: dt.datetime
+    promised_delivery_at: dt.datetime | None = None
+    delivered_at: dt.datetime | None = None
+    status: str = "delivered"
+    received_at: dt.datetime
+
+    @property
+    def revision(self) -> str:
+        """A digest of the line's content (everything but when it was received)."""
+        content = _revision_encoder.encode(
+            (
+                self.line_id,
+                self.order_id,
+                self.customer_id,
+                self.product_id,
+                self.quantity,
+                self.unit_price,
+                self.ordered_at,
+                self.promised_delivery_at,
+                self.delivered_at,
+                self.status,
+            )
+        )
+        return hashlib.blake2b(content, digest_size=8).hexdigest()
+
+    @property
+    def key(self) -> str:
+        return f"{self.line_id}#{self.revision}"
+
+    @property
+    def bought(self) -> bool:
+        """Whether the line counts as a purchase (as in training: neither cancelled nor returned)."""
+        return self.status not in ("cancelled", "returned")
+
+
+class LiveRecord(Protocol):
+    """What the stores need of a live record."""
+
+    @property
+    def customer_id(self) -> str: ...
+
+    @property
+    def received_at(self) -> dt.datetime: ...
+
+    @property
+    def key(self) -> str: ...
+
+
+R = TypeVar("R", LiveResponse, LiveOrderLine)
+
+
+@dataclass(frozen=True, slots=True)
+class LiveKind(Generic[R]):
+    """One kind of live record: its type and how people call one."""
+
+    name: str  # "answers", "orders"
+    type: type[R]
+    noun: str  # "NPS response", "order line"
+
+
+ANSWERS: LiveKind[LiveResponse] = LiveKind("answers", LiveResponse, "NPS response")
+ORDER_LINES: LiveKind[LiveOrderLine] = LiveKind("orders", LiveOrderLine, "order line")
+
+
+def latest_revisions(lines: Iterable[LiveOrderLine]) -> list[LiveOrderLine]:
+    """The current revision of each line: the one received last (stored order breaks ties), in
+    the order the lines were first received."""
+    latest: dict[str, tuple[dt.datetime, int, LiveOrderLine]] = {}
+    first: dict[str, int] = {}
+    for position, line in enumerate(lines):
+        first.setdefault(line.line_id, position)
+        held = latest.get(line.line_id)
+        if held is None or (line.received_at, position) >= held[:2]:
+            latest[line.line_id] = (line.received_at, position, line)
+    return [latest[line_id][2] for line_id in sorted(first, key=first.__getitem__)]
+
+
+@dataclass(frozen=True, slots=True)
+class LiveActivity:
+    """One customer's live records, oldest first: what a request reads of the store."""
+
+    answers: Sequence[LiveResponse] = ()
+    orders: Sequence[LiveOrderLine] = ()
+
+    def __bool__(self) -> bool:
+        return bool(self.answers) or bool(self.orders)
+
+
+NO_ACTIVITY = LiveActivity()

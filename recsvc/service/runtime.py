@@ -118,7 +118,7 @@ class ModelHolder:
     def live_answers(self, customer_id: str) -> list[LiveResponse]:
         """The customer's live answers; none while the store cannot be read (degraded)."""
         try:
-            return self.store.live_responses(customer_id)
+            return self.store.answers.of_customer(customer_id)
         except StoreUnavailable as exc:
             self.store_unavailable(exc)
             return []
@@ -126,7 +126,7 @@ class ModelHolder:
     def all_live_answers(self) -> list[LiveResponse] | None:
         """Every live answer, or None while the store cannot be read (a summary says so)."""
         try:
-            return list(self.store.iter_live_responses())
+            return list(self.store.answers.iter_live())
         except StoreUnavailable as exc:
             self.store_unavailable(exc)
             return None

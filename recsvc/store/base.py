@@ -2,17 +2,19 @@
 
 Two implementations share it and one test suite: the embedded `FileStore` (local disk, no server)
 and `RedisStore` (`redis://`). A store holds model versions (published atomically, one active,
-older ones kept for rollback) and the live NPS responses the service takes in between runs.
+older ones kept for rollback) and the live records the service takes in between runs: NPS answers
+(`answers`) and order lines (`orders`), each kind a `LiveLog`.
 
-Live responses do not pile up: at its start, a training run calls `compact_live` with the live
-responses the active version holds, which moves them from the live structures (what every worker indexes and every NPS summary reads) to an archive that only the
-training job reads. The move never deletes first: the archive copy is durable before anything
-leaves live, so a process killed in between leaves a response in both places (readers keep the
-first copy of a response id; the next compaction finishes the move), never in neither. Both stores
-keep one archive that grows with every answer ever taken in (compressed in Redis); the training
-run reads it whole, since the shop's batch file may never hold those answers. Once moved, answers
-are served only through a version that holds them: re-activating an older version serves without
-them until the next published run merges them again (see docs/recommender.md).
+Live records do not pile up: at its start, a training run calls `compact` with the live records
+the active version holds, which moves them from the live structures (what every worker indexes and
+every NPS summary reads) to an archive that only the training job reads. The move never deletes
+first: the archive copy is durable before anything leaves live, so a process killed in between
+leaves a record in both places (readers keep the first copy of a key; the next compaction
+finishes the move), never in neither. Both stores keep one archive per kind that grows with every
+record ever taken in (compressed in Redis); the training run reads it whole, since the shop's
+batch files may never hold those records. Once moved, records are served only through a version
+that holds them: re-activating an older version serves without them until the next published run
+merges them again (see docs/recommender.md).
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import Protocol
 
 import msgspec
 
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, R
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
 from recsvc.store.runs import RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest
@@ -36,6 +38,40 @@ class VersionInfo(msgspec.Struct, frozen=True):
     created_at: str
     active: bool
     ndcg: float | None = None
+
+
+class LiveLog(Protocol[R]):
+    """One kind of live record in a store (`Store.answers`, `Store.orders`)."""
+
+    def add(self, records: list[R]) -> list[bool]:
+        """Store records durably before returning; idempotent by `key` (a response id, an order
+        line's revision). Returns, per record, True if it was new and False if its key was
+        already live."""
+        ...
+
+    def of_customer(self, customer_id: str) -> list[R]:
+        """A customer's live records, oldest first."""
+        ...
+
+    def iter_live(self) -> Iterator[R]:
+        """Every live record (the nightly run ingests them), in the order they were stored."""
+        ...
+
+    def iter_archived(self) -> Iterator[R]:
+        """Every record `compact` moved out of live, oldest compaction first, each key once (the
+        first copy). Only the training run reads these."""
+        ...
+
+    def compact(self, records: Sequence[R]) -> int:
+        """Move these records (matched by key) from live to the archive: first appended to the
+        archive durably, then removed from live, so every worker stops seeing them. Keys not live
+        (any more) are skipped. Returns how many keys left live.
+
+        Only the training run calls it, holding the training lock, with records it read, once a
+        version built from them is published and active. After the move the store no longer
+        knows these keys: the intake asks the active version whether it holds one.
+        """
+        ...
 
 
 class Store(Protocol):
@@ -80,34 +116,16 @@ class Store(Protocol):
         locally first, shared by the workers of one machine). None when nothing is published."""
         ...
 
-    # --- live NPS intake --------------------------------------------------------------------
-    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
-        """Store responses durably before returning; idempotent by response_id. Returns, per
-        response, True if it was new and False if that response_id was already stored."""
-        ...
+    # --- live records (NPS answers, order lines) ---------------------------------------------
+    @property
+    def answers(self) -> LiveLog[LiveResponse]: ...
 
-    def live_responses(self, customer_id: str) -> list[LiveResponse]:
-        """A customer's live responses, oldest first."""
-        ...
+    @property
+    def orders(self) -> LiveLog[LiveOrderLine]: ...
 
-    def iter_live_responses(self) -> Iterator[LiveResponse]:
-        """Every live response (the nightly run ingests them), in the order they were stored."""
-        ...
-
-    def iter_archived_responses(self) -> Iterator[LiveResponse]:
-        """Every response `compact_live` moved out of live, oldest compaction first, each response
-        id once (the first copy). Only the training run reads these."""
-        ...
-
-    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
-        """Move these responses (matched by response_id) from live to the archive: first appended
-        to the archive durably, then removed from live, so every worker stops seeing them. Ids
-        not live (any more) are skipped. Returns how many response ids left live.
-
-        Only the training run calls it, holding the training lock, with the responses it read,
-        once a version built from them is published and active. After the move the store no
-        longer knows these ids: the intake asks the active version whether it holds an id.
-        """
+    def live_of(self, customer_id: str) -> LiveActivity:
+        """A customer's live answers and order lines, oldest first: what a request reads (one
+        round trip on Redis)."""
         ...
 
     # --- training runs -----------------------------------------------------------------------

@@ -1,5 +1,6 @@
-"""The embedded store: model versions as directories on local disk, live NPS responses in an
-append-only file beside them. No server; several worker processes of one machine share it.
+"""The embedded store: model versions as directories on local disk, live records (NPS answers,
+order lines) in append-only files beside them. No server; several worker processes of one machine
+share it.
 
 Layout under the root:
 
@@ -8,26 +9,27 @@ Layout under the root:
   it into place, then replaces `ACTIVE` with an fsync'd temporary file renamed over it: readers see
   the old version or the new one, never a half-written one, and a crash at any point leaves the old
   one active. Versions are ordered by name (the training job names them by run time).
-- `live/nps_responses.ndjson`: one JSON `LiveResponse` per line. Writers take an exclusive
-  `flock` on the file, check that the file they locked is still the one at the path (a
-  compaction may have replaced it while they waited), read what other processes appended since
-  they last looked, append only response ids not yet stored, and fsync before returning, so
-  idempotency is exact across processes. Readers keep an index of the file and read only the
-  bytes appended since; an incomplete last line (a write in progress) is left for later, and the
-  first occurrence of a response id wins should the file ever hold one twice. A reader takes the
-  file for a new one when its inode changed, it shrank, or the last line the reader indexed is no
-  longer where it was (a new file may get the inode number of one that was replaced).
-- `live/archive.ndjson`: the responses compacted out of the live file, same format, appended only
-  (under its own `flock`, fsync'd, starting on a fresh line if a compaction died mid-line) and
-  read only by the training run.
+- `live/nps_responses.ndjson` (answers) and `live/orders.ndjson` (order lines): one JSON record
+  (`LiveResponse`, `LiveOrderLine`) per line. Writers take an exclusive `flock` on the file, check
+  that the file they locked is still the one at the path (a compaction may have replaced it while
+  they waited), read what other processes appended since they last looked, append only keys not
+  yet stored, and fsync before returning, so idempotency is exact across processes. Readers keep
+  an index of the file and read only the bytes appended since; an incomplete last line (a write
+  in progress) is left for later, and the first occurrence of a key wins should the file ever
+  hold one twice. A reader takes the file for a new one when its inode changed, it shrank, or the
+  last line the reader indexed is no longer where it was (a new file may get the inode number of
+  one that was replaced).
+- `live/archive.ndjson` and `live/orders_archive.ndjson`: the records compacted out of each live
+  file, same format, appended only (under their own `flock`, fsync'd, starting on a fresh line if
+  a compaction died mid-line) and read only by the training run.
 
-Compaction (`compact_live`, called by the training run for the responses the active version
-holds) holds the live file's lock throughout, so no answer is appended meanwhile:
-(1) the lines of the given response ids are appended to the archive and fsync'd; (2) the rest of
-the live file, byte for byte (including any line it cannot read), is written to a temporary file,
-fsync'd and renamed over the live file, and the directory is fsync'd. Killed before (2) renames,
-the answers are in both files: readers keep the first copy and the next compaction moves them
-again; a leftover temporary file is overwritten by the next compaction.
+Compaction (`compact`, called by the training run for the records the active version holds) holds
+the live file's lock throughout, so nothing is appended meanwhile: (1) the lines of the given keys
+are appended to the archive and fsync'd; (2) the rest of the live file, byte for byte (including
+any line it cannot read), is written to a temporary file, fsync'd and renamed over the live file,
+and the directory is fsync'd. Killed before (2) renames, the records are in both files: readers
+keep the first copy and the next compaction moves them again; a leftover temporary file is
+overwritten by the next compaction.
 """
 
 from __future__ import annotations
@@ -39,10 +41,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+from recsvc.domain.live import ANSWERS, ORDER_LINES, LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import fsync_dir
-from recsvc.store.files_live import FileLiveAnswers
+from recsvc.store.files_live import FileLiveLog
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, FileTrainingLock, TrainingLock
 from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest, load_model, read_manifest
@@ -52,16 +55,28 @@ ACTIVE = "ACTIVE"
 LOCK_FILE = ".train.lock"
 LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
 LIVE_ARCHIVE = Path("live") / "archive.ndjson"
+LIVE_ORDERS = Path("live") / "orders.ndjson"
+LIVE_ORDERS_ARCHIVE = Path("live") / "orders_archive.ndjson"
 
 log = logging.getLogger("recsvc.store")
 
 
-class FileStore(FileLiveAnswers):
+class FileStore:
     def __init__(self, root: Path, *, url: str | None = None) -> None:
         self.root = root
         self.url = url or f"file://{root}"
         self.versions_dir = root / "versions"
-        self._init_live(root / LIVE_RESPONSES, root / LIVE_ARCHIVE)
+        self.answers: FileLiveLog[LiveResponse] = FileLiveLog(
+            ANSWERS, root / LIVE_RESPONSES, root / LIVE_ARCHIVE
+        )
+        self.orders: FileLiveLog[LiveOrderLine] = FileLiveLog(
+            ORDER_LINES, root / LIVE_ORDERS, root / LIVE_ORDERS_ARCHIVE
+        )
+
+    def live_of(self, customer_id: str) -> LiveActivity:
+        return LiveActivity(
+            self.answers.of_customer(customer_id), self.orders.of_customer(customer_id)
+        )
 
     @classmethod
     def from_url(cls, url: str) -> FileStore:

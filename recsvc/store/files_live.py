@@ -1,5 +1,5 @@
-"""The file store's live NPS answers: the append-only live file, the archive and compaction (see
-the layout and the rules in `recsvc.store.files`). A mixin of `FileStore`."""
+"""The file store's live records (NPS answers, order lines): per kind, the append-only live file,
+the archive and compaction (see the layout and the rules in `recsvc.store.files`)."""
 
 from __future__ import annotations
 
@@ -9,17 +9,17 @@ import os
 import threading
 from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Generic
 
 import msgspec
 
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveKind, R
 from recsvc.errors import StoreUnavailable
 from recsvc.store.durable import fsync_dir
 
 log = logging.getLogger("recsvc.store")
 
-_response_encoder = msgspec.json.Encoder()
-_response_decoder = msgspec.json.Decoder(LiveResponse)
+_encoder = msgspec.json.Encoder()
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -36,10 +36,12 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _split_live(data: bytes, wanted: set[str]) -> tuple[list[bytes], bytes, set[str]]:
-    """The live file's complete lines of the wanted response ids (every copy, newline included),
+def _split_live(
+    data: bytes, wanted: set[str], decoder: msgspec.json.Decoder[R]
+) -> tuple[list[bytes], bytes, set[str]]:
+    """The live file's complete lines of the wanted keys (every copy, newline included),
     everything else byte for byte (lines it cannot read, a dead writer's unfinished last line),
-    and the ids found."""
+    and the keys found."""
     moved: list[bytes] = []
     kept = bytearray()
     found: set[str] = set()
@@ -48,58 +50,62 @@ def _split_live(data: bytes, wanted: set[str]) -> tuple[list[bytes], bytes, set[
         line = data[start : end + 1]
         start = end + 1
         try:
-            response_id = _response_decoder.decode(line).response_id
+            key = decoder.decode(line).key
         except (msgspec.DecodeError, msgspec.ValidationError):
-            response_id = ""  # not a response: stays
-        if response_id and response_id in wanted:
+            key = ""  # not a record: stays
+        if key and key in wanted:
             moved.append(line)
-            found.add(response_id)
+            found.add(key)
         else:
             kept += line
     kept += data[start:]
     return moved, bytes(kept), found
 
 
-class _LiveIndex:
-    """What this process has read of the live-responses file so far."""
+class _LiveIndex(Generic[R]):
+    """What this process has read of a live file so far."""
 
     def __init__(self, inode: int = 0) -> None:
         self.inode = inode
         self.offset = 0  # just past the last complete line read
         self.last_line = b""  # the complete line ending at `offset`, newline included
         self.seen = (-1, -1)  # the file's size and mtime at the last read
-        self.ids: set[str] = set()
-        self.in_order: list[LiveResponse] = []
-        self.by_customer: dict[str, list[LiveResponse]] = {}
+        self.keys: set[str] = set()
+        self.in_order: list[R] = []
+        self.by_customer: dict[str, list[R]] = {}
 
-    def add(self, response: LiveResponse) -> None:
-        if response.response_id in self.ids:
+    def add(self, record: R) -> None:
+        key = record.key
+        if key in self.keys:
             return  # two processes appended it at once without the lock: first occurrence wins
-        self.ids.add(response.response_id)
-        self.in_order.append(response)
-        self.by_customer.setdefault(response.customer_id, []).append(response)
+        self.keys.add(key)
+        self.in_order.append(record)
+        self.by_customer.setdefault(record.customer_id, []).append(record)
 
 
-class FileLiveAnswers:
-    """Live NPS answers in files beside the versions; mixed into `FileStore`."""
+class FileLiveLog(Generic[R]):
+    """One kind of live record in files beside the versions: `FileStore.answers`, `.orders`."""
 
-    def _init_live(self, live_path: Path, archive_path: Path) -> None:
+    def __init__(self, kind: LiveKind[R], live_path: Path, archive_path: Path) -> None:
+        self.kind: LiveKind[R] = kind
         self.live_path = live_path
         self.archive_path = archive_path
+        self._decoder: msgspec.json.Decoder[R] = msgspec.json.Decoder(kind.type)
         self._lock = threading.Lock()  # guards the index and serialises this process's writers
-        self._live = _LiveIndex()
+        self._live: _LiveIndex[R] = _LiveIndex()
         self._live_dir_synced = False
 
-    # --- live NPS intake --------------------------------------------------------------------
-    def add_responses(self, responses: list[LiveResponse]) -> list[bool]:
-        if not responses:
+    def add(self, records: list[R]) -> list[bool]:
+        """Store records durably before returning; idempotent by key. Per record: True if it was
+        new, False if its key was already live."""
+        if not records:
             return []
         with self._lock:
             try:
-                return self._append(responses)
+                return self._append(records)
             except OSError as exc:
                 raise StoreUnavailable(
-                    f"cannot store live responses in {self.live_path}: {exc}"
+                    f"cannot store live {self.kind.noun}s in {self.live_path}: {exc}"
                 ) from exc
 
     def _locked_live_file(self, *, create: bool) -> int | None:
@@ -127,7 +133,7 @@ class FileLiveAnswers:
                 raise
             os.close(fd)
 
-    def _append(self, responses: list[LiveResponse]) -> list[bool]:
+    def _append(self, records: list[R]) -> list[bool]:
         self.live_path.parent.mkdir(parents=True, exist_ok=True)
         fd = self._locked_live_file(create=True)
         assert fd is not None
@@ -136,14 +142,13 @@ class FileLiveAnswers:
             is_new: list[bool] = []
             payload = bytearray()
             taken: set[str] = set()
-            for response in responses:
-                new = (
-                    response.response_id not in self._live.ids and response.response_id not in taken
-                )
+            for record in records:
+                key = record.key
+                new = key not in self._live.keys and key not in taken
                 is_new.append(new)
                 if new:
-                    taken.add(response.response_id)
-                    payload += _response_encoder.encode(response) + b"\n"
+                    taken.add(key)
+                    payload += _encoder.encode(record) + b"\n"
             if payload:
                 size = os.fstat(fd).st_size
                 if size and os.pread(fd, 1, size - 1) != b"\n":
@@ -186,7 +191,7 @@ class FileLiveAnswers:
             if not line.strip():
                 continue
             try:
-                self._live.add(_response_decoder.decode(line))
+                self._live.add(self._decoder.decode(line))
             except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                 log.warning("skipping an unreadable line in %s: %s", self.live_path, exc)
         self._live.offset += end + 1
@@ -202,47 +207,52 @@ class FileLiveAnswers:
         size = len(index.last_line)
         return os.pread(fd, size, index.offset - size) == index.last_line
 
-    def live_responses(self, customer_id: str) -> list[LiveResponse]:
+    def of_customer(self, customer_id: str) -> list[R]:
+        """A customer's live records, oldest first."""
         with self._lock:
             self._refresh_or_unavailable()
             return list(self._live.by_customer.get(customer_id, ()))
 
-    def iter_live_responses(self) -> Iterator[LiveResponse]:
+    def iter_live(self) -> Iterator[R]:
+        """Every live record, in the order they were stored."""
         with self._lock:
             self._refresh_or_unavailable()
             return iter(list(self._live.in_order))
 
-    def iter_archived_responses(self) -> Iterator[LiveResponse]:
-        """The archive, line by line (it may be large); torn or unreadable lines are skipped."""
+    def iter_archived(self) -> Iterator[R]:
+        """The archive, line by line (it may be large), each key once (the first copy); torn or
+        unreadable lines are skipped."""
         seen: set[str] = set()
         try:
             handle = self.archive_path.open("rb")
         except FileNotFoundError:
             return
         except OSError as exc:
-            raise StoreUnavailable(f"cannot read the live-response archive: {exc}") from exc
+            raise StoreUnavailable(f"cannot read the {self.kind.noun} archive: {exc}") from exc
         with handle:
             for line in handle:
                 if not line.endswith(b"\n") or not line.strip():
                     continue  # the tail of a compaction that died mid-write
                 try:
-                    response = _response_decoder.decode(line)
+                    record = self._decoder.decode(line)
                 except (msgspec.DecodeError, msgspec.ValidationError) as exc:
                     log.warning("skipping an unreadable line in %s: %s", self.archive_path, exc)
                     continue
-                if response.response_id not in seen:
-                    seen.add(response.response_id)
-                    yield response
+                if record.key not in seen:
+                    seen.add(record.key)
+                    yield record
 
-    def compact_live(self, responses: Sequence[LiveResponse]) -> int:
-        wanted = {r.response_id for r in responses}
+    def compact(self, records: Sequence[R]) -> int:
+        """Move these records (by key) from live to the archive: durable in the archive first,
+        then out of live. Keys not live (any more) are skipped. Returns how many keys left live."""
+        wanted = {r.key for r in records}
         if not wanted:
             return 0
         with self._lock:
             try:
                 return self._compact(wanted)
             except OSError as exc:
-                raise StoreUnavailable(f"cannot compact the live responses: {exc}") from exc
+                raise StoreUnavailable(f"cannot compact the live {self.kind.noun}s: {exc}") from exc
 
     def _compact(self, wanted: set[str]) -> int:
         fd = self._locked_live_file(create=False)
@@ -250,7 +260,7 @@ class FileLiveAnswers:
             return 0
         try:  # we hold the live file's lock until the end: no answer is appended meanwhile
             data = _read_all(fd)
-            moved, kept, moved_ids = _split_live(data, wanted)
+            moved, kept, moved_ids = _split_live(data, wanted, self._decoder)
             if not moved:
                 return 0
             self._append_archive(moved)  # (1) durable in the archive ...
@@ -292,5 +302,5 @@ class FileLiveAnswers:
             self._refresh()
         except OSError as exc:
             raise StoreUnavailable(
-                f"cannot read live responses from {self.live_path}: {exc}"
+                f"cannot read live {self.kind.noun}s from {self.live_path}: {exc}"
             ) from exc

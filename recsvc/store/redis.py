@@ -1,5 +1,6 @@
-"""The Redis store (`redis://HOST:PORT/DB?prefix=recsvc`): model versions and live NPS responses in
-Redis, shared by every service machine; each machine caches the active version's files locally.
+"""The Redis store (`redis://HOST:PORT/DB?prefix=recsvc`): model versions and live records (NPS
+answers, order lines) in Redis, shared by every service machine; each machine caches the active
+version's files locally.
 
 Key layout (`{prefix}` is the key prefix, default `recsvc`; a `{...}` inside a key is a Redis
 Cluster hash tag: keys with the same tag live in the same slot):
@@ -16,12 +17,19 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:live:stream                          stream: live responses in arrival order
     {prefix}:{live}:archive                       list: the archive's part keys, oldest first
     {prefix}:{live}:archive:<stamp>-<i>           string: compacted responses, zlib(JSON lines)
+    {prefix}:{c:<customer_id>}:orders             list: the customer's live order lines (revisions)
+    {prefix}:{c:<customer_id>}:orders_ids         set: their revision keys (idempotency)
+    {prefix}:live:orders:customers                set: customers with live order lines
+    {prefix}:live:orders:stream                   stream: live order lines in arrival order
+    {prefix}:{live}:orders:archive                list: the order archive's part keys
+    {prefix}:{live}:orders:archive:<stamp>-<i>    string: compacted order lines, zlib(JSON lines)
 
 Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
 up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
 Cluster keeps a version in one slot and the step that seals an upload (one MULTI over the version's
-keys) is legal there. A customer's two live keys share `{c:<customer_id>}`, so the Lua script that
-checks the id set and appends to the list in one atomic step also runs on a cluster. The global
+keys) is legal there. A customer's live keys share `{c:<customer_id>}`, so the Lua script that
+checks the key set and appends to the list in one atomic step also runs on a cluster, and a
+request reads a customer's answers and order lines in one round trip. The global
 keys (pointer, versions, customer set, stream) are single keys, each touched by single commands.
 
 Publishing: every file is uploaded in chunks (with an expiry, so an upload that dies half-way cleans
@@ -34,21 +42,21 @@ Loading: the active version is downloaded once per machine into `<cache_dir>/<pr
 checked, renamed into place atomically under a file lock (workers of one machine download it once
 and share it), and memory-mapped from there.
 
-Live intake: `add_responses` sends, in one pipeline, the idempotent add per response, the customer
-into `{prefix}:live:customers`, and an XADD to the stream. The stream gets every attempt, even a
-repeated response id: were a first attempt cut off between the two steps, its retry still reaches
-the nightly run. Readers of the stream drop repeats (first occurrence wins).
+Live intake (each kind alike; `RedisLiveLog.add`): one pipeline sends the idempotent add per record
+(by its key: a response id, an order line's revision), the customer into the kind's customer set,
+and an XADD to the kind's stream. The stream gets every attempt, even a repeated key: were a first
+attempt cut off between the two steps, its retry still reaches the nightly run. Readers of the
+stream drop repeats (first occurrence wins).
 
-Compaction (`compact_live`, called by the training run for the responses the active version
-holds): (1) the responses' JSON, exactly as stored (the stream's first copy of each id,
-plus any list entry the stream lacks), is written zlib-compressed into new archive parts, listed in
-`{prefix}:{live}:archive` by the same MULTI (one hash tag, so legal on a cluster); (2) per
-customer, a Lua script on the customer's two keys removes exactly those list entries and their ids
-(a list or set left empty disappears), customers left without live responses leave
-`{prefix}:live:customers` (put back if an answer arrived meanwhile), and the stream entries of those
-ids are deleted (XDEL). Killed between the steps, a response is in the archive and still live:
-readers keep the first copy of an id, and the next compaction moves it again. The archive only
-grows; only the training run reads it.
+Compaction (`compact`, called by the training run for the records the active version holds):
+(1) the records' JSON, exactly as stored (the stream's first copy of each key, plus any list entry
+the stream lacks), is written zlib-compressed into new archive parts, listed in the kind's archive
+list by the same MULTI (one hash tag, so legal on a cluster); (2) per customer, a Lua script on the
+customer's two keys removes exactly those list entries and their keys (a list or set left empty
+disappears), customers left without live records leave the customer set (put back if one arrived
+meanwhile), and the stream entries of those keys are deleted (XDEL). Killed between the steps, a
+record is in the archive and still live: readers keep the first copy of a key, and the next
+compaction moves it again. The archive only grows; only the training run reads it.
 
 Durability: an acknowledged write is in the server's memory; it survives a server crash only as
 far as the server's AOF setting allows (docker-compose runs `--appendonly yes`; with
@@ -75,11 +83,12 @@ from redis.backoff import NoBackoff
 from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
+from recsvc.domain.live import ANSWERS, ORDER_LINES, LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import exclusive_lock, fsync_dir
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, RedisTrainingLock, TrainingLock
-from recsvc.store.redis_live import RedisLiveAnswers, as_bytes, as_text
+from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
 from recsvc.store.runs import RedisRunLog, RunLog
 from recsvc.version.artifacts import (
     MANIFEST,
@@ -141,7 +150,7 @@ def _redacted(url: str) -> str:
     return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
 
 
-class RedisStore(RedisLiveAnswers):
+class RedisStore:
     """The `Store` on a Redis server; thread-safe (one client with a connection pool)."""
 
     def __init__(
@@ -190,7 +199,45 @@ class RedisStore(RedisLiveAnswers):
             )
         except ValueError as exc:
             raise ConfigError(f"store URL {self.url!r}: {exc}") from None
-        self._register_live_scripts()
+        scripts = LiveScripts(self._client)
+        p = self.prefix
+        self.answers: RedisLiveLog[LiveResponse] = RedisLiveLog(
+            ANSWERS,
+            self._client,
+            LiveKeys(
+                p,
+                "nps",
+                f"{p}:live:customers",
+                f"{p}:live:stream",
+                f"{p}:{{live}}:archive",
+                b"response",
+            ),
+            scripts,
+            self._reachable,
+        )
+        self.orders: RedisLiveLog[LiveOrderLine] = RedisLiveLog(
+            ORDER_LINES,
+            self._client,
+            LiveKeys(
+                p,
+                "orders",
+                f"{p}:live:orders:customers",
+                f"{p}:live:orders:stream",
+                f"{p}:{{live}}:orders:archive",
+                b"line",
+            ),
+            scripts,
+            self._reachable,
+        )
+
+    def live_of(self, customer_id: str) -> LiveActivity:
+        """The customer's live answers and order lines, in one round trip (one hash slot)."""
+        with self._reachable("reading live records"):
+            pipe = self._client.pipeline(transaction=False)
+            pipe.lrange(self.answers.keys.of_customer(customer_id)[0], 0, -1)
+            pipe.lrange(self.orders.keys.of_customer(customer_id)[0], 0, -1)
+            answers, orders = pipe.execute()
+        return LiveActivity(self.answers.decode_all(answers), self.orders.decode_all(orders))
 
     # --- keys -------------------------------------------------------------------------------
     @property

@@ -1,5 +1,5 @@
-"""A stored model version opened the way a worker serves it: arrays, profiles, segment rules and NPS
-answers, every file checked against the manifest's SHA-256 first.
+"""A stored model version opened the way a worker serves it: arrays, profiles, segment rules, NPS
+answers and order history, every file checked against the manifest's SHA-256 first.
 
 The store calls `open_checked` before it moves the active pointer, and every worker opens versions
 with it, so a version that would not serve is refused by name instead of being activated.
@@ -14,6 +14,7 @@ from recsvc.domain.customer_table import COLUMNS
 from recsvc.domain.segments.catalog import SegmentRules, parse_segments
 from recsvc.errors import ArtifactError, ConfigError
 from recsvc.version.artifacts import SEGMENT_RULES_FILE, LoadedModel, load_model
+from recsvc.version.orders import OrderHistory
 from recsvc.version.profiles import Profiles
 from recsvc.version.responses import ResponseTable
 
@@ -26,6 +27,8 @@ class ActiveModel:
     rules: SegmentRules
     # The version's NPS answers for summaries; None for versions trained before they were written.
     responses: ResponseTable | None = None
+    # The version's orders as live order lines need them; None for versions written before.
+    orders: OrderHistory | None = None
 
 
 def open_version(loaded: LoadedModel) -> ActiveModel:
@@ -40,9 +43,10 @@ def open_version(loaded: LoadedModel) -> ActiveModel:
             f"version {loaded.manifest.version}: {path.name}: cannot load the segment rules: {exc}"
         ) from None
     responses = ResponseTable.open(loaded.directory, int(loaded.customer_ids.size))
+    orders = OrderHistory.open(loaded.directory, int(loaded.customer_ids.size))
     # Built now, in the loader's thread, rather than by the first request after the swap.
     loaded.item_id_list, loaded.item_category_names  # noqa: B018
-    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses)
+    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses, orders)
 
 
 def open_checked(directory: Path) -> ActiveModel:

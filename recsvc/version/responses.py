@@ -14,7 +14,6 @@ Files in the version directory (all arrays 1-d, one entry per answer, sorted by 
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -22,6 +21,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
 from recsvc.version.artifacts import load_array, reason, where
 
@@ -47,9 +47,8 @@ GROUP_COLUMNS: Final = ("segment", "country", "age_band")
 NOT_GIVEN: Final = "(not given)"  # the report's label for a missing value
 
 
-def response_key(response_id: str) -> int:
-    """A stable 64-bit key of a response id (the same in training and in every worker)."""
-    return int.from_bytes(hashlib.blake2b(response_id.encode(), digest_size=8).digest(), "little")
+# A response's key in `nps_responses_key.npy`: the one stable key of the live records.
+response_key = stable_key
 
 
 class ResponseTableFile(msgspec.Struct, frozen=True, kw_only=True):

@@ -5,7 +5,8 @@ Each feature family is a LazyFrame -> LazyFrame function over the validated cont
 orders or answers), adds the segment memberships and collects once. Column names come from
 `recsvc.domain.customer_table`.
 
-Definitions (also in docs/segments-and-nps.md):
+Definitions (also in docs/segments-and-nps.md; `recsvc.domain.rfm` rescores one customer by the
+same ones when a live order arrives):
 - `as_of` is the run's "today": by default the latest order or survey timestamp in the data, so a
   re-run on the same data gives the same table. Events after `as_of` are ignored.
 - An order is the set of lines sharing an order id. Cancelled lines are ignored; an order whose lines
@@ -32,12 +33,11 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.nps import PASSIVE_MIN, PROMOTER_MIN, NpsCategory
+from recsvc.domain.rfm import HIGH_CHURN_RISK, MEDIUM_CHURN_RISK
 from recsvc.domain.themes import LEXICON, theme_pattern
 from recsvc.errors import DataContractError
 
 DAY_SECONDS = 86_400.0
-HIGH_CHURN_RISK = 0.7
-MEDIUM_CHURN_RISK = 0.3
 
 # Order-level columns (one row per order), shared with the report.
 ORDER_VALUE = "order_value"

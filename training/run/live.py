@@ -53,12 +53,12 @@ def read_live_responses(store: Store) -> LiveRead:
     killed half-way leaves a response in both)."""
     seen: set[str] = set()
     responses: list[LiveResponse] = []
-    for response in store.iter_archived_responses():
+    for response in store.answers.iter_archived():
         if response.response_id not in seen:
             seen.add(response.response_id)
             responses.append(response)
     archived = len(responses)
-    live = list(store.iter_live_responses())
+    live = list(store.answers.iter_live())
     for response in live:
         if response.response_id not in seen:
             seen.add(response.response_id)
@@ -87,14 +87,14 @@ def compact_held_responses(
     if active is None:
         return Compaction()
     try:
-        live = list(store.iter_live_responses())
+        live = list(store.answers.iter_live())
         if not live:
             return Compaction()
         keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
         held = active.responses.holds(keys) if active.responses is not None else np.zeros(len(live))
         stale = now - dt.timedelta(days=retention_days)
         moving = [r for r, h in zip(live, held.tolist(), strict=True) if h or r.received_at < stale]
-        return Compaction(store.compact_live(moving) if moving else 0)
+        return Compaction(store.answers.compact(moving) if moving else 0)
     except Exception as exc:  # the store went away, say: the answers stay live until next time
         return Compaction(error=f"{type(exc).__name__}: {exc}")
 

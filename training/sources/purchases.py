@@ -187,6 +187,13 @@ def _lines_frame(
             c.DELIVERED_AT: delivered.scatter(np.flatnonzero(~delivered_known[line_rank]), None),
             c.STATUS: pl.Series(_STATUSES, dtype=pl.String).gather(status_code),
         }
+    ).select(
+        # The shop's own line id (what the live intake and the nightly run dedupe by): the
+        # order id and the line's number in it.
+        pl.concat_str(
+            c.ORDER_ID, pl.lit("-"), (pl.int_range(pl.len()).over(c.ORDER_ID) + 1).cast(pl.String)
+        ).alias(c.LINE_ID),
+        pl.all(),
     )
 
 

@@ -274,5 +274,8 @@ def _conflict_mark(key: tuple[str, ...]) -> _Mark:
         first_row.cast(pl.String),
         pl.lit(")"),
     )
-    hit = pl.col(c.SOURCE_ROW) != first_row
+    # A row without a value for an optional key column (an order line without a line_id) has no
+    # key to repeat.
+    given = pl.all_horizontal(pl.col(k).is_not_null() for k in key)
+    hit = (pl.col(c.SOURCE_ROW) != first_row) & given
     return _Mark(hit, reason, f"duplicate {key_name} with different content")

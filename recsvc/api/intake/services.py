@@ -59,7 +59,7 @@ def take_in(
             + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
         )
     unheld = [r for r, held in zip(valid, _held(model, valid), strict=True) if not held]
-    new_flags = store.add_responses(unheld)
+    new_flags = store.answers.add(unheld)
     new = [r for r, is_new in zip(unheld, new_flags, strict=True) if is_new]
     duplicates = len(items) - len(rejected) - len(new)
     return Intake(IntakeResult(len(new), duplicates, rejected), detractors(new))

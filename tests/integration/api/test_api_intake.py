@@ -64,7 +64,7 @@ def test_a_batch_stores_the_valid_items_and_names_the_bad_ones(
     assert set(rejected) == {1, 2, 4}
     assert "score" in rejected[1]["errors"][0] and rejected[1]["response_id"] == "intake-3"
     assert "mood" in rejected[2]["errors"][0]
-    assert [r.response_id for r in store.live_responses("NEW-CUSTOMER-2")] == ["intake-2"]
+    assert [r.response_id for r in store.answers.of_customer("NEW-CUSTOMER-2")] == ["intake-2"]
 
 
 def test_a_request_without_any_valid_response_is_a_400_saying_why(
@@ -91,7 +91,9 @@ def test_an_accepted_response_is_stored_durably_before_the_reply(
         assert isinstance(store, RedisStore)
         reopened = RedisStore(store.url, prefix=store.prefix, cache_dir=store.cache_dir)
     try:
-        assert [r.response_id for r in reopened.live_responses("NEW-CUSTOMER-3")] == ["intake-6"]
+        assert [r.response_id for r in reopened.answers.of_customer("NEW-CUSTOMER-3")] == [
+            "intake-6"
+        ]
     finally:
         reopened.close()
 

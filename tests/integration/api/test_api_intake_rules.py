@@ -78,7 +78,7 @@ def test_an_id_of_exactly_the_limit_and_a_time_just_inside_the_skew_are_accepted
     response = client.post(URL, json=answer("rule-edge", customer_id=customer, responded_at=soon))
     assert response.status_code == 202, response.text
     assert response.json()["accepted"] == 1
-    assert [r.response_id for r in store.live_responses(customer)] == ["rule-edge"]
+    assert [r.response_id for r in store.answers.of_customer(customer)] == ["rule-edge"]
 
 
 def test_a_far_future_answer_does_not_pin_the_customers_latest_answer(

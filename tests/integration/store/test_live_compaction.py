@@ -23,7 +23,10 @@ import redis
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from recsvc.domain.live import ANSWERS
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
+from recsvc.store.files_live import FileLiveLog
+from recsvc.store.redis_live import RedisLiveLog
 from recsvc.version.responses import response_key
 from tests.api_support import STORE_KINDS, client_for
 from tests.integration.training.test_nightly import SMALL, Run, assert_serves
@@ -89,11 +92,11 @@ def post(client: TestClient[Litestar], answers: list[dict[str, Any]]) -> dict[st
 
 
 def live_ids(store: Store) -> list[str]:
-    return [r.response_id for r in store.iter_live_responses()]
+    return [r.response_id for r in store.answers.iter_live()]
 
 
 def archived_ids(store: Store) -> list[str]:
-    return [r.response_id for r in store.iter_archived_responses()]
+    return [r.response_id for r in store.answers.iter_archived()]
 
 
 def held(store: Store, version: str, response_ids: Sequence[str]) -> list[bool]:
@@ -207,7 +210,7 @@ def test_live_keeps_only_what_the_active_version_does_not_hold_and_every_run_sti
                 assert not any(held(store, record.version, strangers))
                 assert record.live.unknown_customer == night + 1
                 if isinstance(store, RedisStore):
-                    customers_live = {r.customer_id for r in store.iter_live_responses()}
+                    customers_live = {r.customer_id for r in store.answers.iter_live()}
                     keys, customers, stream = redis_live_keys(store)
                     assert keys == {
                         f"{store.prefix}:{{c:{c}}}:{part}"
@@ -261,7 +264,7 @@ def test_a_run_moves_only_what_the_active_version_holds(
     after = train(demo, url, tmp_path / "runs")
     assert after.live is not None and after.live.compacted == 1
     assert (live_ids(store), archived_ids(store)) == (["kept-2"], ["kept-1"])
-    assert [r.response_id for r in store.live_responses(KNOWN[0])] == []
+    assert [r.response_id for r in store.answers.of_customer(KNOWN[0])] == []
 
 
 # --- the service across a compaction ---------------------------------------------------------------
@@ -307,11 +310,13 @@ def compare_around_compaction(
             before_run = snapshot(client, customers)
             holding = train(demo, url, tmp_path / "runs")
             assert holding.live is not None and holding.live.compacted == 0
-            for cls in (FileStore, RedisStore):
+            for cls in (FileLiveLog, RedisLiveLog):
 
-                def compact_live(
-                    self: Any, responses: Sequence[LiveResponse], _original: Any = cls.compact_live
+                def compact(
+                    self: Any, responses: Sequence[LiveResponse], _original: Any = cls.compact
                 ) -> int:
+                    if self.kind is not ANSWERS:
+                        return int(_original(self, responses))
                     version = store.active_version()
                     assert version is not None
                     serving(client, version)
@@ -322,7 +327,7 @@ def compare_around_compaction(
                     views.append(snapshot(client, customers))
                     return moved
 
-                monkeypatch.setattr(cls, "compact_live", compact_live)
+                monkeypatch.setattr(cls, "compact", compact)
             record = train(demo, url, tmp_path / "runs")
             assert record.live is not None and record.live.compacted == len(answers)
     finally:
@@ -389,13 +394,13 @@ def test_an_answer_the_active_version_holds_is_a_duplicate_when_sent_again_after
 # customers' answers of that night are then: (live, archived, in their customers' live lists).
 KILL_POINTS = {
     "file": {
-        "FileStore.compact_live:before": (True, False, True),  # nothing moved yet
-        "FileStore._append_archive:after": (True, True, True),  # archived (fsync'd), still live
-        "FileStore._write_live_copy:after": (True, True, True),  # new live file not renamed in
+        "FileLiveLog.compact:before": (True, False, True),  # nothing moved yet
+        "FileLiveLog._append_archive:after": (True, True, True),  # archived (fsync'd), still live
+        "FileLiveLog._write_live_copy:after": (True, True, True),  # new live file not renamed in
     },
     "redis": {
-        "RedisStore._archive:after": (True, True, True),
-        "RedisStore._remove_from_customers:after": (True, True, False),  # still in the stream
+        "RedisLiveLog._archive:after": (True, True, True),
+        "RedisLiveLog._remove_from_customers:after": (True, True, False),  # still in the stream
     },
 }
 
@@ -427,7 +432,7 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
             live, archived = live_ids(store), archived_ids(store)
             assert set(posted) <= set(live) | set(archived), point
             tonight = [a["response_id"] for a in batch[:2]]
-            listed = [r.response_id for k in range(2) for r in store.live_responses(KNOWN[k])]
+            listed = [r.response_id for k in range(2) for r in store.answers.of_customer(KNOWN[k])]
             assert (
                 set(tonight) <= set(live),
                 set(tonight) <= set(archived),
@@ -452,7 +457,7 @@ def test_a_run_killed_at_any_step_of_its_compaction_loses_no_answer_and_the_next
         assert sorted(live_ids(store)) == sorted(strangers)
         assert sorted(archived_ids(store)) == sorted(p for p in posted if p not in strangers)
         if isinstance(store, FileStore):
-            assert sorted(p.name for p in store.live_path.parent.iterdir()) == [
+            assert sorted(p.name for p in store.answers.live_path.parent.iterdir()) == [
                 "archive.ndjson",
                 "nps_responses.ndjson",
             ]

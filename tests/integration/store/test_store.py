@@ -328,39 +328,39 @@ def test_readers_only_ever_see_complete_versions_while_publishes_run(
 
 
 def test_a_response_is_stored_once_by_response_id(store: Store) -> None:
-    assert store.add_responses([response("r1")]) == [True]
-    assert store.add_responses([response("r1", score=3)]) == [False]
-    assert store.live_responses("c001") == [response("r1")]
+    assert store.answers.add([response("r1")]) == [True]
+    assert store.answers.add([response("r1", score=3)]) == [False]
+    assert store.answers.of_customer("c001") == [response("r1")]
 
 
 def test_a_batch_with_a_repeated_response_id_stores_it_once(store: Store) -> None:
     batch = [response("r1"), response("r2"), response("r1")]
-    assert store.add_responses(batch) == [True, True, False]
-    assert store.add_responses([]) == []
-    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+    assert store.answers.add(batch) == [True, True, False]
+    assert store.answers.add([]) == []
+    assert ids(store.answers.of_customer("c001")) == ["r1", "r2"]
 
 
 def test_a_customers_live_responses_come_oldest_first(store: Store) -> None:
-    store.add_responses([response("r1", "c001"), response("r2", "c002")])
-    store.add_responses([response("r3", "c001", score=2)])
-    assert store.live_responses("c001") == [response("r1", "c001"), response("r3", "c001", 2)]
-    assert ids(store.live_responses("c002")) == ["r2"]
-    assert store.live_responses("c404") == []
+    store.answers.add([response("r1", "c001"), response("r2", "c002")])
+    store.answers.add([response("r3", "c001", score=2)])
+    assert store.answers.of_customer("c001") == [response("r1", "c001"), response("r3", "c001", 2)]
+    assert ids(store.answers.of_customer("c002")) == ["r2"]
+    assert store.answers.of_customer("c404") == []
 
 
 def test_every_live_response_is_listed_once_in_arrival_order(store: Store) -> None:
-    store.add_responses([response("r1", "c001"), response("r2", "c002")])
-    store.add_responses([response("r2", "c002"), response("r3", "c003"), response("r1")])
-    assert ids(store.iter_live_responses()) == ["r1", "r2", "r3"]
+    store.answers.add([response("r1", "c001"), response("r2", "c002")])
+    store.answers.add([response("r2", "c002"), response("r3", "c003"), response("r1")])
+    assert ids(store.answers.iter_live()) == ["r1", "r2", "r3"]
 
 
 def test_another_worker_sees_responses_and_ids_stored_by_this_one(backend: Backend) -> None:
     first, second = backend.open(), backend.open()
-    assert ids(second.live_responses("c001")) == []  # second has looked before the write
-    first.add_responses([response("r1"), response("r2")])
-    assert ids(second.live_responses("c001")) == ["r1", "r2"]
-    assert second.add_responses([response("r2"), response("r3")]) == [False, True]
-    assert ids(first.iter_live_responses()) == ["r1", "r2", "r3"]
+    assert ids(second.answers.of_customer("c001")) == []  # second has looked before the write
+    first.answers.add([response("r1"), response("r2")])
+    assert ids(second.answers.of_customer("c001")) == ["r1", "r2"]
+    assert second.answers.add([response("r2"), response("r3")]) == [False, True]
+    assert ids(first.answers.iter_live()) == ["r1", "r2", "r3"]
 
 
 def test_concurrent_workers_accept_each_response_id_exactly_once(backend: Backend) -> None:
@@ -372,7 +372,7 @@ def test_concurrent_workers_accept_each_response_id_exactly_once(backend: Backen
         "store.ping()\n"
         "print('ready', flush=True)\n"
         "batch = msgspec.json.decode(sys.stdin.buffer.read(), type=list[LiveResponse])\n"
-        "print(sum(store.add_responses([r])[0] for r in batch), flush=True)\n"
+        "print(sum(store.answers.add([r])[0] for r in batch), flush=True)\n"
     )
     url = backend.url
     if backend.kind == "redis":
@@ -400,21 +400,21 @@ def test_concurrent_workers_accept_each_response_id_exactly_once(backend: Backen
         assert worker.stdout is not None
         worker.stdout.close()
     assert sum(accepted) == 60
-    stored = ids(backend.open().iter_live_responses())
+    stored = ids(backend.open().answers.iter_live())
     assert sorted(stored) == sorted(f"r{i}" for i in range(60))
 
 
 def test_an_accepted_response_survives_a_crash_and_restart(durable_backend: Backend) -> None:
     store = durable_backend.open()
-    assert store.add_responses([response("r1"), response("r2", "c002")]) == [True, True]
+    assert store.answers.add([response("r1"), response("r2", "c002")]) == [True, True]
     if durable_backend.restart is not None:
         durable_backend.restart()  # SIGKILL: only what was fsync'd before the reply survives
     reopened = durable_backend.open()
-    assert ids(reopened.live_responses("c001")) == ["r1"]
-    assert ids(reopened.iter_live_responses()) == ["r1", "r2"]
-    assert reopened.add_responses([response("r1")]) == [False]
+    assert ids(reopened.answers.of_customer("c001")) == ["r1"]
+    assert ids(reopened.answers.iter_live()) == ["r1", "r2"]
+    assert reopened.answers.add([response("r1")]) == [False]
     # The first object keeps working too (its client reconnects by itself).
-    assert store.add_responses([response("r3")]) == [True]
+    assert store.answers.add([response("r3")]) == [True]
 
 
 # --- the embedded store's append-only file ------------------------------------------------------
@@ -422,34 +422,36 @@ def test_an_accepted_response_survives_a_crash_and_restart(durable_backend: Back
 
 def test_a_line_still_being_written_is_ignored_until_complete(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    store.add_responses([response("r1")])
+    store.answers.add([response("r1")])
     line = msgspec_line(response("r2"))
-    with store.live_path.open("ab") as handle:  # another process, half-way through its write
+    with store.answers.live_path.open(
+        "ab"
+    ) as handle:  # another process, half-way through its write
         handle.write(line[:20])
-    assert ids(store.live_responses("c001")) == ["r1"]
-    with store.live_path.open("ab") as handle:
+    assert ids(store.answers.of_customer("c001")) == ["r1"]
+    with store.answers.live_path.open("ab") as handle:
         handle.write(line[20:])
-    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+    assert ids(store.answers.of_customer("c001")) == ["r1", "r2"]
 
 
 def test_a_line_torn_by_a_crashed_writer_is_skipped_and_later_appends_survive(
     tmp_path: Path,
 ) -> None:
     store = FileStore(tmp_path)
-    store.add_responses([response("r1")])
-    with store.live_path.open("ab") as handle:
+    store.answers.add([response("r1")])
+    with store.answers.live_path.open("ab") as handle:
         handle.write(msgspec_line(response("r2"))[:25])  # the writer died here
-    assert FileStore(tmp_path).add_responses([response("r3")]) == [True]
-    assert ids(store.live_responses("c001")) == ["r1", "r3"]
-    assert ids(FileStore(tmp_path).iter_live_responses()) == ["r1", "r3"]
+    assert FileStore(tmp_path).answers.add([response("r3")]) == [True]
+    assert ids(store.answers.of_customer("c001")) == ["r1", "r3"]
+    assert ids(FileStore(tmp_path).answers.iter_live()) == ["r1", "r3"]
 
 
 def test_readers_drop_a_response_id_that_two_writers_appended_at_once(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    store.add_responses([response("r1")])
-    with store.live_path.open("ab") as handle:  # a writer that skipped the lock
+    store.answers.add([response("r1")])
+    with store.answers.live_path.open("ab") as handle:  # a writer that skipped the lock
         handle.write(msgspec_line(response("r1", score=0)))
-    assert FileStore(tmp_path).live_responses("c001") == [response("r1")]
+    assert FileStore(tmp_path).answers.of_customer("c001") == [response("r1")]
 
 
 # --- the Redis store ----------------------------------------------------------------------------
@@ -460,18 +462,18 @@ def test_writes_fail_fast_while_redis_is_down_and_work_again_when_it_returns(
     own_redis: RedisServer, tmp_path: Path
 ) -> None:
     store = RedisStore(own_redis.url, cache_dir=tmp_path / "cache")
-    assert store.add_responses([response("r1")]) == [True]
+    assert store.answers.add([response("r1")]) == [True]
     own_redis.kill()
     started = time.monotonic()
     with pytest.raises(StoreUnavailable, match="unreachable"):
-        store.add_responses([response("r2")])
+        store.answers.add([response("r2")])
     with pytest.raises(StoreUnavailable):
         store.ping()
     assert time.monotonic() - started < 3
     own_redis.start()
     store.ping()
-    assert store.add_responses([response("r2")]) == [True]
-    assert ids(store.live_responses("c001")) == ["r1", "r2"]
+    assert store.answers.add([response("r2")]) == [True]
+    assert ids(store.answers.of_customer("c001")) == ["r1", "r2"]
 
 
 @pytest.mark.redis
@@ -482,10 +484,10 @@ def test_a_redis_that_refuses_writes_is_unavailable_rather_than_an_error(
     admin = redis.Redis.from_url(own_redis.url)
     admin.config_set("maxmemory", 1)  # full: every write is refused with OOM
     with pytest.raises(StoreUnavailable, match="refused"):
-        store.add_responses([response("r1")])
+        store.answers.add([response("r1")])
     admin.config_set("maxmemory", 0)
     admin.close()
-    assert store.add_responses([response("r1")]) == [True]
+    assert store.answers.add([response("r1")]) == [True]
 
 
 @pytest.mark.redis
@@ -495,7 +497,7 @@ def test_redis_keys_keep_a_version_and_a_customer_each_in_one_cluster_slot(
     store = redis_backend.open()
     assert isinstance(store, RedisStore)
     store.publish(artifacts("v1", extra_bytes=10_000))
-    store.add_responses([response("r1", "c001"), response("r2", "c002")])
+    store.answers.add([response("r1", "c001"), response("r2", "c002")])
     client = redis.Redis.from_url(redis_backend.url.split("?")[0])
     keys = sorted(k.decode() for k in client.scan_iter(match=f"{store.prefix}:*", count=1000))
     client.close()
@@ -608,35 +610,35 @@ def test_compaction_moves_exactly_the_given_responses_from_live_to_the_archive(
     backend: Backend,
 ) -> None:
     store, other_worker = backend.open(), backend.open()
-    store.add_responses([response("r1", "c001"), response("r2", "c002"), response("r3", "c001")])
-    store.add_responses([response("r4", "c003")])
-    assert ids(other_worker.iter_live_responses()) == ["r1", "r2", "r3", "r4"]  # indexed before
+    store.answers.add([response("r1", "c001"), response("r2", "c002"), response("r3", "c001")])
+    store.answers.add([response("r4", "c003")])
+    assert ids(other_worker.answers.iter_live()) == ["r1", "r2", "r3", "r4"]  # indexed before
 
-    assert store.compact_live([response("r1", "c001"), response("r2", "c002")]) == 2
+    assert store.answers.compact([response("r1", "c001"), response("r2", "c002")]) == 2
 
     for worker in (store, other_worker, backend.open()):
-        assert ids(worker.iter_live_responses()) == ["r3", "r4"]
-        assert ids(worker.live_responses("c001")) == ["r3"]
-        assert worker.live_responses("c002") == []
-        assert list(worker.iter_archived_responses()) == [
+        assert ids(worker.answers.iter_live()) == ["r3", "r4"]
+        assert ids(worker.answers.of_customer("c001")) == ["r3"]
+        assert worker.answers.of_customer("c002") == []
+        assert list(worker.answers.iter_archived()) == [
             response("r1", "c001"),
             response("r2", "c002"),
         ]
     # Ids still live stay exactly idempotent; new answers go on being taken by every worker.
-    assert other_worker.add_responses([response("r3", "c001"), response("r5", "c002")]) == [
+    assert other_worker.answers.add([response("r3", "c001"), response("r5", "c002")]) == [
         False,
         True,
     ]
-    assert ids(store.iter_live_responses()) == ["r3", "r4", "r5"]
+    assert ids(store.answers.iter_live()) == ["r3", "r4", "r5"]
 
 
 def test_compacting_answers_no_longer_live_changes_nothing(store: Store) -> None:
-    store.add_responses([response("r1"), response("r2")])
-    assert store.compact_live([response("r1")]) == 1
-    assert store.compact_live([response("r1"), response("never-stored")]) == 0
-    assert store.compact_live([]) == 0
-    assert ids(store.iter_live_responses()) == ["r2"]
-    assert ids(store.iter_archived_responses()) == ["r1"]
+    store.answers.add([response("r1"), response("r2")])
+    assert store.answers.compact([response("r1")]) == 1
+    assert store.answers.compact([response("r1"), response("never-stored")]) == 0
+    assert store.answers.compact([]) == 0
+    assert ids(store.answers.iter_live()) == ["r2"]
+    assert ids(store.answers.iter_archived()) == ["r1"]
 
 
 def test_the_archive_keeps_every_compaction_in_order_and_each_response_id_once(
@@ -644,15 +646,15 @@ def test_the_archive_keeps_every_compaction_in_order_and_each_response_id_once(
 ) -> None:
     """A compaction killed after its archive write leaves the answers in both places; the next
     one archives them again. Readers of the archive see each response id once, first copy first."""
-    store.add_responses([response("r1"), response("r2", "c002")])
-    assert store.compact_live([response("r1")]) == 1
+    store.answers.add([response("r1"), response("r2", "c002")])
+    assert store.answers.compact([response("r1")]) == 1
     # r1 sent again after it left live (the intake asks the active version, not the store), with
     # another score: the archived first copy wins.
-    assert store.add_responses([response("r1", score=0)]) == [True]
-    assert store.compact_live([response("r1"), response("r2", "c002")]) == 2
-    assert list(store.iter_archived_responses()) == [response("r1"), response("r2", "c002")]
-    assert list(store.iter_live_responses()) == []
-    assert store.live_responses("c001") == [] and store.live_responses("c002") == []
+    assert store.answers.add([response("r1", score=0)]) == [True]
+    assert store.answers.compact([response("r1"), response("r2", "c002")]) == 2
+    assert list(store.answers.iter_archived()) == [response("r1"), response("r2", "c002")]
+    assert list(store.answers.iter_live()) == []
+    assert store.answers.of_customer("c001") == [] and store.answers.of_customer("c002") == []
 
 
 def test_a_writer_waiting_for_the_live_file_during_a_compaction_appends_to_the_new_file(
@@ -661,34 +663,32 @@ def test_a_writer_waiting_for_the_live_file_during_a_compaction_appends_to_the_n
     """The compaction replaces the live file while it holds its lock; a writer that opened the old
     file and waited for the lock must not append to the file no longer at the path."""
     compactor, writer = FileStore(tmp_path), FileStore(tmp_path)
-    compactor.add_responses([response("r1"), response("r2")])
+    compactor.answers.add([response("r1"), response("r2")])
     archived, release = threading.Event(), threading.Event()
-    original = compactor._append_archive
+    original = compactor.answers._append_archive
 
     def slow_archive(lines: list[bytes]) -> None:
         original(lines)
         archived.set()
         release.wait(10)  # the live file's lock is held meanwhile
 
-    compactor._append_archive = slow_archive  # type: ignore[method-assign]
-    compaction = threading.Thread(target=compactor.compact_live, args=([response("r1")],))
+    compactor.answers._append_archive = slow_archive  # type: ignore[method-assign]
+    compaction = threading.Thread(target=compactor.answers.compact, args=([response("r1")],))
     compaction.start()
     assert archived.wait(10)
-    inode = compactor.live_path.stat().st_ino
+    inode = compactor.answers.live_path.stat().st_ino
     accepted: list[list[bool]] = []
-    adding = threading.Thread(
-        target=lambda: accepted.append(writer.add_responses([response("r3")]))
-    )
+    adding = threading.Thread(target=lambda: accepted.append(writer.answers.add([response("r3")])))
     adding.start()
     _wait_for_a_blocked_flock(inode)
     release.set()
     compaction.join(10)
     adding.join(10)
     assert accepted == [[True]]
-    assert compactor.live_path.stat().st_ino != inode
+    assert compactor.answers.live_path.stat().st_ino != inode
     for worker in (compactor, writer, FileStore(tmp_path)):
-        assert ids(worker.iter_live_responses()) == ["r2", "r3"]
-        assert ids(worker.iter_archived_responses()) == ["r1"]
+        assert ids(worker.answers.iter_live()) == ["r2", "r3"]
+        assert ids(worker.answers.iter_archived()) == ["r1"]
 
 
 def _wait_for_a_blocked_flock(inode: int) -> None:
@@ -713,35 +713,35 @@ def test_a_worker_that_last_looked_two_compactions_ago_reads_the_live_file_afres
     before (ext4 hands freed inodes out again), and be bigger than what an idle worker read: that
     worker must not take it for the file it knew and read on from its old offset."""
     idle, busy = FileStore(tmp_path), FileStore(tmp_path)
-    busy.add_responses([response("r0")])
-    assert ids(idle.iter_live_responses()) == ["r0"]
-    busy.add_responses([response("r1"), response("r2")])
-    busy.compact_live([response("r0")])
-    busy.add_responses([response("r3")])
-    busy.compact_live([response("r1")])
-    assert ids(idle.iter_live_responses()) == ["r2", "r3"]
+    busy.answers.add([response("r0")])
+    assert ids(idle.answers.iter_live()) == ["r0"]
+    busy.answers.add([response("r1"), response("r2")])
+    busy.answers.compact([response("r0")])
+    busy.answers.add([response("r3")])
+    busy.answers.compact([response("r1")])
+    assert ids(idle.answers.iter_live()) == ["r2", "r3"]
     # Whether the kernel reused the inode above is up to it; this is the case where it did: a
     # different, longer file under the inode number the idle worker indexed.
-    inode = idle.live_path.stat().st_ino
-    with idle.live_path.open("r+b") as handle:
+    inode = idle.answers.live_path.stat().st_ino
+    with idle.answers.live_path.open("r+b") as handle:
         handle.truncate(0)
         handle.write(b"".join(msgspec_line(response(f"s{i}", "c002")) for i in range(3)))
-    assert idle.live_path.stat().st_ino == inode
-    assert ids(idle.iter_live_responses()) == ["s0", "s1", "s2"]
-    assert ids(idle.live_responses("c002")) == ["s0", "s1", "s2"]
-    assert idle.live_responses("c001") == []
+    assert idle.answers.live_path.stat().st_ino == inode
+    assert ids(idle.answers.iter_live()) == ["s0", "s1", "s2"]
+    assert ids(idle.answers.of_customer("c002")) == ["s0", "s1", "s2"]
+    assert idle.answers.of_customer("c001") == []
 
 
 def test_the_archive_skips_a_line_torn_by_a_killed_compaction(tmp_path: Path) -> None:
     store = FileStore(tmp_path)
-    store.add_responses([response("r1"), response("r2")])
-    store.compact_live([response("r1")])
-    with store.archive_path.open("ab") as handle:  # the next compaction died mid-write
+    store.answers.add([response("r1"), response("r2")])
+    store.answers.compact([response("r1")])
+    with store.answers.archive_path.open("ab") as handle:  # the next compaction died mid-write
         handle.write(msgspec_line(response("r2"))[:30])
-    assert ids(store.iter_archived_responses()) == ["r1"]
-    assert store.compact_live([response("r2")]) == 1
-    assert ids(FileStore(tmp_path).iter_archived_responses()) == ["r1", "r2"]
-    assert list(store.iter_live_responses()) == []
+    assert ids(store.answers.iter_archived()) == ["r1"]
+    assert store.answers.compact([response("r2")]) == 1
+    assert ids(FileStore(tmp_path).answers.iter_archived()) == ["r1", "r2"]
+    assert list(store.answers.iter_live()) == []
 
 
 @pytest.mark.redis
@@ -750,9 +750,9 @@ def test_redis_compaction_cleans_the_customers_keys_the_customer_set_and_the_str
 ) -> None:
     store = redis_backend.open()
     assert isinstance(store, RedisStore)
-    store.add_responses([response("r1", "c001"), response("r2", "c002"), response("r3", "c002")])
-    store.add_responses([response("r1", "c001")])  # a repeat: a second stream entry
-    assert store.compact_live([response("r1", "c001"), response("r2", "c002")]) == 2
+    store.answers.add([response("r1", "c001"), response("r2", "c002"), response("r3", "c002")])
+    store.answers.add([response("r1", "c001")])  # a repeat: a second stream entry
+    assert store.answers.compact([response("r1", "c001"), response("r2", "c002")]) == 2
     client = redis.Redis.from_url(redis_backend.url.split("?")[0])
     try:
         keys = {k.decode() for k in client.scan_iter(match=f"{store.prefix}:*", count=1000)}
@@ -764,4 +764,4 @@ def test_redis_compaction_cleans_the_customers_keys_the_customer_set_and_the_str
         assert len(archive) >= 2 and len({key_slot(k.encode()) for k in archive}) == 1
     finally:
         client.close()
-    assert ids(store.iter_archived_responses()) == ["r1", "r2"]
+    assert ids(store.answers.iter_archived()) == ["r1", "r2"]

@@ -51,9 +51,16 @@ PAUSE_WRAPPER = """
 import os, sys, time
 from pathlib import Path
 from recsvc.store import FileStore, RedisStore
+from recsvc.store.files_live import FileLiveLog
+from recsvc.store.redis_live import RedisLiveLog
 where, when = os.environ["TEST_PAUSE"].split(":")
 cls_name, method = where.split(".")
-cls = {"FileStore": FileStore, "RedisStore": RedisStore}[cls_name]
+cls = {
+    "FileStore": FileStore,
+    "RedisStore": RedisStore,
+    "FileLiveLog": FileLiveLog,
+    "RedisLiveLog": RedisLiveLog,
+}[cls_name]
 original = getattr(cls, method)
 def pause():
     Path(os.environ["TEST_PAUSE_MARKER"]).write_text(where)
@@ -278,7 +285,7 @@ def test_a_run_killed_at_any_point_leaves_the_old_version_serving_and_the_next_r
     assert statuses == ["running", "interrupted", "published"]
 
     store = open_store(url)
-    store.add_responses([response("live-1", "C00000001"), response("live-2", "nobody")])
+    store.answers.add([response("live-1", "C00000001"), response("live-2", "nobody")])
     record = run_pipeline(
         demo,
         store=url,
@@ -380,7 +387,7 @@ def test_live_responses_join_the_batch_once_and_only_for_known_customers(
     batch = pl.read_parquet(path)
     in_batch = str(batch["response_id"][0])
     store = FileStore(tmp_path / "store")
-    store.add_responses(
+    store.answers.add(
         [
             response("live-new", "C00000007", score=0),
             response(in_batch, "C00000007", score=0),  # the shop's file already has this id

@@ -169,7 +169,7 @@ def test_defaults_fill_missing_optional_values(tmp_path: Path) -> None:
     assert pl.read_parquet(result.clean_paths[c.PRODUCTS])[c.IN_STOCK].to_list() == [True, False]
     assert set(pl.read_parquet(result.clean_paths[c.ORDERS])[c.STATUS]) == {"delivered"}
     assert (
-        "optional column(s) absent, filled in: status='delivered'"
+        "optional column(s) absent, filled in: line_id=null, status='delivered'"
         in table_report(result, c.ORDERS).warnings
     )
 
