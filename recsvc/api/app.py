@@ -25,7 +25,7 @@ from recsvc.api.auth import SECURITY_SCHEMES, check_bind
 from recsvc.api.customers.controllers import CustomerProfileController
 from recsvc.api.dependencies import Services, dependencies
 from recsvc.api.errors import EXCEPTION_HANDLERS
-from recsvc.api.intake.controllers import IntakeController
+from recsvc.api.intake.controllers import IntakeController, OrderIntakeController
 from recsvc.api.nps.controllers import NpsSummaryController
 from recsvc.api.ops.health import HealthController
 from recsvc.api.ops.metrics import (
@@ -99,6 +99,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             SegmentController,
             NpsSummaryController,
             IntakeController,
+            OrderIntakeController,
             ModelVersionController,
         ],
         dependencies=dependencies(services, service_registry(services.holder, services.notifier)),

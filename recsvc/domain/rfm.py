@@ -21,6 +21,7 @@ customer's new value is ranked among them exactly as a batch run on the same dat
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 import math
 import statistics
 from collections.abc import Callable, Sequence
@@ -29,7 +30,8 @@ from typing import Final
 import msgspec
 
 from recsvc.domain import customer_table as ct
-from recsvc.domain.times import EPOCH
+from recsvc.domain.live import LiveOrderLine
+from recsvc.domain.times import EPOCH, iso
 
 HIGH_CHURN_RISK: Final = 0.7
 MEDIUM_CHURN_RISK: Final = 0.3
@@ -57,7 +59,9 @@ class QuintileEdges(msgspec.Struct, frozen=True, kw_only=True):
 
     n: int  # customers with a value
     at: list[float | None]  # the t(s)-th worst value (1-based): beat it to score s
-    after: list[float | None]  # the next one: what a counted customer whose old value was worse beats
+    after: list[
+        float | None
+    ]  # the next one: what a counted customer whose old value was worse beats
     joined: list[float | None]  # the t'(s)-th worst of N + 1: what a newly counted customer beats
 
 
@@ -157,6 +161,24 @@ class NewOrder(msgspec.Struct, frozen=True):
     value: float  # net spend: lines neither cancelled nor returned
 
 
+def new_orders(lines: Sequence[LiveOrderLine]) -> list[NewOrder]:
+    """The orders of live lines (current revisions of orders the version does not hold), as the
+    batch counts them: an order is its lines that are not cancelled (none left: no order), placed
+    at the earliest of them, worth those neither cancelled nor returned."""
+    by_order: dict[str, list[LiveOrderLine]] = {}
+    for line in lines:
+        if line.status != "cancelled":
+            by_order.setdefault(line.order_id, []).append(line)
+    return [
+        NewOrder(
+            order_id,
+            min(line.ordered_at for line in kept),
+            sum(line.quantity * line.unit_price for line in kept if line.bought),
+        )
+        for order_id, kept in by_order.items()
+    ]
+
+
 class Behaviour(msgspec.Struct, frozen=True, kw_only=True):
     """A customer's purchase behaviour as the customer table states it."""
 
@@ -199,7 +221,7 @@ def rescore(
     m = quintile_score(
         model.monetary, lambda edge: edge < spend, old.monetary_value < spend if counted else None
     )
-    gaps = [(b - a) / DAY for a, b in zip(times, times[1:], strict=False)]
+    gaps = [(b - a) / DAY for a, b in itertools.pairwise(times)]
     typical = statistics.median(gaps) if gaps else None
     churn = model.churn
     gap = max(typical if typical is not None else churn.prior_gap_days, churn.gap_floor_days)
@@ -208,8 +230,8 @@ def rescore(
     record.update(
         {
             ct.ORDER_COUNT: count,
-            ct.FIRST_ORDER_AT: times[0],
-            ct.LAST_ORDER_AT: last,
+            ct.FIRST_ORDER_AT: iso(times[0]),  # as a stored profile spells them
+            ct.LAST_ORDER_AT: iso(last),
             ct.DAYS_SINCE_LAST_ORDER: days,
             ct.MONETARY_VALUE: spend,
             ct.R_SCORE: r,

@@ -1,9 +1,11 @@
 """A customer as the service sees them now: the stored profile of the active version, updated with
-NPS answers taken in live since that version was trained, and their segments re-evaluated.
+the NPS answers and order lines taken in live since that version was trained, and their segments
+re-evaluated.
 
 This is what makes a customer who just answered 3 a detractor (with a recovery offer and
-detractor-aware recommendations) before the nightly run. Pure logic over a profile record, the
-live responses and the segment rules; the caller fetches them.
+detractor-aware recommendations), and a hibernating customer who just ordered a new customer again
+(out of the win-back offer), before the nightly run. Pure logic over a profile record, the live
+records and the version's numbers; the caller fetches them.
 """
 
 from __future__ import annotations
@@ -17,11 +19,23 @@ import msgspec
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.contract import parse_datetime
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, latest_revisions
 from recsvc.domain.nps import category
+from recsvc.domain.rfm import Behaviour, PurchaseModel, new_orders, rescore
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.domain.themes import themes_of
 from recsvc.version.opened import ActiveModel
+
+EPOCH_DAY = dt.date(1970, 1, 1)
+
+
+class LiveOrders(msgspec.Struct, frozen=True, kw_only=True):
+    """A customer's live order lines the version does not hold (current revisions), with what
+    the version knows of their earlier orders."""
+
+    lines: list[LiveOrderLine]
+    order_times: list[dt.datetime] = []  # the version's counted orders of the customer
+    model: PurchaseModel | None = None  # None: a version without an order history
 
 
 class CustomerState(msgspec.Struct, kw_only=True):
@@ -33,6 +47,10 @@ class CustomerState(msgspec.Struct, kw_only=True):
     nps_category: str
     live_responses: int  # live answers newer than the version's data
     complaint_theme: str | None  # first theme of the latest comment, when it names one
+    live_orders: int = 0  # orders taken in live that the version does not hold
+    # Products bought in those orders (neither cancelled nor returned): product id -> (lines,
+    # day number of the latest), what recommendations exclude and buy-again counts.
+    bought: dict[str, tuple[int, int]] = {}
 
     def model_attributes(self) -> dict[str, object]:
         """The recommender's customer features that live answers can change."""
@@ -82,14 +100,33 @@ def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today:
 
 
 def current_state(
-    model: ActiveModel, customer_id: str, answers: Sequence[LiveResponse], today: dt.date
+    model: ActiveModel, customer_id: str, activity: LiveActivity, now: dt.datetime
 ) -> CustomerState:
     """The customer as the service sees them now: their stored profile in `model` (none for a
-    customer the version does not know) with their live `answers` applied. The one place the
-    storefront, offers and profiles get a customer's current state from."""
+    customer the version does not know) with their live answers and order lines applied. The one
+    place the storefront, offers and profiles get a customer's current state from."""
     index = model.profiles.index_of(customer_id)
     stored = model.profiles.record(index) if index is not None else None
-    return customer_state(customer_id, stored, answers, model.rules, today)
+    orders = None
+    if activity.orders:
+        history = model.orders
+        lines = unheld_lines(model, activity.orders)
+        orders = LiveOrders(
+            lines=lines,
+            order_times=history.order_times(index) if history and index is not None else [],
+            model=history.purchases if history else None,
+        )
+    return customer_state(customer_id, stored, activity.answers, model.rules, now, orders)
+
+
+def unheld_lines(model: ActiveModel, lines: Sequence[LiveOrderLine]) -> list[LiveOrderLine]:
+    """The current revision of each live line, without those of orders the version holds (the
+    version counts them already, or the shop's own file won over them)."""
+    current = latest_revisions(lines)
+    if model.orders is None or not current:
+        return current
+    held = model.orders.holds_orders([line.order_id for line in current])
+    return [line for line, h in zip(current, held, strict=True) if not h]
 
 
 def customer_state(
@@ -97,11 +134,13 @@ def customer_state(
     stored: Mapping[str, Any] | None,
     responses: Sequence[LiveResponse],
     rules: SegmentRules,
-    today: dt.date,
+    now: dt.datetime,
+    orders: LiveOrders | None = None,
 ) -> CustomerState:
     """The current state of one customer (stored profile or, for a new customer, an empty one)."""
     record: dict[str, Any] = dict(stored) if stored is not None else {"customer_id": customer_id}
-    applied = apply_live(record, responses, today)
+    applied = apply_live(record, responses, now.date())
+    placed, bought = apply_orders(record, orders, now) if orders else (0, {})
     segments = rules.memberships(record)
     record[ct.SEGMENTS] = segments
     record[ct.PRIMARY_SEGMENT] = segments[0] if segments else None
@@ -114,4 +153,29 @@ def customer_state(
         nps_category=str(record.get(ct.NPS_CATEGORY) or "unknown"),
         live_responses=applied,
         complaint_theme=record.get(ct.COMPLAINT_THEME),
+        live_orders=placed,
+        bought=bought,
     )
+
+
+def apply_orders(
+    record: dict[str, Any], orders: LiveOrders, now: dt.datetime
+) -> tuple[int, dict[str, tuple[int, int]]]:
+    """Rescore the record's purchase behaviour with the live orders (when the version stores how:
+    `recsvc.domain.rfm`); returns how many orders and the products they bought."""
+    bought: dict[str, tuple[int, int]] = {}
+    for line in orders.lines:
+        if line.bought:
+            lines, last = bought.get(line.product_id, (0, -(2**31)))
+            day = (line.ordered_at.date() - EPOCH_DAY).days
+            bought[line.product_id] = (lines + 1, max(last, day))
+    placed = new_orders(orders.lines)
+    if placed and orders.model is not None:
+        old = Behaviour(
+            order_count=int(record.get(ct.ORDER_COUNT) or 0),
+            first_order_at=_as_datetime(record.get(ct.FIRST_ORDER_AT)),
+            last_order_at=_as_datetime(record.get(ct.LAST_ORDER_AT)),
+            monetary_value=float(record.get(ct.MONETARY_VALUE) or 0.0),
+        )
+        rescore(record, old, orders.order_times, placed, orders.model, now)
+    return len(placed), bought

@@ -1,19 +1,20 @@
-"""Live NPS intake: check posted responses against the data contract.
+"""Live intake: check posted NPS responses and order lines against the data contract.
 
-Validation is `recsvc.domain.contract.check_record`, the rules the batch validator applies to files, so a
-response is accepted live exactly when it would be accepted in a nightly file.
+Validation is `recsvc.domain.contract.check_record`, the rules the batch validator applies to
+files, so a record is accepted live exactly when it would be accepted in a nightly file.
 """
 
 from __future__ import annotations
 
 import datetime as dt
-from typing import Any
+from collections.abc import Callable
+from typing import Any, TypeVar
 
 import msgspec
 
 from recsvc.domain import columns as c
-from recsvc.domain.contract import NPS_RESPONSES, Field, Kind, check_record
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.contract import LIVE_ORDER_LINES, NPS_RESPONSES, Field, Kind, Table, check_record
+from recsvc.domain.live import LiveOrderLine, LiveResponse
 
 MAX_BATCH = 1_000
 # The JSON type each kind of field takes in a JSON body (what the OpenAPI schema says). A file's
@@ -51,6 +52,18 @@ class IntakeResult(msgspec.Struct, frozen=True):
     rejected: list[Rejected]
 
 
+class RejectedLine(msgspec.Struct, frozen=True):
+    index: int
+    line_id: str | None
+    errors: list[str]
+
+
+class OrderIntakeResult(msgspec.Struct, frozen=True):
+    accepted: int  # new lines and new revisions (a status change) of earlier lines
+    duplicates: int  # revisions already stored
+    rejected: list[RejectedLine]
+
+
 class BadBody(ValueError):
     """The body is not a JSON object or array of objects."""
 
@@ -66,9 +79,9 @@ def parse_body(body: bytes) -> list[Any]:
         raise BadBody("body is not valid JSON: nested too deeply") from None
     items = data if isinstance(data, list) else [data]
     if not items:
-        raise BadBody("body is an empty list: send one response object or a list of them")
+        raise BadBody("body is an empty list: send one object or a list of them")
     if len(items) > MAX_BATCH:
-        raise BadBody(f"at most {MAX_BATCH} responses per request, got {len(items)}")
+        raise BadBody(f"at most {MAX_BATCH} items per request, got {len(items)}")
     return items
 
 
@@ -98,49 +111,86 @@ def _json_type(raw: Any) -> str:
     return "object" if isinstance(raw, dict) else type(raw).__name__
 
 
-def check_responses(
-    items: list[Any], received_at: dt.datetime
-) -> tuple[list[LiveResponse], list[Rejected]]:
-    """Split posted items into valid responses and rejections naming index, id and fields.
+T = TypeVar("T", LiveResponse, LiveOrderLine)
+# One item's problem: its index in the body, its id when it has a readable one, the errors.
+Problem = tuple[int, str | None, list[str]]
 
-    `received_at` (aware UTC) is also the clock a `responded_at` may not run ahead of.
-    """
-    valid: list[LiveResponse] = []
-    rejected: list[Rejected] = []
+
+def check_items(
+    table: Table,
+    id_field: str,
+    items: list[Any],
+    received_at: dt.datetime,
+    build: Callable[[dict[str, Any]], T],
+) -> tuple[list[T], list[Problem]]:
+    """Split posted items into valid records (`build` from the clean values) and problems naming
+    index, id and fields. `received_at` (aware UTC) is also the clock an event's time may not run
+    ahead of. The same record twice in one body is stored once (a duplicate)."""
+    valid: list[T] = []
+    rejected: list[Problem] = []
     seen: set[str] = set()
     for index, item in enumerate(items):
         if not isinstance(item, dict):
-            rejected.append(Rejected(index, None, ["each response must be a JSON object"]))
+            rejected.append((index, None, ["each item must be a JSON object"]))
             continue
-        typed = [json_type_error(spec, item.get(spec.name)) for spec in NPS_RESPONSES.fields]
-        clean, errors = check_record(NPS_RESPONSES, item, received_at)
-        wrong_type = {
-            spec.name: e for spec, e in zip(NPS_RESPONSES.fields, typed, strict=True) if e
-        }
+        typed = [json_type_error(spec, item.get(spec.name)) for spec in table.fields]
+        clean, errors = check_record(table, item, received_at)
+        wrong_type = {spec.name: e for spec, e in zip(table.fields, typed, strict=True) if e}
         if wrong_type:  # the type error replaces what the text rules said of the same field
             errors = [e for e in errors if e.partition(":")[0] not in wrong_type]
             errors[:0] = list(wrong_type.values())
-        response_id = (
-            clean.get(c.RESPONSE_ID) if isinstance(clean.get(c.RESPONSE_ID), str) else None
-        )
-        if response_id is not None and response_id in seen and not errors:
-            # The same id twice in one batch: the first is stored, the second is a duplicate.
-            continue
+        given = clean.get(id_field) if isinstance(clean.get(id_field), str) else None
         if errors:
-            rejected.append(Rejected(index, response_id, errors))
+            rejected.append((index, given, errors))
             continue
-        assert response_id is not None
-        seen.add(response_id)
-        valid.append(
-            LiveResponse(
-                response_id=response_id,
-                customer_id=clean[c.CUSTOMER_ID],
-                score=clean[c.SCORE],
-                responded_at=clean[c.RESPONDED_AT],
-                touchpoint=clean[c.TOUCHPOINT],
-                order_id=clean[c.ORDER_ID],
-                comment=clean[c.COMMENT],
-                received_at=received_at,
-            )
-        )
+        record = build(clean | {"received_at": received_at})
+        if record.key in seen:
+            continue
+        seen.add(record.key)
+        valid.append(record)
     return valid, rejected
+
+
+def _response(clean: dict[str, Any]) -> LiveResponse:
+    return LiveResponse(
+        response_id=clean[c.RESPONSE_ID],
+        customer_id=clean[c.CUSTOMER_ID],
+        score=clean[c.SCORE],
+        responded_at=clean[c.RESPONDED_AT],
+        touchpoint=clean[c.TOUCHPOINT],
+        order_id=clean[c.ORDER_ID],
+        comment=clean[c.COMMENT],
+        received_at=clean["received_at"],
+    )
+
+
+def _order_line(clean: dict[str, Any]) -> LiveOrderLine:
+    return LiveOrderLine(
+        line_id=clean[c.LINE_ID],
+        order_id=clean[c.ORDER_ID],
+        customer_id=clean[c.CUSTOMER_ID],
+        product_id=clean[c.PRODUCT_ID],
+        quantity=clean[c.QUANTITY],
+        unit_price=clean[c.UNIT_PRICE],
+        ordered_at=clean[c.ORDERED_AT],
+        promised_delivery_at=clean[c.PROMISED_DELIVERY_AT],
+        delivered_at=clean[c.DELIVERED_AT],
+        status=clean[c.STATUS],
+        received_at=clean["received_at"],
+    )
+
+
+def check_responses(
+    items: list[Any], received_at: dt.datetime
+) -> tuple[list[LiveResponse], list[Rejected]]:
+    """Posted NPS responses: the valid ones, and the rejected naming index, id and fields."""
+    valid, problems = check_items(NPS_RESPONSES, c.RESPONSE_ID, items, received_at, _response)
+    return valid, [Rejected(*problem) for problem in problems]
+
+
+def check_order_lines(
+    items: list[Any], received_at: dt.datetime
+) -> tuple[list[LiveOrderLine], list[RejectedLine]]:
+    """Posted order lines: the valid ones, and the rejected naming index, line id and fields."""
+    valid, problems = check_items(LIVE_ORDER_LINES, c.LINE_ID, items, received_at, _order_line)
+    return valid, [RejectedLine(*problem) for problem in problems]

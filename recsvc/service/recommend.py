@@ -137,8 +137,12 @@ def recommend(
     today: dt.date | None = None,
     *,
     if_unknown: Mapping[str, object] | None = None,
+    bought: Mapping[str, tuple[int, int]] | None = None,
 ) -> Recommendations:
     """Rank the catalogue for one customer.
+
+    `bought`: products bought since the version was trained (live orders: product id -> lines,
+    day number of the latest), left out like the version's purchases, and counted by buy-again.
 
     A customer in the model is folded in from their identity (if learned) and attributes, with
     `attributes` overriding stored values. A customer unknown to the model is cold-start: folded in
@@ -167,6 +171,9 @@ def recommend(
     reason = "similar_customers" if learned else "customers_like_you"
     wanted = query.offset + query.limit
     excluded = excluded_items(model, query)
+    live = _live_purchases(model, bought)
+    if query.exclude_purchased and live.items.size:
+        excluded = np.concatenate([excluded, live.items])
 
     lead: list[int] = []
     lead_scores: list[float] = []
@@ -179,8 +186,19 @@ def recommend(
         if complete or len(lead) >= wanted:
             return _page(model, lead, lead_scores, query, reason, None, cold_start, known, segment)
         listed = np.asarray(whole, dtype=np.int32)
+    history = _history(model, index, live)
     ranked, ranked_scores, reason, reasons = _rank_catalogue(
-        model, index, learned, rows, query, excluded, listed, wanted - len(lead), reason, today
+        model,
+        index,
+        learned,
+        rows,
+        query,
+        excluded,
+        listed,
+        wanted - len(lead),
+        reason,
+        today,
+        history,
     )
     return _page(
         model,
@@ -192,6 +210,59 @@ def recommend(
         cold_start,
         known,
         segment,
+    )
+
+
+class History(msgspec.Struct, frozen=True):
+    """What a customer bought: item indices (ascending, unique), lines of each, the day number
+    (since 1970) of the latest."""
+
+    items: np.ndarray
+    counts: np.ndarray
+    last_day: np.ndarray
+
+
+_NO_HISTORY: Final = History(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int32))
+
+
+def _live_purchases(model: LoadedModel, bought: Mapping[str, tuple[int, int]] | None) -> History:
+    """Live purchases of products the version knows, as a history."""
+    if not bought:
+        return _NO_HISTORY
+    known = [(i, bought[p]) for p in bought if (i := model.item_index(p)) is not None]
+    if not known:
+        return _NO_HISTORY
+    known.sort()
+    return History(
+        np.array([i for i, _ in known], dtype=np.int32),
+        np.array([n for _, (n, _) in known], dtype=np.int32),
+        np.array([d for _, (_, d) in known], dtype=np.int32),
+    )
+
+
+def _history(model: LoadedModel, index: int | None, live: History) -> History:
+    """The version's purchases of the customer with the live ones added."""
+    purchases = model.arrays.purchases
+    if index is None:
+        return live
+    span = purchases.row(index)
+    stored = History(
+        np.asarray(purchases.items[span]),
+        np.asarray(purchases.counts[span]),
+        np.asarray(purchases.last_day[span]),
+    )
+    if not live.items.size:
+        return stored
+    items = np.concatenate([stored.items, live.items])
+    order = np.argsort(items, kind="stable")
+    items = items[order]
+    counts = np.concatenate([stored.counts, live.counts])[order]
+    last_day = np.concatenate([stored.last_day, live.last_day])[order]
+    unique, starts = np.unique(items, return_index=True)
+    return History(
+        unique.astype(np.int32),
+        np.add.reduceat(counts, starts).astype(np.int32),
+        np.maximum.reduceat(last_day, starts).astype(np.int32),
     )
 
 
@@ -231,18 +302,16 @@ def _rank_catalogue(
     wanted: int,
     reason: str,
     today: dt.date | None,
+    history: History,
 ) -> tuple[list[int], list[float], str, np.ndarray | None]:
     """The `wanted` best items of the catalogue the filters keep, leaving out what the customer
     bought (unless buying again is asked for), what was excluded and what the list placed."""
-    purchases = model.arrays.purchases
-    bought = np.empty(0, dtype=np.int32)
-    if index is not None:
-        bought = np.asarray(purchases.items[purchases.row(index)])
+    bought = history.items
     filtered = allowed(model, query)
     # The items in play, ascending (so position order is item order for ties); None: all of them.
     pool = None if filtered is None else np.flatnonzero(filtered)
     scores, reason, reasons = _catalogue_scores(
-        model, index, learned, rows, query, pool, bought, reason, today
+        model, index, learned, rows, query, pool, history, reason, today
     )
     # Out of play: already bought, explicitly excluded, already placed from the list.
     drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
@@ -263,7 +332,7 @@ def _catalogue_scores(
     rows: list[int],
     query: Query,
     pool: np.ndarray | None,
-    bought: np.ndarray,
+    history: History,
     reason: str,
     today: dt.date | None,
 ) -> tuple[np.ndarray, str, np.ndarray | None]:
@@ -274,7 +343,8 @@ def _catalogue_scores(
         popularity = model.item_popularity
         return (popularity.take(pool) if pool is not None else popularity.copy()), "popular", None
     vector, _ = user_vector(arrays, index if learned else None, rows)
-    if index is None or query.exclude_purchased or bought.size == 0:
+    bought = history.items
+    if query.exclude_purchased or bought.size == 0:
         if pool is not None and pool.size <= arrays.n_items * _SUBSET_SHARE:
             scores = arrays.item_vectors.take(pool, axis=0) @ vector
             scores += arrays.item_biases.take(pool)
@@ -283,12 +353,9 @@ def _catalogue_scores(
         return (scores.take(pool) if pool is not None else scores), reason, None
     # Buy-again: already-bought items compete, by how due they are (the blend needs every score).
     today = today or dt.datetime.now(dt.UTC).date()
-    span = arrays.purchases.row(index)
-    days_since = (today - EPOCH).days - np.asarray(
-        arrays.purchases.last_day[span], dtype=np.float64
-    )
+    days_since = (today - EPOCH).days - history.last_day.astype(np.float64)
     propensity = repeat_propensity(
-        np.asarray(arrays.purchases.counts[span]),
+        history.counts,
         days_since,
         np.asarray(arrays.item_reorder_days[bought]),
         model.manifest.blend.timing,

@@ -13,7 +13,7 @@ import logging
 import threading
 import time
 
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import NO_ACTIVITY, LiveActivity, LiveResponse
 from recsvc.errors import ArtifactError, NotFoundError, StoreUnavailable
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -113,15 +113,16 @@ class ModelHolder:
         self.reloads += 1
         log.info("serving model version %s", active.version)
 
-    # --- live answers, read through the holder so a store outage degrades instead of failing ---
+    # --- live records, read through the holder so a store outage degrades instead of failing ---
 
-    def live_answers(self, customer_id: str) -> list[LiveResponse]:
-        """The customer's live answers; none while the store cannot be read (degraded)."""
+    def live(self, customer_id: str) -> LiveActivity:
+        """The customer's live answers and order lines; none while the store cannot be read
+        (degraded: the customer is served as the version has them)."""
         try:
-            return self.store.answers.of_customer(customer_id)
+            return self.store.live_of(customer_id)
         except StoreUnavailable as exc:
             self.store_unavailable(exc)
-            return []
+            return NO_ACTIVITY
 
     def all_live_answers(self) -> list[LiveResponse] | None:
         """Every live answer, or None while the store cannot be read (a summary says so)."""

@@ -1,7 +1,7 @@
 """One version's artifact, written into the run directory: arrays, lists, serving tables, manifest.
 
 The format is `recsvc.version`'s (the service reads it); this module fills it from a run's model,
-feature spaces, customer table, segment rules and NPS answers. The segment table and the NPS
+feature spaces, customer table, segment rules, NPS answers and order history. The segment table and the NPS
 report are already in the directory (the run's segments and report steps wrote them).
 """
 
@@ -30,6 +30,7 @@ from recsvc.version.artifacts import (
 )
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
+from training.publish.orders import OrderHistoryData, write_order_history
 from training.publish.profiles import write_serving_tables
 from training.publish.responses import write_response_table
 from training.recommender.candidates import candidate_arrays
@@ -79,12 +80,14 @@ def write_artifact(
     customer_table: pl.DataFrame,
     rules: SegmentRules,
     nps_responses: pl.LazyFrame,
+    order_history: OrderHistoryData,
 ) -> Manifest:
     """Write the arrays, lists, serving tables and manifest of one version into `directory`
     (already holding the segment table and report)."""
     directory.mkdir(parents=True, exist_ok=True)
     write_serving_tables(customer_table, model.users.ids, rules, directory)
     write_response_table(nps_responses, customer_table, model.users.ids, directory)
+    write_order_history(directory, order_history)
     (directory / SEGMENT_RULES_FILE).write_text(rules_to_toml(rules))
     arrays, categories = _arrays(model)
     for name, array in arrays.items():

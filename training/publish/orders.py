@@ -9,6 +9,7 @@ Vectorised except for the keys (one hash per order id: about a second per millio
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from pathlib import Path
 
 import msgspec
@@ -28,7 +29,7 @@ from recsvc.version.orders import (
     OrderHistoryFile,
     keys_of,
 )
-from training.customers.features import CUSTOMER_ROW
+from training.customers.features import CUSTOMER_ROW, SegmentationConfig
 from training.customers.segmentation import CustomerSegments
 
 _INDEX = "_index"
@@ -53,10 +54,9 @@ def _edges(values: pl.Series) -> QuintileEdges:
     )
 
 
-def purchase_model(segments: CustomerSegments) -> PurchaseModel:
+def purchase_model(customer_table: pl.DataFrame, config: SegmentationConfig) -> PurchaseModel:
     """The edges of R, F and M over the customers with orders, and the churn parameters."""
-    buyers = segments.table.filter(pl.col(ct.ORDER_COUNT) > 0)
-    config = segments.config
+    buyers = customer_table.filter(pl.col(ct.ORDER_COUNT) > 0)
     prior = buyers.select(pl.col(ct.TYPICAL_GAP_DAYS).median()).item()
     return PurchaseModel(
         recency=_edges(buyers[ct.LAST_ORDER_AT].dt.cast_time_unit("us").cast(pl.Int64)),
@@ -72,21 +72,31 @@ def purchase_model(segments: CustomerSegments) -> PurchaseModel:
     )
 
 
-def write_order_history(
-    directory: Path,
+@dataclass(frozen=True, slots=True)
+class OrderHistoryData:
+    """A version's order history, computed, to be written with the version."""
+
+    arrays: dict[str, np.ndarray]  # file name -> array
+    info: OrderHistoryFile
+
+    @property
+    def rows(self) -> int:
+        return self.info.orders
+
+
+def order_history(
     segments: CustomerSegments,
     customers: pl.LazyFrame,
     orders: pl.LazyFrame,
     customer_ids: np.ndarray,
     held_lines: Iterable[str],
-) -> list[str]:
-    """Write the order history of the artifact's customers (`customer_ids`, its order) into
-    `directory`: the counted orders of `segments.facts` (customer rows of the run's `customers`
-    table), the order ids of the run's `orders`, the keys of the live line revisions the run
-    took in (`held_lines`). Returns the files written."""
-    index = pl.DataFrame(
-        {c.CUSTOMER_ID: pl.Series(customer_ids, dtype=pl.String)}
-    ).with_row_index(_INDEX)
+) -> OrderHistoryData:
+    """The order history of the artifact's customers (`customer_ids`, its order): the counted
+    orders of `segments.facts` (customer rows of the run's `customers` table), the order ids of
+    the run's `orders`, the keys of the live line revisions the run took in (`held_lines`)."""
+    index = pl.DataFrame({c.CUSTOMER_ID: pl.Series(customer_ids, dtype=pl.String)}).with_row_index(
+        _INDEX
+    )
     rows = customers.select(c.CUSTOMER_ID).with_row_index(CUSTOMER_ROW).collect()
     times = (
         segments.facts.select(c.CUSTOMER_ID, c.ORDERED_AT)
@@ -103,21 +113,25 @@ def write_order_history(
     np.cumsum(counts, out=indptr[1:])
     order_keys = keys_of(orders.select(c.ORDER_ID).unique().collect()[c.ORDER_ID].to_list())
     line_keys = keys_of(held_lines)
-    arrays = {
-        ORDER_INDPTR: indptr,
-        ORDER_TIMES: times["t"].to_numpy().astype(np.int64),
-        ORDER_KEYS: order_keys,
-        LINE_KEYS: line_keys,
-    }
-    for name, array in arrays.items():
-        np.save(directory / name, np.ascontiguousarray(array), allow_pickle=False)
     info = OrderHistoryFile(
         customers=int(customer_ids.size),
         orders=int(indptr[-1]),
         held_orders=int(order_keys.size),
         held_lines=int(line_keys.size),
         as_of=utc(segments.as_of),
-        purchases=purchase_model(segments),
+        purchases=purchase_model(segments.table, segments.config),
     )
-    (directory / ORDERS_JSON).write_bytes(msgspec.json.encode(info))
-    return [ORDERS_JSON, *arrays]
+    arrays = {
+        ORDER_INDPTR: indptr,
+        ORDER_TIMES: times["t"].to_numpy().astype(np.int64),
+        ORDER_KEYS: order_keys,
+        LINE_KEYS: line_keys,
+    }
+    return OrderHistoryData(arrays, info)
+
+
+def write_order_history(directory: Path, history: OrderHistoryData) -> None:
+    """Write the history's files into the artifact `directory`."""
+    for name, array in history.arrays.items():
+        np.save(directory / name, np.ascontiguousarray(array), allow_pickle=False)
+    (directory / ORDERS_JSON).write_bytes(msgspec.json.encode(history.info))

@@ -25,78 +25,122 @@ memory: the validator's clean files are not rewritten).
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from typing import Any
 
 import msgspec
 import numpy as np
 import polars as pl
 
 from recsvc.domain import columns as c
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveOrderLine, LiveResponse, R, latest_revisions
 from recsvc.domain.times import naive_utc
 from recsvc.store import Store
+from recsvc.store.base import LiveLog
 from recsvc.version.opened import ActiveModel
 from recsvc.version.responses import response_key
 from training.run.records import LiveIntake
 
 
-class LiveRead(msgspec.Struct, frozen=True):
-    """The live NPS responses one run read from the store."""
+class LiveRead(msgspec.Struct, frozen=True, kw_only=True):
+    """The live records of one kind one run read from the store."""
 
-    responses: list[LiveResponse]  # archived ones first, then live; each response id once
-    live: list[LiveResponse]  # those read from live: what the run compacts once it published
-    archived: int  # how many of `responses` came from the archive
+    records: list[Any]  # archived ones first, then live; each key once
+    live: list[Any]  # those read from live: what the run compacts once it published
+    archived: int  # how many of `records` came from the archive
+
+    @property
+    def responses(self) -> list[LiveResponse]:
+        return self.records
+
+
+def read_live(log: LiveLog[R]) -> LiveRead:
+    """The archive, then the live records; the first copy of a key wins (a compaction killed
+    half-way leaves a record in both)."""
+    seen: set[str] = set()
+    records: list[R] = []
+    for record in log.iter_archived():
+        if record.key not in seen:
+            seen.add(record.key)
+            records.append(record)
+    archived = len(records)
+    live = list(log.iter_live())
+    for record in live:
+        if record.key not in seen:
+            seen.add(record.key)
+            records.append(record)
+    return LiveRead(records=records, live=live, archived=archived)
 
 
 def read_live_responses(store: Store) -> LiveRead:
-    """The archive, then the live responses; the first copy of a response id wins (a compaction
-    killed half-way leaves a response in both)."""
-    seen: set[str] = set()
-    responses: list[LiveResponse] = []
-    for response in store.answers.iter_archived():
-        if response.response_id not in seen:
-            seen.add(response.response_id)
-            responses.append(response)
-    archived = len(responses)
-    live = list(store.answers.iter_live())
-    for response in live:
-        if response.response_id not in seen:
-            seen.add(response.response_id)
-            responses.append(response)
-    return LiveRead(responses, live, archived)
+    return read_live(store.answers)
 
 
 class Compaction(msgspec.Struct, frozen=True):
-    """What a run moved from live to the archive before it read the live answers."""
+    """What a run moved from live to the archive before it read the live records."""
 
     moved: int = 0
     error: str | None = None
 
 
-def compact_held_responses(
-    store: Store, active: ActiveModel | None, *, now: dt.datetime, retention_days: float
+def compact_held(
+    log: LiveLog[R],
+    holds: Callable[[list[R]], Sequence[bool]] | None,
+    *,
+    now: dt.datetime,
+    retention_days: float,
 ) -> Compaction:
-    """Move to the archive the live responses the active version holds, and those no version
-    has taken in `retention_days` (their customer is not in the shop's data).
+    """Move to the archive the live records of one kind the active version holds (`holds`; None:
+    there is no active version, nothing moves), and those no version has taken in
+    `retention_days` after they came in (their customer or product is not in the shop's data).
 
     Done at the start of a run, so the version that holds them has been served for a while: every
     worker has loaded it, and the service shows the same numbers after the move as before (it
-    skips live answers its version holds). Failing does not fail the run: they stay live, the
+    skips live records its version holds). Failing does not fail the run: they stay live, the
     record says why and the next run moves them.
     """
-    if active is None:
+    if holds is None:
         return Compaction()
     try:
-        live = list(store.answers.iter_live())
+        live = list(log.iter_live())
         if not live:
             return Compaction()
-        keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
-        held = active.responses.holds(keys) if active.responses is not None else np.zeros(len(live))
         stale = now - dt.timedelta(days=retention_days)
-        moving = [r for r, h in zip(live, held.tolist(), strict=True) if h or r.received_at < stale]
-        return Compaction(store.answers.compact(moving) if moving else 0)
-    except Exception as exc:  # the store went away, say: the answers stay live until next time
+        moving = [r for r, h in zip(live, holds(live), strict=True) if h or r.received_at < stale]
+        return Compaction(log.compact(moving) if moving else 0)
+    except Exception as exc:  # the store went away, say: the records stay live until next time
         return Compaction(error=f"{type(exc).__name__}: {exc}")
+
+
+def compact_held_responses(
+    store: Store, active: ActiveModel | None, *, now: dt.datetime, retention_days: float
+) -> Compaction:
+    """`compact_held` for the NPS answers: those whose response id the version's answers hold."""
+
+    def holds(live: list[LiveResponse]) -> Sequence[bool]:
+        if active is None or active.responses is None:
+            return [False] * len(live)
+        keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
+        return [bool(h) for h in active.responses.holds(keys)]
+
+    return compact_held(
+        store.answers, holds if active else None, now=now, retention_days=retention_days
+    )
+
+
+def compact_held_orders(
+    store: Store, active: ActiveModel | None, *, now: dt.datetime, retention_days: float
+) -> Compaction:
+    """`compact_held` for the order lines: the revisions the version took in."""
+
+    def holds(live: list[LiveOrderLine]) -> Sequence[bool]:
+        if active is None or active.orders is None:
+            return [False] * len(live)
+        return active.orders.holds_lines([r.key for r in live])
+
+    return compact_held(
+        store.orders, holds if active else None, now=now, retention_days=retention_days
+    )
 
 
 class LiveMerge(msgspec.Struct, frozen=True):
@@ -146,3 +190,100 @@ def merge_live_responses(
     if not fresh.height:
         return LiveMerge(nps_responses, intake)
     return LiveMerge(pl.concat([nps_responses, fresh]), intake)
+
+
+# --- live order lines ---------------------------------------------------------------------------
+
+
+class OrderMerge(msgspec.Struct, frozen=True, kw_only=True):
+    """The run's orders with the live lines added, and what became of the live lines."""
+
+    orders: pl.LazyFrame  # the batch's lines, then the live ones the batch lacks
+    intake: LiveIntake
+    held: list[str]  # revision keys of the lines merged or superseded by the batch
+    quarantined: pl.DataFrame  # lines of unknown customers or products, with the reason
+
+
+def _lines_frame(lines: Sequence[LiveOrderLine], schema: pl.Schema) -> pl.DataFrame:
+    return pl.DataFrame(
+        {
+            c.LINE_ID: [r.line_id for r in lines],
+            c.ORDER_ID: [r.order_id for r in lines],
+            c.CUSTOMER_ID: [r.customer_id for r in lines],
+            c.PRODUCT_ID: [r.product_id for r in lines],
+            c.QUANTITY: [r.quantity for r in lines],
+            c.UNIT_PRICE: [r.unit_price for r in lines],
+            c.ORDERED_AT: [naive_utc(r.ordered_at) for r in lines],
+            c.PROMISED_DELIVERY_AT: [
+                naive_utc(r.promised_delivery_at) if r.promised_delivery_at else None for r in lines
+            ],
+            c.DELIVERED_AT: [naive_utc(r.delivered_at) if r.delivered_at else None for r in lines],
+            c.STATUS: [r.status for r in lines],
+        },
+        schema=schema,
+    )
+
+
+def merge_live_orders(
+    lines: Sequence[LiveOrderLine],
+    orders: pl.LazyFrame,
+    customers: pl.DataFrame,
+    products: pl.DataFrame,
+    *,
+    since: dt.datetime | None = None,
+) -> OrderMerge:
+    """Add the live order lines (`read_live(store.orders)`: every revision) to the run's `orders`.
+
+    Each line counts in its current revision (the one received last). The shop's files win: a
+    line whose `line_id` the batch has, or whose `order_id` the batch has, is dropped (the shop's
+    export holds that order now, perhaps in another split into lines). A line of a customer or
+    product the validated tables lack is quarantined like any orphan row: not merged, and left
+    live (not held) until a run knows them or the retention moves it.
+    """
+    intake = LiveIntake(stored=len(lines))
+    schema = orders.collect_schema()
+    if not lines:
+        return OrderMerge(orders=orders, intake=intake, held=[], quarantined=_quarantine(schema))
+    intake.received_until = max(r.received_at for r in lines).isoformat()
+    if since is not None:
+        intake.new_since_last_run = sum(r.received_at > since for r in lines)
+    current = _lines_frame(latest_revisions(lines), schema)
+    batch = orders.select(c.LINE_ID, c.ORDER_ID)
+    in_batch = (
+        current.join(
+            batch.select(c.LINE_ID).drop_nulls().unique().collect(), on=c.LINE_ID, how="semi"
+        )
+        .vstack(
+            current.join(batch.select(c.ORDER_ID).unique().collect(), on=c.ORDER_ID, how="semi")
+        )[c.LINE_ID]
+        .unique()
+    )
+    fresh = current.filter(~pl.col(c.LINE_ID).is_in(in_batch.implode()))
+    reason = (
+        pl.when(~pl.col(c.CUSTOMER_ID).is_in(customers[c.CUSTOMER_ID].implode()))
+        .then(pl.format("orphan: customer_id '{}' not in customers", pl.col(c.CUSTOMER_ID)))
+        .when(~pl.col(c.PRODUCT_ID).is_in(products[c.PRODUCT_ID].implode()))
+        .then(pl.format("orphan: product_id '{}' not in products", pl.col(c.PRODUCT_ID)))
+    )
+    checked = fresh.with_columns(reason.alias(c.REJECT_REASON))
+    merged = checked.filter(pl.col(c.REJECT_REASON).is_null()).drop(c.REJECT_REASON)
+    orphans = checked.filter(pl.col(c.REJECT_REASON).is_not_null())
+    intake.in_batch = in_batch.len()
+    intake.unknown_customer = orphans.filter(
+        pl.col(c.REJECT_REASON).str.contains("customer_id")
+    ).height
+    intake.unknown_product = orphans.height - intake.unknown_customer
+    intake.merged = merged.height
+    taken = set(merged[c.LINE_ID].to_list()) | set(in_batch.to_list())
+    held = [r.key for r in lines if r.line_id in taken]
+    frames = [orders, merged.lazy()] if merged.height else [orders]
+    return OrderMerge(
+        orders=pl.concat(frames, how="vertical"),
+        intake=intake,
+        held=held,
+        quarantined=orphans,
+    )
+
+
+def _quarantine(schema: pl.Schema) -> pl.DataFrame:
+    return pl.DataFrame(schema={**schema, c.REJECT_REASON: pl.String})

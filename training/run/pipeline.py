@@ -33,6 +33,7 @@ from training.run import steps
 from training.run.records import (
     RUN_ID_FORMAT,
     RUN_RECORD,
+    LiveIntake,
     RunRecord,
     close_interrupted,
     encode_record,
@@ -43,6 +44,9 @@ from training.run.records import (
 )
 from training.run.steps import StepLog, log
 from training.run.workdirs import clean_run_dirs, run_dir_claim
+
+# Live order lines of customers or products the run's tables lack, beside the validator's output.
+LIVE_QUARANTINE = "live_quarantine.csv"
 
 __all__ = ["RunRecord", "format_record", "run_pipeline"]
 
@@ -159,14 +163,26 @@ def open_active(store: Store, show: bool) -> ActiveModel | None:
         return None
 
 
-def live_watermark(previous: RunRecord | None) -> dt.datetime | None:
-    """From when the last successful run's live answers count as new: the latest one it read (its
-    start, seconds only, for records written before runs noted that)."""
+@dataclass(frozen=True, slots=True)
+class Watermarks:
+    """From when live records count as new: the latest of each kind the last successful run
+    read (its start, seconds only, for records written before runs noted that)."""
+
+    answers: dt.datetime | None = None
+    orders: dt.datetime | None = None
+
+
+def live_watermark(previous: RunRecord | None) -> Watermarks:
     if previous is None:
-        return None
-    if previous.live is not None and previous.live.received_until:
-        return times.parse_iso(previous.live.received_until)
-    return times.parse_iso(previous.started_at)
+        return Watermarks()
+    started = times.parse_iso(previous.started_at)
+
+    def until(intake: LiveIntake | None) -> dt.datetime:
+        if intake is not None and intake.received_until:
+            return times.parse_iso(intake.received_until)
+        return started
+
+    return Watermarks(until(previous.live), until(previous.live_orders))
 
 
 def _train_and_publish(
@@ -176,7 +192,7 @@ def _train_and_publish(
     target: Store,
     lock: TrainingLock,
     run: RunOptions,
-    live_since: dt.datetime | None,
+    live_since: Watermarks,
 ) -> None:
     """The steps in order, in two stretches and the version; each output goes on, in memory, to
     the steps that need it."""
@@ -217,7 +233,7 @@ def _shop_steps(
     work: Path,
     target: Store,
     run: RunOptions,
-    live_since: dt.datetime | None,
+    live_since: Watermarks,
 ) -> steps.ShopData:
     """The shop's data: validated, with the live answers, segmented, reported on, indexed for the
     recommender. Only what later steps read is returned: the run's tables are let go here."""
@@ -230,14 +246,32 @@ def _shop_steps(
     active = open_active(target, show)
     live = step(
         "live responses",
-        lambda: steps.take_live_answers(target, active, clean.tables, config, live_since, show),
+        lambda: steps.take_live_answers(
+            target, active, clean.tables, config, live_since.answers, show
+        ),
     )
-    record.live, tables = live.intake, live.tables
+    record.live = live.intake
+    orders = step(
+        "live orders",
+        lambda: steps.take_live_orders(
+            target,
+            active,
+            live.tables,
+            config,
+            live_since.orders,
+            work / "validation" / LIVE_QUARANTINE,
+            show,
+        ),
+    )
+    record.live_orders, tables = orders.intake, orders.tables
     segments = step("segments", lambda: steps.segment(tables, run.segments_files, artifact))
     record.rows = {"customers": segments.rows, "order_lines": segments.order_lines}
     step("report", lambda: steps.report(tables, segments, artifact))
     data = step("features", lambda: steps.features(tables, segments, config))
-    return steps.ShopData(active, segments.table, segments.rules, data, tables.nps_responses())
+    history = step("order history", lambda: steps.orders_held(tables, segments, data, orders.held))
+    return steps.ShopData(
+        active, segments.table, segments.rules, data, tables.nps_responses(), history
+    )
 
 
 def _model_steps(
@@ -280,6 +314,17 @@ def format_record(record: RunRecord) -> str:
         )
         if record.live.compaction_error:
             lines.append(f"  live NPS responses not archived: {record.live.compaction_error}")
+    orders = record.live_orders
+    if orders is not None and orders.stored:
+        lines.append(
+            f"  live order lines: {orders.merged:,} added ({orders.new_since_last_run:,} new since"
+            f" the last run) of {orders.stored:,} ({orders.archived:,} archived); "
+            f"{orders.in_batch:,} already in the shop's files; "
+            f"{orders.unknown_customer + orders.unknown_product:,} quarantined (unknown customer "
+            f"or product); {orders.compacted:,} moved to the archive first"
+        )
+        if orders.compaction_error:
+            lines.append(f"  live order lines not archived: {orders.compaction_error}")
     if record.gate is not None:
         lines.append(f"  quality gate: {record.gate.reason}")
     if record.version:

@@ -26,12 +26,14 @@ SUCCEEDED = ("published", "not_published")
 
 
 class LiveIntake(msgspec.Struct, kw_only=True):
-    """What became of the live NPS responses in one run."""
+    """What became of the live records of one kind (NPS responses, order lines) in one run."""
 
-    stored: int = 0  # live responses in the store
-    merged: int = 0  # added to the run's nps_responses
-    in_batch: int = 0  # dropped: their response_id is in the batch file
+    stored: int = 0  # live records in the store (order lines: every revision)
+    merged: int = 0  # added to the run's table (order lines: current revisions)
+    # Dropped, the shop's file has them: the response_id; a line's line_id or its order_id.
+    in_batch: int = 0
     unknown_customer: int = 0  # dropped: customer not among the validated customers
+    unknown_product: int = 0  # order lines dropped: product not among the validated products
     new_since_last_run: int = 0  # received after the last successful run read the live ones
     # The latest `received_at` this run read (ISO, microseconds): what the next run counts from.
     received_until: str | None = None
@@ -54,7 +56,8 @@ class RunRecord(msgspec.Struct, kw_only=True):
     step_rows: dict[str, int] = {}
     rows: dict[str, int] = {}  # customers and order lines the run trained on
     rejected_rows: int = 0
-    live: LiveIntake | None = None
+    live: LiveIntake | None = None  # the NPS responses
+    live_orders: LiveIntake | None = None  # the order lines
     metrics: dict[str, Any] = {}
     gate: GateDecision | None = None
     version: str | None = None

@@ -36,6 +36,7 @@ from training.customers.segmentation import CustomerSegments, segment_customers,
 from training.customers.segments import write_segment_artifacts
 from training.publish.artifact import ServedModel, data_fingerprint, version_name, write_artifact
 from training.publish.gate import GateDecision, quality_gate
+from training.publish.orders import OrderHistoryData, order_history
 from training.recommender import dataset as ds
 from training.recommender.candidates import serving_candidates
 from training.recommender.dataset import FeatureSpace
@@ -49,7 +50,14 @@ from training.recommender.fit import fit_arrays
 from training.recommender.holdout import TrainingData, training_data
 from training.report.build import nps_report, write_report
 from training.report.model import NpsReport
-from training.run.live import compact_held_responses, merge_live_responses, read_live_responses
+from training.run.live import (
+    compact_held_orders,
+    compact_held_responses,
+    merge_live_orders,
+    merge_live_responses,
+    read_live,
+    read_live_responses,
+)
 from training.run.records import RUN_RECORD, LiveIntake, RunRecord, encode_record
 from training.validate.dataset import CLEAN_DIR, read_clean_tables, validate_dataset
 
@@ -168,6 +176,58 @@ def take_live_answers(
     return WithLiveAnswers(RunTables(frames), intake, merged.nps_responses.height)
 
 
+@dataclass(frozen=True, slots=True)
+class WithLiveOrders:
+    tables: RunTables  # `orders` with the live order lines added
+    intake: LiveIntake
+    held: list[str]  # revision keys of the live lines the version will hold
+    rows: int  # live order lines merged
+
+
+def take_live_orders(
+    store: Store,
+    active: ActiveModel | None,
+    tables: RunTables,
+    config: TrainingConfig,
+    since: dt.datetime | None,
+    quarantine: Path,
+    show: bool,
+) -> WithLiveOrders:
+    """Move the live order lines the active version holds to the archive, then add the archived
+    and live lines the shop's files lack to the run's orders (see `training.run.live`); lines of
+    unknown customers or products go to `quarantine` (CSV, with the reason)."""
+    compaction = compact_held_orders(
+        store, active, now=times.now(), retention_days=config.live_retention_days
+    )
+    live = read_live(store.orders)
+    frames = tables.frames
+    merged = merge_live_orders(
+        live.records,
+        frames[c.ORDERS],
+        frames[c.CUSTOMERS].select(c.CUSTOMER_ID).collect(),
+        frames[c.PRODUCTS].select(c.PRODUCT_ID).collect(),
+        since=since,
+    )
+    intake = merged.intake
+    intake.archived = live.archived
+    intake.compacted, intake.compaction_error = compaction.moved, compaction.error
+    if compaction.error:
+        log(f"live order lines stay live: {compaction.error}", True)
+    if merged.quarantined.height:
+        merged.quarantined.write_csv(quarantine)
+    if intake.stored:
+        log(
+            f"live order lines: {intake.merged:,} added of {intake.stored:,} stored "
+            f"({intake.archived:,} of them archived; {intake.in_batch:,} already in the shop's "
+            f"files, {intake.unknown_customer + intake.unknown_product:,} of unknown customers "
+            "or products, quarantined)",
+            show,
+        )
+    return WithLiveOrders(
+        RunTables({**frames, c.ORDERS: merged.orders}), intake, merged.held, intake.merged
+    )
+
+
 # --- customers: segments and the NPS report -------------------------------------------------------
 
 
@@ -203,6 +263,17 @@ def report(tables: RunTables, segments: CustomerSegments, out_dir: Path) -> Writ
 def features(tables: RunTables, segments: CustomerSegments, config: TrainingConfig) -> TrainingData:
     """Products, customers and order lines indexed for the recommender, split at the cut-off."""
     return training_data(tables.lazy(), segments.table, segments.rules, config)
+
+
+def orders_held(
+    tables: RunTables, segments: CustomerSegments, data: TrainingData, held_lines: list[str]
+) -> OrderHistoryData:
+    """What the version stores of the orders (`recsvc.version.orders`): each customer's order
+    times, the orders and live line revisions it holds, the RFM edges and churn parameters."""
+    frames = tables.frames
+    return order_history(
+        segments, frames[c.CUSTOMERS], frames[c.ORDERS], data.users.ids, held_lines
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -349,6 +420,7 @@ class ShopData:
     rules: SegmentRules
     data: TrainingData
     nps_responses: pl.DataFrame  # with the live answers
+    orders: OrderHistoryData  # with the live order lines
 
 
 @dataclass(frozen=True, slots=True)
@@ -404,6 +476,7 @@ def write_version(
         customer_table=shop.customer_table,
         rules=shop.rules,
         nps_responses=shop.nps_responses.lazy(),
+        order_history=shop.orders,
     )
     return WrittenVersion(manifest)
 

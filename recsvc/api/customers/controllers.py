@@ -34,4 +34,4 @@ class CustomerProfileController(Controller):
         self, holder: Injected[ModelHolder], model: Injected[ActiveModel], customer_id: CustomerId
     ) -> CustomerProfile:
         check_id("customer_id", customer_id)
-        return profile_of(model, customer_id, holder.live_answers(customer_id))
+        return profile_of(model, customer_id, holder.live(customer_id))

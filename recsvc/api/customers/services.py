@@ -1,31 +1,28 @@
-"""One customer's profile as of the active version, with their live NPS answers applied."""
+"""One customer's profile as of the active version, with their live answers and orders applied."""
 
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Sequence
 from typing import Any
 
 from recsvc.api.customers.schemas import ChurnSummary, CustomerProfile, NpsHistory, RfmSummary
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveActivity
 from recsvc.errors import NotFoundError, shown
 from recsvc.service.customer_state import current_state
 from recsvc.version.opened import ActiveModel
 
 
-def profile_of(
-    model: ActiveModel, customer_id: str, answers: Sequence[LiveResponse]
-) -> CustomerProfile:
-    """The stored profile, live answers taken since the version applied; NotFoundError for a
-    customer the version does not know."""
+def profile_of(model: ActiveModel, customer_id: str, activity: LiveActivity) -> CustomerProfile:
+    """The stored profile, live answers and orders taken since the version applied; NotFoundError
+    for a customer the version does not know."""
     index = model.profiles.index_of(customer_id)
     if index is None:
         raise NotFoundError(f"no customer {shown(customer_id)} in model version {model.version}")
-    if answers:
-        record = current_state(model, customer_id, answers, times.today()).record
+    if activity:
+        record = current_state(model, customer_id, activity, times.now()).record
     else:
         record = model.profiles.record(index)
     return customer_profile(record, model.version)

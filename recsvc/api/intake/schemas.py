@@ -1,5 +1,5 @@
-"""The intake body as OpenAPI shows it, derived from the data contract (`recsvc.domain.contract`) so the
-docs cannot drift from the checks. The body is parsed by hand rather than declared as a Struct: each
+"""The intake bodies as OpenAPI shows them, derived from the data contract
+(`recsvc.domain.contract`) so the docs cannot drift from the checks. The body is parsed by hand rather than declared as a Struct: each
 item is checked on its own, so one bad item is reported in `rejected` while the others are stored.
 """
 
@@ -10,10 +10,32 @@ from dataclasses import dataclass
 from litestar.openapi.spec import OpenAPIMediaType, OpenAPIType, Operation, RequestBody, Schema
 from litestar.openapi.spec.enums import OpenAPIFormat
 
-from recsvc.domain.contract import MAX_ID_LENGTH, NPS_RESPONSES, Field, Kind
-from recsvc.service.intake import MAX_BATCH, IntakeResult, Rejected
+from recsvc.domain.contract import (
+    LIVE_ORDER_LINES,
+    MAX_ID_LENGTH,
+    NPS_RESPONSES,
+    Field,
+    Kind,
+    Table,
+)
+from recsvc.service.intake import (
+    MAX_BATCH,
+    IntakeResult,
+    OrderIntakeResult,
+    Rejected,
+    RejectedLine,
+)
 
-__all__ = ["IntakeOperation", "IntakeResult", "Rejected", "nps_response_schema"]
+__all__ = [
+    "IntakeOperation",
+    "IntakeResult",
+    "OrderIntakeOperation",
+    "OrderIntakeResult",
+    "Rejected",
+    "RejectedLine",
+    "nps_response_schema",
+    "order_line_schema",
+]
 
 _TYPES = {
     Kind.STR: OpenAPIType.STRING,
@@ -40,47 +62,85 @@ def _field_schema(spec: Field) -> Schema:
     )
 
 
-def nps_response_schema() -> Schema:
+def record_schema(table: Table, title: str, description: str, example: dict[str, object]) -> Schema:
     return Schema(
         type=OpenAPIType.OBJECT,
-        title="NpsResponse",
-        properties={spec.name: _field_schema(spec) for spec in NPS_RESPONSES.fields},
-        required=list(NPS_RESPONSES.required_columns),
+        title=title,
+        properties={spec.name: _field_schema(spec) for spec in table.fields},
+        required=list(table.required_columns),
         additional_properties=False,
-        description="One NPS answer, checked against the data contract like a row of a nightly file",
-        examples=[
-            {
-                "response_id": "R-2025-000123",
-                "customer_id": "C00000042",
-                "score": 3,
-                "responded_at": "2025-05-01T12:30:00Z",
-                "touchpoint": "post_delivery",
-                "order_id": "O-88123",
-                "comment": "The parcel came a week late.",
-            }
-        ],
+        description=description,
+        examples=[example],
+    )
+
+
+def nps_response_schema() -> Schema:
+    return record_schema(
+        NPS_RESPONSES,
+        "NpsResponse",
+        "One NPS answer, checked against the data contract like a row of a nightly file",
+        {
+            "response_id": "R-2025-000123",
+            "customer_id": "C00000042",
+            "score": 3,
+            "responded_at": "2025-05-01T12:30:00Z",
+            "touchpoint": "post_delivery",
+            "order_id": "O-88123",
+            "comment": "The parcel came a week late.",
+        },
+    )
+
+
+def order_line_schema() -> Schema:
+    return record_schema(
+        LIVE_ORDER_LINES,
+        "OrderLine",
+        "One order line, checked against the data contract like a row of the nightly orders "
+        "file; `line_id` is required. Send the line again with its new status (delivered, "
+        "returned, cancelled) to update it: the revision received last is the line.",
+        {
+            "line_id": "O-88123-1",
+            "order_id": "O-88123",
+            "customer_id": "C00000042",
+            "product_id": "P000123",
+            "quantity": 1,
+            "unit_price": 24.9,
+            "ordered_at": "2025-05-01T12:30:00Z",
+            "promised_delivery_at": "2025-05-04T18:00:00Z",
+            "delivered_at": None,
+            "status": "placed",
+        },
+    )
+
+
+def _one_or_list(one: Schema, what: str) -> RequestBody:
+    return RequestBody(
+        required=True,
+        description=f"one {what}, or a list of up to {MAX_BATCH}",
+        content={
+            "application/json": OpenAPIMediaType(
+                schema=Schema(
+                    one_of=[
+                        one,
+                        Schema(type=OpenAPIType.ARRAY, items=one, min_items=1, max_items=MAX_BATCH),
+                    ]
+                )
+            )
+        },
     )
 
 
 @dataclass
 class IntakeOperation(Operation):
-    """The intake operation with its request body: one response object or a list of them."""
+    """The NPS intake operation with its request body: one response object or a list of them."""
 
     def __post_init__(self) -> None:
-        one = nps_response_schema()
-        self.request_body = RequestBody(
-            required=True,
-            description=f"one NPS response, or a list of up to {MAX_BATCH}",
-            content={
-                "application/json": OpenAPIMediaType(
-                    schema=Schema(
-                        one_of=[
-                            one,
-                            Schema(
-                                type=OpenAPIType.ARRAY, items=one, min_items=1, max_items=MAX_BATCH
-                            ),
-                        ]
-                    )
-                )
-            },
-        )
+        self.request_body = _one_or_list(nps_response_schema(), "NPS response")
+
+
+@dataclass
+class OrderIntakeOperation(Operation):
+    """The order intake operation with its request body: one order line or a list of them."""
+
+    def __post_init__(self) -> None:
+        self.request_body = _one_or_list(order_line_schema(), "order line")

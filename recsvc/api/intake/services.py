@@ -1,5 +1,5 @@
-"""Taking in NPS responses: check the body, store what is valid durably, count duplicates, and
-hand new detractor answers to the webhook (`recsvc.service.webhook`)."""
+"""Taking in NPS responses and order lines: check the body, store what is valid durably, count
+duplicates, and hand new detractor answers to the webhook (`recsvc.service.webhook`)."""
 
 from __future__ import annotations
 
@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from recsvc.domain.live import LiveResponse
+from recsvc.domain.live import LiveOrderLine, LiveResponse
 from recsvc.errors import InvalidRequest, UnsupportedMediaType, shown
 from recsvc.service.intake import (
     BadBody,
     IntakeResult,
+    OrderIntakeResult,
+    check_order_lines,
     check_responses,
     parse_body,
 )
@@ -48,10 +50,7 @@ def take_in(
     store alone no longer knows the id). Store errors (StoreUnavailable) propagate: nothing is
     acknowledged that is not stored.
     """
-    try:
-        items = parse_body(body)
-    except BadBody as exc:
-        raise InvalidRequest(str(exc)) from None
+    items = _items(body)
     valid, rejected = check_responses(items, received_at)
     if not valid and rejected:
         raise InvalidRequest(
@@ -63,6 +62,40 @@ def take_in(
     new = [r for r, is_new in zip(unheld, new_flags, strict=True) if is_new]
     duplicates = len(items) - len(rejected) - len(new)
     return Intake(IntakeResult(len(new), duplicates, rejected), detractors(new))
+
+
+def take_in_orders(
+    body: bytes, store: Store, received_at: dt.datetime, model: ActiveModel | None = None
+) -> OrderIntakeResult:
+    """Check and store one request's order lines; InvalidRequest when nothing in it is usable.
+
+    A line is a duplicate when that revision of it (the same content) is live in the store or
+    held by `model`, the active version. A line of a customer or product the version does not
+    know is stored all the same (the next run merges it once the shop's tables know them). Store
+    errors (StoreUnavailable) propagate: nothing is acknowledged that is not stored.
+    """
+    items = _items(body)
+    valid, rejected = check_order_lines(items, received_at)
+    if not valid and rejected:
+        raise InvalidRequest(
+            "no valid order line: "
+            + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
+        )
+    held = (
+        model.orders.holds_lines([line.key for line in valid])
+        if model is not None and model.orders is not None
+        else [False] * len(valid)
+    )
+    unheld: list[LiveOrderLine] = [line for line, h in zip(valid, held, strict=True) if not h]
+    accepted = sum(store.orders.add(unheld))
+    return OrderIntakeResult(accepted, len(items) - len(rejected) - accepted, rejected)
+
+
+def _items(body: bytes) -> list[object]:
+    try:
+        return parse_body(body)
+    except BadBody as exc:
+        raise InvalidRequest(str(exc)) from None
 
 
 def _held(model: ActiveModel | None, responses: list[LiveResponse]) -> list[bool]:

@@ -72,7 +72,7 @@ class RecommendationController(Controller):
         return recommendations_for(
             model,
             customer_id,
-            holder.live_answers(customer_id),
+            holder.live(customer_id),
             limit=limit,
             offset=offset,
             exclude_purchased=exclude_purchased,
@@ -110,7 +110,7 @@ class OfferController(Controller):
         return offers_for(
             model,
             customer_id,
-            holder.live_answers(customer_id),
+            holder.live(customer_id),
             catalog,
             sees_answers="export" in scopes(request),
         )

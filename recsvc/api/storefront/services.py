@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 
 import msgspec
 
@@ -14,8 +14,8 @@ from recsvc.api.storefront.schemas import (
     RecommendationResponse,
     RecommendedItem,
 )
-from recsvc.domain.live import LiveResponse
-from recsvc.domain.times import today
+from recsvc.domain import times
+from recsvc.domain.live import LiveActivity
 from recsvc.errors import InvalidRequest
 from recsvc.service.customer_state import current_state
 from recsvc.service.offers import OfferCatalog, products_for_theme
@@ -28,7 +28,7 @@ MAX_FEATURE_LENGTH = 64
 def recommendations_for(
     model: ActiveModel,
     customer_id: str,
-    answers: Sequence[LiveResponse],
+    activity: LiveActivity,
     *,
     limit: int,
     offset: int,
@@ -39,8 +39,9 @@ def recommendations_for(
     given_features: Mapping[str, str | None],
     sees_answers: bool,
 ) -> RecommendationResponse:
-    """One page of suggestions. The customer's live NPS `answers` change the features they are
-    ranked by (their NPS category and segment); `given_features` (country, age band) are used only
+    """One page of suggestions. The customer's live answers and orders (`activity`) change the
+    features they are ranked by (their NPS category and segment) and what they bought (left out,
+    or counted by buy-again); `given_features` (country, age band) are used only
     for a customer the model does not know, together with any live ones: their cold start.
     `sees_answers`: the key may read survey answers and segments (the `export` scope)."""
     categories = split_list("category", category)
@@ -61,9 +62,16 @@ def recommendations_for(
         categories=categories,
         in_stock=in_stock,
     )
-    # Without live answers the customer is as stored: no state to work out on the hot path.
-    live = current_state(model, customer_id, answers, today()).model_attributes() if answers else {}
-    result = recommend(model.loaded, customer_id, query, live, if_unknown=given_features)
+    # Without live records the customer is as stored: no state to work out on the hot path.
+    state = current_state(model, customer_id, activity, times.now()) if activity else None
+    result = recommend(
+        model.loaded,
+        customer_id,
+        query,
+        state.model_attributes() if state else {},
+        if_unknown=given_features,
+        bought=state.bought if state else None,
+    )
     if not sees_answers:
         return RecommendationResponse(
             customer_id=customer_id,
@@ -84,16 +92,17 @@ def recommendations_for(
 def offers_for(
     model: ActiveModel,
     customer_id: str,
-    answers: Sequence[LiveResponse],
+    activity: LiveActivity,
     catalog: OfferCatalog,
     *,
     sees_answers: bool,
 ) -> OffersResponse:
-    """The offers the customer's current segments (live answers included) earn, each with its
-    products attached; `sees_answers` adds the customer's survey answers and segments (the
+    """The offers the customer's current segments (live answers and orders included) earn, each
+    with its products attached; `sees_answers` adds the customer's survey answers and segments (the
     `export` scope)."""
-    day = today()
-    state = current_state(model, customer_id, answers, day)
+    now = times.now()
+    day = now.date()
+    state = current_state(model, customer_id, activity, now)
     items = []
     for offer, definition in catalog.for_segments(state.segments, day):
         products: list[RecommendedItem] = []
@@ -102,7 +111,11 @@ def offers_for(
             theme = state.complaint_theme if definition.kind == "recovery" else None
             query = msgspec.structs.replace(products_for_theme(theme), limit=definition.products)
             products = recommend(
-                model.loaded, state.customer_id, query, state.model_attributes()
+                model.loaded,
+                state.customer_id,
+                query,
+                state.model_attributes(),
+                bought=state.bought,
             ).items
         shown = msgspec.structs.asdict(offer)
         if not sees_answers:

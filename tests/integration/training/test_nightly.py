@@ -34,7 +34,7 @@ from tests.api_support import STORE_KINDS, client_for
 from training.__main__ import main
 from training.config import load_config
 from training.run.live import merge_live_responses, read_live_responses
-from training.run.pipeline import format_record, run_pipeline
+from training.run.pipeline import LIVE_QUARANTINE, format_record, run_pipeline
 from training.run.records import RunRecord, read_records, save_record
 from training.run.schedule import Scheduler, catch_up_due
 from training.sources.generate import generate
@@ -464,6 +464,139 @@ def test_an_answer_taken_over_http_joins_the_second_and_third_nightly_runs(
         assert profile["nps"]["last_response_at"] == "2025-12-31T08:00:00Z"
     finally:
         store.close()
+
+
+@pytest.mark.parametrize("kind", STORE_KINDS)
+def test_order_lines_taken_over_http_join_the_next_runs_once_and_the_profile_counts_them_once(
+    kind: str, demo: Path, tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """Train; POST three order lines to the real app (one the shop's files hold already, one new,
+    one of a product the shop has not listed); train twice more. The second run adds the new line,
+    leaves the file's line to the file and quarantines the stranger; the third takes the held lines
+    from the archive and adds the new one once again, not twice. Through all of it the customer's
+    order count rises by exactly one, and the bought product stays out of the suggestions."""
+    url = (
+        f"file://{tmp_path / 'store'}" if kind == "file" else request.getfixturevalue("redis_store")
+    )
+    runs: list[RunRecord] = []
+
+    def train() -> RunRecord:
+        record = run_pipeline(
+            demo,
+            store=url,
+            config=load_config(**SMALL),
+            runs_dir=tmp_path / "runs",
+            show_progress=False,
+            force=True,
+        )
+        assert record.published, record
+        runs.append(record)
+        return record
+
+    customer = "C00000007"
+    in_files = (
+        pl.read_parquet(demo / "orders.parquet")
+        .filter(pl.col("customer_id") == customer)
+        .sort("ordered_at")
+        .row(-1, named=True)
+    )
+    first = train()
+    store = open_store(url)
+
+    def profile() -> dict[str, object]:
+        with client_for(store) as client:
+            got = client.get(f"/v1/customers/{customer}")
+            assert got.status_code == 200, got.text
+            recs = client.get(f"/v1/customers/{customer}/recommendations", params={"limit": 50})
+            items = [item["product_id"] for item in recs.json()["items"]]
+            return {
+                "version": got.json()["model_version"],
+                "rfm": got.json()["rfm"],
+                "items": items,
+            }
+
+    try:
+        before = profile()
+        bought = str(before["items"][0])  # type: ignore[index]
+        order_count = before["rfm"]["order_count"]  # type: ignore[index]
+        when = "2025-12-31T10:00:00Z"
+        lines = [
+            {  # the shop's file has this line (and its order) already
+                "line_id": in_files["line_id"],
+                "order_id": in_files["order_id"],
+                "customer_id": customer,
+                "product_id": in_files["product_id"],
+                "quantity": in_files["quantity"],
+                "unit_price": in_files["unit_price"],
+                "ordered_at": in_files["ordered_at"].isoformat() + "Z",
+                "status": in_files["status"],
+            },
+            {
+                "line_id": "live-night-1",
+                "order_id": "live-night",
+                "customer_id": customer,
+                "product_id": bought,
+                "quantity": 2,
+                "unit_price": 10.0,
+                "ordered_at": when,
+                "status": "placed",
+            },
+            {
+                "line_id": "live-night-2",
+                "order_id": "live-night",
+                "customer_id": customer,
+                "product_id": "P-NOT-LISTED",
+                "quantity": 1,
+                "unit_price": 5.0,
+                "ordered_at": when,
+                "status": "placed",
+            },
+        ]
+        with client_for(store) as client:
+            posted = client.post("/v1/orders", json=lines)
+            assert posted.status_code == 202, posted.text
+            assert posted.json()["accepted"] == 3
+        live = profile()
+        # The line the version holds counts once; the new order (two lines) counts once.
+        assert live["rfm"]["order_count"] == order_count + 1  # type: ignore[index]
+        assert bought not in live["items"]  # type: ignore[operator]
+
+        second = train()
+        orders = second.live_orders
+        assert orders is not None
+        assert (orders.stored, orders.merged, orders.in_batch) == (3, 1, 1)
+        assert (orders.unknown_customer, orders.unknown_product) == (0, 1)
+        assert (orders.new_since_last_run, orders.compacted) == (3, 0)
+        quarantine = pl.read_csv(tmp_path / "runs" / second.run_id / "validation" / LIVE_QUARANTINE)
+        assert quarantine["line_id"].to_list() == ["live-night-2"]
+        assert "product_id 'P-NOT-LISTED'" in quarantine["_reason"][0]
+        assert second.rows["order_lines"] == first.rows["order_lines"] + 1
+        after_second = profile()
+        assert after_second["version"] == second.version
+        assert after_second["rfm"]["order_count"] == order_count + 1  # type: ignore[index]
+        assert bought not in after_second["items"]  # type: ignore[operator]
+
+        third = train()
+        orders = third.live_orders
+        assert orders is not None
+        # The two lines the second version held moved to the archive; the stranger stays live.
+        assert (orders.compacted, orders.archived, orders.stored) == (2, 2, 3)
+        assert (orders.merged, orders.in_batch, orders.new_since_last_run) == (1, 1, 0)
+        assert third.rows["order_lines"] == second.rows["order_lines"]
+        assert [r.line_id for r in store.orders.iter_live()] == ["live-night-2"]
+        after_third = profile()
+        assert after_third["version"] == third.version
+        assert after_third["rfm"] == after_second["rfm"]
+    finally:
+        store.close()
+    # A fresh handle (a restarted service) sees the same.
+    reopened = open_store(url)
+    try:
+        with client_for(reopened) as client:
+            rfm = client.get(f"/v1/customers/{customer}").json()["rfm"]
+        assert rfm["order_count"] == order_count + 1
+    finally:
+        reopened.close()
 
 
 # --- the schedule -------------------------------------------------------------------------------

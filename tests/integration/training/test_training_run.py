@@ -76,9 +76,11 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
         == [
             "validate",
             "live responses",
+            "live orders",
             "segments",
             "report",
             "features",
+            "order history",
             "fit (hold-out)",
             "evaluate",
             "gate",
@@ -91,6 +93,8 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
     rows = record.step_rows
     assert rows["segments"] == rows["candidates"] == rows["publish"] == record.rows["customers"]
     assert rows["live responses"] == rows["report"] > 0  # no live answers: the batch's answers
+    assert rows["live orders"] == 0  # no live order lines merged
+    assert 0 < rows["order history"] <= record.rows["order_lines"]  # counted orders
     assert 0 < rows["features"] <= record.rows["order_lines"] < rows["validate"]
     assert rows["gate"] == 0  # no active version to compare with
     assert all(rows[name] > 0 for name in ("fit (hold-out)", "evaluate", "fit (all data)"))

@@ -7,7 +7,7 @@ from recsvc.domain.segments.catalog import load_segments
 from recsvc.service.customer_state import customer_state
 
 RULES = load_segments()
-TODAY = dt.date(2026, 1, 10)
+TODAY = dt.datetime(2026, 1, 10, 12, tzinfo=dt.UTC)
 
 
 def _answer(
