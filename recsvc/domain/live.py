@@ -26,7 +26,10 @@ def stable_key(text: str) -> int:
     return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "little")
 
 
-class _Received(msgspec.Struct, frozen=True, kw_only=True):
+# gc=False: a worker keeps every live record in memory (the file store's index), hundreds of
+# thousands on a busy day, and they hold only strings, numbers and times: the cyclic collector
+# need not walk them on every full collection.
+class _Received(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     def __post_init__(self) -> None:
         # Records stored by earlier versions carry naive times: they are UTC.
         for name in self.__struct_fields__:

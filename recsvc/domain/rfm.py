@@ -2,8 +2,9 @@
 works out when a live order changes a customer, from numbers the version stores.
 
 The training job computes the same definitions over the whole customer table in polars
-(`training.customers.features`, whose docstring states them); `tests/unit/domain/test_rfm.py`
-checks that both give the same values on the same data. Pure Python: no polars, no numpy.
+(`training.customers.features`, whose docstring states them);
+`tests/unit/training/test_rfm_agreement.py` checks that both give the same values on the same data.
+Pure Python: no polars, no numpy.
 
 **Quintile scores without the table.** A batch score is 1 + floor(5 * W / N): W customers with
 orders are strictly worse than this one, N customers have orders. Score s or more means W >= t(s) =
@@ -35,7 +36,7 @@ from recsvc.domain.times import EPOCH, iso
 
 HIGH_CHURN_RISK: Final = 0.7
 MEDIUM_CHURN_RISK: Final = 0.3
-DAY: Final = dt.timedelta(days=1)
+DAY_MICROS: Final = 86_400_000_000
 SCORES: Final = (2, 3, 4, 5)  # the scores an edge decides (1 needs nothing)
 
 
@@ -136,10 +137,13 @@ class PurchaseModel(msgspec.Struct, frozen=True, kw_only=True):
     churn: ChurnModel
 
 
+_RFM_CELLS: Final = ct.rfm_cell_map()
+
+
 def rfm_segment(r: int, f: int, days: int, lost_after_days: int) -> str:
     if days > lost_after_days:
         return ct.LOST
-    return ct.rfm_cell_map()[(r, f)]
+    return _RFM_CELLS[(r, f)]
 
 
 def churn_risk(ratio: float, midpoint: float, steepness: float) -> float:
@@ -191,20 +195,21 @@ class Behaviour(msgspec.Struct, frozen=True, kw_only=True):
 def rescore(
     record: dict[str, object],
     old: Behaviour,
-    order_times: Sequence[dt.datetime],
+    order_times: Sequence[int],
     new_orders: Sequence[NewOrder],
     model: PurchaseModel,
     now: dt.datetime,
 ) -> None:
     """Set the record's purchase columns (counts, recency, spend, R/F/M, RFM segment, typical
-    gap, churn) for its stored orders (`order_times`, the version's) plus `new_orders`, at `now`.
-    """
+    gap, churn) for its stored orders (`order_times`, the version's, in microseconds since 1970)
+    plus `new_orders`, at `now`. Times stay integers until the two that are written: a customer
+    may have hundreds of orders, and this runs on the request path."""
     if not new_orders:
         return
-    times = sorted([*order_times, *(o.ordered_at for o in new_orders)])
+    times = sorted([*order_times, *(micros(o.ordered_at) for o in new_orders)])
     count = old.order_count + len(new_orders)
     spend = old.monetary_value + sum(o.value for o in new_orders)
-    last = times[-1]
+    last = from_micros(times[-1])
     days = whole_days(now, last)
     counted = old.order_count > 0 and old.last_order_at is not None
     old_days = whole_days(now, old.last_order_at) if old.last_order_at is not None else None
@@ -221,7 +226,8 @@ def rescore(
     m = quintile_score(
         model.monetary, lambda edge: edge < spend, old.monetary_value < spend if counted else None
     )
-    gaps = [(b - a) / DAY for a, b in itertools.pairwise(times)]
+    # The same float as timedelta / timedelta, which divides whole microseconds too.
+    gaps = [(b - a) / DAY_MICROS for a, b in itertools.pairwise(times)]
     typical = statistics.median(gaps) if gaps else None
     churn = model.churn
     gap = max(typical if typical is not None else churn.prior_gap_days, churn.gap_floor_days)
@@ -230,7 +236,7 @@ def rescore(
     record.update(
         {
             ct.ORDER_COUNT: count,
-            ct.FIRST_ORDER_AT: iso(times[0]),  # as a stored profile spells them
+            ct.FIRST_ORDER_AT: iso(from_micros(times[0])),  # as a stored profile spells them
             ct.LAST_ORDER_AT: iso(last),
             ct.DAYS_SINCE_LAST_ORDER: days,
             ct.MONETARY_VALUE: spend,

@@ -34,7 +34,7 @@ class LiveOrders(msgspec.Struct, frozen=True, kw_only=True):
     the version knows of their earlier orders."""
 
     lines: list[LiveOrderLine]
-    order_times: list[dt.datetime] = []  # the version's counted orders of the customer
+    order_times: list[int] = []  # the version's counted orders of the customer (µs since 1970)
     model: PurchaseModel | None = None  # None: a version without an order history
 
 
@@ -100,11 +100,18 @@ def apply_live(record: dict[str, Any], responses: Sequence[LiveResponse], today:
 
 
 def current_state(
-    model: ActiveModel, customer_id: str, activity: LiveActivity, now: dt.datetime
+    model: ActiveModel,
+    customer_id: str,
+    activity: LiveActivity,
+    now: dt.datetime,
+    *,
+    all_segments: bool = True,
 ) -> CustomerState:
     """The customer as the service sees them now: their stored profile in `model` (none for a
     customer the version does not know) with their live answers and order lines applied. The one
-    place the storefront, offers and profiles get a customer's current state from."""
+    place the storefront, offers and profiles get a customer's current state from.
+    `all_segments=False`: only the primary segment is worked out (`segments` holds it alone),
+    which is all ranking needs."""
     index = model.profiles.index_of(customer_id)
     stored = model.profiles.record(index) if index is not None else None
     orders = None
@@ -116,7 +123,9 @@ def current_state(
             order_times=history.order_times(index) if history and index is not None else [],
             model=history.purchases if history else None,
         )
-    return customer_state(customer_id, stored, activity.answers, model.rules, now, orders)
+    return customer_state(
+        customer_id, stored, activity.answers, model.rules, now, orders, all_segments=all_segments
+    )
 
 
 def unheld_lines(model: ActiveModel, lines: Sequence[LiveOrderLine]) -> list[LiveOrderLine]:
@@ -136,12 +145,19 @@ def customer_state(
     rules: SegmentRules,
     now: dt.datetime,
     orders: LiveOrders | None = None,
+    *,
+    all_segments: bool = True,
 ) -> CustomerState:
-    """The current state of one customer (stored profile or, for a new customer, an empty one)."""
+    """The current state of one customer (stored profile or, for a new customer, an empty one);
+    `all_segments=False`: the primary segment only (the rules stop at the first that matches)."""
     record: dict[str, Any] = dict(stored) if stored is not None else {"customer_id": customer_id}
     applied = apply_live(record, responses, now.date())
     placed, bought = apply_orders(record, orders, now) if orders else (0, {})
-    segments = rules.memberships(record)
+    if all_segments:
+        segments = rules.memberships(record)
+    else:
+        primary = rules.primary_segment(record)
+        segments = [primary] if primary is not None else []
     record[ct.SEGMENTS] = segments
     record[ct.PRIMARY_SEGMENT] = segments[0] if segments else None
     return CustomerState(

@@ -14,7 +14,7 @@ import msgspec
 import numpy as np
 
 from recsvc.domain.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
-from recsvc.version.artifacts import LoadedModel, find_all_sorted
+from recsvc.version.artifacts import LoadedModel, find_all_sorted, find_each_sorted
 from recsvc.version.scoring import (
     Candidates,
     blend,
@@ -229,10 +229,13 @@ def _live_purchases(model: LoadedModel, bought: Mapping[str, tuple[int, int]] | 
     """Live purchases of products the version knows, as a history."""
     if not bought:
         return _NO_HISTORY
-    known = [(i, bought[p]) for p in bought if (i := model.item_index(p)) is not None]
+    products = list(bought)
+    positions = find_each_sorted(model.item_ids, products)
+    known = sorted(
+        (i, bought[p]) for p, i in zip(products, positions.tolist(), strict=True) if i >= 0
+    )
     if not known:
         return _NO_HISTORY
-    known.sort()
     return History(
         np.array([i for i, _ in known], dtype=np.int32),
         np.array([n for _, (n, _) in known], dtype=np.int32),
@@ -282,7 +285,9 @@ def _from_candidates(
         items = np.asarray(whole, dtype=np.int32)
         keep = allowed(model, query, items)
         if excluded.size:
-            kept_out = np.isin(items, excluded, invert=True)
+            # A set, not np.isin: for a list this short, isin's sorting costs more than the test.
+            out = set(excluded.tolist())
+            kept_out = np.fromiter((i not in out for i in whole), dtype=bool, count=len(whole))
             keep = kept_out if keep is None else keep & kept_out
         if keep is not None:
             kept = keep.tolist()

@@ -207,13 +207,27 @@ def find_sorted(ids: np.ndarray, key: str) -> int | None:
 def find_all_sorted(ids: np.ndarray, keys: Sequence[str]) -> np.ndarray:
     """The positions (int32, in `keys` order) of those `keys` that are in a sorted id array: one
     vectorised binary search, the same guard against widening as `find_sorted`."""
+    positions = find_each_sorted(ids, keys)
+    return positions[positions >= 0]
+
+
+def find_each_sorted(ids: np.ndarray, keys: Sequence[str]) -> np.ndarray:
+    """The position (int32) of each of `keys` in a sorted id array, -1 for a key not in it: one
+    vectorised binary search, the same guard against widening as `find_sorted`."""
+    if len(keys) <= 8:  # a few keys: searching each costs less than building the arrays
+        return np.array(
+            [-1 if (i := find_sorted(ids, key)) is None else i for key in keys], dtype=np.int32
+        )
+    found = np.full(len(keys), -1, dtype=np.int32)
     width = ids.dtype.itemsize // 4
-    fitting = [key for key in keys if len(key) <= width]
+    fitting = [n for n, key in enumerate(keys) if len(key) <= width]
     if not fitting or ids.size == 0:
-        return np.empty(0, dtype=np.int32)
-    wanted = np.asarray(fitting, dtype=ids.dtype)
+        return found
+    wanted = np.asarray([keys[n] for n in fitting], dtype=ids.dtype)
     positions = np.minimum(np.searchsorted(ids, wanted), ids.size - 1)
-    return positions[ids[positions] == wanted].astype(np.int32)
+    hit = ids[positions] == wanted
+    found[np.asarray(fitting)[hit]] = positions[hit]
+    return found
 
 
 def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:

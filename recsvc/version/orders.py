@@ -31,7 +31,7 @@ import msgspec
 import numpy as np
 
 from recsvc.domain.live import stable_key
-from recsvc.domain.rfm import PurchaseModel, from_micros
+from recsvc.domain.rfm import PurchaseModel
 from recsvc.errors import ArtifactError
 from recsvc.version.artifacts import load_array, reason, where
 
@@ -111,14 +111,17 @@ class OrderHistory:
             )
         return history
 
-    def order_times(self, customer: int) -> list[dt.datetime]:
-        """The customer's counted orders' times, ascending."""
+    def order_times(self, customer: int) -> list[int]:
+        """The customer's counted orders' times (microseconds since 1970 UTC), ascending."""
         start, end = int(self.indptr[customer]), int(self.indptr[customer + 1])
-        return [from_micros(t) for t in self.times[start:end].tolist()]
+        return [int(t) for t in self.times[start:end].tolist()]
 
     def holds_orders(self, order_ids: list[str]) -> list[bool]:
-        keys = np.fromiter((stable_key(o) for o in order_ids), np.uint64, len(order_ids))
-        return [bool(x) for x in _holds(self.order_keys, keys)]
+        # A customer's lines share few orders: each order id is hashed and searched once.
+        distinct = list(dict.fromkeys(order_ids))
+        keys = np.fromiter((stable_key(o) for o in distinct), np.uint64, len(distinct))
+        held = dict(zip(distinct, _holds(self.order_keys, keys).tolist(), strict=True))
+        return [held[o] for o in order_ids]
 
     def holds_lines(self, revision_keys: list[str]) -> list[bool]:
         keys = np.fromiter((stable_key(k) for k in revision_keys), np.uint64, len(revision_keys))

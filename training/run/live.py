@@ -1,25 +1,28 @@
-"""The live NPS answers a run takes in: moved out of live once the active version holds them
-(compaction), then read (archive first, then live) and merged into the run's NPS answers (in
-memory: the validator's clean files are not rewritten).
+"""The live records a run takes in, NPS answers and order lines alike: moved out of live once the
+active version holds them (compaction), then read (archive first, then live) and merged into the
+run's tables (in memory: the validator's clean files are not rewritten).
 
-- **Merge.** The NPS responses the service took in are added to the validated `nps_responses`
-  table of every run, all of them and not only those since the last run, since the shop's export
-  may never contain them: the archive (`Store.iter_archived_responses`) first, then the live ones
-  (`Store.iter_live_responses`), each response id once (first copy wins). A response whose
-  `response_id` is also in the batch file is dropped (the shop's file is the record), and one
-  whose customer is not in the validated customers is dropped as the validator would.
-- **Compaction.** Before it reads them, a run moves to the archive (`Store.compact_live`) the live
-  responses the active version holds, so live keeps only what no published version holds yet:
-  workers index and NPS summaries read only that. Done at the start of the next run rather than
-  right after a publish, so the version holding them has been served for a day: every worker has
-  loaded it, and since the service skips live answers its version holds, it shows the same
-  numbers after the move as before. Answers of a customer the shop's data lacks stay live (they
-  count in live summaries and that customer's live state) until a version holds them, or until
-  `live_retention_days` (training config, default 90) have passed since they came in: then they
-  move too, so a customer id that never appears cannot pile answers up forever; every run still
-  merges them from the archive. A failed compaction does not fail the run: the record notes the
-  error and the next run moves them. Nothing is deleted: answers leave live only once the archive
-  copy is durable (see `recsvc.store`).
+- **Merge.** Every run adds all of them, not only those since the last run, since the shop's
+  export may never contain them: the archive (`store.answers.iter_archived()`) first, then the live
+  ones (`iter_live()`), each key once (first copy wins). The shop's files win: an answer whose
+  `response_id` the batch has is dropped; an order line whose `line_id` the batch has, or whose
+  `order_id` it has (the export holds that order now, perhaps split into lines otherwise), is
+  dropped. Answers of customers the validated customers lack are dropped as the validator would;
+  order lines of unknown customers or products are quarantined (`live_quarantine.csv`). Each
+  order line counts in its current revision (the one received last: a status update).
+- **Compaction.** Before it reads them, a run moves to the archive (`store.answers.compact`,
+  `store.orders.compact`) the live records the active version holds (answers by response id, order
+  lines by revision, listed in the version's `orders.json`), so live keeps only what no published
+  version holds yet: workers index and NPS summaries read only that. Done at the start of the next
+  run rather than right after a publish, so the version holding them has been served for a day:
+  every worker has loaded it, and since the service skips live records its version holds, it shows
+  the same numbers after the move as before. Records the shop's data cannot place (an unknown
+  customer or product) stay live (they count in that customer's live state) until a version holds
+  them, or until `live_retention_days` (training config, default 90) have passed since they came
+  in: then they move too, so an id that never appears cannot pile records up forever; every run
+  still merges them from the archive. A failed compaction does not fail the run: the record notes
+  the error and the next run moves them. Nothing is deleted: records leave live only once the
+  archive copy is durable (see `recsvc.store`).
 """
 
 from __future__ import annotations

@@ -63,7 +63,11 @@ def recommendations_for(
         in_stock=in_stock,
     )
     # Without live records the customer is as stored: no state to work out on the hot path.
-    state = current_state(model, customer_id, activity, times.now()) if activity else None
+    state = (
+        current_state(model, customer_id, activity, times.now(), all_segments=False)
+        if activity
+        else None
+    )
     result = recommend(
         model.loaded,
         customer_id,

@@ -56,6 +56,19 @@ def answer(rid: str) -> dict[str, object]:
     }
 
 
+def order_line(line_id: str) -> dict[str, object]:
+    return {
+        "line_id": line_id,
+        "order_id": f"order-{line_id}",
+        "customer_id": "FAULT-1",
+        "product_id": "P000001",
+        "quantity": 1,
+        "unit_price": 9.5,
+        "ordered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "status": "placed",
+    }
+
+
 def metric(client: TestClient[Litestar], name: str) -> float:
     for line in client.get("/metrics").text.splitlines():
         if line.startswith(name + " "):
@@ -97,6 +110,9 @@ def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
             "detail": "the store cannot be reached right now: retry later",
         }
         assert refused.headers["retry-after"] == "5"
+        refused_order = client.post("/v1/orders", json=order_line("fault-line-1"))
+        assert refused_order.status_code == 503
+        assert refused_order.json() == refused.json()
         summary = client.get("/v1/nps/summary")
         assert summary.status_code == 200 and summary.json()["live_answers"] is None
         assert client.get("/v1/models").status_code == 503
@@ -111,6 +127,8 @@ def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
         assert metric(client, "recsvc_store_degraded") == 0
         accepted = client.post("/v1/nps-responses", json=answer("fault-2"))
         assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
+        ordered = client.post("/v1/orders", json=order_line("fault-line-1"))
+        assert ordered.status_code == 202 and ordered.json()["accepted"] == 1
         assert client.get(f"/v1/customers/{known}/recommendations").status_code == 200
     with contextlib.suppress(redis.RedisError):
         store.close()

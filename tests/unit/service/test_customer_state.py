@@ -75,3 +75,22 @@ def test_a_new_customer_with_a_live_answer_gets_segments_from_it() -> None:
     assert not state.known
     assert state.nps_category == "passive"
     assert "passives" in state.segments
+
+
+def test_ranking_works_out_the_same_primary_segment_from_the_first_matching_rule() -> None:
+    """The storefront asks only for the primary segment (`all_segments=False`): the rules stop at
+    the first match, and it must be the segment the full evaluation puts first."""
+    cases = [
+        ("C1", _promoter(), [_answer(3, "2026-01-05T09:00:00")]),
+        ("C1", _promoter(), [_answer(10, "2026-01-05T09:00:00")]),
+        ("C1", _promoter(), []),
+        ("NEW", None, [_answer(8, "2026-01-05T09:00:00")]),
+        ("NEW", None, []),
+    ]
+    for customer, stored, answers in cases:
+        full = customer_state(customer, stored, answers, RULES, TODAY)
+        primary = customer_state(customer, stored, answers, RULES, TODAY, all_segments=False)
+        assert primary.primary_segment == full.primary_segment
+        assert primary.segments == full.segments[:1]
+        assert primary.model_attributes() == full.model_attributes()
+    assert len(customer_state("C1", _promoter(), [], RULES, TODAY).segments) > 1

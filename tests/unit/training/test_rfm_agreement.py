@@ -17,7 +17,7 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.live import LiveOrderLine
-from recsvc.domain.rfm import Behaviour, ChurnModel, PurchaseModel, new_orders, rescore
+from recsvc.domain.rfm import Behaviour, ChurnModel, PurchaseModel, micros, new_orders, rescore
 from training.customers.features import SegmentationConfig, order_facts, purchase_behaviour
 from training.publish.orders import purchase_model
 
@@ -132,7 +132,7 @@ def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_
     ]
     facts = order_facts(_frame(lines), PRODUCTS.lazy(), T0).collect()
     order_times = sorted(
-        t.replace(tzinfo=dt.UTC)
+        micros(t.replace(tzinfo=dt.UTC))
         for t in facts.filter(pl.col(c.CUSTOMER_ID) == customer)[c.ORDERED_AT]
     )
     old = Behaviour(

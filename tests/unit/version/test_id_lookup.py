@@ -8,7 +8,7 @@ import tracemalloc
 import numpy as np
 import pytest
 
-from recsvc.version.artifacts import find_all_sorted, find_sorted
+from recsvc.version.artifacts import find_all_sorted, find_each_sorted, find_sorted
 
 IDS = np.array([f"C{i:08d}" for i in range(200_000)])  # 200k ids of 9 characters: 7.2 MB
 
@@ -38,3 +38,11 @@ def test_many_lookups_at_once_skip_unknown_and_overlong_keys_without_copying() -
     keys = ["C00000007", "nope", "x" * 5_000, "C00199999", "C00000007"]
     assert find_all_sorted(IDS, keys).tolist() == [7, 199_999, 7]
     assert peak_bytes(lambda: find_all_sorted(IDS, ["x" * 128] * 200)) < 64 * 1024
+
+
+@pytest.mark.parametrize("repeat", [1, 4])  # 5 keys searched one by one, 20 at once
+def test_each_key_gets_its_position_or_minus_one_in_its_own_place(repeat: int) -> None:
+    keys = ["C00000007", "nope", "x" * 5_000, "C00199999", "C00000007"] * repeat
+    assert find_each_sorted(IDS, keys).tolist() == [7, -1, -1, 199_999, 7] * repeat
+    assert find_each_sorted(IDS, []).tolist() == []
+    assert peak_bytes(lambda: find_each_sorted(IDS, ["x" * 128] * 200)) < 64 * 1024
