@@ -23,10 +23,13 @@ How:
 5. then a day's orders: `--day-share` (default 5%) of the third quarter's customers each place an
    order of 1-3 lines (a request per order, as a storefront sends them);
 6. recommendations: `wrk -c32` on the first half's customers (every one with many live lines: the
-   worst case), on the third quarter's (a day's orders present) and on the last quarter's (no live
-   orders), one warm-up round then `--rounds` rounds, each in another order; medians reported,
-   each against the last: requests/s, and the server's CPU time per request (all its processes,
-   from /proc), which a load generator sharing the machine's two cores does not blur.
+   worst case), on the third quarter's (a day's orders present) and on each half of the last
+   quarter (no live orders; the second half is a control whose distance from the first shows the
+   noise), one warm-up round then `--rounds` rounds, each in another order; medians of requests/s
+   and of the server's CPU time per request (all its processes, from /proc), each against the
+   customers without live orders;
+7. the same path below HTTP in this process, on the same store (`recommendations_for`, live read
+   included), per set: steadier than HTTP on a shared machine.
 """
 
 from __future__ import annotations
@@ -314,6 +317,87 @@ def drop(store: Store) -> None:
     store.close()
 
 
+# --- recommendations with and without live orders ---------------------------------------------
+
+NONE = "no live orders"
+CONTROL = "no live orders either (control: the noise)"
+
+
+def over_http(
+    server: subprocess.Popen[bytes], base: str, sets: dict[str, tuple[int, int]], rounds: int
+) -> None:
+    """wrk on each set of customers (first, count): a warm-up round, then `rounds` rounds, each in
+    another order; medians of req/s and of the server's CPU per request, against `NONE`."""
+    runs: dict[str, list[dict[str, float]]] = {name: [] for name in sets}
+    names = list(sets)
+    for n in range(rounds + 1):  # the first round warms up and is not kept
+        # Each round in another order, so no set always follows the same one.
+        for name in names[n % len(names) :] + names[: n % len(names)]:
+            first, count = sets[name]
+            cpu = tree_cpu_seconds(server.pid)
+            got = wrk(
+                ["-c32", "-t1", "-d5s"], RECS_LUA, base, [RECS_PATH, str(count), "0", str(first)]
+            )
+            got["cpu_us"] = (tree_cpu_seconds(server.pid) - cpu) / got["requests"] * 1e6
+            if errors_of(got):
+                print(f"      {errors_of(got)} errors in a recommendations run")
+            if n:
+                runs[name].append(got)
+    base_rps = statistics.median(r["rps"] for r in runs[NONE])
+    base_cpu = statistics.median(r["cpu_us"] for r in runs[NONE])
+    print(
+        f"      recommendations over HTTP, 32 connections, medians of {rounds} rounds (and the "
+        "server's CPU per request, all its processes):"
+    )
+    for name, results in runs.items():
+        rps = statistics.median(r["rps"] for r in results)
+        p99 = statistics.median(r["p99_us"] for r in results) / 1000
+        cpu_us = statistics.median(r["cpu_us"] for r in results)
+        print(
+            f"        {name:<44} {rps:>6,.0f} req/s {rps / base_rps:6.1%}  p99 {p99:5.1f} ms  "
+            f"CPU {cpu_us:5.0f} µs/request, speed {base_cpu / cpu_us:6.1%}"
+        )
+
+
+def in_process(store: Store, sets: dict[str, tuple[int, int]], draws: int = 20_000) -> None:
+    """The storefront's path below HTTP (the live read, the customer's state, ranking, the reply
+    object) in this process, on the same store: steadier than HTTP on a shared machine."""
+    from recsvc.api.storefront.services import recommendations_for
+    from recsvc.service.runtime import ModelHolder
+
+    holder = ModelHolder(store)
+    holder.refresh()
+    model = holder.current
+    assert model is not None
+    rng = random.Random(3)
+    timings: dict[str, list[float]] = {name: [] for name in sets}
+    for n in range(4):  # the first round warms up and is not kept
+        for name, (first, count) in sets.items():
+            ids = [f"C{rng.randint(first, first + count - 1):08d}" for _ in range(draws)]
+            start = time.perf_counter()
+            for customer in ids:
+                recommendations_for(
+                    model,
+                    customer,
+                    holder.live(customer),
+                    limit=10,
+                    offset=0,
+                    exclude_purchased=True,
+                    exclude=None,
+                    category=None,
+                    in_stock=None,
+                    given_features={},
+                    sees_answers=True,
+                )
+            if n:
+                timings[name].append((time.perf_counter() - start) / draws * 1e6)
+    base = statistics.median(timings[NONE])
+    print("      the same path in-process (medians of 3 rounds):")
+    for name, values in timings.items():
+        took = statistics.median(values)
+        print(f"        {name:<44} {took:6.1f} µs/request, {took - base:+6.1f} µs")
+
+
 # --- main ---------------------------------------------------------------------------------------
 
 
@@ -324,7 +408,7 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100, help="order lines per request")
     parser.add_argument("--clients", type=int, default=8, help="concurrent connections")
     parser.add_argument("--workers", type=int, default=2, help="server worker processes")
-    parser.add_argument("--rounds", type=int, default=4, help="recommendation rounds (+1 warm-up)")
+    parser.add_argument("--rounds", type=int, default=6, help="recommendation rounds (+1 warm-up)")
     parser.add_argument(
         "--day-share", type=float, default=0.05, help="share of customers ordering in a day"
     )
@@ -397,45 +481,15 @@ def main() -> None:
                     f"      a day's orders: {day:,} lines for {args.day_share:.0%} of customers "
                     f"C{half + 1:08d}..C{half + quarter:08d} (an order of 1-3 lines each)"
                 )
+                rest = customers - half - quarter
                 sets = {
-                    "every customer with live orders (first half)": (1, half),
-                    f"{args.day_share:.0%} of customers with a day's orders": (half + 1, quarter),
-                    "no live orders": (half + quarter + 1, customers - half - quarter),
+                    "many live lines per customer (first half)": (1, half),
+                    f"a day's orders ({args.day_share:.0%} of customers)": (half + 1, quarter),
+                    NONE: (half + quarter + 1, rest // 2),
+                    CONTROL: (half + quarter + rest // 2 + 1, rest - rest // 2),
                 }
-                runs: dict[str, list[dict[str, float]]] = {name: [] for name in sets}
-                names = list(sets)
-                for n in range(args.rounds + 1):  # the first round warms up and is not kept
-                    # Each round in another order, so no set always follows the same one.
-                    for name in names[n % len(names) :] + names[: n % len(names)]:
-                        first, count = sets[name]
-                        cpu = tree_cpu_seconds(server.pid)
-                        got = wrk(
-                            ["-c32", "-t1", "-d5s"],
-                            RECS_LUA,
-                            base,
-                            [RECS_PATH, str(count), "0", str(first)],
-                        )
-                        got["cpu_us"] = (tree_cpu_seconds(server.pid) - cpu) / got["requests"] * 1e6
-                        if errors_of(got):
-                            print(f"      {errors_of(got)} errors in a recommendations run")
-                        if n:
-                            runs[name].append(got)
-                none = runs["no live orders"]
-                base_rps = statistics.median(r["rps"] for r in none)
-                base_cpu = statistics.median(r["cpu_us"] for r in none)
-                print(
-                    f"      recommendations, 32 connections, medians of {args.rounds} rounds "
-                    "(server CPU per request: the server's own cost, robust to a busy machine):"
-                )
-                for name, results in runs.items():
-                    rps = statistics.median(r["rps"] for r in results)
-                    p99 = statistics.median(r["p99_us"] for r in results) / 1000
-                    cpu_us = statistics.median(r["cpu_us"] for r in results)
-                    print(
-                        f"        {name:<48} {rps:>7,.0f} req/s ({rps / base_rps:6.1%})  "
-                        f"p99 {p99:6.1f} ms  CPU {cpu_us:5.0f} µs/request "
-                        f"({base_cpu / cpu_us:6.1%} of the speed without)"
-                    )
+                over_http(server, base, sets, args.rounds)
+                in_process(store, sets)
             finally:
                 stop(server)
         finally:
