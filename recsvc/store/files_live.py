@@ -182,7 +182,10 @@ class FileLiveLog(Generic[R]):
                 data = handle.read()
                 self._live.seen = (stat.st_size, stat.st_mtime_ns)
         except FileNotFoundError:
-            self._live = _LiveIndex()
+            # Nothing live (yet, or any more); an index already empty is kept, not rebuilt on
+            # every request of a store that never took a record of this kind.
+            if self._live.inode or self._live.in_order:
+                self._live = _LiveIndex()
             return
         end = data.rfind(b"\n")
         if end < 0:
