@@ -3,9 +3,9 @@ catalog, the model holder and the detractor webhook, wired in one place.
 
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
 offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
-`export`), `nps` (summaries: `export`), `intake` (NPS responses: `ingest`), `versions` (model
-versions: `admin`), `ops` (health probes and metrics: no key). Services reach controllers through
-`recsvc.api.dependencies`.
+`export`), `nps` (summaries: `export`), `intake` (NPS responses and order lines: `ingest`),
+`versions` (model versions: `admin`), `ops` (health probes, metrics, the docs page and its assets:
+no key). Services reach controllers through `recsvc.api.dependencies`.
 """
 
 from __future__ import annotations
@@ -18,7 +18,6 @@ from pathlib import Path
 from litestar import Litestar
 from litestar.datastructures import State
 from litestar.openapi.config import OpenAPIConfig
-from litestar.openapi.plugins import SwaggerRenderPlugin
 from litestar.openapi.spec import Components
 
 from recsvc.api.auth import SECURITY_SCHEMES, check_bind
@@ -27,6 +26,7 @@ from recsvc.api.dependencies import Services, dependencies
 from recsvc.api.errors import EXCEPTION_HANDLERS
 from recsvc.api.intake.controllers import IntakeController, OrderIntakeController
 from recsvc.api.nps.controllers import NpsSummaryController
+from recsvc.api.ops.docs import DOCS_PATH, docs_assets, docs_page
 from recsvc.api.ops.health import HealthController
 from recsvc.api.ops.metrics import (
     MetricsController,
@@ -43,8 +43,6 @@ from recsvc.service.settings import Settings, load_settings
 from recsvc.service.webhook import DetractorNotifier
 from recsvc.store import open_store
 from recsvc.store.base import Store
-
-DOCS_PATH = "/docs"
 
 
 def load_catalog(settings: Settings) -> OfferCatalog:
@@ -101,6 +99,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             IntakeController,
             OrderIntakeController,
             ModelVersionController,
+            docs_assets(),
         ],
         dependencies=dependencies(services, service_registry(services.holder, services.notifier)),
         middleware=[prometheus_config().middleware],
@@ -111,11 +110,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             title="recsvc",
             version="1",
             description="NPS-driven recommendations, segment offers, segment exports, NPS "
-            "summaries, live NPS intake and model versions. Send an API key as "
+            "summaries, live NPS and order intake, and model versions. Send an API key as "
             "`Authorization: Bearer KEY` or `X-API-Key: KEY`; scopes: recommend, export, ingest, "
             "admin. Errors are JSON `{error, detail}`.",
             path=DOCS_PATH,
-            render_plugins=[SwaggerRenderPlugin(path="/")],
+            render_plugins=[docs_page()],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
         # Read by the API-key hook (it runs before dependencies are resolved) and the error

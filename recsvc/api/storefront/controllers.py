@@ -92,7 +92,7 @@ class OfferController(Controller):
 
     @get(
         "/{customer_id:str}/offers",
-        summary="Offers for one customer's current segments (live NPS answers included)",
+        summary="Offers for one customer's current segments (live NPS answers and orders included)",
         responses=error_responses(*KEYED, 503),
         description="The customer's `segment`, `nps_category` and `complaint_theme`, and the "
         "segment that earned each offer, are given to keys with the `export` scope only.",
