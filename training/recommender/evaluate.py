@@ -15,6 +15,7 @@ Scores come from `recsvc.version.scoring`, the code the service runs.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -364,8 +365,14 @@ def format_evaluation(report: EvaluationReport) -> str:
         lines.append(
             f"{'by nps':<12} {category:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} {m.hit_rate:>6.3f}"
         )
+    lift = report.lift_over_popularity
+    against = (
+        f"{lift:.2f}x popularity's"
+        if math.isfinite(lift)
+        else "not comparable (popularity scored 0 on the hold-out)"
+    )
     lines.append(
-        f"model NDCG@{report.k} is {report.lift_over_popularity:.2f}x popularity's; "
+        f"model NDCG@{report.k} is {against}; "
         f"buy-again blend weight {report.blend.weight}, timing {report.blend.timing}"
     )
     return "\n".join(lines)

@@ -14,7 +14,14 @@ from recsvc.version.scoring import (
     repeat_propensity,
     top_rows,
 )
-from training.recommender.evaluate import BLEND_GRID, _blended_lists, _model_pass
+from training.recommender.evaluate import (
+    BLEND_GRID,
+    EvaluationReport,
+    _blended_lists,
+    _model_pass,
+    format_evaluation,
+)
+from training.recommender.metrics import RankingMetrics
 
 USERS, ITEMS, K = 40, 300, 10
 
@@ -83,3 +90,29 @@ def test_the_pass_keeps_the_best_never_bought_items() -> None:
         expected, _ = top_rows(raw[None, :], K)
         assert scored.top[r].tolist() == expected[0].tolist()
         assert not set(scored.top[r].tolist()) & set(bought[r].tolist())
+
+
+@pytest.mark.parametrize(
+    ("popularity", "said"), [(0.05, "2.00x popularity's"), (0.0, "not comparable")]
+)
+def test_the_summary_line_compares_with_popularity_only_when_popularity_scored(
+    popularity: float, said: str
+) -> None:
+    def metrics(ndcg: float) -> RankingMetrics:
+        return RankingMetrics(
+            k=10, users=3, precision=0, recall=0, ndcg=ndcg, hit_rate=0, coverage=0
+        )
+
+    report = EvaluationReport(
+        k=10,
+        cutoff_day=0,
+        holdout_days=28,
+        eval_users=3,
+        new_items={"model": metrics(0.1), "popularity": metrics(popularity)},
+        buy_again={},
+        by_nps_category={},
+        blend=BlendParams(0.0, 0.0),
+        lift_over_popularity=0.1 / popularity if popularity else float("inf"),
+    )
+    assert said in format_evaluation(report).splitlines()[-1]
+    assert "inf" not in format_evaluation(report)
