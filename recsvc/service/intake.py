@@ -151,40 +151,20 @@ def check_items(
     return valid, rejected
 
 
-def _response(clean: dict[str, Any]) -> LiveResponse:
-    return LiveResponse(
-        response_id=clean[c.RESPONSE_ID],
-        customer_id=clean[c.CUSTOMER_ID],
-        score=clean[c.SCORE],
-        responded_at=clean[c.RESPONDED_AT],
-        touchpoint=clean[c.TOUCHPOINT],
-        order_id=clean[c.ORDER_ID],
-        comment=clean[c.COMMENT],
-        received_at=clean["received_at"],
-    )
-
-
-def _order_line(clean: dict[str, Any]) -> LiveOrderLine:
-    return LiveOrderLine(
-        line_id=clean[c.LINE_ID],
-        order_id=clean[c.ORDER_ID],
-        customer_id=clean[c.CUSTOMER_ID],
-        product_id=clean[c.PRODUCT_ID],
-        quantity=clean[c.QUANTITY],
-        unit_price=clean[c.UNIT_PRICE],
-        ordered_at=clean[c.ORDERED_AT],
-        promised_delivery_at=clean[c.PROMISED_DELIVERY_AT],
-        delivered_at=clean[c.DELIVERED_AT],
-        status=clean[c.STATUS],
-        received_at=clean["received_at"],
-    )
+def _builder(record: type[T]) -> Callable[[dict[str, Any]], T]:
+    """A live record from a checked item: its fields are the contract's column names (plus
+    `received_at`), so each is taken by name; a missing one is a KeyError, not a default."""
+    names = record.__struct_fields__
+    return lambda clean: record(**{name: clean[name] for name in names})
 
 
 def check_responses(
     items: list[Any], received_at: dt.datetime
 ) -> tuple[list[LiveResponse], list[Rejected]]:
     """Posted NPS responses: the valid ones, and the rejected naming index, id and fields."""
-    valid, problems = check_items(NPS_RESPONSES, c.RESPONSE_ID, items, received_at, _response)
+    valid, problems = check_items(
+        NPS_RESPONSES, c.RESPONSE_ID, items, received_at, _builder(LiveResponse)
+    )
     return valid, [Rejected(*problem) for problem in problems]
 
 
@@ -192,5 +172,7 @@ def check_order_lines(
     items: list[Any], received_at: dt.datetime
 ) -> tuple[list[LiveOrderLine], list[RejectedLine]]:
     """Posted order lines: the valid ones, and the rejected naming index, line id and fields."""
-    valid, problems = check_items(LIVE_ORDER_LINES, c.LINE_ID, items, received_at, _order_line)
+    valid, problems = check_items(
+        LIVE_ORDER_LINES, c.LINE_ID, items, received_at, _builder(LiveOrderLine)
+    )
     return valid, [RejectedLine(*problem) for problem in problems]

@@ -31,7 +31,8 @@ from recsvc.domain.nps import (
     two_sample_z,
 )
 from recsvc.errors import InvalidRequest
-from recsvc.version.responses import GROUP_COLUMNS, NOT_GIVEN, ResponseTable, response_key
+from recsvc.version.artifacts import holds_keys, id_keys
+from recsvc.version.responses import GROUP_COLUMNS, NOT_GIVEN, ResponseTable
 
 DIMENSIONS: Final = (*GROUP_COLUMNS, "touchpoint", "month")
 COUNTING: Final = "one vote per customer per group: their latest answer in the group and window"
@@ -131,8 +132,8 @@ def _live_answers(
     touchpoints: list[str],
 ) -> _Answers:
     """Live answers as columns, without those the version already holds."""
-    keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
-    new = ~table.holds(keys)
+    keys = id_keys([r.response_id for r in live])
+    new = ~holds_keys(table.keys, keys)
     newcomers: dict[str, int] = {}
     customer, score, time, touchpoint = [], [], [], []
     for response, keep in zip(live, new.tolist(), strict=True):

@@ -13,7 +13,7 @@ import functools
 import hashlib
 import mmap
 import sys
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 
 from recsvc.domain.features import price_band_index
+from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases
 
@@ -228,6 +229,24 @@ def find_each_sorted(ids: np.ndarray, keys: Sequence[str]) -> np.ndarray:
     hit = ids[positions] == wanted
     found[np.asarray(fitting)[hit]] = positions[hit]
     return found
+
+
+def id_keys(ids: Sequence[str]) -> np.ndarray:
+    """`stable_key` of each id (uint64, in order): how a version names the records it holds."""
+    return np.fromiter((stable_key(i) for i in ids), np.uint64, len(ids))
+
+
+def sorted_id_keys(ids: Iterable[str]) -> np.ndarray:
+    """Sorted unique `stable_key`s of ids (uint64): a version's set of held records."""
+    return np.unique(np.fromiter((stable_key(i) for i in ids), dtype=np.uint64))
+
+
+def holds_keys(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """Which of `keys` are in the sorted key set (bool, in order): one binary search."""
+    if sorted_keys.size == 0 or keys.size == 0:
+        return np.zeros(keys.size, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
+    return np.asarray(sorted_keys[pos] == keys)
 
 
 def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:

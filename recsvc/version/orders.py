@@ -22,7 +22,6 @@ recommendations but leaves the customer's RFM and churn as stored.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -30,10 +29,9 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from recsvc.domain.live import stable_key
 from recsvc.domain.rfm import PurchaseModel
 from recsvc.errors import ArtifactError
-from recsvc.version.artifacts import load_array, reason, where
+from recsvc.version.artifacts import holds_keys, id_keys, load_array, reason, where
 
 ORDERS_JSON: Final = "orders.json"
 ORDER_INDPTR: Final = "orders_indptr.npy"
@@ -52,18 +50,6 @@ class OrderHistoryFile(msgspec.Struct, frozen=True, kw_only=True):
     held_lines: int  # keys in order_lines_key.npy
     as_of: dt.datetime
     purchases: PurchaseModel
-
-
-def keys_of(texts: Iterable[str]) -> np.ndarray:
-    """Sorted unique `stable_key`s of ids (uint64)."""
-    return np.unique(np.fromiter((stable_key(t) for t in texts), dtype=np.uint64))
-
-
-def _holds(sorted_keys: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    if sorted_keys.size == 0 or keys.size == 0:
-        return np.zeros(keys.size, dtype=bool)
-    pos = np.minimum(np.searchsorted(sorted_keys, keys), sorted_keys.size - 1)
-    return np.asarray(sorted_keys[pos] == keys)
 
 
 @dataclass(frozen=True, slots=True)
@@ -119,10 +105,10 @@ class OrderHistory:
     def holds_orders(self, order_ids: list[str]) -> list[bool]:
         # A customer's lines share few orders: each order id is hashed and searched once.
         distinct = list(dict.fromkeys(order_ids))
-        keys = np.fromiter((stable_key(o) for o in distinct), np.uint64, len(distinct))
-        held = dict(zip(distinct, _holds(self.order_keys, keys).tolist(), strict=True))
+        held = dict(
+            zip(distinct, holds_keys(self.order_keys, id_keys(distinct)).tolist(), strict=True)
+        )
         return [held[o] for o in order_ids]
 
     def holds_lines(self, revision_keys: list[str]) -> list[bool]:
-        keys = np.fromiter((stable_key(k) for k in revision_keys), np.uint64, len(revision_keys))
-        return [bool(x) for x in _holds(self.line_keys, keys)]
+        return [bool(x) for x in holds_keys(self.line_keys, id_keys(revision_keys))]

@@ -4,7 +4,8 @@ service for `GET /v1/nps/summary` and to know which live answers a version alrea
 Files in the version directory (all arrays 1-d, one entry per answer, sorted by `key`, unless noted):
 
 - `nps_responses.json`: `ResponseTableFile`, the counts, touchpoint names and group labels.
-- `nps_responses_key.npy` (uint64): `response_key(response_id)`, for spotting live duplicates.
+- `nps_responses_key.npy` (uint64): `stable_key(response_id)` (`recsvc.version.artifacts.id_keys`),
+  for spotting live duplicates (`ResponseTable.holds`).
 - `nps_responses_customer.npy` (int32): the customer's index in the artifact, -1 if not in it.
 - `nps_responses_score.npy` (int8), `nps_responses_time.npy` (int64, UTC seconds since 1970),
   `nps_responses_touchpoint.npy` (int16, index into `touchpoints`).
@@ -14,6 +15,7 @@ Files in the version directory (all arrays 1-d, one entry per answer, sorted by 
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
@@ -21,9 +23,8 @@ from typing import Final
 import msgspec
 import numpy as np
 
-from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
-from recsvc.version.artifacts import load_array, reason, where
+from recsvc.version.artifacts import holds_keys, id_keys, load_array, reason, where
 
 RESPONSES_JSON: Final = "nps_responses.json"
 RESPONSE_KEYS: Final = "nps_responses_key.npy"
@@ -45,10 +46,6 @@ RESPONSE_TABLE_FORMAT: Final = 1
 # The customer attributes a summary can group by, as columns of `nps_customer_groups.npy`.
 GROUP_COLUMNS: Final = ("segment", "country", "age_band")
 NOT_GIVEN: Final = "(not given)"  # the report's label for a missing value
-
-
-# A response's key in `nps_responses_key.npy`: the one stable key of the live records.
-response_key = stable_key
 
 
 class ResponseTableFile(msgspec.Struct, frozen=True, kw_only=True):
@@ -116,9 +113,6 @@ class ResponseTable:
     def __len__(self) -> int:
         return int(self.keys.shape[0])
 
-    def holds(self, keys: np.ndarray) -> np.ndarray:
-        """Which of these response keys the table already holds."""
-        if len(self) == 0 or keys.size == 0:
-            return np.zeros(keys.size, dtype=bool)
-        pos = np.minimum(np.searchsorted(self.keys, keys), len(self) - 1)
-        return np.asarray(self.keys[pos] == keys)
+    def holds(self, response_ids: Sequence[str]) -> list[bool]:
+        """Which of these response ids the table already holds."""
+        return [bool(x) for x in holds_keys(self.keys, id_keys(response_ids))]

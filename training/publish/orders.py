@@ -20,6 +20,7 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.rfm import ChurnModel, PurchaseModel, QuintileEdges, ranks_needed
 from recsvc.domain.times import utc
+from recsvc.version.artifacts import sorted_id_keys
 from recsvc.version.orders import (
     LINE_KEYS,
     ORDER_INDPTR,
@@ -27,7 +28,6 @@ from recsvc.version.orders import (
     ORDER_TIMES,
     ORDERS_JSON,
     OrderHistoryFile,
-    keys_of,
 )
 from training.customers.features import CUSTOMER_ROW, SegmentationConfig
 from training.customers.segmentation import CustomerSegments
@@ -111,8 +111,8 @@ def order_history(
     counts = np.bincount(times[_INDEX].to_numpy(), minlength=customer_ids.size)
     indptr = np.zeros(customer_ids.size + 1, dtype=np.int64)
     np.cumsum(counts, out=indptr[1:])
-    order_keys = keys_of(orders.select(c.ORDER_ID).unique().collect()[c.ORDER_ID].to_list())
-    line_keys = keys_of(held_lines)
+    order_keys = sorted_id_keys(orders.select(c.ORDER_ID).unique().collect()[c.ORDER_ID].to_list())
+    line_keys = sorted_id_keys(held_lines)
     info = OrderHistoryFile(
         customers=int(customer_ids.size),
         orders=int(indptr[-1]),

@@ -16,6 +16,7 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.contract import TOUCHPOINTS
+from recsvc.version.artifacts import id_keys
 from recsvc.version.responses import (
     CUSTOMER_GROUPS,
     GROUP_COLUMNS,
@@ -28,7 +29,6 @@ from recsvc.version.responses import (
     RESPONSE_TOUCHPOINTS,
     RESPONSES_JSON,
     ResponseTableFile,
-    response_key,
 )
 
 # Where each group column of the summary comes from in the customer table.
@@ -99,9 +99,7 @@ def write_response_table(
         )
         .collect()
     )
-    keys = np.fromiter(
-        (response_key(r) for r in answers[c.RESPONSE_ID].to_list()), np.uint64, answers.height
-    )
+    keys = id_keys(answers[c.RESPONSE_ID].to_list())
     order = np.argsort(keys, kind="stable")
     columns = {
         RESPONSE_KEYS: keys[order],

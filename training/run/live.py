@@ -32,7 +32,6 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 import msgspec
-import numpy as np
 import polars as pl
 
 from recsvc.domain import columns as c
@@ -41,7 +40,6 @@ from recsvc.domain.times import naive_utc
 from recsvc.store import Store
 from recsvc.store.base import LiveLog
 from recsvc.version.opened import ActiveModel
-from recsvc.version.responses import response_key
 from training.run.records import LiveIntake
 
 
@@ -123,8 +121,7 @@ def compact_held_responses(
     def holds(live: list[LiveResponse]) -> Sequence[bool]:
         if active is None or active.responses is None:
             return [False] * len(live)
-        keys = np.fromiter((response_key(r.response_id) for r in live), np.uint64, len(live))
-        return [bool(h) for h in active.responses.holds(keys)]
+        return active.responses.holds([r.response_id for r in live])
 
     return compact_held(
         store.answers, holds if active else None, now=now, retention_days=retention_days

@@ -5,8 +5,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
-
-import numpy as np
+from typing import Any
 
 from recsvc.domain.live import LiveOrderLine, LiveResponse
 from recsvc.errors import InvalidRequest, UnsupportedMediaType, shown
@@ -14,6 +13,8 @@ from recsvc.service.intake import (
     BadBody,
     IntakeResult,
     OrderIntakeResult,
+    Rejected,
+    RejectedLine,
     check_order_lines,
     check_responses,
     parse_body,
@@ -21,7 +22,6 @@ from recsvc.service.intake import (
 from recsvc.service.webhook import detractors
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
-from recsvc.version.responses import response_key
 
 
 @dataclass(frozen=True, slots=True)
@@ -52,11 +52,7 @@ def take_in(
     """
     items = _items(body)
     valid, rejected = check_responses(items, received_at)
-    if not valid and rejected:
-        raise InvalidRequest(
-            "no valid response: "
-            + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
-        )
+    _refuse_when_nothing_valid("response", valid, rejected)
     unheld = [r for r, held in zip(valid, _held(model, valid), strict=True) if not held]
     new_flags = store.answers.add(unheld)
     new = [r for r, is_new in zip(unheld, new_flags, strict=True) if is_new]
@@ -76,11 +72,7 @@ def take_in_orders(
     """
     items = _items(body)
     valid, rejected = check_order_lines(items, received_at)
-    if not valid and rejected:
-        raise InvalidRequest(
-            "no valid order line: "
-            + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
-        )
+    _refuse_when_nothing_valid("order line", valid, rejected)
     held = (
         model.orders.holds_lines([line.key for line in valid])
         if model is not None and model.orders is not None
@@ -89,6 +81,17 @@ def take_in_orders(
     unheld: list[LiveOrderLine] = [line for line, h in zip(valid, held, strict=True) if not h]
     accepted = sum(store.orders.add(unheld))
     return OrderIntakeResult(accepted, len(items) - len(rejected) - accepted, rejected)
+
+
+def _refuse_when_nothing_valid(
+    noun: str, valid: list[Any], rejected: list[Rejected] | list[RejectedLine]
+) -> None:
+    """A request none of whose items is usable is a 400 naming the first twenty problems."""
+    if not valid and rejected:
+        raise InvalidRequest(
+            f"no valid {noun}: "
+            + "; ".join(f"[{r.index}] {', '.join(r.errors)}" for r in rejected[:20])
+        )
 
 
 def _items(body: bytes) -> list[object]:
@@ -102,5 +105,4 @@ def _held(model: ActiveModel | None, responses: list[LiveResponse]) -> list[bool
     """Per response: whether the version's NPS answers hold its response_id."""
     if model is None or model.responses is None or not responses:
         return [False] * len(responses)
-    keys = np.fromiter((response_key(r.response_id) for r in responses), np.uint64, len(responses))
-    return [bool(held) for held in model.responses.holds(keys)]
+    return model.responses.holds([r.response_id for r in responses])

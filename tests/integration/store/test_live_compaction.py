@@ -17,7 +17,6 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-import numpy as np
 import pytest
 import redis
 from litestar import Litestar
@@ -27,7 +26,6 @@ from recsvc.domain.live import ANSWERS
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from recsvc.store.files_live import FileLiveLog
 from recsvc.store.redis_live import RedisLiveLog
-from recsvc.version.responses import response_key
 from tests.api_support import STORE_KINDS, client_for
 from tests.integration.training.test_nightly import SMALL, Run, assert_serves
 from training.config import load_config
@@ -103,8 +101,7 @@ def held(store: Store, version: str, response_ids: Sequence[str]) -> list[bool]:
     """Which of these answers the stored version's NPS answer table holds."""
     table = store.open(version).responses
     assert table is not None
-    keys = np.array([response_key(rid) for rid in response_ids], dtype=np.uint64)
-    return [bool(x) for x in table.holds(keys)]
+    return table.holds(response_ids)
 
 
 def redis_live_keys(store: Store) -> tuple[set[str], set[str], int]:
