@@ -1,5 +1,6 @@
 """`python -m recsvc` (also the `recsvc` console script): serve the API, list or activate model
-versions, or print the settings table."""
+versions, answer privacy requests (erase a customer, list erasures, prune versions that still
+hold erased customers), or print the settings table."""
 
 from __future__ import annotations
 
@@ -47,6 +48,21 @@ def _parser() -> argparse.ArgumentParser:
     action.add_parser("list", help="every stored version: created, NDCG, which is active")
     activate = action.add_parser("activate", help="make a stored version the active one (rollback)")
     activate.add_argument("version")
+    privacy = sub.add_parser("privacy", help="erase a customer, list erasures, prune old versions")
+    privacy.add_argument("--store", help="store URL (RECSVC_STORE)")
+    what = privacy.add_subparsers(dest="action", required=True)
+    erase = what.add_parser(
+        "erase", help="erase a customer everywhere (as DELETE /v1/customers/ID)"
+    )
+    erase.add_argument("customer_id")
+    what.add_parser("erasures", help="the erasure log, newest first (no personal data)")
+    prune = what.add_parser(
+        "prune-versions",
+        help="remove stored versions that still hold erased customers (never the active one)",
+    )
+    prune.add_argument(
+        "--dry-run", action="store_true", help="only list the versions that hold them"
+    )
     return parser
 
 
@@ -135,6 +151,52 @@ def _models(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _privacy(args: argparse.Namespace) -> int:
+    from recsvc.api.params import check_id
+    from recsvc.domain import times
+    from recsvc.service.privacy import erase_customer, versions_holding_erased
+    from recsvc.store import open_store
+
+    store = open_store(load_settings(store=args.store).store)
+    try:
+        if args.action == "erase":
+            check_id("customer_id", args.customer_id)
+            done = erase_customer(
+                store, args.customer_id, requested_by="cli:recsvc privacy erase", now=times.now()
+            )
+            removed = ", ".join(f"{name} {count}" for name, count in done.removed.items())
+            print(
+                f"recsvc: erased customer (hash {done.customer_hash[:16]}…) at "
+                f"{times.iso(done.erased_at)}; removed: {removed}; every worker masks them now"
+            )
+            return 0
+        if args.action == "erasures":
+            entries = store.erasures.entries()
+            if not entries:
+                print(f"recsvc: no erasure in {store.url}")
+            for entry in reversed(entries):
+                removed = ", ".join(f"{n} {c}" for n, c in entry.removed.items()) or "-"
+                print(
+                    f"{times.iso(entry.erased_at)}  {entry.state:<9}  {entry.customer_hash[:16]}  "
+                    f"{entry.requested_by:<20}  {removed}"
+                )
+            return 0
+        held = versions_holding_erased(store, remove=not args.dry_run)
+        if not held:
+            print("recsvc: no stored version holds an erased customer")
+        for version in held:
+            if version.removed:
+                done_with = "removed"
+            elif version.active:
+                done_with = "active: masked; the next published run replaces it"
+            else:
+                done_with = "kept (--dry-run)"
+            print(f"{version.version}  {version.erased_customers} erased customer(s)  {done_with}")
+        return 0
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -143,6 +205,8 @@ def main(argv: list[str] | None = None) -> int:
             return 0
         if args.command == "models":
             return _models(args)
+        if args.command == "privacy":
+            return _privacy(args)
         _serve(load_settings(host=args.host, port=args.port, workers=args.workers))
         return 0
     except StoreUnavailable as exc:  # the environment, not the command: worth a retry

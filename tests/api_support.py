@@ -38,6 +38,7 @@ KEYS = {
     "export": "export-key-0123456789abc",
     "ingest": "ingest-key-0123456789abc",
     "admin": "admin-key-0123456789abcd",
+    "privacy": "privacy-key-0123456789abc",
 }
 ALL_SCOPES_KEY = "all-scopes-key-0123456789"
 API_KEYS = {

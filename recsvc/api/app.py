@@ -4,7 +4,8 @@ catalog, the model holder and the detractor webhook, wired in one place.
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
 offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
 `export`), `nps` (summaries: `export`), `intake` (NPS responses and order lines: `ingest`),
-`versions` (model versions: `admin`), `ops` (health probes, metrics, the docs page and its assets:
+`versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
+erasure log: `admin`), `ops` (health probes, metrics, the docs page and its assets:
 no key). Services reach controllers through `recsvc.api.dependencies`.
 """
 
@@ -34,6 +35,7 @@ from recsvc.api.ops.metrics import (
     prometheus_config,
     service_registry,
 )
+from recsvc.api.privacy.controllers import ErasureLogController, PrivacyController
 from recsvc.api.segments.controllers import SegmentController
 from recsvc.api.storefront.controllers import OfferController, RecommendationController
 from recsvc.api.versions.controllers import ModelVersionController
@@ -65,12 +67,17 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
     active_store: Store = (
         store if store is not None else open_store(settings.store, cache_dir=settings.cache_dir)
     )
+    holder = ModelHolder(active_store)
     services = Services(
         settings=settings,
         store=active_store,
-        holder=ModelHolder(active_store),
+        holder=holder,
         catalog=load_catalog(settings),
-        notifier=DetractorNotifier(settings.detractor_webhook_url),
+        notifier=DetractorNotifier(
+            settings.detractor_webhook_url,
+            # A notice about a customer erased since it was queued is dropped, not sent.
+            erased=lambda r: holder.suppression().suppresses(r.customer_id, r.responded_at),
+        ),
     )
 
     @contextlib.asynccontextmanager
@@ -99,6 +106,8 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             IntakeController,
             OrderIntakeController,
             ModelVersionController,
+            PrivacyController,
+            ErasureLogController,
             docs_assets(),
         ],
         dependencies=dependencies(services, service_registry(services.holder, services.notifier)),
@@ -112,7 +121,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             description="NPS-driven recommendations, segment offers, segment exports, NPS "
             "summaries, live NPS and order intake, and model versions. Send an API key as "
             "`Authorization: Bearer KEY` or `X-API-Key: KEY`; scopes: recommend, export, ingest, "
-            "admin. Errors are JSON `{error, detail}`.",
+            "admin, privacy. Errors are JSON `{error, detail}`.",
             path=DOCS_PATH,
             render_plugins=[docs_page()],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]

@@ -1,8 +1,9 @@
 """API keys and scopes: `Authorization: Bearer KEY` or `X-API-Key: KEY`, checked per route.
 
 Scopes: `recommend` (recommendations, offers), `export` (profiles, segments, members, NPS
-summaries), `ingest` (NPS intake), `admin` (model versions), each checked by a per-controller
-hook (`RequireScope`). Health probes, `/metrics` and the API docs need no key: they carry no
+summaries), `ingest` (NPS and order intake), `admin` (model versions, the erasure log), `privacy`
+(erasing a customer, exporting what is held about them), each checked by a per-controller hook
+(`RequireScope`). Health probes, `/metrics` and the API docs need no key: they carry no
 customer data.
 
 Keys are compared in constant time (SHA-256 digests, so not even the length leaks) and never logged

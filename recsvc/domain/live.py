@@ -58,6 +58,11 @@ class LiveResponse(_Received, frozen=True, kw_only=True):
     def key(self) -> str:
         return self.response_id
 
+    @property
+    def occurred_at(self) -> dt.datetime:
+        """When it happened: what the privacy rules date it by."""
+        return self.responded_at
+
 
 _revision_encoder = msgspec.json.Encoder()
 
@@ -107,6 +112,12 @@ class LiveOrderLine(_Received, frozen=True, kw_only=True):
         return f"{self.line_id}#{self.revision}"
 
     @property
+    def occurred_at(self) -> dt.datetime:
+        """When it happened: what the privacy rules date it by (a revision of an order keeps the
+        order's time)."""
+        return self.ordered_at
+
+    @property
     def bought(self) -> bool:
         """Whether the line counts as a purchase (as in training: neither cancelled nor returned)."""
         return self.status not in ("cancelled", "returned")
@@ -123,6 +134,9 @@ class LiveRecord(Protocol):
 
     @property
     def key(self) -> str: ...
+
+    @property
+    def occurred_at(self) -> dt.datetime: ...
 
 
 R = TypeVar("R", LiveResponse, LiveOrderLine)
@@ -160,9 +174,24 @@ class LiveActivity:
 
     answers: Sequence[LiveResponse] = ()
     orders: Sequence[LiveOrderLine] = ()
+    # When the customer was last erased (`recsvc.domain.privacy`): a version built before then
+    # must not show what it holds of them. Not live activity by itself (`__bool__`).
+    erased_at: dt.datetime | None = None
 
     def __bool__(self) -> bool:
         return bool(self.answers) or bool(self.orders)
+
+    def after_erasure(self) -> LiveActivity:
+        """The records dated after the customer's erasure (a returning customer's): an older one
+        that reached the store while the erasure ran is never served."""
+        erased = self.erased_at
+        if erased is None:
+            return self
+        return LiveActivity(
+            answers=[r for r in self.answers if r.occurred_at > erased],
+            orders=[line for line in self.orders if line.occurred_at > erased],
+            erased_at=erased,
+        )
 
 
 NO_ACTIVITY = LiveActivity()

@@ -111,8 +111,9 @@ def current_state(
     customer the version does not know) with their live answers and order lines applied. The one
     place the storefront, offers and profiles get a customer's current state from.
     `all_segments=False`: only the primary segment is worked out (`segments` holds it alone),
-    which is all ranking needs."""
-    index = model.profiles.index_of(customer_id)
+    which is all ranking needs. A customer erased after the version's data was suppressed is one
+    the version does not know."""
+    index = None if model.masks(activity.erased_at) else model.profiles.index_of(customer_id)
     stored = model.profiles.record(index) if index is not None else None
     orders = None
     if activity.orders:

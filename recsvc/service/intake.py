@@ -13,8 +13,10 @@ from typing import Any, TypeVar
 import msgspec
 
 from recsvc.domain import columns as c
+from recsvc.domain import times
 from recsvc.domain.contract import LIVE_ORDER_LINES, NPS_RESPONSES, Field, Kind, Table, check_record
 from recsvc.domain.live import LiveOrderLine, LiveResponse
+from recsvc.domain.privacy import Suppression
 
 MAX_BATCH = 1_000
 # The JSON type each kind of field takes in a JSON body (what the OpenAPI schema says). A file's
@@ -122,10 +124,12 @@ def check_items(
     items: list[Any],
     received_at: dt.datetime,
     build: Callable[[dict[str, Any]], T],
+    suppression: Suppression | None = None,
 ) -> tuple[list[T], list[Problem]]:
     """Split posted items into valid records (`build` from the clean values) and problems naming
     index, id and fields. `received_at` (aware UTC) is also the clock an event's time may not run
-    ahead of. The same record twice in one body is stored once (a duplicate)."""
+    ahead of. The same record twice in one body is stored once (a duplicate). A record of a
+    customer erased after it is dated is refused (`suppression`: the erasures)."""
     valid: list[T] = []
     rejected: list[Problem] = []
     seen: set[str] = set()
@@ -144,6 +148,21 @@ def check_items(
             rejected.append((index, given, errors))
             continue
         record = build(clean | {"received_at": received_at})
+        if suppression and suppression.suppresses(record.customer_id, record.occurred_at):
+            erased = suppression.erased_at(record.customer_id)
+            rejected.append(
+                (
+                    index,
+                    given,
+                    [
+                        f"customer_id: the customer was erased at {times.iso(erased)} "
+                        "(a privacy request); only data dated after the erasure is taken in"
+                        if erased is not None
+                        else "customer_id: the customer was erased"
+                    ],
+                )
+            )
+            continue
         if record.key in seen:
             continue
         seen.add(record.key)
@@ -159,20 +178,20 @@ def _builder(record: type[T]) -> Callable[[dict[str, Any]], T]:
 
 
 def check_responses(
-    items: list[Any], received_at: dt.datetime
+    items: list[Any], received_at: dt.datetime, suppression: Suppression | None = None
 ) -> tuple[list[LiveResponse], list[Rejected]]:
     """Posted NPS responses: the valid ones, and the rejected naming index, id and fields."""
     valid, problems = check_items(
-        NPS_RESPONSES, c.RESPONSE_ID, items, received_at, _builder(LiveResponse)
+        NPS_RESPONSES, c.RESPONSE_ID, items, received_at, _builder(LiveResponse), suppression
     )
     return valid, [Rejected(*problem) for problem in problems]
 
 
 def check_order_lines(
-    items: list[Any], received_at: dt.datetime
+    items: list[Any], received_at: dt.datetime, suppression: Suppression | None = None
 ) -> tuple[list[LiveOrderLine], list[RejectedLine]]:
     """Posted order lines: the valid ones, and the rejected naming index, line id and fields."""
     valid, problems = check_items(
-        LIVE_ORDER_LINES, c.LINE_ID, items, received_at, _builder(LiveOrderLine)
+        LIVE_ORDER_LINES, c.LINE_ID, items, received_at, _builder(LiveOrderLine), suppression
     )
     return valid, [RejectedLine(*problem) for problem in problems]

@@ -273,10 +273,14 @@ def summarise(
     customer_index: Callable[[str], int | None],
     segment_order: Sequence[str] = (),
     min_n: int = DEFAULT_MIN_N,
+    masked: np.ndarray | None = None,
 ) -> NpsSummary:
-    """NPS overall and per group over the version's answers plus `live` (None: not available)."""
+    """NPS overall and per group over the version's answers plus `live` (None: not available),
+    without the answers of the `masked` customers (erased after the version's data)."""
     n_customers = int(table.customer_groups.shape[0])
     mask = _window(np.asarray(table.times), query)
+    if masked is not None and masked.size:
+        mask &= ~np.isin(np.asarray(table.customers), masked)
     stored = _Answers(
         customer=np.asarray(table.customers[mask], dtype=np.int64),
         score=np.asarray(table.scores[mask]),

@@ -138,11 +138,13 @@ def recommend(
     *,
     if_unknown: Mapping[str, object] | None = None,
     bought: Mapping[str, tuple[int, int]] | None = None,
+    unknown: bool = False,
 ) -> Recommendations:
     """Rank the catalogue for one customer.
 
     `bought`: products bought since the version was trained (live orders: product id -> lines,
     day number of the latest), left out like the version's purchases, and counted by buy-again.
+    `unknown`: serve the customer as one the model does not know (an erased customer).
 
     A customer in the model is folded in from their identity (if learned) and attributes, with
     `attributes` overriding stored values. A customer unknown to the model is cold-start: folded in
@@ -156,7 +158,7 @@ def recommend(
     """
     attributes = dict(attributes or {})
     arrays = model.arrays
-    index = model.customer_index(customer_id)
+    index = None if unknown else model.customer_index(customer_id)
     known = index is not None
     if index is None and if_unknown:
         attributes = {**{k: v for k, v in if_unknown.items() if v}, **attributes}

@@ -13,7 +13,10 @@ import logging
 import threading
 import time
 
-from recsvc.domain.live import NO_ACTIVITY, LiveActivity, LiveResponse
+import numpy as np
+
+from recsvc.domain.live import LiveActivity, LiveResponse
+from recsvc.domain.privacy import Suppression
 from recsvc.errors import ArtifactError, NotFoundError, StoreUnavailable
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -45,6 +48,7 @@ class ModelHolder:
         self.load_failures = 0
         self._failed: dict[str, float] = {}  # version -> when to try opening it again
         self._refreshing = threading.Lock()  # the watcher and an activation may refresh at once
+        self._suppression = Suppression()  # the last suppression list read
 
     @property
     def problem(self) -> str | None:
@@ -64,7 +68,12 @@ class ModelHolder:
         the next poll; `force` retries a version that failed to open without waiting.
         """
         with self._refreshing:
-            return self._refresh(force)
+            swapped = self._refresh(force)
+        if self.current is not None:
+            # Match the version against a changed erasure list here, off the request path, so
+            # no export or summary pays for it (about a second per million customers).
+            self.masked_rows(self.current)
+        return swapped
 
     def _refresh(self, force: bool) -> bool:
         try:
@@ -116,21 +125,41 @@ class ModelHolder:
     # --- live records, read through the holder so a store outage degrades instead of failing ---
 
     def live(self, customer_id: str) -> LiveActivity:
-        """The customer's live answers and order lines; none while the store cannot be read
-        (degraded: the customer is served as the version has them)."""
+        """The customer's live answers and order lines (those dated after their erasure, if they
+        were erased); none while the store cannot be read (degraded: the customer is served as
+        the version has them, masked when this worker last saw them erased)."""
         try:
-            return self.store.live_of(customer_id)
+            return self.store.live_of(customer_id).after_erasure()
         except StoreUnavailable as exc:
             self.store_unavailable(exc)
-            return NO_ACTIVITY
+            return LiveActivity(erased_at=self._suppression.erased_at(customer_id))
+
+    def suppression(self) -> Suppression:
+        """The erasure log's suppression list; the last one read while the store cannot be."""
+        try:
+            self._suppression = self.store.erasures.suppression()
+        except StoreUnavailable as exc:
+            self.store_unavailable(exc)
+        return self._suppression
+
+    def masked_rows(self, model: ActiveModel) -> np.ndarray:
+        """The rows of `model` this worker hides (customers erased after its data)."""
+        if model.erased is None:
+            return np.zeros(0, dtype=np.int64)
+        return model.erased.rows(self.suppression())
 
     def all_live_answers(self) -> list[LiveResponse] | None:
-        """Every live answer, or None while the store cannot be read (a summary says so)."""
+        """Every live answer (none of an erased customer's from before their erasure), or None
+        while the store cannot be read (a summary says so)."""
         try:
-            return list(self.store.answers.iter_live())
+            answers = list(self.store.answers.iter_live())
         except StoreUnavailable as exc:
             self.store_unavailable(exc)
             return None
+        suppression = self.suppression()
+        if not suppression:
+            return answers
+        return [r for r in answers if not suppression.suppresses(r.customer_id, r.responded_at)]
 
     async def watch(self, interval: float) -> None:
         """Poll forever (the app cancels this task on shutdown)."""

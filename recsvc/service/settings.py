@@ -17,7 +17,7 @@ from recsvc.errors import ConfigError
 
 PREFIX = "RECSVC_"
 MIN_KEY_LENGTH = 16
-Scope = Literal["recommend", "export", "ingest", "admin"]
+Scope = Literal["recommend", "export", "ingest", "admin", "privacy"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -37,7 +37,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     api_keys: Annotated[
         dict[str, list[Scope]],
         Meta(
-            description="JSON object of API key -> scopes (recommend, export, ingest, admin), e.g. "
+            description="JSON object of API key -> scopes (recommend, export, ingest, admin, "
+            "privacy), e.g. "
             '{"<key>": ["recommend"]}; keys of 16+ characters without spaces; '
             "empty: development mode, every scope open, loopback only"
         ),

@@ -17,6 +17,7 @@ import threading
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 
 import msgspec
 
@@ -32,15 +33,25 @@ def detractors(responses: list[LiveResponse]) -> list[LiveResponse]:
     return [r for r in responses if category(r.score) is NpsCategory.DETRACTOR]
 
 
-def notify_detractors(url: str, responses: list[LiveResponse], attempts: int = 4) -> int:
+def notify_detractors(
+    url: str,
+    responses: list[LiveResponse],
+    attempts: int = 4,
+    erased: Callable[[LiveResponse], bool] | None = None,
+) -> tuple[int, int]:
     """POST each new detractor response to the webhook, retrying with backoff; returns how many
-    were delivered. Runs after the reply is sent, so a slow webhook never holds up intake."""
-    delivered = 0
+    were delivered and how many were dropped because their customer was erased meanwhile
+    (`erased`, asked before every attempt). Runs after the reply is sent, so a slow webhook never
+    holds up intake."""
+    delivered = dropped = 0
     for response in responses:
         body = json.dumps(
             {"event": "detractor_response", **msgspec.to_builtins(response)}, default=str
         ).encode()
         for attempt in range(attempts):
+            if erased is not None and erased(response):
+                dropped += 1
+                break
             request = urllib.request.Request(
                 url, data=body, headers={"Content-Type": "application/json"}, method="POST"
             )
@@ -60,15 +71,22 @@ def notify_detractors(url: str, responses: list[LiveResponse], attempts: int = 4
             time.sleep(min(0.25 * 2**attempt, 4.0))
         else:
             log.error("detractor webhook gave up on response %s", response.response_id)
-    return delivered
+    return delivered, dropped
 
 
 class DetractorNotifier:
     """POSTs new detractor responses to the webhook from a background thread, with retries."""
 
-    def __init__(self, url: str, attempts: int = WEBHOOK_ATTEMPTS) -> None:
+    def __init__(
+        self,
+        url: str,
+        attempts: int = WEBHOOK_ATTEMPTS,
+        erased: Callable[[LiveResponse], bool] | None = None,
+    ) -> None:
         self.url = url
         self.attempts = attempts
+        self.erased = erased
+        self.erased_dropped = 0
         self.delivered = 0
         self.failed = 0
         self.dropped = 0
@@ -98,12 +116,15 @@ class DetractorNotifier:
     def _run(self) -> None:
         while (batch := self._queue.get()) is not None:
             try:
-                delivered = notify_detractors(self.url, batch, attempts=self.attempts)
+                delivered, erased = notify_detractors(
+                    self.url, batch, attempts=self.attempts, erased=self.erased
+                )
             except Exception:  # a bug must not kill the thread: the next batch still goes out
                 log.exception("detractor webhook failed")
-                delivered = 0
+                delivered, erased = 0, 0
             self.delivered += delivered
-            self.failed += len(batch) - delivered
+            self.erased_dropped += erased
+            self.failed += len(batch) - delivered - erased
 
     def close(self, timeout: float = 5.0) -> None:
         """Stop after the queued batches (waits at most `timeout` seconds)."""

@@ -19,6 +19,7 @@ merges them again (see docs/recommender.md).
 
 from __future__ import annotations
 
+import datetime as dt
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -27,6 +28,7 @@ from typing import Protocol
 import msgspec
 
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, R
+from recsvc.domain.privacy import Erasure, Suppression
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
 from recsvc.store.runs import RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest
@@ -73,6 +75,31 @@ class LiveLog(Protocol[R]):
         """
         ...
 
+    def erase(self, customer_id: str, until: dt.datetime | None = None) -> int:
+        """Remove the customer's records, live and archived (a privacy erasure): every one, or
+        those that occurred at or before `until` (a returning customer's later ones stay).
+        Idempotent; returns how many records (keys) were removed."""
+        ...
+
+
+class ErasureLog(Protocol):
+    """The erasure log (`recsvc.domain.privacy`): customer hashes, times, who asked, what was
+    removed; no personal data. It is also the suppression list every worker and the training
+    run apply."""
+
+    def append(self, entry: Erasure) -> None:
+        """Store an entry durably before returning."""
+        ...
+
+    def entries(self) -> list[Erasure]:
+        """Every entry, oldest first."""
+        ...
+
+    def suppression(self) -> Suppression:
+        """The suppression list as of now (each customer's latest erasure); cheap when nothing
+        changed since the last call (a stat, or one small read)."""
+        ...
+
 
 class Store(Protocol):
     """What both stores provide. Every method is synchronous and safe to call from threads."""
@@ -111,6 +138,11 @@ class Store(Protocol):
         """Remove the oldest versions beyond `keep`, never the active one; returns the removed."""
         ...
 
+    def remove(self, version: str) -> None:
+        """Remove one stored version (a privacy prune); InvalidRequest for the active one,
+        NotFoundError when it is not stored."""
+        ...
+
     def load_active(self) -> LoadedModel | None:
         """The active version, memory-mapped from local disk (a Redis store caches its files
         locally first, shared by the workers of one machine). None when nothing is published."""
@@ -124,9 +156,13 @@ class Store(Protocol):
     def orders(self) -> LiveLog[LiveOrderLine]: ...
 
     def live_of(self, customer_id: str) -> LiveActivity:
-        """A customer's live answers and order lines, oldest first: what a request reads (one
-        round trip on Redis)."""
+        """A customer's live answers and order lines, oldest first, and when they were last
+        erased: what a request reads (one round trip on Redis)."""
         ...
+
+    # --- privacy -----------------------------------------------------------------------------
+    @property
+    def erasures(self) -> ErasureLog: ...
 
     # --- training runs -----------------------------------------------------------------------
     def training_lock(

@@ -30,6 +30,11 @@ any line it cannot read), is written to a temporary file, fsync'd and renamed ov
 and the directory is fsync'd. Killed before (2) renames, the records are in both files: readers
 keep the first copy and the next compaction moves them again; a leftover temporary file is
 overwritten by the next compaction.
+
+Erasure (`erase`, a privacy request) rewrites the live file and the archive without the
+customer's lines the same way: under the file's lock, into a temporary file, fsync'd and renamed
+over. Appenders to either file check, once they hold the lock, that it is still the file at the
+path. `privacy/erasures.ndjson` is the erasure log (`recsvc.store.erasures`).
 """
 
 from __future__ import annotations
@@ -42,9 +47,17 @@ from contextlib import contextmanager
 from pathlib import Path
 
 from recsvc.domain.live import ANSWERS, ORDER_LINES, LiveActivity, LiveOrderLine, LiveResponse
-from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
+from recsvc.errors import (
+    ArtifactError,
+    ConfigError,
+    InvalidRequest,
+    NotFoundError,
+    StoreUnavailable,
+    shown,
+)
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import fsync_dir
+from recsvc.store.erasures import ERASURE_LOG, FileErasureLog
 from recsvc.store.files_live import FileLiveLog
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, FileTrainingLock, TrainingLock
 from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
@@ -72,10 +85,17 @@ class FileStore:
         self.orders: FileLiveLog[LiveOrderLine] = FileLiveLog(
             ORDER_LINES, root / LIVE_ORDERS, root / LIVE_ORDERS_ARCHIVE
         )
+        self._erasures = FileErasureLog(root / ERASURE_LOG)
+
+    @property
+    def erasures(self) -> FileErasureLog:
+        return self._erasures
 
     def live_of(self, customer_id: str) -> LiveActivity:
         return LiveActivity(
-            self.answers.of_customer(customer_id), self.orders.of_customer(customer_id)
+            self.answers.of_customer(customer_id),
+            self.orders.of_customer(customer_id),
+            erased_at=self._erasures.suppression().erased_at(customer_id),
         )
 
     @classmethod
@@ -200,6 +220,12 @@ class FileStore:
         for version in removable:
             shutil.rmtree(self.versions_dir / version, ignore_errors=True)
         return removable
+
+    def remove(self, version: str) -> None:
+        if version == self.active_version():
+            raise InvalidRequest(f"version {shown(version)} is active: activate another first")
+        self.version_dir(version)  # NotFoundError when not stored
+        shutil.rmtree(self.versions_dir / version, ignore_errors=True)
 
     # --- training runs -----------------------------------------------------------------------
     @contextmanager

@@ -3,11 +3,12 @@ the archive and compaction (see the layout and the rules in `recsvc.store.files`
 
 from __future__ import annotations
 
+import datetime as dt
 import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic
 
@@ -36,10 +37,10 @@ def _read_all(fd: int) -> bytes:
     return b"".join(chunks)
 
 
-def _split_live(
-    data: bytes, wanted: set[str], decoder: msgspec.json.Decoder[R]
+def _split_lines(
+    data: bytes, take: Callable[[R], bool], decoder: msgspec.json.Decoder[R]
 ) -> tuple[list[bytes], bytes, set[str]]:
-    """The live file's complete lines of the wanted keys (every copy, newline included),
+    """A live file's complete lines of the records `take` wants (every copy, newline included),
     everything else byte for byte (lines it cannot read, a dead writer's unfinished last line),
     and the keys found."""
     moved: list[bytes] = []
@@ -50,16 +51,47 @@ def _split_live(
         line = data[start : end + 1]
         start = end + 1
         try:
-            key = decoder.decode(line).key
+            record: R | None = decoder.decode(line)
         except (msgspec.DecodeError, msgspec.ValidationError):
-            key = ""  # not a record: stays
-        if key and key in wanted:
+            record = None  # not a record: stays
+        if record is not None and take(record):
             moved.append(line)
-            found.add(key)
+            found.add(record.key)
         else:
             kept += line
     kept += data[start:]
     return moved, bytes(kept), found
+
+
+def _locked(path: Path, *, create: bool) -> int | None:
+    """`path` opened for appending, its flock held (released by closing the descriptor); None when
+    it does not exist and `create` is false. A compaction or an erasure renames a new file over the
+    path while holding the lock: whoever waited for the lock on the old file must not write to it,
+    so it opens the path again."""
+    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked, current = os.fstat(fd), os.stat(path)
+            if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass  # gone from the path: open it again
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def _mention(customer_id: str) -> bytes:
+    """How a stored record names the customer: a cheap test before decoding a line."""
+    return b'"customer_id":' + _encoder.encode(customer_id)
 
 
 class _LiveIndex(Generic[R]):
@@ -109,29 +141,7 @@ class FileLiveLog(Generic[R]):
                 ) from exc
 
     def _locked_live_file(self, *, create: bool) -> int | None:
-        """The live file opened for appending, its flock held (released by closing the
-        descriptor); None when it does not exist and `create` is false. A compaction renames a
-        new file over the path while holding the lock: whoever waited for the lock on the old
-        file must not write to it, so it opens the path again."""
-        flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-        while True:
-            try:
-                fd = os.open(self.live_path, flags, 0o644)
-            except FileNotFoundError:
-                if create:
-                    raise
-                return None
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                locked, current = os.fstat(fd), os.stat(self.live_path)
-                if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
-                    return fd
-            except FileNotFoundError:
-                pass  # gone from the path: open it again
-            except BaseException:
-                os.close(fd)
-                raise
-            os.close(fd)
+        return _locked(self.live_path, create=create)
 
     def _append(self, records: list[R]) -> list[bool]:
         self.live_path.parent.mkdir(parents=True, exist_ok=True)
@@ -263,7 +273,7 @@ class FileLiveLog(Generic[R]):
             return 0
         try:  # we hold the live file's lock until the end: no answer is appended meanwhile
             data = _read_all(fd)
-            moved, kept, moved_ids = _split_live(data, wanted, self._decoder)
+            moved, kept, moved_ids = _split_lines(data, lambda r: r.key in wanted, self._decoder)
             if not moved:
                 return 0
             self._append_archive(moved)  # (1) durable in the archive ...
@@ -277,9 +287,9 @@ class FileLiveLog(Generic[R]):
     def _append_archive(self, lines: list[bytes]) -> None:
         """Append complete lines to the archive and fsync it (its own lock, a fresh line)."""
         payload = bytearray(b"".join(lines))
-        fd = os.open(self.archive_path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
+        fd = _locked(self.archive_path, create=True)
+        assert fd is not None
         try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
             size = os.fstat(fd).st_size
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 payload[:0] = b"\n"  # a compaction died mid-line: readers skip that fragment
@@ -299,6 +309,74 @@ class FileLiveLog(Generic[R]):
         finally:
             os.close(fd)
         return tmp
+
+    def erase(self, customer_id: str, until: dt.datetime | None = None) -> int:
+        """Remove the customer's records (those that occurred up to `until`, if given) from the
+        live file and the archive, each rewritten without their lines under its lock, fsync'd and
+        renamed over; how many keys went."""
+
+        def take(record: R) -> bool:
+            return record.customer_id == customer_id and (
+                until is None or record.occurred_at <= until
+            )
+
+        with self._lock:
+            try:
+                removed = self._erase_live(customer_id, take)
+                removed |= self._erase_archive(customer_id, take)
+            except OSError as exc:
+                raise StoreUnavailable(
+                    f"cannot erase live {self.kind.noun}s of a customer: {exc}"
+                ) from exc
+        return len(removed)
+
+    def _erase_live(self, customer_id: str, take: Callable[[R], bool]) -> set[str]:
+        fd = self._locked_live_file(create=False)
+        if fd is None:
+            return set()
+        try:
+            data = _read_all(fd)
+            if _mention(customer_id) not in data:
+                return set()
+            moved, kept, keys = _split_lines(data, take, self._decoder)
+            if moved:
+                os.replace(self._write_live_copy(kept), self.live_path)
+                fsync_dir(self.live_path.parent)
+        finally:
+            os.close(fd)
+        self._refresh()
+        return keys
+
+    def _erase_archive(self, customer_id: str, take: Callable[[R], bool]) -> set[str]:
+        """The archive may be large: streamed line by line into a copy, renamed over only when it
+        held the customer."""
+        fd = _locked(self.archive_path, create=False)
+        if fd is None:
+            return set()
+        keys: set[str] = set()
+        tmp = self.archive_path.with_name(f".{self.archive_path.name}.erasing")
+        try:
+            mention = _mention(customer_id)
+            with open(self.archive_path, "rb") as source, open(tmp, "wb") as copy:
+                for line in source:
+                    if mention in line:
+                        try:
+                            record = self._decoder.decode(line)
+                        except (msgspec.DecodeError, msgspec.ValidationError):
+                            record = None
+                        if record is not None and take(record):
+                            keys.add(record.key)
+                            continue
+                    copy.write(line)
+                copy.flush()
+                os.fsync(copy.fileno())
+            if keys:
+                os.replace(tmp, self.archive_path)
+                fsync_dir(self.archive_path.parent)
+        finally:
+            tmp.unlink(missing_ok=True)
+            os.close(fd)
+        return keys
 
     def _refresh_or_unavailable(self) -> None:
         try:

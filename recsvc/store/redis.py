@@ -23,6 +23,9 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:live:orders:stream                   stream: live order lines in arrival order
     {prefix}:{live}:orders:archive                list: the order archive's part keys
     {prefix}:{live}:orders:archive:<stamp>-<i>    string: compacted order lines, zlib(JSON lines)
+    {prefix}:{privacy}:log                        list: the erasure log (no personal data)
+    {prefix}:{privacy}:latest                     hash: customer hash -> their latest erasure
+    {prefix}:{privacy}:revision                   counter: moves with every erasure log entry
 
 Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
 up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
@@ -84,9 +87,18 @@ from redis.connection import URL_QUERY_ARGUMENT_PARSERS
 from redis.retry import Retry
 
 from recsvc.domain.live import ANSWERS, ORDER_LINES, LiveActivity, LiveOrderLine, LiveResponse
-from recsvc.errors import ArtifactError, ConfigError, NotFoundError, StoreUnavailable, shown
+from recsvc.domain.privacy import customer_hash
+from recsvc.errors import (
+    ArtifactError,
+    ConfigError,
+    InvalidRequest,
+    NotFoundError,
+    StoreUnavailable,
+    shown,
+)
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import exclusive_lock, fsync_dir
+from recsvc.store.erasures import RedisErasureLog, parse_time
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, RedisTrainingLock, TrainingLock
 from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
 from recsvc.store.runs import RedisRunLog, RunLog
@@ -215,6 +227,7 @@ class RedisStore:
             scripts,
             self._reachable,
         )
+        self._erasures = RedisErasureLog(self._client, p, self._reachable)
         self.orders: RedisLiveLog[LiveOrderLine] = RedisLiveLog(
             ORDER_LINES,
             self._client,
@@ -230,14 +243,24 @@ class RedisStore:
             self._reachable,
         )
 
+    @property
+    def erasures(self) -> RedisErasureLog:
+        return self._erasures
+
     def live_of(self, customer_id: str) -> LiveActivity:
-        """The customer's live answers and order lines, in one round trip (one hash slot)."""
+        """The customer's live answers and order lines and when they were erased, in one round
+        trip."""
         with self._reachable("reading live records"):
             pipe = self._client.pipeline(transaction=False)
             pipe.lrange(self.answers.keys.of_customer(customer_id)[0], 0, -1)
             pipe.lrange(self.orders.keys.of_customer(customer_id)[0], 0, -1)
-            answers, orders = pipe.execute()
-        return LiveActivity(self.answers.decode_all(answers), self.orders.decode_all(orders))
+            pipe.hget(self.erasures.latest_key, customer_hash(customer_id))
+            answers, orders, erased = pipe.execute()
+        return LiveActivity(
+            self.answers.decode_all(answers),
+            self.orders.decode_all(orders),
+            erased_at=parse_time(erased),
+        )
 
     # --- keys -------------------------------------------------------------------------------
     @property
@@ -393,14 +416,26 @@ class RedisStore:
             versions = sorted(as_text(v) for v in self._client.hkeys(self._versions_key))
             active = self.active_version()
             removable = [v for v in versions[: max(len(versions) - keep, 0)] if v != active]
-            for version in removable:
-                self._client.hdel(self._versions_key, version)  # unlisted first, then deleted
-                keys = self._version_keys(version, self._chunk_counts(version))
-                for start in range(0, len(keys), 500):
-                    self._client.unlink(*keys[start : start + 500])
-        for version in removable:  # this machine's copies (mapped files stay valid until unmapped)
-            shutil.rmtree(self.cache_dir / version, ignore_errors=True)
+        for version in removable:
+            self._remove(version)
         return removable
+
+    def remove(self, version: str) -> None:
+        if version == self.active_version():
+            raise InvalidRequest(f"version {shown(version)} is active: activate another first")
+        if not self._is_stored(version):
+            raise NotFoundError(f"no model version {shown(version)} in this store")
+        self._remove(version)
+
+    def _remove(self, version: str) -> None:
+        with self._reachable(f"removing version {version}"):
+            self._client.hdel(self._versions_key, version)  # unlisted first, then deleted
+            keys = self._version_keys(version, self._chunk_counts(version))
+            for start in range(0, len(keys), 500):
+                self._client.unlink(*keys[start : start + 500])
+        # This machine's copy (mapped files stay valid until unmapped); other machines drop
+        # theirs when they next load a version (`_sweep_cache`).
+        shutil.rmtree(self.cache_dir / version, ignore_errors=True)
 
     def open(self, version: str) -> ActiveModel:
         """The version opened as a worker serves it, from this machine's cached copy, every file

@@ -259,3 +259,67 @@ class RedisLiveLog(Generic[R]):
         for start in range(0, len(entry_ids), _STREAM_BATCH):
             with self._reachable(f"compacting the {self.kind.noun} stream"):
                 self._client.xdel(self.keys.stream, *entry_ids[start : start + _STREAM_BATCH])
+
+    def erase(self, customer_id: str, until: dt.datetime | None = None) -> int:
+        """Remove the customer's records (those that occurred up to `until`, if given): from their
+        list and key set, the stream and every archive part (a part rewritten without them); how
+        many keys went."""
+
+        def take(record: R) -> bool:
+            return record.customer_id == customer_id and (
+                until is None or record.occurred_at <= until
+            )
+
+        keys = self.keys.of_customer(customer_id)
+        mention = _mention(customer_id)
+        with self._reachable(f"erasing {self.kind.noun}s"):
+            listed = [as_bytes(raw) for raw in self._client.lrange(keys[0], 0, -1)]
+        entries = [(self.decoder.decode(raw), raw) for raw in listed]
+        taken = [(record.key, raw) for record, raw in entries if take(record)]
+        removed = {key for key, _ in taken}
+        stream_ids = []
+        for entry_id, raw in self._stream_entries():
+            if mention in raw and take(record := self.decoder.decode(raw)):
+                stream_ids.append(entry_id)
+                removed.add(record.key)
+        removed |= self._erase_archived(mention, take)
+        with self._reachable(f"erasing {self.kind.noun}s"):
+            if len(taken) == len(entries):
+                self._client.delete(*keys)
+                left = 0
+            else:
+                pairs = [item for key, raw in taken for item in (key, raw)]
+                left = self._scripts.remove(keys=keys, args=pairs)
+            if not left:
+                self._client.srem(self.keys.customers, customer_id)
+        self._remove_from_stream(stream_ids)
+        return len(removed)
+
+    def _erase_archived(self, mention: bytes, take: Callable[[R], bool]) -> set[str]:
+        removed: set[str] = set()
+        with self._reachable(f"reading the {self.kind.noun} archive"):
+            parts = self._client.lrange(self.keys.archive, 0, -1)
+        for start in range(0, len(parts), 8):
+            batch = parts[start : start + 8]
+            with self._reachable(f"reading the {self.kind.noun} archive"):
+                blobs = self._client.mget(batch)
+            for part, blob in zip(batch, blobs, strict=True):
+                if blob is None:
+                    continue
+                lines = zlib.decompress(as_bytes(blob)).splitlines()
+                kept = []
+                for line in lines:
+                    if mention in line and take(record := self.decoder.decode(line)):
+                        removed.add(record.key)
+                        continue
+                    kept.append(line)
+                if len(kept) < len(lines):
+                    # The part keeps its key (the archive list is untouched), rewritten in place.
+                    with self._reachable(f"erasing from the {self.kind.noun} archive"):
+                        self._client.set(part, zlib.compress(b"".join(x + b"\n" for x in kept)))
+        return removed
+
+
+def _mention(customer_id: str) -> bytes:
+    """How a stored record names the customer: a cheap test before decoding a line."""
+    return b'"customer_id":' + _encoder.encode(customer_id)

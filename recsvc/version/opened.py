@@ -7,13 +7,16 @@ with it, so a version that would not serve is refused by name instead of being a
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass
 from pathlib import Path
 
 from recsvc.domain.customer_table import COLUMNS
+from recsvc.domain.privacy import masks
 from recsvc.domain.segments.catalog import SegmentRules, parse_segments
 from recsvc.errors import ArtifactError, ConfigError
 from recsvc.version.artifacts import SEGMENT_RULES_FILE, LoadedModel, load_model
+from recsvc.version.erased import ErasedRows, erasures_as_of
 from recsvc.version.orders import OrderHistory
 from recsvc.version.profiles import Profiles
 from recsvc.version.responses import ResponseTable
@@ -29,6 +32,12 @@ class ActiveModel:
     responses: ResponseTable | None = None
     # The version's orders as live order lines need them; None for versions written before.
     orders: OrderHistory | None = None
+    # The customers this worker hides from the version (erased after its data was suppressed).
+    erased: ErasedRows | None = None
+
+    def masks(self, erased_at: dt.datetime | None) -> bool:
+        """Whether this version must treat a customer erased at `erased_at` as unknown."""
+        return masks(erased_at, self.erased.as_of if self.erased else None)
 
 
 def open_version(loaded: LoadedModel) -> ActiveModel:
@@ -46,7 +55,8 @@ def open_version(loaded: LoadedModel) -> ActiveModel:
     orders = OrderHistory.open(loaded.directory, int(loaded.customer_ids.size))
     # Built now, in the loader's thread, rather than by the first request after the swap.
     loaded.item_id_list, loaded.item_category_names  # noqa: B018
-    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses, orders)
+    erased = ErasedRows(loaded.customer_ids, erasures_as_of(loaded.manifest.notes))
+    return ActiveModel(loaded.manifest.version, loaded, profiles, rules, responses, orders, erased)
 
 
 def open_checked(directory: Path) -> ActiveModel:

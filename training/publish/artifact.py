@@ -28,6 +28,7 @@ from recsvc.version.artifacts import (
     file_entries,
     sha256_of,
 )
+from recsvc.version.erased import erasures_note
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
 from training.publish.orders import OrderHistoryData, write_order_history
@@ -81,9 +82,11 @@ def write_artifact(
     rules: SegmentRules,
     nps_responses: pl.LazyFrame,
     order_history: OrderHistoryData,
+    erasures_as_of: dt.datetime,
 ) -> Manifest:
     """Write the arrays, lists, serving tables and manifest of one version into `directory`
-    (already holding the segment table and report)."""
+    (already holding the segment table and report), built from data without the rows the store's
+    suppression list suppressed as of `erasures_as_of`."""
     directory.mkdir(parents=True, exist_ok=True)
     write_serving_tables(customer_table, model.users.ids, rules, directory)
     write_response_table(nps_responses, customer_table, model.users.ids, directory)
@@ -112,6 +115,7 @@ def write_artifact(
         config=msgspec.to_builtins(config),
         metrics={"ndcg": evaluation.ndcg, "lift_over_popularity": evaluation.lift_over_popularity},
         files=file_entries(directory),
+        notes=erasures_note(erasures_as_of),
     )
     (directory / MANIFEST).write_bytes(msgspec.json.format(encode(manifest)))
     return manifest

@@ -23,6 +23,12 @@ run's tables (in memory: the validator's clean files are not rewritten).
   still merges them from the archive. A failed compaction does not fail the run: the record notes
   the error and the next run moves them. Nothing is deleted: records leave live only once the
   archive copy is durable (see `recsvc.store`).
+- **Erased customers.** Before the merge, the records the store's suppression list suppresses
+  (`recsvc.domain.privacy`: dated at or before the customer's erasure) leave the run
+  (`suppress_live`), by the rule the validator applies to the shop's files. The erasure itself
+  removed them from the store; those a run still reads were left behind (an erasure racing a
+  compaction), so the run erases them (`sweep_erased`). A failed sweep does not fail the run: the
+  record notes the error and the next run suppresses and sweeps them again.
 """
 
 from __future__ import annotations
@@ -36,11 +42,13 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.live import LiveOrderLine, LiveResponse, R, latest_revisions
+from recsvc.domain.privacy import Suppression
 from recsvc.domain.times import naive_utc
 from recsvc.store import Store
 from recsvc.store.base import LiveLog
 from recsvc.version.opened import ActiveModel
 from training.run.records import LiveIntake
+from training.validate.suppression import EVENT_TIMES
 
 
 class LiveRead(msgspec.Struct, frozen=True, kw_only=True):
@@ -75,6 +83,58 @@ def read_live(log: LiveLog[R]) -> LiveRead:
 
 def read_live_responses(store: Store) -> LiveRead:
     return read_live(store.answers)
+
+
+def suppress_live(
+    read: LiveRead, suppression: Suppression, table: str
+) -> tuple[LiveRead, list[Any]]:
+    """`read` without the records `suppression` suppresses, and those records. A record of `table`
+    is dated by its field named like the table's `EVENT_TIMES` column (an answer's `responded_at`,
+    an order line's `ordered_at`), as the validator dates the shop's rows."""
+    if not suppression:
+        return read, []
+    # Hashing each distinct customer once keeps a large archive cheap; the domain's rule decides.
+    customers = {r.customer_id for r in read.records}
+    erased = {cid for cid in customers if suppression.erased_at(cid) is not None}
+    if not erased:
+        return read, []
+    when = EVENT_TIMES[table]
+
+    def suppressed(record: Any) -> bool:
+        return record.customer_id in erased and suppression.suppresses(
+            record.customer_id, getattr(record, when)
+        )
+
+    records, dropped, archived = [], [], 0
+    for position, record in enumerate(read.records):
+        if suppressed(record):
+            dropped.append(record)
+        else:
+            records.append(record)
+            archived += position < read.archived
+    live = [r for r in read.live if not suppressed(r)]
+    return LiveRead(records=records, live=live, archived=archived), dropped
+
+
+class Sweep(msgspec.Struct, frozen=True):
+    """What a run erased from the store of the live records it suppressed."""
+
+    erased: int = 0  # records (keys) removed, live and archived
+    error: str | None = None
+
+
+def sweep_erased(log: LiveLog[R], suppressed: Sequence[R], suppression: Suppression) -> Sweep:
+    """Erase from `log` what the erasure should have removed of every customer a suppressed record
+    names: their records up to their erasure (`LiveLog.erase` with `until`), left behind by an
+    erasure racing a compaction; a returning customer's later records stay. Failing does not fail
+    the run: the next run suppresses the same records and sweeps again."""
+    erased = 0
+    try:
+        for customer_id in sorted({r.customer_id for r in suppressed}):
+            erased += log.erase(customer_id, until=suppression.erased_at(customer_id))
+    except Exception as exc:  # the store went away, say: the records stay until the next run
+        return Sweep(erased, f"{type(exc).__name__}: {exc}")
+    return Sweep(erased)
 
 
 class Compaction(msgspec.Struct, frozen=True):

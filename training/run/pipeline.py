@@ -1,6 +1,8 @@
 """The training run: validate, segment and report, evaluate on a hold-out, fit, gate, publish.
 
-A run holds the store's training lock from start to end (a second run fails with `LockHeld`), adds
+A run holds the store's training lock from start to end (a second run fails with `LockHeld`), reads
+the store's suppression list once and leaves out every row and live record of an erased customer it
+suppresses (`recsvc.domain.privacy`; the version's manifest notes when: `erasures_as_of`), adds
 the live NPS responses the service took in to the validated data (see `training.run.live`), and works
 in a run directory (`var/runs/<run id>/`); only the final publish touches the store's versions, and
 it does so atomically (see `recsvc.store`), so a run killed at any point leaves the active version
@@ -22,6 +24,7 @@ from pathlib import Path
 
 import msgspec
 
+from recsvc.domain import columns as c
 from recsvc.domain import times
 from recsvc.errors import ArtifactError, NotFoundError, RecsvcError
 from recsvc.store import Store, open_store
@@ -235,19 +238,26 @@ def _shop_steps(
     run: RunOptions,
     live_since: Watermarks,
 ) -> steps.ShopData:
-    """The shop's data: validated, with the live answers, segmented, reported on, indexed for the
-    recommender. Only what later steps read is returned: the run's tables are let go here."""
+    """The shop's data: validated, with the live answers, without erased customers' rows,
+    segmented, reported on, indexed for the recommender. Only what later steps read is returned:
+    the run's tables are let go here."""
     config, show, artifact = run.config, run.show, work / "artifact"
+    # Taken before the list is read: an erasure logged in between is then both left out here and
+    # masked by the workers, never neither.
+    erasures_as_of = times.now()
+    suppression = target.erasures.suppression()
     clean = step(
         "validate",
-        lambda: steps.validate(data_dir, work / "validation", run.max_rejected_share, show),
+        lambda: steps.validate(
+            data_dir, work / "validation", run.max_rejected_share, suppression, show
+        ),
     )
-    record.rejected_rows = clean.rejected_rows
+    record.rejected_rows, record.suppressed = clean.rejected_rows, clean.suppressed
     active = open_active(target, show)
     live = step(
         "live responses",
         lambda: steps.take_live_answers(
-            target, active, clean.tables, config, live_since.answers, show
+            target, active, clean.tables, config, live_since.answers, suppression, show
         ),
     )
     record.live = live.intake
@@ -260,18 +270,43 @@ def _shop_steps(
             config,
             live_since.orders,
             work / "validation" / LIVE_QUARANTINE,
+            suppression,
             show,
         ),
     )
     record.live_orders, tables = orders.intake, orders.tables
+    record.suppressed = _with_live(
+        record.suppressed, {c.NPS_RESPONSES: live.suppressed, c.ORDERS: orders.suppressed}
+    )
+    if record.suppressed:
+        log(f"rows of erased customers left out: {_format_counts(record.suppressed)}", show)
     segments = step("segments", lambda: steps.segment(tables, run.segments_files, artifact))
     record.rows = {"customers": segments.rows, "order_lines": segments.order_lines}
     step("report", lambda: steps.report(tables, segments, artifact))
     data = step("features", lambda: steps.features(tables, segments, config))
     history = step("order history", lambda: steps.orders_held(tables, segments, data, orders.held))
     return steps.ShopData(
-        active, segments.table, segments.rules, data, tables.nps_responses(), history
+        erasures_as_of,
+        active,
+        segments.table,
+        segments.rules,
+        data,
+        tables.nps_responses(),
+        history,
     )
+
+
+def _with_live(suppressed: dict[str, int], live: dict[str, int]) -> dict[str, int]:
+    """The validator's counts of suppressed rows by table, with the live records'."""
+    counts = dict(suppressed)
+    for table, rows in live.items():
+        if rows:
+            counts[table] = counts.get(table, 0) + rows
+    return counts
+
+
+def _format_counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{table} {rows:,}" for table, rows in counts.items())
 
 
 def _model_steps(
@@ -305,6 +340,8 @@ def format_record(record: RunRecord) -> str:
     if record.rows:
         rows = ", ".join(f"{k} {v:,}" for k, v in record.rows.items())
         lines.append(f"  rows: {rows}; rejected by the validator {record.rejected_rows:,}")
+    if record.suppressed:
+        lines.append(f"  rows of erased customers left out: {_format_counts(record.suppressed)}")
     if record.live is not None and record.live.stored:
         lines.append(
             f"  live NPS responses: {record.live.merged:,} added "
@@ -314,6 +351,10 @@ def format_record(record: RunRecord) -> str:
         )
         if record.live.compaction_error:
             lines.append(f"  live NPS responses not archived: {record.live.compaction_error}")
+    if record.live is not None and record.live.sweep_error:
+        lines.append(
+            f"  live NPS responses of erased customers not erased: {record.live.sweep_error}"
+        )
     orders = record.live_orders
     if orders is not None and orders.stored:
         lines.append(
@@ -325,6 +366,8 @@ def format_record(record: RunRecord) -> str:
         )
         if orders.compaction_error:
             lines.append(f"  live order lines not archived: {orders.compaction_error}")
+    if orders is not None and orders.sweep_error:
+        lines.append(f"  live order lines of erased customers not erased: {orders.sweep_error}")
     if record.gate is not None:
         lines.append(f"  quality gate: {record.gate.reason}")
     if record.version:

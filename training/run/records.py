@@ -40,6 +40,11 @@ class LiveIntake(msgspec.Struct, kw_only=True):
     archived: int = 0  # of `stored`: read from the archive (compacted after an earlier run)
     compacted: int = 0  # moved from live to the archive when this run started (see `Compaction`)
     compaction_error: str | None = None  # why the move failed (the next run retries)
+    # Records of erased customers the run found left behind and erased from the store (the counts
+    # above leave them out: they are in `RunRecord.suppressed`); why that failed (the next run
+    # retries).
+    swept: int = 0
+    sweep_error: str | None = None
 
 
 class RunRecord(msgspec.Struct, kw_only=True):
@@ -56,6 +61,9 @@ class RunRecord(msgspec.Struct, kw_only=True):
     step_rows: dict[str, int] = {}
     rows: dict[str, int] = {}  # customers and order lines the run trained on
     rejected_rows: int = 0
+    # Rows of erased customers left out (`recsvc.domain.privacy`), by table: the shop's files'
+    # and the live records'; records from before erasures lack them.
+    suppressed: dict[str, int] = {}
     live: LiveIntake | None = None  # the NPS responses
     live_orders: LiveIntake | None = None  # the order lines
     metrics: dict[str, Any] = {}

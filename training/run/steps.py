@@ -26,8 +26,11 @@ from recsvc.domain import columns as c
 from recsvc.domain import times
 from recsvc.domain.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
 from recsvc.domain.features import MISSING
+from recsvc.domain.live import R
+from recsvc.domain.privacy import Suppression
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.store import Store
+from recsvc.store.base import LiveLog
 from recsvc.version.artifacts import Manifest
 from recsvc.version.opened import ActiveModel
 from recsvc.version.scoring import Candidates, ModelArrays
@@ -51,12 +54,16 @@ from training.recommender.holdout import TrainingData, training_data
 from training.report.build import nps_report, write_report
 from training.report.model import NpsReport
 from training.run.live import (
+    LiveRead,
+    Sweep,
     compact_held_orders,
     compact_held_responses,
     merge_live_orders,
     merge_live_responses,
     read_live,
     read_live_responses,
+    suppress_live,
+    sweep_erased,
 )
 from training.run.records import RUN_RECORD, LiveIntake, RunRecord, encode_record
 from training.validate.dataset import CLEAN_DIR, read_clean_tables, validate_dataset
@@ -119,29 +126,64 @@ class RunTables:
 class Validated:
     tables: RunTables  # the clean tables
     rejected_rows: int  # rows the validator set aside, all tables
+    suppressed: dict[str, int]  # erased customers' rows it left out, by table (those with any)
 
     @property
     def rows(self) -> int:
         return self.tables.rows
 
 
-def validate(data_dir: Path, out_dir: Path, max_rejected_share: float, show: bool) -> Validated:
-    """Validate the shop's folder into `out_dir` and read the clean tables, once."""
+def validate(
+    data_dir: Path,
+    out_dir: Path,
+    max_rejected_share: float,
+    suppression: Suppression,
+    show: bool,
+) -> Validated:
+    """Validate the shop's folder into `out_dir`, without the erased customers' rows that
+    `suppression` suppresses, and read the clean tables, once."""
     result = validate_dataset(
-        data_dir, out_dir, max_rejected_share=max_rejected_share, show_progress=show
+        data_dir,
+        out_dir,
+        max_rejected_share=max_rejected_share,
+        show_progress=show,
+        suppression=suppression,
     )
     # The boundary: the validator's files are its product (people and tools read them), so it
     # writes them; the run scans the clean tables as its input and never writes them again.
+    tables = result.report.tables
     return Validated(
         RunTables(read_clean_tables(out_dir / CLEAN_DIR)),
-        sum(t.rejected for t in result.report.tables),
+        sum(t.rejected for t in tables),
+        {t.table: t.suppressed for t in tables if t.suppressed},
     )
+
+
+def _without_erased(
+    records: LiveLog[R], read: LiveRead, suppression: Suppression, table: str, show: bool
+) -> tuple[LiveRead, list[R], Sweep]:
+    """The live records of `read` the run may merge, those `suppression` suppresses (left behind
+    by an erasure), and the sweep that erased their customers from `records` (see
+    `training.run.live`)."""
+    kept, suppressed = suppress_live(read, suppression, table)
+    if not suppressed:
+        return kept, suppressed, Sweep()
+    sweep = sweep_erased(records, suppressed, suppression)
+    log(
+        f"live {table}: {len(suppressed):,} records of erased customers left out, "
+        f"{sweep.erased:,} erased from the store",
+        show,
+    )
+    if sweep.error:
+        log(f"live {table} of erased customers stay in the store: {sweep.error}", True)
+    return kept, suppressed, sweep
 
 
 @dataclass(frozen=True, slots=True)
 class WithLiveAnswers:
     tables: RunTables  # `nps_responses` with the live answers added
     intake: LiveIntake
+    suppressed: int  # live answers of erased customers left out
     rows: int  # NPS answers, live ones included
 
 
@@ -151,19 +193,23 @@ def take_live_answers(
     tables: RunTables,
     config: TrainingConfig,
     since: dt.datetime | None,
+    suppression: Suppression,
     show: bool,
 ) -> WithLiveAnswers:
     """Move what the active version holds from live to the archive, then add the archived and live
-    answers to the run's NPS answers (see `training.run.live`)."""
+    answers to the run's NPS answers, but those of erased customers (see `training.run.live`)."""
     compaction = compact_held_responses(
         store, active, now=times.now(), retention_days=config.live_retention_days
     )
-    live = read_live_responses(store)
+    live, suppressed, sweep = _without_erased(
+        store.answers, read_live_responses(store), suppression, c.NPS_RESPONSES, show
+    )
     customers = tables.frames[c.CUSTOMERS].select(c.CUSTOMER_ID).collect()
     merged = merge_live_responses(live.responses, tables.nps_responses(), customers, since=since)
     intake = merged.intake
     intake.archived = live.archived
     intake.compacted, intake.compaction_error = compaction.moved, compaction.error
+    intake.swept, intake.sweep_error = sweep.erased, sweep.error
     if compaction.error:
         log(f"live NPS responses stay live: {compaction.error}", True)
     log(
@@ -173,7 +219,7 @@ def take_live_answers(
         show,
     )
     frames = {**tables.frames, c.NPS_RESPONSES: merged.nps_responses.lazy()}
-    return WithLiveAnswers(RunTables(frames), intake, merged.nps_responses.height)
+    return WithLiveAnswers(RunTables(frames), intake, len(suppressed), merged.nps_responses.height)
 
 
 @dataclass(frozen=True, slots=True)
@@ -181,6 +227,7 @@ class WithLiveOrders:
     tables: RunTables  # `orders` with the live order lines added
     intake: LiveIntake
     held: list[str]  # revision keys of the live lines the version will hold
+    suppressed: int  # live order lines (each line once, whatever its revisions) of erased customers
     rows: int  # live order lines merged
 
 
@@ -191,15 +238,19 @@ def take_live_orders(
     config: TrainingConfig,
     since: dt.datetime | None,
     quarantine: Path,
+    suppression: Suppression,
     show: bool,
 ) -> WithLiveOrders:
     """Move the live order lines the active version holds to the archive, then add the archived
-    and live lines the shop's files lack to the run's orders (see `training.run.live`); lines of
-    unknown customers or products go to `quarantine` (CSV, with the reason)."""
+    and live lines the shop's files lack to the run's orders, but those of erased customers (see
+    `training.run.live`); lines of unknown customers or products go to `quarantine` (CSV, with the
+    reason)."""
     compaction = compact_held_orders(
         store, active, now=times.now(), retention_days=config.live_retention_days
     )
-    live = read_live(store.orders)
+    live, suppressed, sweep = _without_erased(
+        store.orders, read_live(store.orders), suppression, c.ORDERS, show
+    )
     frames = tables.frames
     merged = merge_live_orders(
         live.records,
@@ -211,6 +262,7 @@ def take_live_orders(
     intake = merged.intake
     intake.archived = live.archived
     intake.compacted, intake.compaction_error = compaction.moved, compaction.error
+    intake.swept, intake.sweep_error = sweep.erased, sweep.error
     if compaction.error:
         log(f"live order lines stay live: {compaction.error}", True)
     if merged.quarantined.height:
@@ -224,7 +276,11 @@ def take_live_orders(
             show,
         )
     return WithLiveOrders(
-        RunTables({**frames, c.ORDERS: merged.orders}), intake, merged.held, intake.merged
+        RunTables({**frames, c.ORDERS: merged.orders}),
+        intake,
+        merged.held,
+        len({line.line_id for line in suppressed}),
+        intake.merged,
     )
 
 
@@ -415,6 +471,9 @@ class WrittenVersion:
 class ShopData:
     """What the model and version steps read of the shop's data."""
 
+    # When the run read the suppression list: the data holds no row an erasure up to then
+    # suppresses.
+    erasures_as_of: dt.datetime
     active: ActiveModel | None  # the store's active version (the gate's yardstick)
     customer_table: pl.DataFrame
     rules: SegmentRules
@@ -477,6 +536,7 @@ def write_version(
         rules=shop.rules,
         nps_responses=shop.nps_responses.lazy(),
         order_history=shop.orders,
+        erasures_as_of=shop.erasures_as_of,
     )
     return WrittenVersion(manifest)
 

@@ -3,9 +3,10 @@
 `validate_dataset` reads every table of a data folder with polars, parses each field by the rules of
 `recsvc.domain.contract` (exactly the decisions the service's live intake makes with `check_value`),
 collapses exact re-imports, quarantines bad rows, conflicting keys and orphans with a reason, and
-writes the clean tables as Parquet in contract dtypes plus a JSON report. Row-level work is polars
-expressions (`training.validate.rows`); the per-table steps stream through Parquet files in a
-scratch folder.
+writes the clean tables as Parquet in contract dtypes plus a JSON report. Given the store's
+suppression list, it first drops the rows of erased customers (`training.validate.suppression`), so
+neither output holds them. Row-level work is polars expressions (`training.validate.rows`); the
+per-table steps stream through Parquet files in a scratch folder.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 import datetime as dt
 import tempfile
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -22,9 +23,11 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain import contract, times
-from recsvc.domain.contract import TABLES, Table
+from recsvc.domain.contract import TABLES, Kind, Table
+from recsvc.domain.privacy import Suppression
 from recsvc.errors import ConfigError, DataContractError
 from training.progress import Progress
+from training.validate.fields import parse
 from training.validate.folder import DataFolder, TableFile, locate_tables, read_errors, scan_table
 from training.validate.report import REPORT_ENCODER, TableReport, ValidationReport, ValidationResult
 from training.validate.rows import (
@@ -39,6 +42,7 @@ from training.validate.rows import (
     plan_columns,
     settle_rows,
 )
+from training.validate.suppression import EVENT_TIMES, ErasedCustomers
 
 if TYPE_CHECKING:
     from polars._typing import ParquetCompression
@@ -82,8 +86,12 @@ def validate_dataset(
     max_rejected_share: float = 0.05,
     show_progress: bool = True,
     now: dt.datetime | None = None,
+    suppression: Suppression | None = None,
 ) -> ValidationResult:
     """Validate the tables in `data_dir`; write clean Parquet, the quarantine and a report to `out_dir`.
+
+    The rows of erased customers that `suppression` (the store's list) suppresses are dropped
+    before either is written, and counted per table (`TableReport.suppressed`).
 
     Raises `DataContractError` (one line, naming the file) when a required table or column is
     missing, a file cannot be read, or a table's rejected share exceeds `max_rejected_share`; in
@@ -95,6 +103,7 @@ def validate_dataset(
     now = now or times.now()  # one clock for every table: what "in the future" means
     folder = locate_tables(data_dir)
     tables = _open_tables(folder)
+    suppressed = _suppressed_rows(tables, suppression or Suppression(), now)
     clean_paths = _clear_outputs(out_dir, tables)
     known = _KnownKeys(clean_paths)
     quarantine_path, report_path = out_dir / QUARANTINE_FILE, out_dir / REPORT_FILE
@@ -103,7 +112,13 @@ def validate_dataset(
         quarantined: list[pl.LazyFrame] = []
         for name, table in tables.items():
             table_report, rejected_rows = _validate_table(
-                table, Path(scratch_dir), clean_paths[name], known, show_progress, now
+                table,
+                Path(scratch_dir),
+                clean_paths[name],
+                known,
+                show_progress,
+                now,
+                suppressed.get(name),
             )
             reports.append(table_report)
             quarantined.append(rejected_rows)
@@ -168,6 +183,76 @@ def _clear_outputs(out_dir: Path, tables: Iterable[str]) -> dict[str, Path]:
 def _open_tables(folder: DataFolder) -> dict[str, _OpenTable]:
     # Every file's schema is checked before any row is read, so a missing column fails fast.
     return {name: _OpenTable.open(source) for name, source in folder.files.items()}
+
+
+def _collected(table: _OpenTable, query: Callable[[_OpenTable], pl.LazyFrame]) -> pl.DataFrame:
+    """`query` of a table, collected; an NDJSON table whose column polars cannot read as it typed
+    it is read again with its contract columns as text, as stage one does (`_check_stage`)."""
+    try:
+        with read_errors(table.source.path, table.source.format):
+            return query(table).collect()
+    except DataContractError:
+        if table.source.format != "ndjson" or table.contract_columns_as_text:
+            raise
+        return _collected(_OpenTable.open(table.source, contract_columns_as_text=True), query)
+
+
+def _customer_id(schema: pl.Schema) -> pl.Expr:
+    """A row's customer id as stage one reads it (null where it cannot)."""
+    return parse(Kind.ID, pl.col(c.CUSTOMER_ID), schema[c.CUSTOMER_ID], None).value
+
+
+def _named_customers(tables: dict[str, _OpenTable]) -> Iterator[str]:
+    """Every distinct customer id the tables name, valid rows or not: a quarantined row of an
+    erased customer must go too."""
+    named: set[str] = set()
+    for table in tables.values():
+        if c.CUSTOMER_ID in table.schema:
+            ids = _collected(table, lambda t: t.frame.select(_customer_id(t.schema).unique()))
+            named.update(ids.to_series().drop_nulls().cast(pl.String).to_list())
+    yield from named
+
+
+def _suppressed_rows(
+    tables: dict[str, _OpenTable], suppression: Suppression, now: dt.datetime
+) -> dict[str, pl.Series]:
+    """The row numbers (`_row`) of each table's rows that `suppression` suppresses (see
+    `training.validate.suppression`); reads nothing while the list is empty.
+
+    Only the erased customers' rows are checked here, as stage one checks them: who of them came
+    back (a valid row in a dated table after their erasure) decides their customers row. Stage one
+    then skips these rows before any check, which costs the other rows nothing."""
+    erased = ErasedCustomers.among(_named_customers(tables), suppression)
+    if not erased:
+        return {}
+
+    def theirs(table: _OpenTable) -> pl.LazyFrame:
+        spec = table.source.table
+        rows = table.frame.with_row_index(c.SOURCE_ROW, offset=1).filter(
+            _customer_id(table.schema).is_in(erased.ids.implode())
+        )
+        dated = [EVENT_TIMES[spec.name]] if spec.name in EVENT_TIMES else []
+        checked = check_rows(rows, spec, table.schema, now)
+        return checked.select(c.SOURCE_ROW, c.CUSTOMER_ID, c.REJECT_REASON, *dated)
+
+    checked = {
+        name: _collected(table, theirs)
+        for name, table in tables.items()
+        if c.CUSTOMER_ID in table.schema
+    }
+    returning = [
+        erased.came_back(rows.lazy().filter(pl.col(c.REJECT_REASON).is_null()), EVENT_TIMES[name])
+        for name, rows in checked.items()
+        if name in EVENT_TIMES
+    ]
+    if returning:
+        erased = erased.with_returning(pl.concat(returning).collect().to_series())
+    suppressed = {}
+    for name, rows in checked.items():
+        drops = erased.drops(name)
+        if drops is not None:
+            suppressed[name] = rows.filter(drops)[c.SOURCE_ROW]
+    return suppressed
 
 
 def _missing_columns_message(source: TableFile, missing: Iterable[str], found: list[str]) -> str:
@@ -263,22 +348,25 @@ def _validate_table(
     known: _KnownKeys,
     show_progress: bool,
     now: dt.datetime,
+    suppressed: pl.Series | None,
 ) -> tuple[TableReport, pl.LazyFrame]:
-    """Run both stages for one table; return its report and its quarantine rows (lazy)."""
+    """Run both stages for one table, without the `suppressed` rows (row numbers: an erased
+    customer's); return its report and its quarantine rows (lazy)."""
     started = time.perf_counter()
     spec = table.source.table
     progress = Progress(f"validate {spec.name}", unit="rows", enabled=show_progress)
     files = _Scratch.of(scratch, spec.name)
-    table = _check_stage(table, known, files, now)
+    table = _check_stage(table, known, files, now, suppressed)
     valid_rows, invalid_rows = _row_count(files.valid), _row_count(files.invalid)
+    suppressed_rows = suppressed.len() if suppressed is not None else 0
+    rows_read = valid_rows + invalid_rows + suppressed_rows
     if time.perf_counter() - started >= progress.every_seconds:
-        progress.advance(valid_rows + invalid_rows)  # a line between the stages of a long table
+        progress.advance(rows_read)  # a line between the stages of a long table
     else:
-        progress.done = valid_rows + invalid_rows
+        progress.done = rows_read
     _settle_stage(table, known, files, clean_path)
     rejected = _Rejected.count(files)
     clean_rows = _row_count(clean_path)
-    rows_read = valid_rows + invalid_rows
     marked_rows = rejected.rows - invalid_rows
     report = TableReport(
         table=spec.name,
@@ -290,6 +378,7 @@ def _validate_table(
         rejected=rejected.rows,
         key_conflicts=rejected.key_conflicts,
         orphans=rejected.orphans,
+        suppressed=suppressed_rows,
         rejected_share=round(rejected.rows / rows_read, 6) if rows_read else 0.0,
         top_reasons=rejected.top_reasons,
         warnings=_column_warnings(spec, table.plan) + _reference_warnings(spec, clean_path, known),
@@ -305,7 +394,11 @@ _CLEAN: ParquetCompression = "zstd"
 
 
 def _check_stage(
-    table: _OpenTable, known: KnownKeys, files: _Scratch, now: dt.datetime
+    table: _OpenTable,
+    known: KnownKeys,
+    files: _Scratch,
+    now: dt.datetime,
+    suppressed: pl.Series | None,
 ) -> _OpenTable:
     """Stage one, streamed: valid rows to `files.valid`, rejected ones (with raw) to `files.invalid`.
 
@@ -313,20 +406,29 @@ def _check_stage(
     text when a JSON column polars typed from its values holds a value it cannot read that way.
     """
     try:
-        _sink_checked(table, known, files, now)
+        _sink_checked(table, known, files, now, suppressed)
     except DataContractError:
         if table.source.format != "ndjson" or table.contract_columns_as_text:
             raise
         table = _OpenTable.open(table.source, contract_columns_as_text=True)
-        _sink_checked(table, known, files, now)
+        _sink_checked(table, known, files, now, suppressed)
     return table
 
 
-def _sink_checked(table: _OpenTable, known: KnownKeys, files: _Scratch, now: dt.datetime) -> None:
+def _sink_checked(
+    table: _OpenTable,
+    known: KnownKeys,
+    files: _Scratch,
+    now: dt.datetime,
+    suppressed: pl.Series | None,
+) -> None:
     spec = table.source.table
-    checked = check_rows(
-        table.frame.with_row_index(c.SOURCE_ROW, offset=1), spec, table.schema, now
-    )
+    rows = table.frame.with_row_index(c.SOURCE_ROW, offset=1)
+    if suppressed is not None and suppressed.len():
+        # Before any check: neither the clean table nor the quarantine (which keeps a row's raw
+        # text) may hold an erased customer's row.
+        rows = rows.filter(~pl.col(c.SOURCE_ROW).is_in(suppressed.implode()))
+    checked = check_rows(rows, spec, table.schema, now)
     is_valid = pl.col(c.REJECT_REASON).is_null()
     # A rejected row's reason names its unknown references too (valid rows: in stage two).
     rejected = mark_rows(checked.filter(~is_valid), spec, known=known).select(

@@ -9,7 +9,8 @@ import msgspec
 
 
 class TableReport(msgspec.Struct, kw_only=True, frozen=True):
-    """What validation found in one table. rows_read = valid + duplicates_collapsed + rejected."""
+    """What validation found in one table.
+    rows_read = valid + duplicates_collapsed + rejected + suppressed."""
 
     table: str
     file: str
@@ -20,6 +21,8 @@ class TableReport(msgspec.Struct, kw_only=True, frozen=True):
     rejected: int = 0  # rows in the quarantine: contract errors, key conflicts and orphans
     key_conflicts: int = 0  # of those, rows repeating a key with different content
     orphans: int = 0  # of those, rows naming an unknown customer or product
+    # Rows of erased customers dropped before anything was written (`training.validate.suppression`).
+    suppressed: int = 0
     rejected_share: float = 0.0  # rejected / rows_read
     top_reasons: dict[str, int] = msgspec.field(default_factory=dict)  # problem -> rows, most first
     warnings: list[str] = msgspec.field(default_factory=list)
@@ -64,6 +67,7 @@ def format_summary(report: ValidationReport) -> str:
             f"{t.duplicates_collapsed:,} duplicates collapsed, "
             f"{t.rejected:,} rejected ({t.rejected_share:.1%})"
             + (f", of which {' and '.join(breakdown)}" if breakdown else "")
+            + (f"; {t.suppressed:,} of erased customers suppressed" if t.suppressed else "")
         )
         lines.extend(f"  {count:,} x {reason}" for reason, count in list(t.top_reasons.items())[:3])
         lines.extend(f"  warning: {w}" for w in t.warnings)

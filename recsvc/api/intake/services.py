@@ -51,7 +51,7 @@ def take_in(
     acknowledged that is not stored.
     """
     items = _items(body)
-    valid, rejected = check_responses(items, received_at)
+    valid, rejected = check_responses(items, received_at, store.erasures.suppression())
     _refuse_when_nothing_valid("response", valid, rejected)
     unheld = [r for r, held in zip(valid, _held(model, valid), strict=True) if not held]
     new_flags = store.answers.add(unheld)
@@ -71,7 +71,7 @@ def take_in_orders(
     errors (StoreUnavailable) propagate: nothing is acknowledged that is not stored.
     """
     items = _items(body)
-    valid, rejected = check_order_lines(items, received_at)
+    valid, rejected = check_order_lines(items, received_at, store.erasures.suppression())
     _refuse_when_nothing_valid("order line", valid, rejected)
     held = (
         model.orders.holds_lines([line.key for line in valid])

@@ -22,11 +22,20 @@ def nps_summary(
         raise ServiceUnavailableException(
             f"model version {model.version} has no NPS answer table: retrain to add it"
         )
+    masked = holder.masked_rows(model)
+    hidden = set(masked.tolist())
+
+    def customer_index(customer_id: str) -> int | None:
+        # A returning erased customer's new answer is not grouped by what the version held.
+        index = model.loaded.customer_index(customer_id)
+        return None if index in hidden else index
+
     return summarise(
         model.responses,
         holder.all_live_answers(),
         query=query,
         model_version=model.version,
-        customer_index=model.loaded.customer_index,
+        customer_index=customer_index,
         segment_order=model.rules.names,
+        masked=masked,
     )

@@ -14,7 +14,8 @@ the worker's state at scrape time:
 - `recsvc_store_errors_total`: failed store calls; `recsvc_model_reloads_total`: versions loaded;
   `recsvc_model_load_failures_total`: active versions that failed to load;
 - `recsvc_webhook_deliveries_total{outcome}`: detractor webhook calls delivered, failed (after every
-  retry) or dropped (queue full); `recsvc_webhook_queue_depth`.
+  retry), dropped (queue full) or erased (the customer was erased before it went out);
+  `recsvc_webhook_queue_depth`.
 
 Like the health probes, `/metrics` needs no API key: it holds no customer data; keep it behind the
 network boundary. With several workers (`--workers N`) `recsvc serve` sets
@@ -121,6 +122,7 @@ class ServiceCollector(Collector):
         deliveries.add_metric(["delivered"], notifier.delivered)
         deliveries.add_metric(["failed"], notifier.failed)
         deliveries.add_metric(["dropped"], notifier.dropped)
+        deliveries.add_metric(["erased"], notifier.erased_dropped)
         yield deliveries
         yield GaugeMetricFamily(
             f"{PREFIX}_webhook_queue_depth",

@@ -18,6 +18,7 @@ from recsvc.api.segments.schemas import MembersOperation, SegmentList
 from recsvc.api.segments.services import segment_list
 from recsvc.service.exports.base import DEFAULT_FIELDS
 from recsvc.service.exports.plan import plan_export
+from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
@@ -32,10 +33,13 @@ class SegmentController(Controller):
         "/",
         summary="Every segment: definition, size, NPS with margin of error",
         responses=error_responses(*KEYED, 503),
-        sync_to_thread=False,
+        # The first list after an erasure may match the version's customers against it.
+        sync_to_thread=True,
     )
-    def list_segments(self, model: Injected[ActiveModel]) -> SegmentList:
-        return segment_list(model)
+    def list_segments(
+        self, holder: Injected[ModelHolder], model: Injected[ActiveModel]
+    ) -> SegmentList:
+        return segment_list(model, holder.masked_rows(model))
 
     @get(
         "/{name:str}/members",
@@ -49,6 +53,7 @@ class SegmentController(Controller):
     def members(
         self,
         store: Injected[Store],
+        holder: Injected[ModelHolder],
         model: Injected[ActiveModel],
         name: FromPath[str],
         export_format: Annotated[
@@ -78,6 +83,8 @@ class SegmentController(Controller):
             fields=",".join(fields) if fields is not None else None,
             since_version=since_version,
             version_path=store.version_path if since_version is not None else None,
+            masked=holder.masked_rows(model),
+            suppression=holder.suppression(),
         )
         return Stream(
             export.chunks(),

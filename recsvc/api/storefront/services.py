@@ -75,6 +75,7 @@ def recommendations_for(
         state.model_attributes() if state else {},
         if_unknown=given_features,
         bought=state.bought if state else None,
+        unknown=model.masks(activity.erased_at),
     )
     if not sees_answers:
         return RecommendationResponse(
@@ -120,6 +121,7 @@ def offers_for(
                 query,
                 state.model_attributes(),
                 bought=state.bought,
+                unknown=not state.known,
             ).items
         shown = msgspec.structs.asdict(offer)
         if not sees_answers:

@@ -3,6 +3,7 @@ worked out) and streaming it in the asked-for format."""
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Generator, Iterator
 from dataclasses import dataclass
@@ -11,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from recsvc.domain import columns as c
+from recsvc.domain.privacy import Suppression
 from recsvc.errors import ArtifactError, InvalidRequest, NotFoundError
 from recsvc.service.exports.base import (
     CHANGE,
@@ -30,6 +32,7 @@ from recsvc.service.exports.base import (
 )
 from recsvc.service.exports.csv import csv_chunks
 from recsvc.service.exports.parquet import parquet_chunks
+from recsvc.version.erased import without
 from recsvc.version.profiles import ColumnType, Profiles, row_type
 
 log = logging.getLogger("recsvc.service.exports")
@@ -211,8 +214,14 @@ def plan_export(
     fields: str | None = None,
     since_version: str | None = None,
     version_path: VersionPath | None = None,
+    masked: np.ndarray | None = None,
+    suppression: Suppression | None = None,
 ) -> SegmentExport:
     """Check the parameters and work out which customers to export; nothing is encoded yet.
+
+    `masked`: rows of `profiles` never exported (erased customers, `recsvc.version.erased`);
+    `suppression`: the erasures, which also keep an erased customer who left since
+    `since_version` out of its exited rows.
 
     NotFoundError for an unknown segment or version, InvalidRequest naming a bad parameter,
     ArtifactError when the version to compare with does not open.
@@ -234,6 +243,7 @@ def plan_export(
             except ArtifactError as exc:
                 raise ArtifactError(f"since_version: cannot compare with it: {exc}") from None
         sources = segment_changes(profiles, name, previous)
+    sources = tuple(_unmasked(source, profiles, masked, suppression) for source in sources)
     return SegmentExport(
         segment=name,
         version=version,
@@ -246,6 +256,25 @@ def plan_export(
         },
         sources=sources,
     )
+
+
+def _unmasked(
+    source: RowSource,
+    current: Profiles,
+    masked: np.ndarray | None,
+    suppression: Suppression | None,
+) -> RowSource:
+    if source.profiles is current:
+        if masked is None or masked.size == 0:
+            return source
+        return dataclasses.replace(source, indices=without(source.indices, masked))
+    if not suppression or source.indices.size == 0:
+        return source
+    # Rows of an earlier version: customers gone from the current one (usually few), each
+    # checked against the erasures (none of them is ever exported again).
+    ids = source.profiles.customer_ids[source.indices].tolist()
+    keep = np.asarray([suppression.erased_at(str(cid)) is None for cid in ids], dtype=bool)
+    return dataclasses.replace(source, indices=source.indices[keep])
 
 
 def _ndjson_chunks(export: Rows) -> Generator[bytes, None, None]:

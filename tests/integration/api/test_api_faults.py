@@ -113,6 +113,12 @@ def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
         refused_order = client.post("/v1/orders", json=order_line("fault-line-1"))
         assert refused_order.status_code == 503
         assert refused_order.json() == refused.json()
+        # An erasure is not acknowledged unless it is durable: 503, and the client repeats it.
+        refused_erasure = client.delete("/v1/customers/FAULT-1")
+        assert refused_erasure.status_code == 503
+        assert refused_erasure.json() == refused.json()
+        assert client.get("/v1/customers/FAULT-1/data").status_code == 503
+        assert client.get("/v1/segments").status_code == 200  # masks as last read
         summary = client.get("/v1/nps/summary")
         assert summary.status_code == 200 and summary.json()["live_answers"] is None
         assert client.get("/v1/models").status_code == 503
@@ -129,6 +135,7 @@ def test_reads_survive_redis_going_away_and_everything_recovers_when_it_returns(
         assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
         ordered = client.post("/v1/orders", json=order_line("fault-line-1"))
         assert ordered.status_code == 202 and ordered.json()["accepted"] == 1
+        assert client.delete("/v1/customers/FAULT-1").status_code == 202
         assert client.get(f"/v1/customers/{known}/recommendations").status_code == 200
     with contextlib.suppress(redis.RedisError):
         store.close()

@@ -197,3 +197,22 @@ def test_a_new_detractor_reaches_the_webhook_after_a_failed_first_try_without_bl
             time.sleep(0.05)
         assert 'recsvc_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
     assert len(webhook.calls) == 2
+
+
+def test_a_waiting_notice_about_a_customer_erased_meanwhile_is_dropped(
+    store: Store, webhook: Webhook
+) -> None:
+    with client_for(store, detractor_webhook_url=webhook.url) as client:
+        response = client.post("/v1/nps-responses", json=answer("hook-9", "NEW-CUSTOMER-9", 0))
+        assert response.status_code == 202
+        assert webhook.first_arrived.wait(5), "the webhook was never called"
+        assert client.delete("/v1/customers/NEW-CUSTOMER-9").status_code == 202
+        webhook.release.set()  # the first call fails; the retry must not go out
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline:
+            metrics = client.get("/metrics").text
+            if 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0' in metrics:
+                break
+            time.sleep(0.05)
+        assert 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0' in metrics
+    assert len(webhook.calls) == 1

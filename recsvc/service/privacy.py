@@ -1,0 +1,287 @@
+"""Privacy requests below HTTP: erase a customer everywhere the service reaches, and gather
+everything the product holds about one (`recsvc.domain.privacy` has the rules and the registry).
+
+An erasure is durable in steps that can each be repeated: (1) a `started` entry in the erasure log,
+which every worker reads as the suppression list, so from then on every version built before it
+masks the customer, the intake refuses their old data and the next training run drops their rows;
+(2) their live and archived records leave the store; (3) a `completed` entry says what went. A
+process killed after (1) leaves the customer masked but records in the store: repeating the request
+runs every step again and completes it.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import uuid
+from typing import Any
+
+import msgspec
+import numpy as np
+
+from recsvc.domain import customer_table as ct
+from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse
+from recsvc.domain.nps import NpsCategory, nps_from_counts
+from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
+from recsvc.errors import ArtifactError, NotFoundError
+from recsvc.service.customer_state import current_state
+from recsvc.store.base import Store
+from recsvc.version.artifacts import load_array
+from recsvc.version.erased import ErasedRows, erasures_as_of
+from recsvc.version.opened import ActiveModel
+from recsvc.version.profiles import Profiles, SegmentInfo
+
+# Erasure log counts, by holder name (`PERSONAL_DATA`).
+ANSWERS_REMOVED = "live_answers"
+ORDERS_REMOVED = "live_orders"
+
+
+def erase_customer(
+    store: Store, customer_id: str, *, requested_by: str, now: dt.datetime
+) -> Erasure:
+    """Erase the customer from the store (see the module docstring); returns the `completed` entry.
+    StoreUnavailable propagates: the caller answers 503 and the client repeats the request."""
+    started = Erasure(
+        erasure_id=uuid.uuid4().hex,
+        customer_hash=customer_hash(customer_id),
+        erased_at=now,
+        requested_by=requested_by,
+        state="started",
+    )
+    store.erasures.append(started)
+    removed = {
+        ANSWERS_REMOVED: store.answers.erase(customer_id),
+        ORDERS_REMOVED: store.orders.erase(customer_id),
+    }
+    completed = msgspec.structs.replace(started, state="completed", removed=removed)
+    store.erasures.append(completed)
+    return completed
+
+
+# --- what masking changes in whole-version numbers -----------------------------------------------
+
+
+def visible_segments(profiles: Profiles, masked: np.ndarray) -> list[SegmentInfo]:
+    """The version's segments without the masked customers: sizes, primary sizes, shares and NPS
+    counted again without them (their stored records say which segments and category they had)."""
+    segments = profiles.segments()
+    if masked.size == 0:
+        return segments
+    records = [profiles.record(int(row)) for row in masked.tolist()]
+    total = max(len(profiles) - int(masked.size), 1)
+    shown = []
+    for info in segments:
+        members = [r for r in records if info.name in (r.get(ct.SEGMENTS) or ())]
+        primary = sum(1 for r in members if r.get(ct.PRIMARY_SEGMENT) == info.name)
+        counts = [
+            sum(1 for r in members if r.get(ct.NPS_CATEGORY) == category.value)
+            for category in (NpsCategory.PROMOTER, NpsCategory.PASSIVE, NpsCategory.DETRACTOR)
+        ]
+        nps = info.nps
+        size = info.size - len(members)
+        shown.append(
+            msgspec.structs.replace(
+                info,
+                size=size,
+                primary_size=info.primary_size - primary,
+                share=size / total,
+                nps=nps_from_counts(
+                    nps.promoters - counts[0], nps.passives - counts[1], nps.detractors - counts[2]
+                ),
+            )
+        )
+    return shown
+
+
+# --- the subject access export -------------------------------------------------------------------
+
+
+class VersionMembership(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    created_at: str
+    active: bool
+    segments: list[str]
+    primary_segment: str | None
+
+
+class HolderReport(msgspec.Struct, frozen=True, kw_only=True):
+    name: str
+    holds: str
+    records: int | None  # found for this customer; None where the service cannot look
+
+
+class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
+    """Everything the product holds about one customer (GDPR article 15), as one document."""
+
+    customer_id: str
+    generated_at: dt.datetime
+    erased_at: dt.datetime | None
+    model_version: str | None
+    profile: dict[str, Any] | None  # the active version's profile with live records applied
+    segments: list[str]
+    primary_segment: str | None
+    segment_history: list[VersionMembership]  # per stored version that holds (and shows) them
+    masked_in_versions: list[str]  # stored versions still holding data of theirs, hidden
+    nps_answers: list[LiveResponse]  # taken in live (comments included), live and archived
+    version_nps_answers: list[dict[str, Any]]  # the active version's answers (no comments there)
+    order_lines: list[LiveOrderLine]  # taken in live, live and archived (every revision)
+    version_orders: list[str]  # the active version's counted orders of theirs (times)
+    offers_shown: list[dict[str, Any]]  # offers shown with experiment arms: not logged yet
+    recommendations_served: list[dict[str, Any]]  # not logged
+    holders: list[HolderReport]
+
+
+def customer_data(
+    store: Store,
+    model: ActiveModel | None,
+    customer_id: str,
+    activity: LiveActivity,
+    now: dt.datetime,
+) -> CustomerData:
+    """Gather the document: the store's live and archived records, the active version's profile,
+    answers and orders, and the customer's segments in every stored version (a Redis store caches
+    each stored version on this machine to read it)."""
+    erased_at = activity.erased_at
+    answers = _own(store.answers.iter_archived(), customer_id) + list(activity.answers)
+    lines = _own(store.orders.iter_archived(), customer_id) + list(activity.orders)
+    answers = [r for r in answers if erased_at is None or r.responded_at > erased_at]
+    lines = [x for x in lines if erased_at is None or x.ordered_at > erased_at]
+    profile, segments, primary = None, [], None
+    version_answers: list[dict[str, Any]] = []
+    version_orders: list[str] = []
+    shows = model is not None and not model.masks(erased_at)
+    if model is not None and shows and model.profiles.index_of(customer_id) is not None:
+        state = current_state(model, customer_id, activity, now)
+        profile, segments, primary = state.record, state.segments, state.primary_segment
+        version_answers = _version_answers(model, customer_id)
+        version_orders = _version_orders(model, customer_id)
+    elif model is not None and activity:
+        state = current_state(model, customer_id, activity, now)
+        segments, primary = state.segments, state.primary_segment
+    history, masked = _segment_history(store, customer_id, erased_at)
+    found = {
+        ANSWERS_REMOVED: len(answers),
+        ORDERS_REMOVED: len(lines),
+        "versions": len(history),
+    }
+    return CustomerData(
+        customer_id=customer_id,
+        generated_at=now,
+        erased_at=erased_at,
+        model_version=model.version if model is not None else None,
+        profile=profile,
+        segments=segments,
+        primary_segment=primary,
+        segment_history=history,
+        masked_in_versions=masked,
+        nps_answers=answers,
+        version_nps_answers=version_answers,
+        order_lines=lines,
+        version_orders=version_orders,
+        offers_shown=[],
+        recommendations_served=[],
+        holders=[
+            HolderReport(name=h.name, holds=h.holds, records=found.get(h.name))
+            for h in PERSONAL_DATA
+        ],
+    )
+
+
+def _own(records: Any, customer_id: str) -> list[Any]:
+    return [r for r in records if r.customer_id == customer_id]
+
+
+def _version_answers(model: ActiveModel, customer_id: str) -> list[dict[str, Any]]:
+    table, index = model.responses, model.loaded.customer_index(customer_id)
+    if table is None or index is None:
+        return []
+    rows = np.flatnonzero(np.asarray(table.customers) == index)
+    names = table.touchpoint_names
+    return [
+        {
+            "score": int(table.scores[row]),
+            "responded_at": dt.datetime.fromtimestamp(int(table.times[row]), dt.UTC),
+            "touchpoint": names[int(table.touchpoints[row])],
+        }
+        for row in rows.tolist()
+    ]
+
+
+def _version_orders(model: ActiveModel, customer_id: str) -> list[str]:
+    history, index = model.orders, model.loaded.customer_index(customer_id)
+    if history is None or index is None:
+        return []
+    return [
+        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=t)).isoformat()
+        for t in history.order_times(index)
+    ]
+
+
+def _segment_history(
+    store: Store, customer_id: str, erased_at: dt.datetime | None
+) -> tuple[list[VersionMembership], list[str]]:
+    """The customer's segments in each stored version that shows them, and the versions that
+    hold them masked (erased after the version's data was suppressed)."""
+    history, masked = [], []
+    for info in store.list_versions():
+        try:
+            path = store.version_path(info.version)
+            profiles = Profiles.open(path)
+            notes = store.manifest(info.version).notes
+        except (ArtifactError, NotFoundError):
+            continue  # pruned meanwhile, or damaged: it serves nobody
+        index = profiles.index_of(customer_id)
+        if index is None:
+            continue
+        if masks(erased_at, erasures_as_of(notes)):
+            masked.append(info.version)
+            continue
+        record = profiles.record(index)
+        history.append(
+            VersionMembership(
+                version=info.version,
+                created_at=info.created_at,
+                active=info.active,
+                segments=list(record.get(ct.SEGMENTS) or ()),
+                primary_segment=record.get(ct.PRIMARY_SEGMENT),
+            )
+        )
+    return history, masked
+
+
+# --- old versions ---------------------------------------------------------------------------------
+
+
+class HeldVersion(msgspec.Struct, frozen=True, kw_only=True):
+    version: str
+    active: bool
+    erased_customers: int  # customers it holds who were erased after its data
+    removed: bool
+
+
+def versions_holding_erased(store: Store, *, remove: bool) -> list[HeldVersion]:
+    """Every stored version that still holds customers erased after its data was suppressed
+    (masked when served), removed if `remove`, except the active one: the next published run
+    replaces it (or activate a newer one and run this again)."""
+    suppression = store.erasures.suppression()
+    held = []
+    for info in store.list_versions():
+        if not suppression:
+            break
+        try:
+            path = store.version_path(info.version)
+            as_of = erasures_as_of(store.manifest(info.version).notes)
+            ids = load_array(path / "customer_ids.npy", "U")
+        except (ArtifactError, NotFoundError):
+            continue
+        count = int(ErasedRows(ids, as_of).rows(suppression).size)
+        if not count:
+            continue
+        removed = remove and not info.active
+        if removed:
+            store.remove(info.version)
+        held.append(
+            HeldVersion(
+                version=info.version, active=info.active, erased_customers=count, removed=removed
+            )
+        )
+    return held
