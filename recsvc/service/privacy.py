@@ -106,7 +106,9 @@ class VersionMembership(msgspec.Struct, frozen=True, kw_only=True):
 class HolderReport(msgspec.Struct, frozen=True, kw_only=True):
     name: str
     holds: str
-    records: int | None  # found for this customer; None where the service cannot look
+    # Found for this customer (versions: stored versions holding them, masked ones included);
+    # None where the service cannot look (a worker's memory, the training machine, the shop).
+    records: int | None
 
 
 class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
@@ -127,7 +129,7 @@ class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     version_orders: list[str]  # the active version's counted orders of theirs (times)
     offers_shown: list[dict[str, Any]]  # offers shown with experiment arms: not logged yet
     recommendations_served: list[dict[str, Any]]  # not logged
-    holders: list[HolderReport]
+    holders: list[HolderReport]  # per registered holder, what it holds of the customer
 
 
 def customer_data(
@@ -141,10 +143,11 @@ def customer_data(
     answers and orders, and the customer's segments in every stored version (a Redis store caches
     each stored version on this machine to read it)."""
     erased_at = activity.erased_at
-    answers = _own(store.answers.iter_archived(), customer_id) + list(activity.answers)
-    lines = _own(store.orders.iter_archived(), customer_id) + list(activity.orders)
-    answers = [r for r in answers if erased_at is None or r.responded_at > erased_at]
-    lines = [x for x in lines if erased_at is None or x.ordered_at > erased_at]
+    # `activity` holds only what is dated after an erasure (`LiveActivity.after_erasure`).
+    archived_answers = _after(_own(store.answers.iter_archived(), customer_id), erased_at)
+    archived_lines = _after(_own(store.orders.iter_archived(), customer_id), erased_at)
+    answers = archived_answers + list(activity.answers)
+    lines = archived_lines + list(activity.orders)
     profile, segments, primary = None, [], None
     version_answers: list[dict[str, Any]] = []
     version_orders: list[str] = []
@@ -159,9 +162,11 @@ def customer_data(
         segments, primary = state.segments, state.primary_segment
     history, masked = _segment_history(store, customer_id, erased_at)
     found = {
-        ANSWERS_REMOVED: len(answers),
-        ORDERS_REMOVED: len(lines),
-        "versions": len(history),
+        "live_answers": len(activity.answers),
+        "archived_answers": len(archived_answers),
+        "live_orders": len(activity.orders),
+        "archived_orders": len(archived_lines),
+        "versions": len(history) + len(masked),
     }
     return CustomerData(
         customer_id=customer_id,
@@ -188,6 +193,10 @@ def customer_data(
 
 def _own(records: Any, customer_id: str) -> list[Any]:
     return [r for r in records if r.customer_id == customer_id]
+
+
+def _after(records: list[Any], erased_at: dt.datetime | None) -> list[Any]:
+    return [r for r in records if erased_at is None or r.occurred_at > erased_at]
 
 
 def _version_answers(model: ActiveModel, customer_id: str) -> list[dict[str, Any]]:

@@ -247,6 +247,10 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         assert data["profile"]["customer_id"] == customer
         assert data["version_nps_answers"], "the version's answers of the customer"
         assert [h["version"] for h in data["segment_history"]] == [first.version]
+        holders = {h["name"]: h["records"] for h in data["holders"]}
+        assert holders["live_answers"] == 1 and holders["live_orders"] == 1
+        assert holders["archived_answers"] == 0 and holders["versions"] == 1
+        assert holders["detractor_notices"] is None  # worker memory: the service cannot look
         for segment in segments:
             assert customer in members(served, segment)
         sizes_before, n_before = segment_sizes(served), summary_n(served)
