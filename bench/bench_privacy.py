@@ -13,6 +13,9 @@ one erasure against a store holding many archived records.
    per version and worker, on the watcher's thread), and a repeat (cached).
 3. One erasure (`erase_customer`) of a customer with 10 live and 10 archived answers, in a store
    whose archive holds `--archived` answers of other customers: its time is the archive scan.
+4. The training run's validator on a generated shop of `--shop` customers, with an empty
+   suppression list and with 100 erased customers (alternating, 3 rounds, medians): what the
+   suppression adds to a run.
 
 Stores live under var/bench/privacy/ and in Redis under a prefix of their own (deleted after).
 """
@@ -154,10 +157,41 @@ def erasure(store: Store, name: str, archived: int) -> None:
     print(f"  {name:<6} erasure with {archived:,} archived answers: {took:.2f} s")
 
 
+def validation(customers: int) -> None:
+    from training.sources.generate import generate
+    from training.validate.dataset import validate_dataset
+
+    data = WORK / "shop"
+    generate(data, customers, seed=3, show_progress=False)
+    erased = Suppression(
+        {
+            customer_hash(f"C{i:08d}"): dt.datetime.now(dt.UTC)
+            for i in range(1, customers, customers // 100)
+        }
+    )
+    timings: dict[str, list[float]] = {"empty list": [], "100 erased": []}
+    suppressed = 0
+    for _ in range(3):
+        for name, suppression in (("empty list", Suppression()), ("100 erased", erased)):
+            start = time.perf_counter()
+            result = validate_dataset(
+                data, WORK / "validation", show_progress=False, suppression=suppression
+            )
+            timings[name].append(time.perf_counter() - start)
+            if suppression:
+                suppressed = sum(t.suppressed for t in result.report.tables)
+    empty, some = (statistics.median(v) for v in timings.values())
+    print(
+        f"  {customers:,} customers: empty list {empty:.2f} s, 100 erased {some:.2f} s "
+        f"({suppressed:,} rows suppressed), added {some - empty:+.2f} s ({(some / empty - 1) * 100:+.0f}%)"
+    )
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--customers", type=int, default=1_000_000)
     parser.add_argument("--archived", type=int, default=200_000)
+    parser.add_argument("--shop", type=int, default=100_000, help="customers of the shop validated")
     parser.add_argument("--redis", default="redis://127.0.0.1:6379/0")
     args = parser.parse_args()
     shutil.rmtree(WORK, ignore_errors=True)
@@ -178,6 +212,8 @@ def main() -> int:
         print("3. one erasure, against a large archive:")
         for name, store in stores:
             erasure(store, name, args.archived)
+        print("4. the training run's validator, with and without erased customers:")
+        validation(args.shop)
     finally:
         for _, store in stores:
             store.close()

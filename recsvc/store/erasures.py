@@ -50,6 +50,7 @@ def _parse_entries(data: bytes) -> list[Erasure]:
 class FileErasureLog:
     def __init__(self, path: Path) -> None:
         self.path = path
+        self._path = os.fspath(path)
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] = (-1, -1, -1)
         self._suppression = Suppression()
@@ -81,14 +82,18 @@ class FileErasureLog:
             raise StoreUnavailable(f"cannot read the erasure log {self.path}: {exc}") from exc
 
     def suppression(self) -> Suppression:
+        # Every storefront request asks (through `live_of`): one stat, no lock, when nothing
+        # changed; the lock only guards a re-read.
+        try:
+            stat = os.stat(self._path)
+        except FileNotFoundError:
+            return self._suppression  # empty until the first erasure
+        except OSError as exc:
+            raise StoreUnavailable(f"cannot read the erasure log {self.path}: {exc}") from exc
+        seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
+        if seen == self._seen:
+            return self._suppression
         with self._lock:
-            try:
-                stat = os.stat(self.path)
-            except FileNotFoundError:
-                return self._suppression  # empty until the first erasure
-            except OSError as exc:
-                raise StoreUnavailable(f"cannot read the erasure log {self.path}: {exc}") from exc
-            seen = (stat.st_ino, stat.st_size, stat.st_mtime_ns)
             if seen != self._seen:
                 self._suppression = Suppression.of(self.entries())
                 self._seen = seen
