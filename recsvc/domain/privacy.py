@@ -63,7 +63,8 @@ class Erasure(msgspec.Struct, frozen=True, kw_only=True):
     erased_at: dt.datetime  # aware UTC; records dated up to here are suppressed
     requested_by: str  # `key_fingerprint` of the key that asked, or a command's name
     state: ErasureState
-    removed: dict[str, int] = {}  # holder name -> records removed (completed entries)
+    # Records removed, live and archived together: answers, order lines (completed entries).
+    removed: dict[str, int] = {}
 
     def __post_init__(self) -> None:
         msgspec.structs.force_setattr(self, "erased_at", utc(self.erased_at))

@@ -30,9 +30,9 @@ from recsvc.version.erased import ErasedRows, erasures_as_of
 from recsvc.version.opened import ActiveModel
 from recsvc.version.profiles import Profiles, SegmentInfo
 
-# Erasure log counts, by holder name (`PERSONAL_DATA`).
-ANSWERS_REMOVED = "live_answers"
-ORDERS_REMOVED = "live_orders"
+# What an erasure log entry counts: records removed, live and archived together.
+ANSWERS_REMOVED = "answers"
+ORDERS_REMOVED = "order_lines"
 
 
 def erase_customer(

@@ -16,7 +16,7 @@ class ErasureReceipt(msgspec.Struct, frozen=True, kw_only=True):
     customer_hash: str  # how the erasure log and the suppression list know the customer
     erased_at: dt.datetime  # data dated up to here is suppressed; later data is a new relationship
     state: str
-    removed: dict[str, int]  # records removed per holder
+    removed: dict[str, int]  # records removed: answers, order lines (live and archived)
 
 
 class ErasureLogPage(msgspec.Struct, frozen=True, kw_only=True):

@@ -260,7 +260,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         receipt = erased.json()
         assert receipt["state"] == "completed"
         assert receipt["customer_hash"] == customer_hash(customer)
-        assert receipt["removed"] == {"live_answers": 1, "live_orders": 1}
+        assert receipt["removed"] == {"answers": 1, "order_lines": 1}
         assert customer not in erased.text.replace(f"/v1/customers/{customer}", "")
 
         assert_unknown_everywhere(served, customer, segments)
@@ -277,8 +277,8 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         # Idempotent: again, nothing left to remove.
         again = fresh(served, "DELETE", f"/v1/customers/{customer}")
         assert again.status_code == 202 and again.json()["removed"] == {
-            "live_answers": 0,
-            "live_orders": 0,
+            "answers": 0,
+            "order_lines": 0,
         }
         # Old data sent again is refused, naming the erasure.
         late = fresh(
@@ -372,7 +372,7 @@ def test_an_erasure_killed_half_way_completes_when_repeated(demo: Path, tmp_path
         assert fresh(served, "GET", f"/v1/customers/{customer}").status_code == 404
         done = fresh(served, "DELETE", f"/v1/customers/{customer}")
         assert done.status_code == 202, done.text
-        assert done.json()["removed"] == {"live_answers": 0, "live_orders": 5}
+        assert done.json()["removed"] == {"answers": 0, "order_lines": 5}
     assert not store.orders.of_customer(customer)
     assert not [x for x in store.orders.iter_live() if x.customer_id == customer]
     assert [e.state for e in store.erasures.entries()] == ["started", "started", "completed"]
@@ -449,7 +449,7 @@ def test_a_redis_erasure_killed_half_way_completes_when_repeated(
         assert fresh(served, "GET", f"/v1/customers/{customer}").status_code == 404  # masked
         done = fresh(served, "DELETE", f"/v1/customers/{customer}")
         assert done.status_code == 202, done.text
-        assert done.json()["removed"] == {"live_answers": left, "live_orders": 0}
+        assert done.json()["removed"] == {"answers": left, "order_lines": 0}
     assert not store.answers.of_customer(customer)
     assert not [r for r in store.answers.iter_live() if r.customer_id == customer]
     assert len(list(store.answers.iter_archived())) == 30_000  # nobody else's

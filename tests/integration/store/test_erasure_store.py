@@ -114,12 +114,12 @@ def test_the_erasure_log_is_the_suppression_list_every_worker_reads(
                 erased_at=NOW,
                 requested_by="key:0123456789ab",
                 state="completed",
-                removed={"live_answers": 2},
+                removed={"answers": 2},
             )
         )
         entries = other.erasures.entries()
         assert [e.state for e in entries] == ["started", "completed"]
-        assert entries[1].removed == {"live_answers": 2}
+        assert entries[1].removed == {"answers": 2}
         assert all(e.customer_hash == customer_hash("gone") for e in entries)
     finally:
         other.close()
