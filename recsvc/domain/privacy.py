@@ -211,7 +211,7 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         holds="a Redis store's versions, downloaded to each machine's cache directory",
         erased="masked like the versions; a version removed from Redis leaves the cache at the "
         "next version a worker loads",
-        retention="the version a machine serves, and the one before",
+        retention="each stored version the machine has loaded, until it leaves the store",
     ),
     Holder(
         name="detractor_notices",

@@ -40,6 +40,7 @@ from training.run.records import (
     RunRecord,
     close_interrupted,
     encode_record,
+    format_counts,
     format_steps,
     last_success,
     read_records,
@@ -279,7 +280,7 @@ def _shop_steps(
         record.suppressed, {c.NPS_RESPONSES: live.suppressed, c.ORDERS: orders.suppressed}
     )
     if record.suppressed:
-        log(f"rows of erased customers left out: {_format_counts(record.suppressed)}", show)
+        log(f"rows of erased customers left out: {format_counts(record.suppressed)}", show)
     segments = step("segments", lambda: steps.segment(tables, run.segments_files, artifact))
     record.rows = {"customers": segments.rows, "order_lines": segments.order_lines}
     step("report", lambda: steps.report(tables, segments, artifact))
@@ -303,10 +304,6 @@ def _with_live(suppressed: dict[str, int], live: dict[str, int]) -> dict[str, in
         if rows:
             counts[table] = counts.get(table, 0) + rows
     return counts
-
-
-def _format_counts(counts: dict[str, int]) -> str:
-    return ", ".join(f"{table} {rows:,}" for table, rows in counts.items())
 
 
 def _model_steps(
@@ -341,7 +338,7 @@ def format_record(record: RunRecord) -> str:
         rows = ", ".join(f"{k} {v:,}" for k, v in record.rows.items())
         lines.append(f"  rows: {rows}; rejected by the validator {record.rejected_rows:,}")
     if record.suppressed:
-        lines.append(f"  rows of erased customers left out: {_format_counts(record.suppressed)}")
+        lines.append(f"  rows of erased customers left out: {format_counts(record.suppressed)}")
     if record.live is not None and record.live.stored:
         lines.append(
             f"  live NPS responses: {record.live.merged:,} added "

@@ -123,6 +123,11 @@ def last_success(log: RunLog) -> RunRecord | None:
     return next((r for r in read_records(log) if r.status in SUCCEEDED), None)
 
 
+def format_counts(counts: dict[str, int]) -> str:
+    """Rows per table, e.g. "customers 1, orders 7"."""
+    return ", ".join(f"{table} {rows:,}" for table, rows in counts.items())
+
+
 def format_runs(records: Sequence[RunRecord]) -> str:
     """The run log as a table for people, newest first."""
     if not records:
@@ -145,6 +150,10 @@ def format_runs(records: Sequence[RunRecord]) -> str:
         )
         if r.steps:
             lines.append(f"{'':<17} steps: {format_steps(r)}")
+        if r.suppressed:
+            lines.append(
+                f"{'':<17} rows of erased customers left out: {format_counts(r.suppressed)}"
+            )
     return "\n".join(lines)
 
 

@@ -21,6 +21,7 @@ from recsvc.domain.times import naive_utc, parse_iso
 from recsvc.store.files import FileStore
 from training.config import load_config
 from training.run.pipeline import RunRecord, format_record, run_pipeline
+from training.run.records import format_runs
 from training.sources.generate import generate
 from training.validate.dataset import CLEAN_DIR, QUARANTINE_FILE, validate_dataset
 from training.validate.suppression import EVENT_TIMES
@@ -255,6 +256,7 @@ def test_a_run_after_an_erasure_publishes_a_version_without_the_customer(
     second = train()
     assert second.suppressed == {table: n for table, n in expected.items() if n}
     assert "rows of erased customers left out: customers 1, " in format_record(second)
+    assert "rows of erased customers left out: customers 1, " in format_runs([second])
     assert second.live is not None
     # The new answer is merged; both old ones left the store.
     assert (second.live.merged, second.live.swept) == (1, 2)
