@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Generic, Protocol, TypeVar
 
@@ -140,6 +140,24 @@ class LiveRecord(Protocol):
 
 
 R = TypeVar("R", LiveResponse, LiveOrderLine)
+
+
+def erased_records(
+    customer_id: str, until: dt.datetime | None = None
+) -> Callable[[LiveRecord], bool]:
+    """Which stored records an erasure of the customer removes: all of theirs, or those that
+    occurred at or before `until` (a returning customer's later ones stay)."""
+
+    def erased(record: LiveRecord) -> bool:
+        return record.customer_id == customer_id and (until is None or record.occurred_at <= until)
+
+    return erased
+
+
+def customer_mention(customer_id: str) -> bytes:
+    """How a stored record (its JSON) names its customer: a cheap test of a line before decoding
+    it."""
+    return b'"customer_id":' + msgspec.json.encode(customer_id)
 
 
 @dataclass(frozen=True, slots=True)

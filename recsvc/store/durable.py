@@ -1,6 +1,7 @@
 """Durable file operations both stores and the training job's run directories use: an exclusive
-lock that dies with its process, and syncing a directory so a rename or a new file survives a
-crash."""
+lock that dies with its process, syncing a directory so a rename or a new file survives a crash,
+and appending complete lines to a shared file (the file store's live logs, archives and erasure
+log)."""
 
 from __future__ import annotations
 
@@ -30,3 +31,57 @@ def fsync_dir(path: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def locked_for_append(path: Path, *, create: bool) -> int | None:
+    """`path` opened for appending, its flock held (released by closing the descriptor); None when
+    it does not exist and `create` is false. A compaction or an erasure renames a new file over the
+    path while holding the lock: whoever waited for the lock on the old file must not write to it,
+    so it opens the path again."""
+    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
+    while True:
+        try:
+            fd = os.open(path, flags, 0o644)
+        except FileNotFoundError:
+            if create:
+                raise
+            return None
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX)
+            locked, current = os.fstat(fd), os.stat(path)
+            if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
+                return fd
+        except FileNotFoundError:
+            pass  # gone from the path: open it again
+        except BaseException:
+            os.close(fd)
+            raise
+        os.close(fd)
+
+
+def write_lines(fd: int, lines: bytes) -> None:
+    """Append complete lines to a file whose lock the caller holds, and fsync it. A writer that
+    died mid-line left a fragment: it is ended first, so ours start on a fresh line (readers skip
+    the fragment)."""
+    size = os.fstat(fd).st_size
+    if size and os.pread(fd, 1, size - 1) != b"\n":
+        lines = b"\n" + lines
+    write_all(fd, lines)
+    os.fsync(fd)
+
+
+def append_lines(path: Path, lines: bytes) -> None:
+    """Append complete lines to `path` under its lock, durably (the file and its directory entry)."""
+    fd = locked_for_append(path, create=True)
+    assert fd is not None
+    try:
+        write_lines(fd, lines)
+    finally:
+        os.close(fd)
+    fsync_dir(path.parent)

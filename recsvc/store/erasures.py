@@ -14,7 +14,6 @@ MULTI (one hash tag: legal on a cluster); readers fetch the hash again only when
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import os
 import threading
 from collections.abc import Callable
@@ -27,7 +26,8 @@ import redis
 from recsvc.domain.privacy import Erasure, Suppression
 from recsvc.domain.times import utc
 from recsvc.errors import StoreUnavailable
-from recsvc.store.durable import fsync_dir
+from recsvc.store.durable import append_lines
+from recsvc.store.redis_live import as_bytes, as_text
 
 ERASURE_LOG = Path("privacy") / "erasures.ndjson"
 
@@ -58,18 +58,7 @@ class FileErasureLog:
     def append(self, entry: Erasure) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)
-            fd = os.open(self.path, os.O_RDWR | os.O_APPEND | os.O_CREAT, 0o644)
-            try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
-                payload = _encoder.encode(entry) + b"\n"
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    payload = b"\n" + payload  # a writer died mid-line: start a fresh one
-                os.write(fd, payload)
-                os.fsync(fd)
-            finally:
-                os.close(fd)
-            fsync_dir(self.path.parent)
+            append_lines(self.path, _encoder.encode(entry) + b"\n")
         except OSError as exc:
             raise StoreUnavailable(f"cannot write the erasure log {self.path}: {exc}") from exc
 
@@ -128,7 +117,7 @@ class RedisErasureLog:
     def entries(self) -> list[Erasure]:
         with self._reachable("reading the erasure log"):
             raw = self._client.lrange(self.log_key, 0, -1)
-        return _parse_entries(b"\n".join(_bytes(item) for item in raw))
+        return _parse_entries(b"\n".join(as_bytes(item) for item in raw))
 
     def suppression(self) -> Suppression:
         with self._lock, self._reachable("reading the erasure log"):
@@ -137,22 +126,14 @@ class RedisErasureLog:
                 return self._suppression
             latest = self._client.hgetall(self.latest_key)
             self._suppression = Suppression(
-                {_text(h): at for h, t in latest.items() if (at := parse_time(t)) is not None}
+                {as_text(h): at for h, t in latest.items() if (at := parse_time(t)) is not None}
             )
             self._revision = revision
             return self._suppression
-
-
-def _bytes(value: bytes | str) -> bytes:
-    return value if isinstance(value, bytes) else value.encode()
-
-
-def _text(value: bytes | str) -> str:
-    return value.decode() if isinstance(value, bytes) else value
 
 
 def parse_time(value: bytes | str | None) -> dt.datetime | None:
     """An erasure time as stored in Redis' latest-erasure hash."""
     if value is None:
         return None
-    return utc(dt.datetime.fromisoformat(_text(value)))
+    return utc(dt.datetime.fromisoformat(as_text(value)))

@@ -4,7 +4,6 @@ the archive and compaction (see the layout and the rules in `recsvc.store.files`
 from __future__ import annotations
 
 import datetime as dt
-import fcntl
 import logging
 import os
 import threading
@@ -14,19 +13,19 @@ from typing import Generic
 
 import msgspec
 
-from recsvc.domain.live import LiveKind, R
+from recsvc.domain.live import LiveKind, R, customer_mention, erased_records
 from recsvc.errors import StoreUnavailable
-from recsvc.store.durable import fsync_dir
+from recsvc.store.durable import (
+    append_lines,
+    fsync_dir,
+    locked_for_append,
+    write_all,
+    write_lines,
+)
 
 log = logging.getLogger("recsvc.store")
 
 _encoder = msgspec.json.Encoder()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _read_all(fd: int) -> bytes:
@@ -61,37 +60,6 @@ def _split_lines(
             kept += line
     kept += data[start:]
     return moved, bytes(kept), found
-
-
-def _locked(path: Path, *, create: bool) -> int | None:
-    """`path` opened for appending, its flock held (released by closing the descriptor); None when
-    it does not exist and `create` is false. A compaction or an erasure renames a new file over the
-    path while holding the lock: whoever waited for the lock on the old file must not write to it,
-    so it opens the path again."""
-    flags = os.O_RDWR | os.O_APPEND | (os.O_CREAT if create else 0)
-    while True:
-        try:
-            fd = os.open(path, flags, 0o644)
-        except FileNotFoundError:
-            if create:
-                raise
-            return None
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX)
-            locked, current = os.fstat(fd), os.stat(path)
-            if (locked.st_dev, locked.st_ino) == (current.st_dev, current.st_ino):
-                return fd
-        except FileNotFoundError:
-            pass  # gone from the path: open it again
-        except BaseException:
-            os.close(fd)
-            raise
-        os.close(fd)
-
-
-def _mention(customer_id: str) -> bytes:
-    """How a stored record names the customer: a cheap test before decoding a line."""
-    return b'"customer_id":' + _encoder.encode(customer_id)
 
 
 class _LiveIndex(Generic[R]):
@@ -141,7 +109,7 @@ class FileLiveLog(Generic[R]):
                 ) from exc
 
     def _locked_live_file(self, *, create: bool) -> int | None:
-        return _locked(self.live_path, create=create)
+        return locked_for_append(self.live_path, create=create)
 
     def _append(self, records: list[R]) -> list[bool]:
         self.live_path.parent.mkdir(parents=True, exist_ok=True)
@@ -160,13 +128,7 @@ class FileLiveLog(Generic[R]):
                     taken.add(key)
                     payload += _encoder.encode(record) + b"\n"
             if payload:
-                size = os.fstat(fd).st_size
-                if size and os.pread(fd, 1, size - 1) != b"\n":
-                    # A writer died mid-line (we hold the lock, so nobody is writing): end that line
-                    # so ours starts on a fresh one; readers skip the fragment.
-                    payload[:0] = b"\n"
-                _write_all(fd, bytes(payload))
-                os.fsync(fd)
+                write_lines(fd, bytes(payload))
                 if not self._live_dir_synced:  # make the file's directory entry durable too
                     fsync_dir(self.live_path.parent)
                     self._live_dir_synced = True
@@ -286,25 +248,14 @@ class FileLiveLog(Generic[R]):
 
     def _append_archive(self, lines: list[bytes]) -> None:
         """Append complete lines to the archive and fsync it (its own lock, a fresh line)."""
-        payload = bytearray(b"".join(lines))
-        fd = _locked(self.archive_path, create=True)
-        assert fd is not None
-        try:
-            size = os.fstat(fd).st_size
-            if size and os.pread(fd, 1, size - 1) != b"\n":
-                payload[:0] = b"\n"  # a compaction died mid-line: readers skip that fragment
-            _write_all(fd, bytes(payload))
-            os.fsync(fd)
-        finally:
-            os.close(fd)
-        fsync_dir(self.archive_path.parent)
+        append_lines(self.archive_path, b"".join(lines))
 
     def _write_live_copy(self, data: bytes) -> Path:
         """The live file's new content in a temporary file beside it, fsync'd; its path."""
         tmp = self.live_path.with_name(f".{self.live_path.name}.compacting")
         fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
         try:
-            _write_all(fd, data)
+            write_all(fd, data)
             os.fsync(fd)
         finally:
             os.close(fd)
@@ -314,12 +265,7 @@ class FileLiveLog(Generic[R]):
         """Remove the customer's records (those that occurred up to `until`, if given) from the
         live file and the archive, each rewritten without their lines under its lock, fsync'd and
         renamed over; how many keys went."""
-
-        def take(record: R) -> bool:
-            return record.customer_id == customer_id and (
-                until is None or record.occurred_at <= until
-            )
-
+        take = erased_records(customer_id, until)
         with self._lock:
             try:
                 removed = self._erase_live(customer_id, take)
@@ -336,7 +282,7 @@ class FileLiveLog(Generic[R]):
             return set()
         try:
             data = _read_all(fd)
-            if _mention(customer_id) not in data:
+            if customer_mention(customer_id) not in data:
                 return set()
             moved, kept, keys = _split_lines(data, take, self._decoder)
             if moved:
@@ -350,13 +296,13 @@ class FileLiveLog(Generic[R]):
     def _erase_archive(self, customer_id: str, take: Callable[[R], bool]) -> set[str]:
         """The archive may be large: streamed line by line into a copy, renamed over only when it
         held the customer."""
-        fd = _locked(self.archive_path, create=False)
+        fd = locked_for_append(self.archive_path, create=False)
         if fd is None:
             return set()
         keys: set[str] = set()
         tmp = self.archive_path.with_name(f".{self.archive_path.name}.erasing")
         try:
-            mention = _mention(customer_id)
+            mention = customer_mention(customer_id)
             with open(self.archive_path, "rb") as source, open(tmp, "wb") as copy:
                 for line in source:
                     if mention in line:

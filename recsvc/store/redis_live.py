@@ -16,7 +16,7 @@ from typing import Generic
 import msgspec
 import redis
 
-from recsvc.domain.live import LiveKind, R
+from recsvc.domain.live import LiveKind, R, customer_mention, erased_records
 
 log = logging.getLogger("recsvc.store")
 
@@ -158,20 +158,27 @@ class RedisLiveLog(Generic[R]):
     def iter_archived(self) -> Iterator[R]:
         """Every record compaction moved out of live, oldest compaction first, each key once."""
         seen: set[str] = set()
+        for _part, lines in self._archive_parts():
+            for line in lines:
+                record = self.decoder.decode(line)
+                if record.key not in seen:
+                    seen.add(record.key)
+                    yield record
+
+    def _archive_parts(self) -> Iterator[tuple[bytes, list[bytes]]]:
+        """Each archive part's key and its stored records (JSON lines), oldest first, fetched a
+        few parts at a time."""
         with self._reachable(f"reading the {self.kind.noun} archive"):
-            parts = self._client.lrange(self.keys.archive, 0, -1)
+            parts = [as_bytes(part) for part in self._client.lrange(self.keys.archive, 0, -1)]
         for start in range(0, len(parts), 8):
+            batch = parts[start : start + 8]
             with self._reachable(f"reading the {self.kind.noun} archive"):
-                blobs = self._client.mget(parts[start : start + 8])
-            for part, blob in zip(parts[start : start + 8], blobs, strict=True):
+                blobs = self._client.mget(batch)
+            for part, blob in zip(batch, blobs, strict=True):
                 if blob is None:
                     log.warning("archive part %s is listed but missing", as_text(part))
                     continue
-                for line in zlib.decompress(as_bytes(blob)).splitlines():
-                    record = self.decoder.decode(line)
-                    if record.key not in seen:
-                        seen.add(record.key)
-                        yield record
+                yield part, zlib.decompress(as_bytes(blob)).splitlines()
 
     def compact(self, records: Sequence[R]) -> int:
         """Move these records (by key) from live to the archive: archived first, then removed
@@ -264,14 +271,9 @@ class RedisLiveLog(Generic[R]):
         """Remove the customer's records (those that occurred up to `until`, if given): from their
         list and key set, the stream and every archive part (a part rewritten without them); how
         many keys went."""
-
-        def take(record: R) -> bool:
-            return record.customer_id == customer_id and (
-                until is None or record.occurred_at <= until
-            )
-
+        take = erased_records(customer_id, until)
         keys = self.keys.of_customer(customer_id)
-        mention = _mention(customer_id)
+        mention = customer_mention(customer_id)
         with self._reachable(f"erasing {self.kind.noun}s"):
             listed = [as_bytes(raw) for raw in self._client.lrange(keys[0], 0, -1)]
         entries = [(self.decoder.decode(raw), raw) for raw in listed]
@@ -297,29 +299,15 @@ class RedisLiveLog(Generic[R]):
 
     def _erase_archived(self, mention: bytes, take: Callable[[R], bool]) -> set[str]:
         removed: set[str] = set()
-        with self._reachable(f"reading the {self.kind.noun} archive"):
-            parts = self._client.lrange(self.keys.archive, 0, -1)
-        for start in range(0, len(parts), 8):
-            batch = parts[start : start + 8]
-            with self._reachable(f"reading the {self.kind.noun} archive"):
-                blobs = self._client.mget(batch)
-            for part, blob in zip(batch, blobs, strict=True):
-                if blob is None:
+        for part, lines in self._archive_parts():
+            kept = []
+            for line in lines:
+                if mention in line and take(record := self.decoder.decode(line)):
+                    removed.add(record.key)
                     continue
-                lines = zlib.decompress(as_bytes(blob)).splitlines()
-                kept = []
-                for line in lines:
-                    if mention in line and take(record := self.decoder.decode(line)):
-                        removed.add(record.key)
-                        continue
-                    kept.append(line)
-                if len(kept) < len(lines):
-                    # The part keeps its key (the archive list is untouched), rewritten in place.
-                    with self._reachable(f"erasing from the {self.kind.noun} archive"):
-                        self._client.set(part, zlib.compress(b"".join(x + b"\n" for x in kept)))
+                kept.append(line)
+            if len(kept) < len(lines):
+                # The part keeps its key (the archive list is untouched), rewritten in place.
+                with self._reachable(f"erasing from the {self.kind.noun} archive"):
+                    self._client.set(part, zlib.compress(b"".join(x + b"\n" for x in kept)))
         return removed
-
-
-def _mention(customer_id: str) -> bytes:
-    """How a stored record names the customer: a cheap test before decoding a line."""
-    return b'"customer_id":' + _encoder.encode(customer_id)
