@@ -76,7 +76,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         notifier=DetractorNotifier(
             settings.detractor_webhook_url,
             # A notice about a customer erased since it was queued is dropped, not sent.
-            erased=lambda r: holder.suppression().suppresses(r.customer_id, r.responded_at),
+            erased=lambda r: holder.suppression().suppresses(r.customer_id, r.occurred_at),
         ),
     )
 

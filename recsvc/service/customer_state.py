@@ -113,7 +113,7 @@ def current_state(
     `all_segments=False`: only the primary segment is worked out (`segments` holds it alone),
     which is all ranking needs. A customer erased after the version's data was suppressed is one
     the version does not know."""
-    index = None if model.masks(activity.erased_at) else model.profiles.index_of(customer_id)
+    index = model.profile_index(customer_id, activity.erased_at)
     stored = model.profiles.record(index) if index is not None else None
     orders = None
     if activity.orders:

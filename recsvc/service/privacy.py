@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import datetime as dt
 import uuid
-from typing import Any
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Any, TypeVar
 
 import msgspec
 import numpy as np
@@ -22,13 +24,16 @@ from recsvc.domain import customer_table as ct
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.domain.nps import NpsCategory, nps_from_counts
 from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
+from recsvc.domain.rfm import from_micros
 from recsvc.errors import ArtifactError, NotFoundError
 from recsvc.service.customer_state import current_state
-from recsvc.store.base import Store
+from recsvc.store.base import Store, VersionInfo
 from recsvc.version.artifacts import load_array
 from recsvc.version.erased import ErasedRows, erasures_as_of
 from recsvc.version.opened import ActiveModel
 from recsvc.version.profiles import Profiles, SegmentInfo
+
+T = TypeVar("T")
 
 # What an erasure log entry counts: records removed, live and archived together.
 ANSWERS_REMOVED = "answers"
@@ -143,29 +148,31 @@ def customer_data(
     answers and orders, and the customer's segments in every stored version (a Redis store caches
     each stored version on this machine to read it)."""
     erased_at = activity.erased_at
-    # `activity` holds only what is dated after an erasure (`LiveActivity.after_erasure`).
-    archived_answers = _after(_own(store.answers.iter_archived(), customer_id), erased_at)
-    archived_lines = _after(_own(store.orders.iter_archived(), customer_id), erased_at)
-    answers = archived_answers + list(activity.answers)
-    lines = archived_lines + list(activity.orders)
+    # `activity` holds only what is dated after an erasure (`ModelHolder.live`); so may the archives.
+    archived = LiveActivity(
+        _own(store.answers.iter_archived(), customer_id),
+        _own(store.orders.iter_archived(), customer_id),
+        erased_at,
+    ).after_erasure()
+    answers = [*archived.answers, *activity.answers]
+    lines = [*archived.orders, *activity.orders]
     profile, segments, primary = None, [], None
     version_answers: list[dict[str, Any]] = []
     version_orders: list[str] = []
-    shows = model is not None and not model.masks(erased_at)
-    if model is not None and shows and model.profiles.index_of(customer_id) is not None:
-        state = current_state(model, customer_id, activity, now)
-        profile, segments, primary = state.record, state.segments, state.primary_segment
-        version_answers = _version_answers(model, customer_id)
-        version_orders = _version_orders(model, customer_id)
-    elif model is not None and activity:
+    index = model.profile_index(customer_id, erased_at) if model is not None else None
+    if model is not None and (index is not None or activity):
         state = current_state(model, customer_id, activity, now)
         segments, primary = state.segments, state.primary_segment
+        if index is not None:
+            profile = state.record
+            version_answers = _version_answers(model, index)
+            version_orders = _version_orders(model, index)
     history, masked = _segment_history(store, customer_id, erased_at)
     found = {
         "live_answers": len(activity.answers),
-        "archived_answers": len(archived_answers),
+        "archived_answers": len(archived.answers),
         "live_orders": len(activity.orders),
-        "archived_orders": len(archived_lines),
+        "archived_orders": len(archived.orders),
         "versions": len(history) + len(masked),
     }
     return CustomerData(
@@ -195,13 +202,9 @@ def _own(records: Any, customer_id: str) -> list[Any]:
     return [r for r in records if r.customer_id == customer_id]
 
 
-def _after(records: list[Any], erased_at: dt.datetime | None) -> list[Any]:
-    return [r for r in records if erased_at is None or r.occurred_at > erased_at]
-
-
-def _version_answers(model: ActiveModel, customer_id: str) -> list[dict[str, Any]]:
-    table, index = model.responses, model.loaded.customer_index(customer_id)
-    if table is None or index is None:
+def _version_answers(model: ActiveModel, index: int) -> list[dict[str, Any]]:
+    table = model.responses
+    if table is None:
         return []
     rows = np.flatnonzero(np.asarray(table.customers) == index)
     names = table.touchpoint_names
@@ -215,14 +218,11 @@ def _version_answers(model: ActiveModel, customer_id: str) -> list[dict[str, Any
     ]
 
 
-def _version_orders(model: ActiveModel, customer_id: str) -> list[str]:
-    history, index = model.orders, model.loaded.customer_index(customer_id)
-    if history is None or index is None:
+def _version_orders(model: ActiveModel, index: int) -> list[str]:
+    history = model.orders
+    if history is None:
         return []
-    return [
-        (dt.datetime(1970, 1, 1, tzinfo=dt.UTC) + dt.timedelta(microseconds=t)).isoformat()
-        for t in history.order_times(index)
-    ]
+    return [from_micros(t).isoformat() for t in history.order_times(index)]
 
 
 def _segment_history(
@@ -231,17 +231,11 @@ def _segment_history(
     """The customer's segments in each stored version that shows them, and the versions that
     hold them masked (erased after the version's data was suppressed)."""
     history, masked = [], []
-    for info in store.list_versions():
-        try:
-            path = store.version_path(info.version)
-            profiles = Profiles.open(path)
-            notes = store.manifest(info.version).notes
-        except (ArtifactError, NotFoundError):
-            continue  # pruned meanwhile, or damaged: it serves nobody
+    for info, as_of, profiles in _stored_versions(store, Profiles.open):
         index = profiles.index_of(customer_id)
         if index is None:
             continue
-        if masks(erased_at, erasures_as_of(notes)):
+        if masks(erased_at, as_of):
             masked.append(info.version)
             continue
         record = profiles.record(index)
@@ -255,6 +249,25 @@ def _segment_history(
             )
         )
     return history, masked
+
+
+def _stored_versions(
+    store: Store, read: Callable[[Path], T]
+) -> Iterator[tuple[VersionInfo, dt.datetime | None, T]]:
+    """Each stored version, when its data was suppressed (`erasures_as_of`) and what `read` takes
+    from its files; one pruned meanwhile or damaged is skipped (it serves nobody)."""
+    for info in store.list_versions():
+        try:
+            path = store.version_path(info.version)
+            as_of = erasures_as_of(store.manifest(info.version).notes)
+            value = read(path)
+        except (ArtifactError, NotFoundError):
+            continue
+        yield info, as_of, value
+
+
+def _customer_ids(directory: Path) -> np.ndarray:
+    return load_array(directory / "customer_ids.npy", "U")
 
 
 # --- old versions ---------------------------------------------------------------------------------
@@ -272,16 +285,10 @@ def versions_holding_erased(store: Store, *, remove: bool) -> list[HeldVersion]:
     (masked when served), removed if `remove`, except the active one: the next published run
     replaces it (or activate a newer one and run this again)."""
     suppression = store.erasures.suppression()
+    if not suppression:
+        return []
     held = []
-    for info in store.list_versions():
-        if not suppression:
-            break
-        try:
-            path = store.version_path(info.version)
-            as_of = erasures_as_of(store.manifest(info.version).notes)
-            ids = load_array(path / "customer_ids.npy", "U")
-        except (ArtifactError, NotFoundError):
-            continue
+    for info, as_of, ids in _stored_versions(store, _customer_ids):
         count = int(ErasedRows(ids, as_of).rows(suppression).size)
         if not count:
             continue

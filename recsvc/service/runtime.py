@@ -159,7 +159,7 @@ class ModelHolder:
         suppression = self.suppression()
         if not suppression:
             return answers
-        return [r for r in answers if not suppression.suppresses(r.customer_id, r.responded_at)]
+        return [r for r in answers if not suppression.suppresses(r.customer_id, r.occurred_at)]
 
     async def watch(self, interval: float) -> None:
         """Poll forever (the app cancels this task on shutdown)."""

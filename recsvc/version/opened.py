@@ -39,6 +39,11 @@ class ActiveModel:
         """Whether this version must treat a customer erased at `erased_at` as unknown."""
         return masks(erased_at, self.erased.as_of if self.erased else None)
 
+    def profile_index(self, customer_id: str, erased_at: dt.datetime | None) -> int | None:
+        """The customer's row as this version may show it: None for a customer it does not know,
+        or one erased (at `erased_at`) after its data."""
+        return None if self.masks(erased_at) else self.profiles.index_of(customer_id)
+
 
 def open_version(loaded: LoadedModel) -> ActiveModel:
     """Everything the service serves from one version: arrays, profiles, segment rules, answers."""

@@ -48,7 +48,6 @@ from recsvc.store import Store
 from recsvc.store.base import LiveLog
 from recsvc.version.opened import ActiveModel
 from training.run.records import LiveIntake
-from training.validate.suppression import EVENT_TIMES
 
 
 class LiveRead(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,12 +84,10 @@ def read_live_responses(store: Store) -> LiveRead:
     return read_live(store.answers)
 
 
-def suppress_live(
-    read: LiveRead, suppression: Suppression, table: str
-) -> tuple[LiveRead, list[Any]]:
-    """`read` without the records `suppression` suppresses, and those records. A record of `table`
-    is dated by its field named like the table's `EVENT_TIMES` column (an answer's `responded_at`,
-    an order line's `ordered_at`), as the validator dates the shop's rows."""
+def suppress_live(read: LiveRead, suppression: Suppression) -> tuple[LiveRead, list[Any]]:
+    """`read` without the records `suppression` suppresses, and those records. A record is dated
+    by `occurred_at` (an answer's `responded_at`, an order line's `ordered_at`), as the validator
+    dates the shop's rows (`training.validate.suppression.EVENT_TIMES`)."""
     if not suppression:
         return read, []
     # Hashing each distinct customer once keeps a large archive cheap; the domain's rule decides.
@@ -98,11 +95,10 @@ def suppress_live(
     erased = {cid for cid in customers if suppression.erased_at(cid) is not None}
     if not erased:
         return read, []
-    when = EVENT_TIMES[table]
 
     def suppressed(record: Any) -> bool:
         return record.customer_id in erased and suppression.suppresses(
-            record.customer_id, getattr(record, when)
+            record.customer_id, record.occurred_at
         )
 
     records, dropped, archived = [], [], 0

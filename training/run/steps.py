@@ -165,7 +165,7 @@ def _without_erased(
     """The live records of `read` the run may merge, those `suppression` suppresses (left behind
     by an erasure), and the sweep that erased their customers from `records` (see
     `training.run.live`)."""
-    kept, suppressed = suppress_live(read, suppression, table)
+    kept, suppressed = suppress_live(read, suppression)
     if not suppressed:
         return kept, suppressed, Sweep()
     sweep = sweep_erased(records, suppressed, suppression)

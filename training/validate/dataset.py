@@ -17,7 +17,7 @@ import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, TypeVar
 
 import polars as pl
 
@@ -54,6 +54,7 @@ REPORT_FILE = "validation_report.json"
 QUARANTINE_TABLE = "table"
 QUARANTINE_RAW = "raw"
 TOP_REASONS = 10
+T = TypeVar("T")
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,16 +186,29 @@ def _open_tables(folder: DataFolder) -> dict[str, _OpenTable]:
     return {name: _OpenTable.open(source) for name, source in folder.files.items()}
 
 
-def _collected(table: _OpenTable, query: Callable[[_OpenTable], pl.LazyFrame]) -> pl.DataFrame:
-    """`query` of a table, collected; an NDJSON table whose column polars cannot read as it typed
-    it is read again with its contract columns as text, as stage one does (`_check_stage`)."""
+def _read_as_text_if_needed(
+    table: _OpenTable, work: Callable[[_OpenTable], T]
+) -> tuple[_OpenTable, T]:
+    """`work` on the table, and the table as it was read: an NDJSON table is read again with its
+    contract columns as text when a JSON column polars typed from its values holds a value it
+    cannot read that way (`work` raises DataContractError)."""
     try:
-        with read_errors(table.source.path, table.source.format):
-            return query(table).collect()
+        return table, work(table)
     except DataContractError:
         if table.source.format != "ndjson" or table.contract_columns_as_text:
             raise
-        return _collected(_OpenTable.open(table.source, contract_columns_as_text=True), query)
+        table = _OpenTable.open(table.source, contract_columns_as_text=True)
+        return table, work(table)
+
+
+def _collected(table: _OpenTable, query: Callable[[_OpenTable], pl.LazyFrame]) -> pl.DataFrame:
+    """`query` of a table, collected, read as stage one reads it (`_read_as_text_if_needed`)."""
+
+    def collect(read: _OpenTable) -> pl.DataFrame:
+        with read_errors(read.source.path, read.source.format):
+            return query(read).collect()
+
+    return _read_as_text_if_needed(table, collect)[1]
 
 
 def _customer_id(schema: pl.Schema) -> pl.Expr:
@@ -402,17 +416,12 @@ def _check_stage(
 ) -> _OpenTable:
     """Stage one, streamed: valid rows to `files.valid`, rejected ones (with raw) to `files.invalid`.
 
-    Returns the table as it was read: an NDJSON table is read again with its contract columns as
-    text when a JSON column polars typed from its values holds a value it cannot read that way.
+    Returns the table as it was read (`_read_as_text_if_needed`).
     """
-    try:
-        _sink_checked(table, known, files, now, suppressed)
-    except DataContractError:
-        if table.source.format != "ndjson" or table.contract_columns_as_text:
-            raise
-        table = _OpenTable.open(table.source, contract_columns_as_text=True)
-        _sink_checked(table, known, files, now, suppressed)
-    return table
+    read, _ = _read_as_text_if_needed(
+        table, lambda t: _sink_checked(t, known, files, now, suppressed)
+    )
+    return read
 
 
 def _sink_checked(

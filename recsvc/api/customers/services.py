@@ -18,7 +18,7 @@ from recsvc.version.opened import ActiveModel
 def profile_of(model: ActiveModel, customer_id: str, activity: LiveActivity) -> CustomerProfile:
     """The stored profile, live answers and orders taken since the version applied; NotFoundError
     for a customer the version does not know."""
-    index = None if model.masks(activity.erased_at) else model.profiles.index_of(customer_id)
+    index = model.profile_index(customer_id, activity.erased_at)
     if index is None:
         raise NotFoundError(f"no customer {shown(customer_id)} in model version {model.version}")
     if activity:

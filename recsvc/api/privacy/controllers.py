@@ -1,7 +1,7 @@
 """Privacy requests (scope `privacy`): `GET /v1/customers/{customer_id}/data` returns everything
 held about a customer; the erasure log for admins (`GET /v1/privacy/erasures`). The erasure itself,
 `DELETE /v1/customers/{customer_id}`, shares its path with the profile, so it is a handler of the
-customers' controller, with its own scope (`recsvc.api.privacy.services.erase`). See `recsvc.service.privacy`."""
+customers' controller, with its own scope (`recsvc.api.privacy.services.erase_customer_request`). See `recsvc.service.privacy`."""
 
 from __future__ import annotations
 

@@ -146,11 +146,11 @@ READ = LiveRead(records=[OLD_C1, OTHER, OLD_C2, NEW_C2], live=[OLD_C2, NEW_C2], 
 
 
 def test_live_records_up_to_the_erasure_are_left_out_and_the_archive_count_follows() -> None:
-    kept, suppressed = suppress_live(READ, SUPPRESSION, c.NPS_RESPONSES)
+    kept, suppressed = suppress_live(READ, SUPPRESSION)
     assert suppressed == [OLD_C1, OLD_C2]
     assert kept.records == [OTHER, NEW_C2]
     assert (kept.archived, kept.live) == (1, [NEW_C2])
-    assert suppress_live(READ, Suppression(), c.NPS_RESPONSES) == (READ, [])
+    assert suppress_live(READ, Suppression()) == (READ, [])
 
 
 class FakeLog:
@@ -166,7 +166,7 @@ class FakeLog:
 
 
 def test_leftovers_up_to_each_erasure_are_erased_from_the_store() -> None:
-    _, suppressed = suppress_live(READ, SUPPRESSION, c.NPS_RESPONSES)
+    _, suppressed = suppress_live(READ, SUPPRESSION)
     store_log = FakeLog()
     sweep = sweep_erased(store_log, suppressed, SUPPRESSION)  # type: ignore[arg-type]
     # Each customer up to their own erasure: a returning customer's later records stay.
@@ -178,7 +178,7 @@ def test_leftovers_up_to_each_erasure_are_erased_from_the_store() -> None:
 
 
 def test_a_failed_sweep_is_noted_not_raised() -> None:
-    _, suppressed = suppress_live(READ, SUPPRESSION, c.NPS_RESPONSES)
+    _, suppressed = suppress_live(READ, SUPPRESSION)
     sweep = sweep_erased(FakeLog(fail=True), suppressed, SUPPRESSION)  # type: ignore[arg-type]
     assert sweep.error is not None and "the disk went away" in sweep.error
 
