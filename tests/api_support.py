@@ -17,6 +17,7 @@ from pathlib import Path
 import msgspec
 import polars as pl
 import pytest
+import redis
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -121,6 +122,26 @@ def _batches(keys: Iterator[bytes], size: int = 500) -> Iterator[list[bytes]]:
             batch = []
     if batch:
         yield batch
+
+
+def delete_prefix(redis_url: str, prefix: str) -> None:
+    """Delete every key of a test's Redis key prefix."""
+    client = redis.Redis.from_url(redis_url)
+    try:
+        for batch in _batches(client.scan_iter(match=f"{prefix}:*", count=1000)):
+            client.unlink(*batch)
+    finally:
+        client.close()
+
+
+@contextlib.contextmanager
+def redis_store_url(redis_url: str, cache_dir: Path) -> Iterator[str]:
+    """The URL of an empty Redis store under a key prefix of its own, its keys deleted after."""
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    try:
+        yield f"{redis_url}?prefix={prefix}&cache_dir={cache_dir}"
+    finally:
+        delete_prefix(redis_url, prefix)
 
 
 def store_for(

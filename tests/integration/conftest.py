@@ -4,13 +4,21 @@ pipeline on small demo data), published into each store kind, and the real app o
 from __future__ import annotations
 
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from recsvc.store.base import Store
-from tests.api_support import STORE_KINDS, Artifact, build_artifact, client_for, store_for
+from tests.api_support import (
+    STORE_KINDS,
+    Artifact,
+    build_artifact,
+    client_for,
+    redis_store_url,
+    store_for,
+)
 
 
 @pytest.fixture(scope="session")
@@ -31,3 +39,13 @@ def store(
 def client(store: Store) -> Iterator[TestClient[Litestar]]:
     with client_for(store) as test_client:
         yield test_client
+
+
+@pytest.fixture(params=STORE_KINDS)
+def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
+    """The URL of an empty store of each kind; a Redis one under a key prefix of its own."""
+    if request.param == "file":
+        yield f"file://{tmp_path / 'store'}"
+        return
+    with redis_store_url(request.getfixturevalue("redis_url"), tmp_path / "cache") as url:
+        yield url

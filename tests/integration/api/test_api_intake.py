@@ -157,6 +157,17 @@ class Webhook:
         self.server.server_close()
 
 
+def assert_metric_soon(client: TestClient[Litestar], line: str, seconds: float = 5) -> None:
+    """`/metrics` shows `line` within `seconds` (the webhook thread counts after the reply)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        metrics = client.get("/metrics").text
+        if line in metrics:
+            return
+        time.sleep(0.05)
+    assert line in metrics
+
+
 @pytest.fixture
 def webhook() -> Iterator[Webhook]:
     with Webhook() as hook:
@@ -189,13 +200,7 @@ def test_a_new_detractor_reaches_the_webhook_after_a_failed_first_try_without_bl
         assert delivered["comment"] == "never again"
         # A repeated post of the same response is a duplicate: no second notification.
         client.post("/v1/nps-responses", json=answer("hook-1", "NEW-CUSTOMER-4", 1))
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            metrics = client.get("/metrics").text
-            if 'recsvc_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics:
-                break
-            time.sleep(0.05)
-        assert 'recsvc_webhook_deliveries_total{outcome="delivered"} 1.0' in metrics
+        assert_metric_soon(client, 'recsvc_webhook_deliveries_total{outcome="delivered"} 1.0')
     assert len(webhook.calls) == 2
 
 
@@ -208,11 +213,5 @@ def test_a_waiting_notice_about_a_customer_erased_meanwhile_is_dropped(
         assert webhook.first_arrived.wait(5), "the webhook was never called"
         assert client.delete("/v1/customers/NEW-CUSTOMER-9").status_code == 202
         webhook.release.set()  # the first call fails; the retry must not go out
-        deadline = time.monotonic() + 5
-        while time.monotonic() < deadline:
-            metrics = client.get("/metrics").text
-            if 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0' in metrics:
-                break
-            time.sleep(0.05)
-        assert 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0' in metrics
+        assert_metric_soon(client, 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0')
     assert len(webhook.calls) == 1

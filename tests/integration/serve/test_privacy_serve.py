@@ -26,7 +26,6 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -39,14 +38,11 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.privacy import NOT_PERSONAL, PERSONAL_DATA, Holder, customer_hash
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
-from tests.api_support import STORE_KINDS
+from tests.integration.store.test_live_compaction import train as train_small
 from tests.serving import Served, serve
-from training.config import load_config
-from training.run.pipeline import run_pipeline
 from training.run.records import RunRecord
 from training.sources.generate import generate
 
-SMALL = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
 ROOT = Path(__file__).resolve().parents[3]
 
 
@@ -57,30 +53,13 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
-@pytest.fixture(params=STORE_KINDS)
-def store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "file":
-        yield f"file://{tmp_path / 'store'}"
-        return
-    prefix = f"recsvc-test-privacy-{time.time_ns()}"
-    redis_url: str = request.getfixturevalue("redis_url")
-    yield f"{redis_url}?prefix={prefix}&cache_dir={tmp_path / 'cache'}"
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+@pytest.fixture
+def store_url(empty_store_url: str) -> str:
+    return empty_store_url
 
 
 def train(demo: Path, url: str, runs: Path) -> RunRecord:
-    record = run_pipeline(
-        demo,
-        store=url,
-        config=load_config(**SMALL),
-        runs_dir=runs,
-        show_progress=False,
-        force=True,
-    )
+    record = train_small(demo, url, runs)
     assert record.published and record.version, record
     return record
 

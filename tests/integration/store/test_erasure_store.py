@@ -14,7 +14,8 @@ import pytest
 from recsvc.domain.live import LiveOrderLine
 from recsvc.domain.privacy import Erasure, customer_hash
 from recsvc.store import Store
-from tests.integration.store.test_store import Backend, delete_prefix, ids, response, with_query
+from tests.api_support import delete_prefix
+from tests.integration.store.test_store import Backend, ids, response, with_query
 
 NOW = dt.datetime(2026, 1, 2, 9, 0, tzinfo=dt.UTC)
 

@@ -13,12 +13,11 @@ as in `test_nightly.py`).
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
 import pytest
-import redis
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -26,7 +25,7 @@ from recsvc.domain.live import ANSWERS
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from recsvc.store.files_live import FileLiveLog
 from recsvc.store.redis_live import RedisLiveLog
-from tests.api_support import STORE_KINDS, client_for
+from tests.api_support import client_for
 from tests.integration.training.test_nightly import SMALL, Run, assert_serves
 from training.config import load_config
 from training.run.pipeline import format_record, run_pipeline
@@ -45,20 +44,10 @@ def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return data
 
 
-@pytest.fixture(params=STORE_KINDS)
-def url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """An empty store of each kind; a Redis one under a key prefix of its own, deleted after."""
-    if request.param == "file":
-        yield f"file://{tmp_path / 'store'}"
-        return
-    prefix = f"recsvc-test-{time.time_ns()}"
-    redis_url: str = request.getfixturevalue("redis_url")
-    yield f"{redis_url}?prefix={prefix}&cache_dir={tmp_path / 'cache'}"
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+@pytest.fixture
+def url(empty_store_url: str) -> str:
+    """An empty store of each kind."""
+    return empty_store_url
 
 
 def train(demo: Path, url: str, runs: Path, **options: Any) -> RunRecord:

@@ -35,6 +35,7 @@ from recsvc.store import (
     open_store,
 )
 from recsvc.version.artifacts import read_manifest
+from tests.api_support import delete_prefix
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -65,16 +66,6 @@ def with_query(url: str, **params: str) -> str:
     parts = urllib.parse.urlsplit(url)
     query = urllib.parse.parse_qsl(parts.query) + list(params.items())
     return urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(query)))
-
-
-def delete_prefix(url: str, prefix: str) -> None:
-    client = redis.Redis.from_url(url)
-    try:
-        keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-        if keys:
-            client.delete(*keys)
-    finally:
-        client.close()
 
 
 @dataclass

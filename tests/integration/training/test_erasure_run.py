@@ -19,14 +19,13 @@ from recsvc.domain.live import LiveOrderLine, LiveResponse
 from recsvc.domain.privacy import Erasure, Suppression, customer_hash
 from recsvc.domain.times import naive_utc, parse_iso
 from recsvc.store.files import FileStore
-from training.config import load_config
-from training.run.pipeline import RunRecord, format_record, run_pipeline
+from tests.integration.store.test_live_compaction import train as train_small
+from training.run.pipeline import RunRecord, format_record
 from training.run.records import format_runs
 from training.sources.generate import generate
 from training.validate.dataset import CLEAN_DIR, QUARANTINE_FILE, validate_dataset
 from training.validate.suppression import EVENT_TIMES
 
-SMALL: dict[str, Any] = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
 ERASED_AT = dt.datetime(2024, 3, 1, 12, tzinfo=dt.UTC)
 
 
@@ -177,14 +176,7 @@ def test_a_run_after_an_erasure_publishes_a_version_without_the_customer(
     url = f"file://{tmp_path / 'store'}"
 
     def train() -> RunRecord:
-        record = run_pipeline(
-            shop,
-            store=url,
-            config=load_config(**SMALL),
-            runs_dir=tmp_path / "runs",
-            show_progress=False,
-            force=True,
-        )
+        record = train_small(shop, url, tmp_path / "runs")
         assert record.published and record.version, record
         return record
 

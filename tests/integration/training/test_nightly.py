@@ -30,7 +30,7 @@ from recsvc.errors import LockHeld, LockLost, RecsvcError
 from recsvc.store import FileStore, LiveResponse, RedisStore, open_store
 from recsvc.store.locks import RedisTrainingLock
 from recsvc.store.runs import FileRunLog
-from tests.api_support import STORE_KINDS, client_for
+from tests.api_support import STORE_KINDS, client_for, redis_store_url
 from training.__main__ import main
 from training.config import load_config
 from training.run.live import merge_live_responses, read_live_responses
@@ -108,13 +108,8 @@ def file_store(first_store: tuple[Path, str], tmp_path: Path) -> tuple[str, str]
 
 @pytest.fixture
 def redis_store(redis_url: str, tmp_path: Path) -> Iterator[str]:
-    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
-    yield f"{redis_url}?prefix={prefix}&cache_dir={tmp_path / 'cache'}"
-    client = redis.Redis.from_url(redis_url)
-    keys = list(client.scan_iter(match=f"{prefix}:*", count=1000))
-    if keys:
-        client.delete(*keys)
-    client.close()
+    with redis_store_url(redis_url, tmp_path / "cache") as url:
+        yield url
 
 
 class Run:
