@@ -1,16 +1,19 @@
-"""`python -m recsvc` (also the `recsvc` console script): serve the API, list or activate model
-versions, answer privacy requests (erase a customer, list erasures, prune versions that still
-hold erased customers), or print the settings table."""
+"""`python -m recsvc` (also the `recsvc` console script): serve the API, deliver webhooks, list
+or activate model versions, answer privacy requests (erase a customer, list erasures, prune
+versions that still hold erased customers), show webhook destinations, or print the settings
+table."""
 
 from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime as dt
 import os
 import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
+from pathlib import Path
 
 from recsvc.errors import RecsvcError, StoreUnavailable
 from recsvc.service.settings import Settings, load_settings, settings_table
@@ -63,6 +66,18 @@ def _parser() -> argparse.ArgumentParser:
     prune.add_argument(
         "--dry-run", action="store_true", help="only list the versions that hold them"
     )
+    deliver = sub.add_parser(
+        "deliver",
+        help="send webhook events (one per store; a second one stands by) until stopped",
+    )
+    deliver.add_argument("--store", help="store URL (RECSVC_STORE)")
+    hooks = sub.add_parser("webhooks", help="webhook destinations: state, re-enable, event schemas")
+    hooks.add_argument("--store", help="store URL (RECSVC_STORE)")
+    hook_action = hooks.add_subparsers(dest="action", required=True)
+    hook_action.add_parser("list", help="each destination's queue and delivery state")
+    enable = hook_action.add_parser("enable", help="re-enable a destination a 410 disabled")
+    enable.add_argument("name")
+    hook_action.add_parser("schema", help="print the JSON schema of every event's body")
     return parser
 
 
@@ -197,6 +212,74 @@ def _privacy(args: argparse.Namespace) -> int:
         store.close()
 
 
+def _deliver(args: argparse.Namespace) -> int:
+    import logging
+    import signal
+
+    from recsvc.service.webhooks.delivery import Deliverer
+    from recsvc.service.webhooks.destinations import load_destinations
+    from recsvc.store import open_store
+
+    settings = load_settings(store=args.store)
+    logging.basicConfig(
+        level=settings.log_level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+    destinations = load_destinations(
+        Path(settings.webhooks_file) if settings.webhooks_file else None
+    )
+    store = open_store(settings.store, cache_dir=settings.cache_dir)
+    deliverer = Deliverer(
+        store,
+        destinations,
+        retry_base=dt.timedelta(seconds=settings.webhook_retry_seconds),
+        poll_seconds=settings.deliver_poll_seconds,
+        lock_seconds=settings.deliver_lock_seconds,
+    )
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: deliverer.stop())
+    print(
+        f"recsvc: delivering webhooks to {len(destinations)} destination(s) from {store.url}",
+        file=sys.stderr,
+        flush=True,
+    )
+    try:
+        deliverer.run()
+    finally:
+        store.close()
+    return 0
+
+
+def _webhooks(args: argparse.Namespace) -> int:
+    from recsvc.service.webhooks.destinations import load_destinations
+    from recsvc.service.webhooks.status import destination_status, enable_destination, schemas
+    from recsvc.store import open_store
+
+    if args.action == "schema":
+        print(schemas(), end="")
+        return 0
+    settings = load_settings(store=args.store)
+    destinations = load_destinations(
+        Path(settings.webhooks_file) if settings.webhooks_file else None
+    )
+    store = open_store(settings.store, cache_dir=settings.cache_dir)
+    try:
+        if args.action == "enable":
+            enable_destination(store, destinations, args.name)
+            print(f"recsvc: destination {args.name} is enabled; the deliverer resumes it")
+            return 0
+        for status in destination_status(store, destinations):
+            print(
+                f"{status.name:<20} {status.state:<9} pending {status.pending:<7} "
+                f"delivered {status.delivered:<7} failed attempts {status.failed_attempts:<5} "
+                f"oldest {status.oldest_pending_seconds or 0:.0f} s  {status.disabled or ''}"
+            )
+        return 0
+    finally:
+        store.close()
+
+
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
@@ -207,6 +290,10 @@ def main(argv: list[str] | None = None) -> int:
             return _models(args)
         if args.command == "privacy":
             return _privacy(args)
+        if args.command == "deliver":
+            return _deliver(args)
+        if args.command == "webhooks":
+            return _webhooks(args)
         _serve(load_settings(host=args.host, port=args.port, workers=args.workers))
         return 0
     except StoreUnavailable as exc:  # the environment, not the command: worth a retry

@@ -47,13 +47,15 @@ def make_artifact(
     ndcg: float | None = 0.25,
     extra_bytes: int = 0,
     candidates: int = 3,
+    categories: list[str] | None = None,
 ) -> Path:
     """Write a loadable artifact for `version` into `directory` (created) and return `directory`.
 
     `candidates` is the length of each customer's stored candidate list, computed from the arrays
     by the training job's own code (0: a version without lists, served by scoring every request).
     `extra_bytes` adds a `padding.bin` of that many random bytes (listed in the manifest), to make
-    a version span several upload chunks or weigh as much as a real one.
+    a version span several upload chunks or weigh as much as a real one. `categories`: each
+    customer's NPS category, so their segments (default: promoter, passive, detractor in turn).
     """
     rng = np.random.default_rng(zlib.crc32(version.encode()))
     directory.mkdir(parents=True, exist_ok=True)
@@ -96,7 +98,7 @@ def make_artifact(
         np.save(directory / f"{name}.npy", array, allow_pickle=False)
     (directory / "categories.json").write_bytes(msgspec.json.encode(["books", "garden"]))
     (directory / "user_feature_names.json").write_bytes(msgspec.json.encode(feature_names))
-    _serving_tables(directory, arrays["customer_ids"])
+    _serving_tables(directory, arrays["customer_ids"], categories)
     if extra_bytes:
         (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
     manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory))
@@ -106,17 +108,21 @@ def make_artifact(
     return directory
 
 
-def _serving_tables(directory: Path, customer_ids: np.ndarray) -> None:
+def _serving_tables(
+    directory: Path, customer_ids: np.ndarray, categories: list[str] | None = None
+) -> None:
     """Profiles, segment lists, NPS answers and rules for the customers, as training writes them."""
     rules = load_segments(())
     n = customer_ids.size
-    categories = ["promoter", "passive", "detractor"]
+    cycle = ["promoter", "passive", "detractor"]
+    chosen = categories or [cycle[i % 3] for i in range(n)]
+    assert len(chosen) == n, "one NPS category per customer"
     customers = pl.DataFrame(
         {
             c.CUSTOMER_ID: customer_ids.tolist(),
             c.COUNTRY: ["DE"] * n,
-            ct.NPS_SCORE: [10 - 4 * (i % 3) for i in range(n)],
-            ct.NPS_CATEGORY: [categories[i % 3] for i in range(n)],
+            ct.NPS_SCORE: [10 - 4 * cycle.index(category) for category in chosen],
+            ct.NPS_CATEGORY: chosen,
         }
     )
     customers = customers.with_columns(

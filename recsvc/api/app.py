@@ -1,11 +1,11 @@
 """Builds the Litestar application: routes, key checks, error handlers, metrics, OpenAPI docs, the offer
-catalog, the model holder and the detractor webhook, wired in one place.
+catalog, the model holder and the webhook destinations, wired in one place.
 
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
 offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
 `export`), `nps` (summaries: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
-erasure log: `admin`), `ops` (health probes, metrics, the docs page and its assets:
+erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `ops` (health probes, metrics, the docs page and its assets:
 no key). Services reach controllers through `recsvc.api.dependencies`.
 """
 
@@ -39,10 +39,11 @@ from recsvc.api.privacy.controllers import ErasureLogController, PrivacyControll
 from recsvc.api.segments.controllers import SegmentController
 from recsvc.api.storefront.controllers import OfferController, RecommendationController
 from recsvc.api.versions.controllers import ModelVersionController
+from recsvc.api.webhooks.controllers import WebhookController
 from recsvc.service.offers import OfferCatalog, load_offers
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings, load_settings
-from recsvc.service.webhook import DetractorNotifier
+from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store import open_store
 from recsvc.store.base import Store
 
@@ -54,9 +55,10 @@ def load_catalog(settings: Settings) -> OfferCatalog:
 
 def preflight(settings: Settings) -> None:
     """What `recsvc serve` checks before it starts any worker, each a one-line ConfigError: the
-    bind address without API keys, the offer catalog, the store URL."""
+    bind address without API keys, the offer catalog, the webhooks file, the store URL."""
     check_bind(settings)
     load_catalog(settings)
+    Webhooks.from_file(settings.webhooks_file)
     open_store(
         settings.store, cache_dir=settings.cache_dir
     ).close()  # parses the URL; connects only on first use
@@ -73,11 +75,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store=active_store,
         holder=holder,
         catalog=load_catalog(settings),
-        notifier=DetractorNotifier(
-            settings.detractor_webhook_url,
-            # A notice about a customer erased since it was queued is dropped, not sent.
-            erased=lambda r: holder.suppression().suppresses(r.customer_id, r.occurred_at),
-        ),
+        webhooks=Webhooks.from_file(settings.webhooks_file),
     )
 
     @contextlib.asynccontextmanager
@@ -90,7 +88,6 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
-            await asyncio.to_thread(services.notifier.close)
             active_store.close()
             mark_worker_dead()
 
@@ -108,9 +105,12 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             ModelVersionController,
             PrivacyController,
             ErasureLogController,
+            WebhookController,
             docs_assets(),
         ],
-        dependencies=dependencies(services, service_registry(services.holder, services.notifier)),
+        dependencies=dependencies(
+            services, service_registry(services.holder, services.webhooks, active_store)
+        ),
         middleware=[prometheus_config().middleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],

@@ -20,7 +20,7 @@ from prometheus_client import CollectorRegistry
 from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings
-from recsvc.service.webhook import DetractorNotifier
+from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
@@ -38,7 +38,7 @@ class Services:
     store: Store
     holder: ModelHolder
     catalog: OfferCatalog
-    notifier: DetractorNotifier
+    webhooks: Webhooks
 
 
 def active_model(holder: Injected[ModelHolder]) -> ActiveModel:
@@ -65,6 +65,6 @@ def dependencies(services: Services, metrics_registry: CollectorRegistry) -> dic
         "store": _constant(services.store),
         "holder": _constant(services.holder),
         "catalog": _constant(services.catalog),
-        "notifier": _constant(services.notifier),
+        "webhooks": _constant(services.webhooks),
         "model": Provide(active_model, sync_to_thread=False),
     }

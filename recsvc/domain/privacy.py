@@ -194,6 +194,17 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         retention="kept: the training run merges them into every run",
     ),
     Holder(
+        name="membership_history",
+        kind="store",
+        holds="the membership journal: per activation of a version, the customer ids that "
+        "entered and left each segment (the segment membership history is replayed from it)",
+        file_store=("memberships", "memberships/*"),
+        redis=("{prefix}:{memberships}:*",),
+        erased="removed by the DELETE (every part rewritten without the customer; versions that "
+        "mask them add no spell of theirs)",
+        retention="kept: the history of every activation",
+    ),
+    Holder(
         name="versions",
         kind="version",
         holds="each stored model version: customer ids, profiles (NPS, RFM, churn, segments, "
@@ -214,11 +225,15 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         retention="each stored version the machine has loaded, until it leaves the store",
     ),
     Holder(
-        name="detractor_notices",
-        kind="worker",
-        holds="detractor webhook notices waiting for a retry, in each worker's memory",
-        erased="dropped before their next attempt once the customer is erased",
-        retention="minutes (the retries of one notice)",
+        name="webhook_outbox",
+        kind="store",
+        holds="webhook events waiting for delivery per destination: detractor answers (customer "
+        "id, score, comment), segment members entered or exited (customer ids)",
+        file_store=("outbox/*/events-*.ndjson",),
+        redis=("{prefix}:{outbox}:*:events",),
+        erased="removed by the DELETE (an answer's event dropped, a batch rewritten without them; "
+        "events already delivered are the receiver's to erase)",
+        retention="until delivered, or given up on after about three days",
     ),
     Holder(
         name="training_runs",
@@ -243,6 +258,11 @@ PERSONAL_DATA: tuple[Holder, ...] = (
 NOT_PERSONAL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "active pointer": (("ACTIVE", ".ACTIVE.*"), ("{prefix}:active",)),
     "training lock": ((".train.lock",), ("{prefix}:train-lock",)),
+    "delivery lock": ((".deliver.lock",), ("{prefix}:deliver-lock",)),
+    "webhook delivery state (counters, times, statuses)": (
+        ("outbox", "outbox/*", "outbox/*/state.json", "outbox/*/.lock", "outbox/*/.state.json.tmp"),
+        ("{prefix}:{outbox}:destinations", "{prefix}:{outbox}:*:state"),
+    ),
     "run log (counts, times, metrics)": (("runs", "runs/*"), ("{prefix}:runs", "{prefix}:runs:*")),
     "erasure log (customer hashes, times, key fingerprints)": (
         ("privacy", "privacy/*"),

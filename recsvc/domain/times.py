@@ -40,6 +40,12 @@ def iso(moment: dt.datetime) -> str:
     return utc(moment).isoformat(timespec="seconds").replace("+00:00", "Z")
 
 
+def iso_micros(moment: dt.datetime) -> str:
+    """ISO 8601 with microseconds and a `Z`, e.g. 2025-12-30T12:00:00.250000Z: a stamp that must
+    tell apart, and order, two events within one second."""
+    return utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")
+
+
 def parse_iso(text: str) -> dt.datetime:
     """A timestamp we wrote (`iso`, or an older naive spelling) as aware UTC; ValueError if not one."""
     return utc(dt.datetime.fromisoformat(text))

@@ -4,7 +4,7 @@ everything the product holds about one (`recsvc.domain.privacy` has the rules an
 An erasure is durable in steps that can each be repeated: (1) a `started` entry in the erasure log,
 which every worker reads as the suppression list, so from then on every version built before it
 masks the customer, the intake refuses their old data and the next training run drops their rows;
-(2) their live and archived records leave the store; (3) a `completed` entry says what went. A
+(2) their live and archived records and their membership history leave the store; (3) a `completed` entry says what went. A
 process killed after (1) leaves the customer masked but records in the store: repeating the request
 runs every step again and completes it.
 """
@@ -21,6 +21,7 @@ import msgspec
 import numpy as np
 
 from recsvc.domain import customer_table as ct
+from recsvc.domain import times
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.domain.nps import NpsCategory, nps_from_counts
 from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
@@ -28,6 +29,7 @@ from recsvc.domain.rfm import from_micros
 from recsvc.errors import ArtifactError, NotFoundError
 from recsvc.service.customer_state import current_state
 from recsvc.store.base import Store, VersionInfo
+from recsvc.store.memberships import Spell
 from recsvc.version.artifacts import load_array
 from recsvc.version.erased import ErasedRows, erasures_as_of
 from recsvc.version.opened import ActiveModel
@@ -38,6 +40,8 @@ T = TypeVar("T")
 # What an erasure log entry counts: records removed, live and archived together.
 ANSWERS_REMOVED = "answers"
 ORDERS_REMOVED = "order_lines"
+MEMBERSHIPS_REMOVED = "membership_spells"  # spells in a segment, from the membership journal
+WEBHOOK_EVENTS_REMOVED = "webhook_events"  # waiting events that named them (dropped or rewritten)
 
 
 def erase_customer(
@@ -56,6 +60,8 @@ def erase_customer(
     removed = {
         ANSWERS_REMOVED: store.answers.erase(customer_id),
         ORDERS_REMOVED: store.orders.erase(customer_id),
+        MEMBERSHIPS_REMOVED: store.memberships.erase(customer_id),
+        WEBHOOK_EVENTS_REMOVED: store.outbox.erase(customer_id),
     }
     completed = msgspec.structs.replace(started, state="completed", removed=removed)
     store.erasures.append(completed)
@@ -116,6 +122,14 @@ class HolderReport(msgspec.Struct, frozen=True, kw_only=True):
     records: int | None
 
 
+class WaitingEvent(msgspec.Struct, frozen=True, kw_only=True):
+    destination: str
+    id: str
+    type: str
+    created_at: str
+    body: str  # the JSON that will be POSTed
+
+
 class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the product holds about one customer (GDPR article 15), as one document."""
 
@@ -128,12 +142,14 @@ class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     primary_segment: str | None
     segment_history: list[VersionMembership]  # per stored version that holds (and shows) them
     masked_in_versions: list[str]  # stored versions still holding data of theirs, hidden
+    membership_history: list[Spell]  # their spells in segments, activation by activation
     nps_answers: list[LiveResponse]  # taken in live (comments included), live and archived
     version_nps_answers: list[dict[str, Any]]  # the active version's answers (no comments there)
     order_lines: list[LiveOrderLine]  # taken in live, live and archived (every revision)
     version_orders: list[str]  # the active version's counted orders of theirs (times)
     offers_shown: list[dict[str, Any]]  # offers shown with experiment arms: not logged yet
     recommendations_served: list[dict[str, Any]]  # not logged
+    webhook_events: list[WaitingEvent] = []  # events about them waiting for a webhook destination
     holders: list[HolderReport]  # per registered holder, what it holds of the customer
 
 
@@ -168,12 +184,29 @@ def customer_data(
             version_answers = _version_answers(model, index)
             version_orders = _version_orders(model, index)
     history, masked = _segment_history(store, customer_id, erased_at)
+    spells = [
+        spell
+        for spell in store.memberships.spells(customer_id=customer_id)
+        if erased_at is None or times.parse_iso(spell.entered_at) > erased_at
+    ]
+    waiting = [
+        WaitingEvent(
+            destination=destination,
+            id=event.id,
+            type=event.type,
+            created_at=event.created_at,
+            body=event.body,
+        )
+        for destination, event in store.outbox.mentioning(customer_id)
+    ]
     found = {
+        "webhook_outbox": len(waiting),
         "live_answers": len(activity.answers),
         "archived_answers": len(archived.answers),
         "live_orders": len(activity.orders),
         "archived_orders": len(archived.orders),
         "versions": len(history) + len(masked),
+        "membership_history": len(spells),
     }
     return CustomerData(
         customer_id=customer_id,
@@ -185,12 +218,14 @@ def customer_data(
         primary_segment=primary,
         segment_history=history,
         masked_in_versions=masked,
+        membership_history=spells,
         nps_answers=answers,
         version_nps_answers=version_answers,
         order_lines=lines,
         version_orders=version_orders,
         offers_shown=[],
         recommendations_served=[],
+        webhook_events=waiting,
         holders=[
             HolderReport(name=h.name, holds=h.holds, records=found.get(h.name))
             for h in PERSONAL_DATA

@@ -47,9 +47,39 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str,
         Meta(description="offer catalog (TOML); empty: the shipped recsvc/defaults/offers.toml"),
     ] = ""
-    detractor_webhook_url: Annotated[
-        str, Meta(description="URL POSTed (JSON) for every new detractor response; empty: off")
+    webhooks_file: Annotated[
+        str,
+        Meta(
+            description="webhook destinations (TOML: URL, secret variable, events, segments); "
+            "empty: no webhooks"
+        ),
     ] = ""
+    webhook_retry_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=3600,
+            description="first wait before a failed webhook delivery is tried again (then doubling, "
+            "jittered, at most 6 h apart, for up to 3 days)",
+        ),
+    ] = 5.0
+    deliver_poll_seconds: Annotated[
+        float,
+        Meta(
+            gt=0,
+            le=60,
+            description="how often `recsvc deliver` looks for new events and due retries",
+        ),
+    ] = 1.0
+    deliver_lock_seconds: Annotated[
+        float,
+        Meta(
+            ge=3,
+            le=600,
+            description="Redis store: how long a killed `recsvc deliver` holds the delivery lock "
+            "before a standby one takes over (the file store's lock dies with its process)",
+        ),
+    ] = 15.0
     reload_seconds: Annotated[
         float,
         Meta(gt=0, description="how often workers check the store for a newly activated version"),
@@ -103,6 +133,12 @@ def load_settings(environ: Mapping[str, str] | None = None, **overrides: object)
     A bad value is a ConfigError naming the variable.
     """
     env = os.environ if environ is None else environ
+    if PREFIX + "DETRACTOR_WEBHOOK_URL" in env:
+        raise ConfigError(
+            f"{PREFIX}DETRACTOR_WEBHOOK_URL was replaced by signed webhooks: list the URL in a "
+            f"webhooks file ({PREFIX}WEBHOOKS_FILE) with the nps.response.detractor event and "
+            "run `recsvc deliver` (README: Connect your CRM)"
+        )
     raw: dict[str, object] = {
         name: env[PREFIX + name.upper()]
         for name in Settings.__struct_fields__

@@ -3,7 +3,8 @@
 Two implementations share it and one test suite: the embedded `FileStore` (local disk, no server)
 and `RedisStore` (`redis://`). A store holds model versions (published atomically, one active,
 older ones kept for rollback) and the live records the service takes in between runs: NPS answers
-(`answers`) and order lines (`orders`), each kind a `LiveLog`.
+(`answers`) and order lines (`orders`), each kind a `LiveLog`, and a journal of who entered and
+left each segment at every activation (`memberships`).
 
 Live records do not pile up: at its start, a training run calls `compact` with the live records
 the active version holds, which moves them from the live structures (what every worker indexes and
@@ -29,7 +30,9 @@ import msgspec
 
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, R
 from recsvc.domain.privacy import Erasure, Suppression
-from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
+from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, DELIVERY_LOCK_TTL_SECONDS, TrainingLock
+from recsvc.store.memberships import Activation, ActivationInfo, Spell
+from recsvc.store.outbox import Outbox
 from recsvc.store.runs import RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest
 from recsvc.version.opened import ActiveModel
@@ -101,6 +104,45 @@ class ErasureLog(Protocol):
         ...
 
 
+class MembershipJournal(Protocol):
+    """The membership journal (`recsvc.store.memberships`): per activation of a version, who
+    entered and who left each segment; the segment membership history is replayed from it. Every
+    read first appends the active version's entry if the journal lacks it (a crash after a pointer
+    switch)."""
+
+    def sync(self) -> ActivationInfo | None:
+        """Append the active version's entry unless the journal ends with it (the store does after
+        every activation); the entry appended, or None."""
+        ...
+
+    def latest(self) -> ActivationInfo | None:
+        """The last activation, without its changes; None before the first."""
+        ...
+
+    def last_seq(self) -> int:
+        """The last activation's seq; 0 before the first."""
+        ...
+
+    def activations(self, after_seq: int = 0) -> Iterator[Activation]:
+        """The activations after `after_seq`, oldest first, each with its changes."""
+        ...
+
+    def spells(
+        self,
+        since: dt.datetime | None = None,
+        *,
+        customer_id: str | None = None,
+        through: int | None = None,
+    ) -> Iterator[Spell]:
+        """Every membership spell, segment by segment (`since`: those that started or ended at or
+        after it; `customer_id`: theirs only; `through`: as of that seq)."""
+        ...
+
+    def erase(self, customer_id: str) -> int:
+        """Remove the customer from every stored part (a privacy erasure); how many spells went."""
+        ...
+
+
 class Store(Protocol):
     """What both stores provide. Every method is synchronous and safe to call from threads."""
 
@@ -163,6 +205,21 @@ class Store(Protocol):
     # --- privacy -----------------------------------------------------------------------------
     @property
     def erasures(self) -> ErasureLog: ...
+
+    # --- segment membership history ------------------------------------------------------------
+    @property
+    def memberships(self) -> MembershipJournal: ...
+
+    # --- webhooks ----------------------------------------------------------------------------
+    @property
+    def outbox(self) -> Outbox:
+        """Every webhook destination's waiting events and delivery state (`recsvc.store.outbox`)."""
+        ...
+
+    def delivery_lock(self, ttl_seconds: float = DELIVERY_LOCK_TTL_SECONDS) -> TrainingLock:
+        """The deliverer's lock, taken (release it when done): one `recsvc deliver` per store.
+        LockHeld naming the holder when another deliverer has it."""
+        ...
 
     # --- training runs -----------------------------------------------------------------------
     def training_lock(

@@ -39,6 +39,25 @@ def write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view) :]
 
 
+def write_new(path: Path, data: bytes) -> None:
+    """Write `path` whole (created or truncated) and fsync it; the caller renames it into place."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
+    try:
+        write_all(fd, data)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def replace_durably(path: Path, data: bytes) -> None:
+    """Replace `path` with `data` all at once, durably: a temporary file beside it (`.NAME.tmp`),
+    fsync'd, renamed over it, the directory synced. Readers see the old content or the new."""
+    tmp = path.with_name(f".{path.name}.tmp")
+    write_new(tmp, data)
+    os.replace(tmp, path)
+    fsync_dir(path.parent)
+
+
 def locked_for_append(path: Path, *, create: bool) -> int | None:
     """`path` opened for appending, its flock held (released by closing the descriptor); None when
     it does not exist and `create` is false. A compaction or an erasure renames a new file over the

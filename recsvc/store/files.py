@@ -34,7 +34,8 @@ overwritten by the next compaction.
 Erasure (`erase`, a privacy request) rewrites the live file and the archive without the
 customer's lines the same way: under the file's lock, into a temporary file, fsync'd and renamed
 over. Appenders to either file check, once they hold the lock, that it is still the file at the
-path. `privacy/erasures.ndjson` is the erasure log (`recsvc.store.erasures`).
+path. `privacy/erasures.ndjson` is the erasure log (`recsvc.store.erasures`); `memberships/` the
+membership journal (`recsvc.store.memberships`), appended right after every switch of `ACTIVE`.
 """
 
 from __future__ import annotations
@@ -59,13 +60,21 @@ from recsvc.store.base import VersionInfo
 from recsvc.store.durable import fsync_dir
 from recsvc.store.erasures import ERASURE_LOG, FileErasureLog
 from recsvc.store.files_live import FileLiveLog
-from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, FileTrainingLock, TrainingLock
+from recsvc.store.locks import (
+    DEFAULT_LOCK_TTL_SECONDS,
+    DELIVERY_LOCK_TTL_SECONDS,
+    FileTrainingLock,
+    TrainingLock,
+)
+from recsvc.store.memberships import MEMBERSHIPS_DIR, FileMembershipJournal
+from recsvc.store.outbox import FileOutbox
 from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
 from recsvc.version.artifacts import LoadedModel, Manifest, load_model, read_manifest
 from recsvc.version.opened import ActiveModel, open_checked
 
 ACTIVE = "ACTIVE"
 LOCK_FILE = ".train.lock"
+DELIVERY_LOCK_FILE = ".deliver.lock"
 LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
 LIVE_ARCHIVE = Path("live") / "archive.ndjson"
 LIVE_ORDERS = Path("live") / "orders.ndjson"
@@ -86,10 +95,21 @@ class FileStore:
             ORDER_LINES, root / LIVE_ORDERS, root / LIVE_ORDERS_ARCHIVE
         )
         self._erasures = FileErasureLog(root / ERASURE_LOG)
+        self._memberships = FileMembershipJournal(
+            root / MEMBERSHIPS_DIR,
+            self.active_version,
+            self.version_path,
+            self._erasures.suppression,
+        )
+        self._outbox = FileOutbox(root)
 
     @property
     def erasures(self) -> FileErasureLog:
         return self._erasures
+
+    @property
+    def memberships(self) -> FileMembershipJournal:
+        return self._memberships
 
     def live_of(self, customer_id: str) -> LiveActivity:
         return LiveActivity(
@@ -199,6 +219,7 @@ class FileStore:
     def activate(self, version: str) -> None:
         # Refuse to point at a version that would not serve: the next worker to start would fail.
         self.open(version)
+        self._memberships.reconcile()  # a switch a crash left out of the journal, first
         self.root.mkdir(parents=True, exist_ok=True)
         tmp = self.root / f".{ACTIVE}.tmp"
         with tmp.open("w") as handle:
@@ -207,6 +228,7 @@ class FileStore:
             os.fsync(handle.fileno())
         os.replace(tmp, self.root / ACTIVE)
         fsync_dir(self.root)
+        self._memberships.reconcile()  # who entered and left each segment (a crash: next read)
 
     def prune(self, keep: int) -> list[str]:
         """Remove the oldest versions beyond `keep`, never the active one; also leftover partial copies."""
@@ -226,6 +248,17 @@ class FileStore:
             raise InvalidRequest(f"version {shown(version)} is active: activate another first")
         self.version_dir(version)  # NotFoundError when not stored
         shutil.rmtree(self.versions_dir / version, ignore_errors=True)
+
+    # --- webhooks ----------------------------------------------------------------------------
+    @property
+    def outbox(self) -> FileOutbox:
+        return self._outbox
+
+    def delivery_lock(self, ttl_seconds: float = DELIVERY_LOCK_TTL_SECONDS) -> TrainingLock:
+        # An flock dies with its process: the ttl is for Redis.
+        lock = FileTrainingLock(self.root / DELIVERY_LOCK_FILE, holder="deliverer")
+        lock.acquire()
+        return lock
 
     # --- training runs -----------------------------------------------------------------------
     @contextmanager

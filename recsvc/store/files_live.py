@@ -19,8 +19,8 @@ from recsvc.store.durable import (
     append_lines,
     fsync_dir,
     locked_for_append,
-    write_all,
     write_lines,
+    write_new,
 )
 
 log = logging.getLogger("recsvc.store")
@@ -253,12 +253,7 @@ class FileLiveLog(Generic[R]):
     def _write_live_copy(self, data: bytes) -> Path:
         """The live file's new content in a temporary file beside it, fsync'd; its path."""
         tmp = self.live_path.with_name(f".{self.live_path.name}.compacting")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o644)
-        try:
-            write_all(fd, data)
-            os.fsync(fd)
-        finally:
-            os.close(fd)
+        write_new(tmp, data)
         return tmp
 
     def erase(self, customer_id: str, until: dt.datetime | None = None) -> int:

@@ -30,6 +30,8 @@ from redis.exceptions import LockError
 from recsvc.errors import ConfigError, LockHeld, LockLost, StoreUnavailable
 
 DEFAULT_LOCK_TTL_SECONDS = 60.0
+# A deliverer killed outright hands over to a standby one after this long (Redis).
+DELIVERY_LOCK_TTL_SECONDS = 15.0
 
 
 class TrainingLock(Protocol):
@@ -54,21 +56,20 @@ def _owner() -> bytes:
     )
 
 
-def held_message(raw: bytes | None) -> str:
+def held_message(raw: bytes | None, holder: str = "training run") -> str:
     try:
         owner = msgspec.json.decode(raw or b"", type=LockOwner)
     except (msgspec.DecodeError, msgspec.ValidationError):
-        return "another training run holds the lock (it is just starting)"
-    return (
-        f"another training run holds the lock since {owner.since} (pid {owner.pid} on {owner.host})"
-    )
+        return f"another {holder} holds the lock (it is just starting)"
+    return f"another {holder} holds the lock since {owner.since} (pid {owner.pid} on {owner.host})"
 
 
 class FileTrainingLock:
     """`flock` on a file beside the store's versions; the kernel releases it with the process."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, holder: str = "training run") -> None:
         self.path = path
+        self.holder = holder
         self._fd: int | None = None
 
     def acquire(self) -> None:
@@ -79,7 +80,7 @@ class FileTrainingLock:
         except BlockingIOError:
             holder = os.pread(fd, 4096, 0)
             os.close(fd)
-            raise LockHeld(held_message(holder)) from None
+            raise LockHeld(held_message(holder, self.holder)) from None
         # The file is never deleted (deleting a lock file lets two runs lock two different files);
         # its content only names the holder for the message above.
         os.ftruncate(fd, 0)
@@ -99,12 +100,15 @@ class FileTrainingLock:
 class RedisTrainingLock:
     """redis-py's `Lock`, renewed by a thread; lost when it cannot be renewed within its ttl."""
 
-    def __init__(self, client: redis.Redis, key: str, ttl_seconds: float) -> None:
+    def __init__(
+        self, client: redis.Redis, key: str, ttl_seconds: float, holder: str = "training run"
+    ) -> None:
         if ttl_seconds < 1:
             raise ConfigError(f"the lock ttl must be at least 1 second, got {ttl_seconds}")
         self.client = client
         self.key = key
         self.ttl_seconds = ttl_seconds
+        self.holder = holder
         # Not thread-local: the renewing thread uses the token the acquiring thread set.
         self._lock = client.lock(key, timeout=ttl_seconds, thread_local=False)
         self._stop = threading.Event()
@@ -118,7 +122,7 @@ class RedisTrainingLock:
         except redis.RedisError as exc:
             raise StoreUnavailable(f"cannot take the training lock {self.key}: {exc}") from exc
         if not taken:
-            raise LockHeld(held_message(holder if isinstance(holder, bytes) else None))
+            raise LockHeld(held_message(holder if isinstance(holder, bytes) else None, self.holder))
         self._renewer = threading.Thread(target=self._keep_alive, name="train-lock", daemon=True)
         self._renewer.start()
 

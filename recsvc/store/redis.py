@@ -26,6 +26,12 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:{privacy}:log                        list: the erasure log (no personal data)
     {prefix}:{privacy}:latest                     hash: customer hash -> their latest erasure
     {prefix}:{privacy}:revision                   counter: moves with every erasure log entry
+    {prefix}:{memberships}:log                    list: the membership journal's entries
+    {prefix}:{memberships}:part:<seq>             string: an entry's changes, zlib(JSON lines)
+    {prefix}:{outbox}:<destination>:events        list: webhook events waiting, oldest first
+    {prefix}:{outbox}:<destination>:state         hash: the destination's delivery state
+    {prefix}:{outbox}:destinations                set: destinations with an outbox
+    {prefix}:deliver-lock                         the deliverer's lock (`recsvc deliver`)
 
 Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
 up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
@@ -99,7 +105,14 @@ from recsvc.errors import (
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import exclusive_lock, fsync_dir
 from recsvc.store.erasures import RedisErasureLog, parse_time
-from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, RedisTrainingLock, TrainingLock
+from recsvc.store.locks import (
+    DEFAULT_LOCK_TTL_SECONDS,
+    DELIVERY_LOCK_TTL_SECONDS,
+    RedisTrainingLock,
+    TrainingLock,
+)
+from recsvc.store.memberships import RedisMembershipJournal
+from recsvc.store.outbox import RedisOutbox
 from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
 from recsvc.store.runs import RedisRunLog, RunLog
 from recsvc.version.artifacts import (
@@ -228,6 +241,15 @@ class RedisStore:
             self._reachable,
         )
         self._erasures = RedisErasureLog(self._client, p, self._reachable)
+        self._memberships = RedisMembershipJournal(
+            self._client,
+            p,
+            self._reachable,
+            self.active_version,
+            self.version_path,
+            self._erasures.suppression,
+        )
+        self._outbox = RedisOutbox(self._client, p, self._reachable)
         self.orders: RedisLiveLog[LiveOrderLine] = RedisLiveLog(
             ORDER_LINES,
             self._client,
@@ -246,6 +268,10 @@ class RedisStore:
     @property
     def erasures(self) -> RedisErasureLog:
         return self._erasures
+
+    @property
+    def memberships(self) -> RedisMembershipJournal:
+        return self._memberships
 
     def live_of(self, customer_id: str) -> LiveActivity:
         """The customer's live answers and order lines and when they were erased, in one round
@@ -407,9 +433,11 @@ class RedisStore:
     def activate(self, version: str) -> None:
         # Refuse to point at a version that would not serve: the next worker to start would fail.
         self.open(version)
+        self._memberships.reconcile()  # a switch a crash left out of the journal, first
         with self._reachable(f"activating version {version}"):
             self._client.set(self._active_key, version)
             self._client.publish(self.events_channel, _encoder.encode(_Event("activated", version)))
+        self._memberships.reconcile()  # who entered and left each segment (a crash: next read)
 
     def prune(self, keep: int) -> list[str]:
         with self._reachable("pruning versions"):
@@ -540,6 +568,21 @@ class RedisStore:
         for path in self.cache_dir.iterdir():
             if path.is_dir() and not path.name.startswith(".") and path.name not in keep:
                 shutil.rmtree(path, ignore_errors=True)
+
+    # --- webhooks ----------------------------------------------------------------------------
+    @property
+    def outbox(self) -> RedisOutbox:
+        return self._outbox
+
+    def delivery_lock(self, ttl_seconds: float = DELIVERY_LOCK_TTL_SECONDS) -> TrainingLock:
+        lock = RedisTrainingLock(
+            self._client,
+            f"{self.prefix}:deliver-lock",
+            ttl_seconds,
+            holder="deliverer",
+        )
+        lock.acquire()
+        return lock
 
     # --- training runs -----------------------------------------------------------------------
     @contextmanager

@@ -15,7 +15,7 @@ import threading
 import numpy as np
 
 from recsvc.domain.privacy import Suppression, customer_digest, customer_hash, hash_key
-from recsvc.domain.times import parse_iso, utc
+from recsvc.domain.times import iso_micros, parse_iso
 
 _NONE = np.zeros(0, dtype=np.int64)
 
@@ -28,7 +28,7 @@ ERASURES_AS_OF = "erasures_as_of"
 def erasures_note(moment: dt.datetime) -> dict[str, str]:
     """The manifest note for a run that read the suppression list at `moment` (microseconds: an
     erasure logged within the same second as the read is told apart)."""
-    return {ERASURES_AS_OF: utc(moment).isoformat(timespec="microseconds").replace("+00:00", "Z")}
+    return {ERASURES_AS_OF: iso_micros(moment)}
 
 
 def erasures_as_of(notes: dict[str, str]) -> dt.datetime | None:

@@ -21,7 +21,7 @@ from recsvc.api.intake.schemas import (
 from recsvc.api.intake.services import check_json_body, take_in, take_in_orders
 from recsvc.domain import times
 from recsvc.service.runtime import ModelHolder
-from recsvc.service.webhook import DetractorNotifier
+from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store.base import Store
 
 
@@ -37,7 +37,8 @@ class IntakeController(Controller):
         responses=error_responses(*KEYED, 413, 415, 503),
         description="202 once every accepted response is stored durably; invalid items are "
         "listed in `rejected` (400 when no item is valid); 503 when the store cannot take "
-        "writes (retry later). New detractor answers are POSTed to the detractor webhook.",
+        "writes (retry later). Detractor answers are queued, before the 202, for the webhook "
+        "destinations that take `nps.response.detractor` (signed, delivered by `recsvc deliver`).",
         status_code=HTTP_202_ACCEPTED,
         operation_class=IntakeOperation,
     )
@@ -46,14 +47,15 @@ class IntakeController(Controller):
         request: Request[Any, Any, Any],
         store: Injected[Store],
         holder: Injected[ModelHolder],
-        notifier: Injected[DetractorNotifier],
+        webhooks: Injected[Webhooks],
     ) -> Response[IntakeResult]:
         check_json_body(request.content_type)
         body = await request.body()
-        # The store's write (an fsync, a Redis round trip) runs off the event loop.
-        intake = await asyncio.to_thread(take_in, body, store, times.now(), holder.current)
-        notifier.submit(intake.new_detractors)
-        return Response(intake.result, status_code=HTTP_202_ACCEPTED)
+        # The store's writes (an fsync, a Redis round trip) run off the event loop.
+        result = await asyncio.to_thread(
+            take_in, body, store, times.now(), holder.current, webhooks.destinations
+        )
+        return Response(result, status_code=HTTP_202_ACCEPTED)
 
 
 class OrderIntakeController(Controller):

@@ -1,10 +1,9 @@
 """Taking in NPS responses and order lines: check the body, store what is valid durably, count
-duplicates, and hand new detractor answers to the webhook (`recsvc.service.webhook`)."""
+duplicates, and queue detractor answers for the webhook destinations (`recsvc.service.webhooks`)."""
 
 from __future__ import annotations
 
 import datetime as dt
-from dataclasses import dataclass
 from typing import Any
 
 from recsvc.domain.live import LiveOrderLine, LiveResponse
@@ -19,15 +18,10 @@ from recsvc.service.intake import (
     check_responses,
     parse_body,
 )
-from recsvc.service.webhook import detractors
+from recsvc.service.webhooks.destinations import Destination
+from recsvc.service.webhooks.events import queue_detractors
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
-
-
-@dataclass(frozen=True, slots=True)
-class Intake:
-    result: IntakeResult
-    new_detractors: list[LiveResponse]
 
 
 def check_json_body(content_type: tuple[str, dict[str, str]]) -> None:
@@ -41,14 +35,20 @@ def check_json_body(content_type: tuple[str, dict[str, str]]) -> None:
 
 
 def take_in(
-    body: bytes, store: Store, received_at: dt.datetime, model: ActiveModel | None = None
-) -> Intake:
-    """Check and store one request's responses; InvalidRequest when nothing in it is usable.
+    body: bytes,
+    store: Store,
+    received_at: dt.datetime,
+    model: ActiveModel | None = None,
+    destinations: list[Destination] | None = None,
+) -> IntakeResult:
+    """Check and store one request's responses, then queue its detractor answers in the outbox of
+    every webhook destination that wants them; InvalidRequest when nothing in it is usable.
 
     A response is a duplicate when its response_id is live in the store or held by `model`, the
     active version (once a version holds an answer, the training run moves it out of live, so the
     store alone no longer knows the id). Store errors (StoreUnavailable) propagate: nothing is
-    acknowledged that is not stored.
+    acknowledged that is not stored and queued. A live duplicate is queued again (the same event
+    id): a client repeating a request whose queueing failed loses no event.
     """
     items = _items(body)
     valid, rejected = check_responses(items, received_at, store.erasures.suppression())
@@ -57,7 +57,9 @@ def take_in(
     new_flags = store.answers.add(unheld)
     new = [r for r, is_new in zip(unheld, new_flags, strict=True) if is_new]
     duplicates = len(items) - len(rejected) - len(new)
-    return Intake(IntakeResult(len(new), duplicates, rejected), detractors(new))
+    if destinations:
+        queue_detractors(store, destinations, unheld)
+    return IntakeResult(len(new), duplicates, rejected)
 
 
 def take_in_orders(

@@ -13,9 +13,12 @@ the worker's state at scrape time:
   version it had, or the newest stored one that opens);
 - `recsvc_store_errors_total`: failed store calls; `recsvc_model_reloads_total`: versions loaded;
   `recsvc_model_load_failures_total`: active versions that failed to load;
-- `recsvc_webhook_deliveries_total{outcome}`: detractor webhook calls delivered, failed (after every
-  retry), dropped (queue full) or erased (the customer was erased before it went out);
-  `recsvc_webhook_queue_depth`.
+- per webhook destination (`{destination}`), read from the store's outbox, so every worker shows
+  the deliverer's progress: `recsvc_webhook_queue_depth` (events waiting),
+  `recsvc_webhook_oldest_pending_seconds`, `recsvc_webhook_head_attempts` (failed attempts of the
+  event at the head), `recsvc_webhook_disabled`, and the counters
+  `recsvc_webhook_delivered_total`, `recsvc_webhook_failed_attempts_total`,
+  `recsvc_webhook_expired_total` (given up after the maximum age).
 
 Like the health probes, `/metrics` needs no API key: it holds no customer data; keep it behind the
 network boundary. With several workers (`--workers N`) `recsvc serve` sets
@@ -42,8 +45,11 @@ from prometheus_client.registry import Collector
 
 from recsvc.api.dependencies import Injected
 from recsvc.domain import times
+from recsvc.errors import StoreUnavailable
 from recsvc.service.runtime import ModelHolder
-from recsvc.service.webhook import DetractorNotifier
+from recsvc.service.webhooks.destinations import Webhooks
+from recsvc.service.webhooks.status import destination_status
+from recsvc.store.base import Store
 
 METRICS_PATH = "/metrics"
 PREFIX = "recsvc"
@@ -72,14 +78,13 @@ def mark_worker_dead() -> None:
 class ServiceCollector(Collector):
     """The worker's model, store and webhook state, read at scrape time."""
 
-    def __init__(
-        self, holder: Injected[ModelHolder], notifier: Injected[DetractorNotifier]
-    ) -> None:
+    def __init__(self, holder: ModelHolder, webhooks: Webhooks, store: Store) -> None:
         self.holder = holder
-        self.notifier = notifier
+        self.webhooks = webhooks
+        self.store = store
 
     def collect(self) -> Iterator[Metric]:
-        holder, notifier = self.holder, self.notifier
+        holder = self.holder
         model = holder.current
         info = InfoMetricFamily(f"{PREFIX}_model", "The model version this worker serves")
         created = GaugeMetricFamily(
@@ -114,21 +119,60 @@ class ServiceCollector(Collector):
             "Active versions this worker failed to load (it kept serving the previous one)",
             value=holder.load_failures,
         )
-        deliveries = CounterMetricFamily(
-            f"{PREFIX}_webhook_deliveries",
-            "Detractor webhook calls by outcome",
-            labels=["outcome"],
-        )
-        deliveries.add_metric(["delivered"], notifier.delivered)
-        deliveries.add_metric(["failed"], notifier.failed)
-        deliveries.add_metric(["dropped"], notifier.dropped)
-        deliveries.add_metric(["erased"], notifier.erased_dropped)
-        yield deliveries
-        yield GaugeMetricFamily(
-            f"{PREFIX}_webhook_queue_depth",
-            "Batches of detractor responses waiting for the webhook",
-            value=notifier.waiting,
-        )
+        yield from self._webhooks()
+
+    def _webhooks(self) -> Iterator[Metric]:
+        if not self.webhooks.destinations:
+            return
+        try:
+            statuses = destination_status(self.store, self.webhooks.destinations)
+        except StoreUnavailable:
+            return  # `recsvc_store_degraded` says why
+        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
+            "queue_depth": GaugeMetricFamily(
+                f"{PREFIX}_webhook_queue_depth",
+                "Events waiting for delivery",
+                labels=["destination"],
+            ),
+            "oldest": GaugeMetricFamily(
+                f"{PREFIX}_webhook_oldest_pending_seconds",
+                "Age of the oldest event waiting for delivery",
+                labels=["destination"],
+            ),
+            "attempts": GaugeMetricFamily(
+                f"{PREFIX}_webhook_head_attempts",
+                "Failed attempts of the event at the head of the queue",
+                labels=["destination"],
+            ),
+            "disabled": GaugeMetricFamily(
+                f"{PREFIX}_webhook_disabled",
+                "1 while delivery is stopped (the receiver answered 410)",
+                labels=["destination"],
+            ),
+            "delivered": CounterMetricFamily(
+                f"{PREFIX}_webhook_delivered", "Events delivered (2xx)", labels=["destination"]
+            ),
+            "failed": CounterMetricFamily(
+                f"{PREFIX}_webhook_failed_attempts",
+                "Delivery attempts that failed (non-2xx, timeout, no connection)",
+                labels=["destination"],
+            ),
+            "expired": CounterMetricFamily(
+                f"{PREFIX}_webhook_expired",
+                "Events given up on after the maximum age",
+                labels=["destination"],
+            ),
+        }
+        for status in statuses:
+            labels = [status.name]
+            families["queue_depth"].add_metric(labels, status.pending)
+            families["oldest"].add_metric(labels, status.oldest_pending_seconds or 0.0)
+            families["attempts"].add_metric(labels, status.attempts)
+            families["disabled"].add_metric(labels, 1 if status.disabled else 0)
+            families["delivered"].add_metric(labels, status.delivered)
+            families["failed"].add_metric(labels, status.failed_attempts)
+            families["expired"].add_metric(labels, status.expired)
+        yield from families.values()
 
 
 def _timestamp(created_at: str) -> float | None:
@@ -138,12 +182,10 @@ def _timestamp(created_at: str) -> float | None:
         return None
 
 
-def service_registry(
-    holder: Injected[ModelHolder], notifier: Injected[DetractorNotifier]
-) -> CollectorRegistry:
+def service_registry(holder: ModelHolder, webhooks: Webhooks, store: Store) -> CollectorRegistry:
     """One registry per app: several apps in one process (tests) never share service metrics."""
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(ServiceCollector(holder, notifier))
+    registry.register(ServiceCollector(holder, webhooks, store))
     return registry
 
 

@@ -17,6 +17,9 @@ customer attributes are the shop's customers' own words. NDJSON: one JSON object
 values `null`, lists as lists. Parquet: one row group per chunk, typed columns (dates and datetimes
 as such); polars is imported only for this format.
 
+The segment membership history (`memberships.py`: one row per spell a customer spent in a
+segment, replayed from the store's membership journal) goes through the same encoders.
+
 An export that fails part-way (say a record that no longer decodes) is logged as one line and raises
 `ExportFailed`: the server drops the connection before the body's end (or, when it has sent nothing
 yet, answers 500), so no HTTP client takes a short file for the whole one. Nothing is added to the

@@ -40,7 +40,9 @@ class ExportFormat(StrEnum):
     PARQUET = "parquet"
 
 
-NAIVE_DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S"
+# Datetimes as we write them once the `Z` is off; `%.f` reads optional fractional seconds (a
+# membership history's stamps have microseconds, profile records none).
+NAIVE_DATETIME_FORMAT: Final = "%Y-%m-%dT%H:%M:%S%.f"
 MEDIA_TYPES: Final = {
     # Litestar adds "; charset=utf-8" to text types itself (given here too, it came out twice).
     ExportFormat.CSV: "text/csv",

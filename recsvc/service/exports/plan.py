@@ -33,6 +33,7 @@ from recsvc.service.exports.base import (
 from recsvc.service.exports.csv import csv_chunks
 from recsvc.service.exports.parquet import parquet_chunks
 from recsvc.version.erased import without
+from recsvc.version.memberships import find_sorted_ids
 from recsvc.version.profiles import ColumnType, Profiles, row_type
 
 log = logging.getLogger("recsvc.service.exports")
@@ -92,15 +93,6 @@ def check_version_name(version: str) -> str:
 # --- membership changes between versions ---------------------------------------------------------
 
 
-def _find_sorted(needles: np.ndarray, haystack: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(found mask, positions) of sorted `needles` in sorted `haystack`."""
-    if haystack.size == 0:
-        return np.zeros(needles.size, dtype=bool), np.zeros(needles.size, dtype=np.int64)
-    positions = np.searchsorted(haystack, needles)
-    clipped = np.minimum(positions, haystack.size - 1)
-    return (positions < haystack.size) & (haystack[clipped] == needles), clipped
-
-
 def segment_changes(current: Profiles, name: str, previous: Profiles) -> tuple[RowSource, ...]:
     """Who entered and who left segment `name` since `previous` (sources in export order).
 
@@ -114,10 +106,10 @@ def segment_changes(current: Profiles, name: str, previous: Profiles) -> tuple[R
     # Indices ascend and ids are sorted, so both id lists are sorted: a merge by binary search.
     now_ids = current.customer_ids[now]
     before_ids = previous.customer_ids[before]
-    stayed, _ = _find_sorted(now_ids, before_ids)
-    kept, _ = _find_sorted(before_ids, now_ids)
+    stayed, _ = find_sorted_ids(now_ids, before_ids)
+    kept, _ = find_sorted_ids(before_ids, now_ids)
     left_ids = before_ids[~kept]
-    still_customer, position = _find_sorted(left_ids, current.customer_ids)
+    still_customer, position = find_sorted_ids(left_ids, current.customer_ids)
     return (
         RowSource(current, now[~stayed], ENTERED),
         RowSource(current, position[still_customer], EXITED),
@@ -173,17 +165,21 @@ class SegmentExport:
 
     def chunks(self) -> Generator[bytes, None, None]:
         """The encoded file, piece by piece; ExportFailed (logged) if it cannot be finished."""
-        if self.format is ExportFormat.CSV:
-            return _response_body(self, csv_chunks(self))
-        if self.format is ExportFormat.NDJSON:
-            return _response_body(self, _ndjson_chunks(self))
-        return _response_body(self, parquet_chunks(self))
+        what = f"segment {self.segment!r} (version {self.version}, {self.format.value})"
+        return encoded(self, self.format, what)
 
 
-def _response_body(
-    export: SegmentExport, pieces: Generator[bytes, None, None]
-) -> Generator[bytes, None, None]:
-    """`pieces`, a failure logged as one line and raised as ExportFailed (see there)."""
+def encoded(export: Rows, fmt: ExportFormat, what: str) -> Generator[bytes, None, None]:
+    """An export's file in `fmt`, piece by piece; a failure is logged as one line naming `what`
+    and raised as ExportFailed (see there)."""
+    if fmt is ExportFormat.CSV:
+        return _response_body(what, csv_chunks(export))
+    if fmt is ExportFormat.NDJSON:
+        return _response_body(what, _ndjson_chunks(export))
+    return _response_body(what, parquet_chunks(export))
+
+
+def _response_body(what: str, pieces: Generator[bytes, None, None]) -> Generator[bytes, None, None]:
     sent = 0
     try:
         for piece in pieces:
@@ -192,15 +188,9 @@ def _response_body(
     except Exception as exc:
         reason = " ".join(str(exc).split())  # one line, whatever the message (polars' have several)
         log.error(
-            "export of segment %r (version %s, %s) failed after %d bytes: %s: %s",
-            export.segment,
-            export.version,
-            export.format.value,
-            sent,
-            type(exc).__name__,
-            reason,
+            "export of %s failed after %d bytes: %s: %s", what, sent, type(exc).__name__, reason
         )
-        raise ExportFailed(f"export of segment {export.segment!r} failed: {reason}") from exc
+        raise ExportFailed(f"export of {what} failed: {reason}") from exc
     finally:
         pieces.close()  # a client that went away: the parquet writer thread stops now
 

@@ -1,17 +1,15 @@
 """NPS intake over HTTP against both stores: one response or a batch, contract checks per item,
-idempotency, durable storage before 202, the live update of the customer, and the detractor webhook
-(a real HTTP server on 127.0.0.1 that fails the first call) retried without holding up intake."""
+idempotency, durable storage before 202, the live update of the customer, and detractor answers
+queued in the webhook outbox before the 202 (delivery itself: tests/integration/webhooks)."""
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
-import http.server
-import json
-import threading
-import time
-from collections.abc import Iterator
+from pathlib import Path
 from typing import Any
 
+import msgspec
 import polars as pl
 import pytest
 from litestar import Litestar
@@ -19,6 +17,7 @@ from litestar.testing import TestClient
 
 from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
+from recsvc.domain.webhooks import OutboxEvent
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
 from tests.api_support import Artifact, client_for
@@ -110,108 +109,71 @@ def test_the_profile_shows_a_live_answer_before_the_nightly_run(
     assert "detractors" in profile["segments"]
 
 
-# --- the detractor webhook -------------------------------------------------------------------------
-
-
-class Webhook:
-    """A real HTTP endpoint: the first call is held until released, then fails with 500; the
-    next ones succeed."""
-
-    def __init__(self) -> None:
-        self.calls: list[dict[str, Any]] = []
-        self.first_arrived = threading.Event()
-        self.release = threading.Event()
-        self.delivered = threading.Event()
-        hook = self
-
-        class Handler(http.server.BaseHTTPRequestHandler):
-            def do_POST(self) -> None:
-                body = json.loads(self.rfile.read(int(self.headers["Content-Length"])))
-                hook.calls.append(body)
-                if len(hook.calls) == 1:
-                    hook.first_arrived.set()
-                    hook.release.wait(10)
-                    self.send_response(500)
-                else:
-                    self.send_response(200)
-                    hook.delivered.set()
-                self.send_header("Content-Length", "0")
-                self.end_headers()
-
-            def log_message(self, *_: object) -> None:
-                pass
-
-        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.url = f"http://127.0.0.1:{self.server.server_address[1]}/hooks/detractors"
-        self.thread = threading.Thread(
-            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True
-        )
-
-    def __enter__(self) -> Webhook:
-        self.thread.start()
-        return self
-
-    def __exit__(self, *_: object) -> None:
-        self.release.set()
-        self.server.shutdown()
-        self.server.server_close()
-
-
-def assert_metric_soon(client: TestClient[Litestar], line: str, seconds: float = 5) -> None:
-    """`/metrics` shows `line` within `seconds` (the webhook thread counts after the reply)."""
-    deadline = time.monotonic() + seconds
-    while time.monotonic() < deadline:
-        metrics = client.get("/metrics").text
-        if line in metrics:
-            return
-        time.sleep(0.05)
-    assert line in metrics
+# --- detractor answers for the webhook destinations ------------------------------------------------
 
 
 @pytest.fixture
-def webhook() -> Iterator[Webhook]:
-    with Webhook() as hook:
-        yield hook
+def webhooks_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
+    """One destination taking detractor answers (nothing delivers in these tests: `recsvc
+    deliver` does, see tests/integration/webhooks)."""
+    monkeypatch.setenv("INTAKE_HOOK_SECRET", "whsec_" + base64.b64encode(b"k" * 32).decode())
+    path = tmp_path / "webhooks.toml"
+    path.write_text(
+        '[destinations.alerts]\nurl = "http://127.0.0.1:9/hooks"\n'
+        'secret_env = "INTAKE_HOOK_SECRET"\nevents = ["nps.response.detractor"]\n'
+    )
+    return str(path)
 
 
-def test_a_new_detractor_reaches_the_webhook_after_a_failed_first_try_without_blocking_intake(
-    store: Store, webhook: Webhook
+def test_a_detractor_answer_is_queued_for_the_webhooks_before_the_202(
+    store: Store, webhooks_file: str
 ) -> None:
-    with client_for(store, detractor_webhook_url=webhook.url) as client:
-        started = time.monotonic()
+    before = store.outbox.state("alerts").pending
+    with client_for(store, webhooks_file=webhooks_file) as client:
         response = client.post(
             "/v1/nps-responses",
             json=[
                 answer("hook-1", "NEW-CUSTOMER-4", 1, comment="never again"),
-                answer("hook-2", "NEW-CUSTOMER-5", 10),  # a promoter: no call
+                answer("hook-2", "NEW-CUSTOMER-5", 10),  # a promoter: no event
             ],
         )
         assert response.status_code == 202 and response.json()["accepted"] == 2
-        assert webhook.first_arrived.wait(5), "the webhook was never called"
-        # Intake answered while the webhook still held its first call.
-        assert not webhook.delivered.is_set()
-        assert time.monotonic() - started < 5
-        webhook.release.set()
-        assert webhook.delivered.wait(5), "no retry after the failed first call"
-        assert len(webhook.calls) == 2
-        delivered = webhook.calls[1]
-        assert delivered["event"] == "detractor_response"
-        assert (delivered["response_id"], delivered["score"]) == ("hook-1", 1)
-        assert delivered["comment"] == "never again"
-        # A repeated post of the same response is a duplicate: no second notification.
+        assert store.outbox.state("alerts").pending == before + 1
+        head = store.outbox.head("alerts")
+        assert head is not None and head.type == "nps.response.detractor"
+        queued = [e for e in _waiting(store) if "hook-1" in e.body]
+        assert len(queued) == 1 and '"comment":"never again"' in queued[0].body
+        # Sent again (a client retrying after a lost reply): queued again under the same id, so
+        # an event whose first queueing failed is never lost; receivers drop the repeat by id.
         client.post("/v1/nps-responses", json=answer("hook-1", "NEW-CUSTOMER-4", 1))
-        assert_metric_soon(client, 'recsvc_webhook_deliveries_total{outcome="delivered"} 1.0')
-    assert len(webhook.calls) == 2
+        again = [e for e in _waiting(store) if "hook-1" in e.body]
+        assert len(again) == 2 and again[0].id == again[1].id
 
 
-def test_a_waiting_notice_about_a_customer_erased_meanwhile_is_dropped(
-    store: Store, webhook: Webhook
+def test_an_erasure_takes_the_customer_out_of_the_waiting_events(
+    store: Store, webhooks_file: str
 ) -> None:
-    with client_for(store, detractor_webhook_url=webhook.url) as client:
-        response = client.post("/v1/nps-responses", json=answer("hook-9", "NEW-CUSTOMER-9", 0))
-        assert response.status_code == 202
-        assert webhook.first_arrived.wait(5), "the webhook was never called"
-        assert client.delete("/v1/customers/NEW-CUSTOMER-9").status_code == 202
-        webhook.release.set()  # the first call fails; the retry must not go out
-        assert_metric_soon(client, 'recsvc_webhook_deliveries_total{outcome="erased"} 1.0')
-    assert len(webhook.calls) == 1
+    with client_for(store, webhooks_file=webhooks_file) as client:
+        assert (
+            client.post("/v1/nps-responses", json=answer("hook-9", "NEW-CUSTOMER-9", 0)).status_code
+            == 202
+        )
+        assert any("NEW-CUSTOMER-9" in e.body for e in _waiting(store))
+        held = client.get("/v1/customers/NEW-CUSTOMER-9/data").json()
+        assert [e["destination"] for e in held["webhook_events"]] == ["alerts"]
+        assert '"comment"' in held["webhook_events"][0]["body"]
+        assert {h["name"]: h["records"] for h in held["holders"]}["webhook_outbox"] == 1
+        erased = client.delete("/v1/customers/NEW-CUSTOMER-9")
+        assert erased.status_code == 202 and erased.json()["removed"]["webhook_events"] == 1
+    assert not any("NEW-CUSTOMER-9" in e.body for e in _waiting(store))
+
+
+def _waiting(store: Store) -> list[OutboxEvent]:
+    """Every event waiting for `alerts`, read without removing any (the test's own look)."""
+    if isinstance(store, RedisStore):
+        raw = store._client.lrange(store.outbox.events_key("alerts"), 0, -1)
+        return [msgspec.json.decode(r, type=OutboxEvent) for r in raw]
+    directory = Path(store.url.removeprefix("file://")) / "outbox" / "alerts"
+    state = msgspec.json.decode((directory / "state.json").read_bytes())
+    data = (directory / f"events-{state['generation']}.ndjson").read_bytes()[state["offset"] :]
+    return [msgspec.json.decode(line, type=OutboxEvent) for line in data.splitlines() if line]

@@ -104,7 +104,6 @@ def test_the_served_version_store_health_and_reloads_are_reported(
     assert value(samples, "recsvc_store_errors_total") == 0
     assert value(samples, "recsvc_model_reloads_total") == 1
     assert value(samples, "recsvc_model_load_failures_total") == 0
-    assert ("recsvc_webhook_deliveries_total", (("outcome", "dropped"),)) in samples
 
 
 def test_metrics_need_no_key_and_show_no_key(client: TestClient[Litestar]) -> None:

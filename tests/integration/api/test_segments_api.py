@@ -1,13 +1,16 @@
-"""Customer profiles, segment listing and segment exports over HTTP, on two versions published by
-the real training pipeline (demo data; the second run turns some promoters into detractors and
-drops a customer, so segment memberships differ between the versions)."""
+"""Customer profiles, segment listing, segment exports and the segment membership history over
+HTTP, on two versions published by the real training pipeline (demo data; the second run turns
+some promoters into detractors and drops a customer, so segment memberships differ between the
+versions)."""
 
 from __future__ import annotations
 
 import csv
+import datetime as dt
 import io
 import json
 import shutil
+import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,9 +27,10 @@ from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.nps import nps_from_counts
 from recsvc.domain.segments.catalog import load_segments
-from recsvc.store.files import FileStore
+from recsvc.store import RedisStore, Store
+from recsvc.store.files import ACTIVE, FileStore
 from recsvc.version.profiles import SERVING_FILES
-from tests.api_support import settings
+from tests.api_support import STORE_KINDS, client_for, delete_prefix, settings
 from training.config import load_config
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
@@ -312,3 +316,169 @@ def test_segment_routes_need_the_export_scope_when_keys_are_configured(
         assert denied.status_code == 403
         allowed = test_client.get("/v1/segments/detractors/members", headers={"X-API-Key": crm})
         assert allowed.status_code == 200
+
+
+# --- the membership history ----------------------------------------------------------------------
+
+Spell = tuple[str, str, dt.datetime, dt.datetime | None, str, str | None]
+
+
+@pytest.fixture(params=STORE_KINDS)
+def history_store(
+    request: pytest.FixtureRequest, versions: Versions, tmp_path: Path
+) -> Iterator[Store]:
+    """Both versions in a store of each kind, the newer one active: a copy of the training runs'
+    own file store (its membership journal written by their publishes), or a Redis store given
+    the two versions by publishes."""
+    if request.param == "file":
+        shutil.copytree(versions.store.root, tmp_path / "store")
+        yield FileStore(tmp_path / "store")
+        return
+    redis_url = request.getfixturevalue("redis_url")
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    store = RedisStore(redis_url, prefix=prefix, cache_dir=tmp_path / "cache")
+    try:
+        for version in (versions.old, versions.new):
+            store.publish(versions.store.version_dir(version))
+        yield store
+    finally:
+        store.close()
+        delete_prefix(redis_url, prefix)
+
+
+def _history(client: TestClient[Litestar], fmt: str = "csv", **params: str) -> list[Spell]:
+    reply = client.get("/v1/segments/memberships", params={"format": fmt, **params})
+    assert reply.status_code == 200, reply.text
+    if fmt == "parquet":
+        rows = pl.read_parquet(io.BytesIO(reply.content)).to_dicts()
+    elif fmt == "ndjson":
+        rows = [json.loads(line) for line in reply.text.splitlines()]
+    else:
+        rows = [
+            {k: v or None for k, v in r.items()} for r in csv.DictReader(io.StringIO(reply.text))
+        ]
+
+    def moment(value: Any) -> dt.datetime | None:
+        return times.parse_iso(value) if isinstance(value, str) else value
+
+    return [
+        (
+            r["segment"],
+            r["customer_id"],
+            moment(r["entered_at"]) or times.EPOCH,
+            moment(r["exited_at"]),
+            r["entered_version"],
+            r["exited_version"],
+        )
+        for r in rows
+    ]
+
+
+def _open(spells: list[Spell]) -> dict[str, set[str]]:
+    members: dict[str, set[str]] = {}
+    for segment, customer, _, exited_at, _, _ in spells:
+        if exited_at is None:
+            members.setdefault(segment, set()).add(customer)
+    return members
+
+
+def _by_key(spells: list[Spell]) -> dict[tuple[str, str], list[Spell]]:
+    """Each (segment, customer)'s spells, in the history's order."""
+    keyed: dict[tuple[str, str], list[Spell]] = {}
+    for spell in spells:
+        keyed.setdefault((spell[0], spell[1]), []).append(spell)
+    return keyed
+
+
+def _memberships(table: pl.DataFrame) -> dict[str, set[str]]:
+    members: dict[str, set[str]] = {}
+    for customer, segments in zip(table[c.CUSTOMER_ID], table[ct.SEGMENTS], strict=True):
+        for segment in segments:
+            members.setdefault(segment, set()).add(customer)
+    return members
+
+
+def test_the_membership_history_follows_publishes_a_rollback_and_an_erasure(
+    history_store: Store, versions: Versions
+) -> None:
+    old, new = (
+        _memberships(versions.table(versions.old)),
+        _memberships(versions.table(versions.new)),
+    )
+    with client_for(history_store) as client:
+        published = _history(client)
+        assert _open(published) == new  # the open spells are the active version's members
+        assert {s[4] for s in published} == {versions.old, versions.new}
+
+        rolled = client.post(f"/v1/models/{versions.old}/activate")
+        assert rolled.status_code == 200, rolled.text
+        reply = client.get("/v1/segments/memberships")
+        assert reply.headers["x-model-version"] == versions.old
+        assert reply.headers["x-membership-seq"] == "3"
+        assert reply.headers["content-disposition"] == (
+            f'attachment; filename="memberships-{versions.old}.csv"'
+        )
+        history = _history(client)
+        assert _history(client, "ndjson") == history == _history(client, "parquet")
+        assert _open(history) == old
+        rollback_at = max(s[3] or s[2] for s in history)
+        now, then = _by_key(history), _by_key(published)
+        for segment in old.keys() | new.keys():
+            for customer in old.get(segment, set()) & new.get(segment, set()):
+                # A member in both versions: the same one spell, nothing new.
+                mine = now[segment, customer]
+                assert mine == then[segment, customer] and len(mine) == 1 and mine[0][3] is None
+            for customer in old.get(segment, set()) - new.get(segment, set()):
+                # Left with the newer version, back with the rollback: a second spell.
+                mine = now[segment, customer]
+                assert [(s[3] is None, s[4], s[5]) for s in mine] == [
+                    (False, versions.old, versions.new),
+                    (True, versions.old, None),
+                ]
+                assert mine[1][2] == rollback_at
+            for customer in new.get(segment, set()) - old.get(segment, set()):
+                assert [(s[3], s[4], s[5]) for s in now[segment, customer]] == [
+                    (rollback_at, versions.new, versions.old)
+                ]
+        since = _history(client, since=times.iso_micros(rollback_at))
+        assert since and since == [s for s in history if rollback_at in (s[2], s[3])]
+        assert _history(client, since=times.iso(times.now() + dt.timedelta(days=1))) == []
+
+        # A pointer switch the journal never recorded (a crash): the next read records it.
+        if isinstance(history_store, FileStore):
+            (history_store.root / ACTIVE).write_text(versions.new + "\n")
+        else:
+            assert isinstance(history_store, RedisStore)
+            history_store._client.set(f"{history_store.prefix}:active", versions.new)
+        repaired = client.get("/v1/segments/memberships")
+        assert repaired.headers["x-membership-seq"] == "4"
+        assert _open(_history(client)) == new
+
+        # An erased customer is gone, once their data export has shown their spells.
+        customer = sorted(new["detractors"] - old["detractors"])[0]
+        data = client.get(f"/v1/customers/{customer}/data").json()
+        spells = [s for s in _history(client) if s[1] == customer]
+        assert len(data["membership_history"]) == len(spells) >= 2
+        holders = {h["name"]: h["records"] for h in data["holders"]}
+        assert holders["membership_history"] == len(spells)
+        erased = client.delete(f"/v1/customers/{customer}")
+        assert erased.status_code == 202, erased.text
+        assert erased.json()["removed"]["membership_spells"] == len(spells)
+        assert customer not in {s[1] for s in _history(client)}
+        assert client.get(f"/v1/customers/{customer}/data").json()["membership_history"] == []
+
+
+@pytest.mark.parametrize(
+    "since",
+    [
+        "2025-12-30T00:00:00",
+        "2025-12-30",
+        "yesterday",
+        "2025-12-30T00:00:00 01:00",
+        "9999-12-31T23:59:59-23:00",
+    ],
+)
+def test_since_is_a_timestamp_with_a_time_zone(client: TestClient[Litestar], since: str) -> None:
+    reply = client.get("/v1/segments/memberships", params={"since": since})
+    assert reply.status_code == 400, reply.text
+    assert reply.json()["detail"].startswith("since:")

@@ -18,6 +18,7 @@ import yaml
 
 from recsvc.__main__ import _parser as recsvc_parser
 from recsvc.service.settings import PREFIX, Settings, load_settings
+from recsvc.service.webhooks.destinations import load_destinations
 from training.__main__ import _parser as training_parser
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -168,3 +169,23 @@ def test_the_service_image_leaves_the_training_dependencies_out(compose: dict[st
     assert "lightfm" in training and "scipy" in training
     assert not any(d.startswith(("lightfm", "scipy")) for d in project["project"]["dependencies"])
     assert "training" in project["tool"]["uv"]["default-groups"], "a plain uv sync installs it"
+
+
+def test_the_deliverer_runs_beside_the_api_with_the_same_destinations(
+    compose: dict[str, Any], tmp_path: Path
+) -> None:
+    services = compose["services"]
+    deliver, api = services["deliver"], services["api"]
+    assert command_of(deliver)[2:4] == ["recsvc", "deliver"]
+    assert deliver["depends_on"]["redis"]["condition"] == "service_healthy"
+    assert environment_of(deliver)["RECSVC_STORE"] == environment_of(api)["RECSVC_STORE"]
+    target = environment_of(api)["RECSVC_WEBHOOKS_FILE"]
+    assert environment_of(deliver)["RECSVC_WEBHOOKS_FILE"] == target
+    for service in (api, deliver):
+        (config,) = service["configs"]
+        assert config["target"] == target and config["source"] in compose["configs"]
+    # With no destinations configured, the default file is valid and names none.
+    default = compose["configs"]["webhooks"]["content"].split(":-", 1)[1].rstrip("}")
+    path = tmp_path / "webhooks.toml"
+    path.write_text(default)
+    assert load_destinations(path) == []

@@ -229,7 +229,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         holders = {h["name"]: h["records"] for h in data["holders"]}
         assert holders["live_answers"] == 1 and holders["live_orders"] == 1
         assert holders["archived_answers"] == 0 and holders["versions"] == 1
-        assert holders["detractor_notices"] is None  # worker memory: the service cannot look
+        assert holders["webhook_outbox"] == 0  # no destination configured here
         for segment in segments:
             assert customer in members(served, segment)
         sizes_before, n_before = segment_sizes(served), summary_n(served)
@@ -239,7 +239,13 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         receipt = erased.json()
         assert receipt["state"] == "completed"
         assert receipt["customer_hash"] == customer_hash(customer)
-        assert receipt["removed"] == {"answers": 1, "order_lines": 1}
+        # Their spells in the first version's segments leave the membership history.
+        assert receipt["removed"] == {
+            "answers": 1,
+            "order_lines": 1,
+            "membership_spells": len(segments),
+            "webhook_events": 0,  # no webhook destination here (tests/integration/api: with one)
+        }
         assert customer not in erased.text.replace(f"/v1/customers/{customer}", "")
 
         assert_unknown_everywhere(served, customer, segments)
@@ -258,6 +264,8 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
         assert again.status_code == 202 and again.json()["removed"] == {
             "answers": 0,
             "order_lines": 0,
+            "membership_spells": 0,
+            "webhook_events": 0,
         }
         # Old data sent again is refused, naming the erasure.
         late = fresh(
@@ -347,11 +355,17 @@ def test_an_erasure_killed_half_way_completes_when_repeated(demo: Path, tmp_path
     assert not store.answers.of_customer(customer)
     assert len(store.orders.of_customer(customer)) == 5
     assert store.live_of(customer).erased_at is not None
+    spells = len(list(store.memberships.spells(customer_id=customer)))
     with serve(tmp_path, env, workers=2) as served:
         assert fresh(served, "GET", f"/v1/customers/{customer}").status_code == 404
         done = fresh(served, "DELETE", f"/v1/customers/{customer}")
         assert done.status_code == 202, done.text
-        assert done.json()["removed"] == {"answers": 0, "order_lines": 5}
+        assert done.json()["removed"] == {
+            "answers": 0,
+            "order_lines": 5,
+            "membership_spells": spells,
+            "webhook_events": 0,
+        }
     assert not store.orders.of_customer(customer)
     assert not [x for x in store.orders.iter_live() if x.customer_id == customer]
     assert [e.state for e in store.erasures.entries()] == ["started", "started", "completed"]
@@ -424,11 +438,17 @@ def test_a_redis_erasure_killed_half_way_completes_when_repeated(
         | {r.key for r in store.answers.iter_live() if r.customer_id == customer}
         | {r.key for r in store.answers.iter_archived() if r.customer_id == customer}
     )
+    spells = len(list(store.memberships.spells(customer_id=customer)))
     with serve(tmp_path, env, workers=1) as served:
         assert fresh(served, "GET", f"/v1/customers/{customer}").status_code == 404  # masked
         done = fresh(served, "DELETE", f"/v1/customers/{customer}")
         assert done.status_code == 202, done.text
-        assert done.json()["removed"] == {"answers": left, "order_lines": 0}
+        assert done.json()["removed"] == {
+            "answers": left,
+            "order_lines": 0,
+            "membership_spells": spells,
+            "webhook_events": 0,
+        }
     assert not store.answers.of_customer(customer)
     assert not [r for r in store.answers.iter_live() if r.customer_id == customer]
     assert len(list(store.answers.iter_archived())) == 30_000  # nobody else's
