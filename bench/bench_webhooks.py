@@ -17,6 +17,9 @@ and what Redis' `appendfsync always` costs the outbox against `everysec`.
    memberships only, a fraction of it). Events, seconds, outbox bytes.
 3. `appendfsync always` against `everysec`: intake-sized appends (one detractor event each) to the
    outbox on two private redis-servers, alternating, medians of 3 rounds.
+4. What queueing adds to the intake: `take_in` (check, store, queue) of one request holding one
+   detractor answer, with one destination taking `nps.response.detractor` against none, on the
+   file store and on Redis (everysec), alternating, medians of 3 rounds of `--appends` requests.
 """
 
 from __future__ import annotations
@@ -38,6 +41,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import httpx
+import msgspec
 import redis
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -257,6 +261,45 @@ def bench_fsync(work: Path, appends: int, rounds: int) -> None:
     print(f"   always / everysec    {always_rate / every:>8.0%}")
 
 
+def bench_intake(work: Path, requests: int, rounds: int) -> None:
+    from recsvc.api.intake.services import take_in
+    from recsvc.domain import times
+
+    print(f"\n4. intake of one detractor answer per request, {requests:,} requests (ms each)")
+    with receiver() as url, redis_server(work, "everysec") as redis_url:
+        target = destination(work, url)
+        stores: dict[str, Store] = {
+            "file store": FileStore(work / "intake-file"),
+            "Redis (AOF everysec)": RedisStore(redis_url, cache_dir=work / "c3"),
+        }
+        for label, store in stores.items():
+            timings: dict[str, list[float]] = {"no destination": [], "one destination": []}
+            for round_ in range(rounds):
+                for case, targets in (("no destination", []), ("one destination", [target])):
+                    bodies = [
+                        msgspec.json.encode(
+                            {
+                                "response_id": f"{case[:2]}-{round_}-{n}",
+                                "customer_id": f"C{n:08d}",
+                                "score": 3,
+                                "responded_at": "2026-12-01T10:00:00Z",
+                                "touchpoint": "post_delivery",
+                            }
+                        )
+                        for n in range(requests)
+                    ]
+                    started = time.perf_counter()
+                    for body in bodies:
+                        take_in(body, store, times.now(), None, targets)
+                    timings[case].append((time.perf_counter() - started) / requests * 1000)
+            bare, queued = (statistics.median(timings[k]) for k in timings)
+            print(
+                f"   {label:<22} no destination {bare:6.3f} ms, one destination {queued:6.3f} ms "
+                f"(+{queued - bare:.3f} ms, {queued / bare:.2f}x)"
+            )
+            store.close()
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -271,6 +314,7 @@ def main() -> None:
         work = Path(tmp)
         bench_throughput(work, args.events)
         bench_fsync(work, args.appends, args.rounds)
+        bench_intake(work, args.appends // 3, args.rounds)
         if not args.skip_publish:
             bench_publish(work, args.customers)
     print(f"\n(at {dt.datetime.now(dt.UTC):%Y-%m-%d %H:%M} UTC, {os.cpu_count()} cores)")
