@@ -226,6 +226,8 @@ def _deliver(args: argparse.Namespace) -> int:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
         stream=sys.stderr,
     )
+    # One line per request from the HTTP client would drown ours (failures, give-ups, takeovers).
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     destinations = load_destinations(
         Path(settings.webhooks_file) if settings.webhooks_file else None
     )
