@@ -170,14 +170,20 @@ def _privacy(args: argparse.Namespace) -> int:
     from recsvc.api.params import check_id
     from recsvc.domain import times
     from recsvc.service.privacy import erase_customer, versions_holding_erased
+    from recsvc.service.webhooks.destinations import Webhooks
     from recsvc.store import open_store
 
     store = open_store(load_settings(store=args.store).store)
     try:
         if args.action == "erase":
             check_id("customer_id", args.customer_id)
+            settings = load_settings(store=args.store)
             done = erase_customer(
-                store, args.customer_id, requested_by="cli:recsvc privacy erase", now=times.now()
+                store,
+                args.customer_id,
+                requested_by="cli:recsvc privacy erase",
+                now=times.now(),
+                destinations=Webhooks.from_file(settings.webhooks_file).destinations,
             )
             removed = ", ".join(f"{name} {count}" for name, count in done.removed.items())
             print(

@@ -231,8 +231,9 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         "id, score, comment), segment members entered or exited (customer ids)",
         file_store=("outbox/*/events-*.ndjson",),
         redis=("{prefix}:{outbox}:*:events",),
-        erased="removed by the DELETE (an answer's event dropped, a batch rewritten without them; "
-        "events already delivered are the receiver's to erase)",
+        erased="removed by the DELETE (an answer's event dropped, a batch rewritten without them); "
+        "a `customer.erased` notice naming them then waits for each destination that takes it, "
+        "so receivers erase what earlier events gave them (GDPR art. 19)",
         retention="until delivered, or given up on after about three days",
     ),
     Holder(

@@ -23,7 +23,8 @@ SEGMENT_ENTERED = "segment.member.entered"
 SEGMENT_EXITED = "segment.member.exited"
 DETRACTOR = "nps.response.detractor"
 PUBLISHED = "model.published"
-EVENT_TYPES = (SEGMENT_ENTERED, SEGMENT_EXITED, DETRACTOR, PUBLISHED)
+ERASED = "customer.erased"
+EVENT_TYPES = (SEGMENT_ENTERED, SEGMENT_EXITED, DETRACTOR, PUBLISHED, ERASED)
 SECRET_PREFIX = "whsec_"
 
 # Retries: exponential from RETRY_BASE, each wait jittered to 50-100% of its step and capped, until
@@ -85,12 +86,26 @@ class ModelPublished(msgspec.Struct, frozen=True, kw_only=True):
     ]
 
 
-Payload = MemberChange | DetractorResponse | ModelPublished
+class CustomerErased(msgspec.Struct, frozen=True, kw_only=True):
+    """`customer.erased`: a customer was erased here (a privacy request); a receiver that holds
+    data about them from earlier events should erase it too (GDPR article 19)."""
+
+    customer_id: Annotated[
+        str, Meta(description="the shop's customer id, for the receiver to find")
+    ]
+    erased_at: Time
+    erasure_id: Annotated[
+        str, Meta(description="the erasure log entry's id (GET /v1/privacy/erasures)")
+    ]
+
+
+Payload = MemberChange | DetractorResponse | ModelPublished | CustomerErased
 PAYLOADS: dict[str, type[msgspec.Struct]] = {
     SEGMENT_ENTERED: MemberChange,
     SEGMENT_EXITED: MemberChange,
     DETRACTOR: DetractorResponse,
     PUBLISHED: ModelPublished,
+    ERASED: CustomerErased,
 }
 
 

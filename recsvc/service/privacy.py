@@ -28,6 +28,8 @@ from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
 from recsvc.domain.rfm import from_micros
 from recsvc.errors import ArtifactError, NotFoundError
 from recsvc.service.customer_state import current_state
+from recsvc.service.webhooks.destinations import Destination
+from recsvc.service.webhooks.events import queue_erasure
 from recsvc.store.base import Store, VersionInfo
 from recsvc.store.memberships import Spell
 from recsvc.version.artifacts import load_array
@@ -45,7 +47,12 @@ WEBHOOK_EVENTS_REMOVED = "webhook_events"  # waiting events that named them (dro
 
 
 def erase_customer(
-    store: Store, customer_id: str, *, requested_by: str, now: dt.datetime
+    store: Store,
+    customer_id: str,
+    *,
+    requested_by: str,
+    now: dt.datetime,
+    destinations: list[Destination] | None = None,
 ) -> Erasure:
     """Erase the customer from the store (see the module docstring); returns the `completed` entry.
     StoreUnavailable propagates: the caller answers 503 and the client repeats the request."""
@@ -63,6 +70,9 @@ def erase_customer(
         MEMBERSHIPS_REMOVED: store.memberships.erase(customer_id),
         WEBHOOK_EVENTS_REMOVED: store.outbox.erase(customer_id),
     }
+    # Receivers of earlier events hold data about them: each destination taking `customer.erased`
+    # is told, as the last event about them (GDPR article 19).
+    queue_erasure(store, destinations or [], customer_id, times.iso(now), started.erasure_id)
     completed = msgspec.structs.replace(started, state="completed", removed=removed)
     store.erasures.append(completed)
     return completed

@@ -20,6 +20,7 @@ from recsvc.api.params import CustomerId, check_id
 from recsvc.api.privacy.schemas import ErasureReceipt
 from recsvc.api.privacy.services import erase_customer_request
 from recsvc.service.runtime import ModelHolder
+from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
 
@@ -60,7 +61,8 @@ class CustomerProfileController(Controller):
         request: Request[Any, Any, Any],
         store: Injected[Store],
         holder: Injected[ModelHolder],
+        webhooks: Injected[Webhooks],
         customer_id: CustomerId,
     ) -> ErasureReceipt:
         check_id("customer_id", customer_id)
-        return erase_customer_request(store, holder, customer_id, presented_key(request))
+        return erase_customer_request(store, holder, webhooks, customer_id, presented_key(request))

@@ -14,9 +14,11 @@ from recsvc.domain.nps import NpsCategory, category
 from recsvc.domain.privacy import Suppression
 from recsvc.domain.webhooks import (
     DETRACTOR,
+    ERASED,
     PUBLISHED,
     SEGMENT_ENTERED,
     SEGMENT_EXITED,
+    CustomerErased,
     DetractorResponse,
     MemberChange,
     ModelPublished,
@@ -80,6 +82,27 @@ def detractor_events(destination: Destination, responses: list[LiveResponse]) ->
         )
         for r in detractors(responses)
     ]
+
+
+def queue_erasure(
+    store: Store, destinations: list[Destination], customer_id: str, erased_at: str, erasure_id: str
+) -> int:
+    """Tell every destination that wants it that a customer was erased (queued after their
+    waiting events left the outbox, so it is the last event about them). Returns how many."""
+    queued = 0
+    for destination in destinations:
+        if not destination.wants(ERASED):
+            continue
+        event = new_event(
+            ERASED,
+            CustomerErased(customer_id=customer_id, erased_at=erased_at, erasure_id=erasure_id),
+            id=event_id(destination.name, ERASED, erasure_id),
+            created_at=times.iso(times.now()),
+            customers=[],  # the notice itself outlives a later erasure of the same customer
+        )
+        store.outbox.append(destination.name, [event])
+        queued += 1
+    return queued
 
 
 def queue_detractors(

@@ -120,7 +120,7 @@ def webhooks_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> str:
     path = tmp_path / "webhooks.toml"
     path.write_text(
         '[destinations.alerts]\nurl = "http://127.0.0.1:9/hooks"\n'
-        'secret_env = "INTAKE_HOOK_SECRET"\nevents = ["nps.response.detractor"]\n'
+        'secret_env = "INTAKE_HOOK_SECRET"\nevents = ["nps.response.detractor", "customer.erased"]\n'
     )
     return str(path)
 
@@ -165,7 +165,12 @@ def test_an_erasure_takes_the_customer_out_of_the_waiting_events(
         assert {h["name"]: h["records"] for h in held["holders"]}["webhook_outbox"] == 1
         erased = client.delete("/v1/customers/NEW-CUSTOMER-9")
         assert erased.status_code == 202 and erased.json()["removed"]["webhook_events"] == 1
-    assert not any("NEW-CUSTOMER-9" in e.body for e in _waiting(store))
+    # Their answer's event is gone; the last event about them tells the receiver to erase too.
+    about = [e for e in _waiting(store) if "NEW-CUSTOMER-9" in e.body]
+    assert [e.type for e in about] == ["customer.erased"]
+    notice = msgspec.json.decode(about[0].body)["data"]
+    assert notice["customer_id"] == "NEW-CUSTOMER-9"
+    assert notice["erasure_id"] == erased.json()["erasure_id"]
 
 
 def _waiting(store: Store) -> list[OutboxEvent]:
