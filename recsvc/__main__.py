@@ -71,12 +71,18 @@ def _parser() -> argparse.ArgumentParser:
         help="send webhook events (one per store; a second one stands by) until stopped",
     )
     deliver.add_argument("--store", help="store URL (RECSVC_STORE)")
-    hooks = sub.add_parser("webhooks", help="webhook destinations: state, re-enable, event schemas")
+    hooks = sub.add_parser(
+        "webhooks", help="webhook destinations: state, re-enable, resync, event schemas"
+    )
     hooks.add_argument("--store", help="store URL (RECSVC_STORE)")
     hook_action = hooks.add_subparsers(dest="action", required=True)
     hook_action.add_parser("list", help="each destination's queue and delivery state")
     enable = hook_action.add_parser("enable", help="re-enable a destination a 410 disabled")
     enable.add_argument("name")
+    resync = hook_action.add_parser(
+        "resync", help="send a destination its segments' current members again"
+    )
+    resync.add_argument("name")
     hook_action.add_parser("schema", help="print the JSON schema of every event's body")
     return parser
 
@@ -261,7 +267,12 @@ def _deliver(args: argparse.Namespace) -> int:
 
 def _webhooks(args: argparse.Namespace) -> int:
     from recsvc.service.webhooks.destinations import load_destinations
-    from recsvc.service.webhooks.status import destination_status, enable_destination, schemas
+    from recsvc.service.webhooks.status import (
+        destination_status,
+        enable_destination,
+        resync_destination,
+        schemas,
+    )
     from recsvc.store import open_store
 
     if args.action == "schema":
@@ -276,6 +287,13 @@ def _webhooks(args: argparse.Namespace) -> int:
         if args.action == "enable":
             enable_destination(store, destinations, args.name)
             print(f"recsvc: destination {args.name} is enabled; the deliverer resumes it")
+            return 0
+        if args.action == "resync":
+            resync_destination(store, destinations, args.name)
+            print(
+                f"recsvc: destination {args.name} gets its segments' current members again, "
+                "after the events waiting"
+            )
             return 0
         for status in destination_status(store, destinations):
             print(

@@ -1,5 +1,6 @@
 """`GET /v1/webhooks`: every configured destination's queue and delivery state;
-`POST /v1/webhooks/{name}/enable`: resume a destination that a 410 disabled."""
+`POST /v1/webhooks/{name}/enable`: resume a destination that a 410 disabled;
+`POST /v1/webhooks/{name}/resync`: send a destination its segments' current members again."""
 
 from __future__ import annotations
 
@@ -18,8 +19,13 @@ from recsvc.service.webhooks.status import (
     DestinationStatus,
     destination_status,
     enable_destination,
+    resync_destination,
 )
 from recsvc.store.base import Store
+
+DestinationName = Annotated[
+    str, PathParameter(min_length=1, max_length=64, description="the destination's name")
+]
 
 
 class WebhookController(Controller):
@@ -51,8 +57,22 @@ class WebhookController(Controller):
         self,
         store: Injected[Store],
         webhooks: Injected[Webhooks],
-        name: Annotated[
-            str, PathParameter(min_length=1, max_length=64, description="the destination's name")
-        ],
+        name: DestinationName,
     ) -> DestinationStatus:
         return enable_destination(store, webhooks.destinations, name)
+
+    @post(
+        "/{name:str}/resync",
+        summary="Send a destination the current members of its segments again, after the events "
+        "waiting (for a receiver that lost its copy)",
+        responses=error_responses(*KEYED, 404, 503),
+        status_code=HTTP_200_OK,
+        sync_to_thread=True,
+    )
+    def resync(
+        self,
+        store: Injected[Store],
+        webhooks: Injected[Webhooks],
+        name: DestinationName,
+    ) -> DestinationStatus:
+        return resync_destination(store, webhooks.destinations, name)

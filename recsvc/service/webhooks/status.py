@@ -81,9 +81,27 @@ def enable_destination(
     store: Store, destinations: list[Destination], name: str
 ) -> DestinationStatus:
     """Re-enable a destination (after a 410): its head event is tried at once."""
+    _configured(destinations, name)
+    store.outbox.update(name, disabled=None, attempts=0, next_attempt_at=None)
+    return _status_of(store, destinations, name)
+
+
+def resync_destination(
+    store: Store, destinations: list[Destination], name: str
+) -> DestinationStatus:
+    """Send a destination the current members of its segments again (after the waiting events),
+    as a new one gets them: for a receiver that lost its copy."""
+    _configured(destinations, name)
+    store.outbox.update(name, filled_seq=None)
+    return _status_of(store, destinations, name)
+
+
+def _configured(destinations: list[Destination], name: str) -> None:
     if name not in {d.name for d in destinations}:
         raise NotFoundError(f"no webhook destination {shown(name)}")
-    store.outbox.update(name, disabled=None, attempts=0, next_attempt_at=None)
+
+
+def _status_of(store: Store, destinations: list[Destination], name: str) -> DestinationStatus:
     return next(s for s in destination_status(store, destinations) if s.name == name)
 
 

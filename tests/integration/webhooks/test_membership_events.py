@@ -121,6 +121,23 @@ def test_publishes_and_a_rollback_reach_the_receiver_as_member_changes(
                 assert live.wait_for(lambda _: settled(v1), 30)
                 spells = client.get("/v1/segments/memberships?format=ndjson")
                 assert spells.status_code == 200, spells.text
+            # A receiver that lost its copy asks for the members again: an initial sync of the
+            # re-activated version, after what was waiting.
+            with client_for(store, webhooks_file=str(webhooks)) as client:
+                again = client.post("/v1/webhooks/crm/resync")
+                assert again.status_code == 200, again.text
+            before = len(unique(live))
+            assert live.wait_for(
+                lambda r: (
+                    store.outbox.state("crm").filled_seq is not None
+                    and store.outbox.state("crm").pending == 0
+                    and len(unique(r)) > before
+                ),
+                30,
+            )
+            resent = [r.body for r in unique(live)][before:]
+            assert all(b["data"]["initial_sync"] for b in resent)
+            assert replay(resent) == v1
         rollback = [r.body for r in unique(live) if r.body["type"] == PUBLISHED][-1]["data"]
         assert rollback["version"] == first.version and rollback["reason"] != "publish"
     open_spells: dict[str, set[str]] = defaultdict(set)
