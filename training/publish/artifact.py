@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import hashlib
+import math
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -113,7 +114,11 @@ def write_artifact(
         blend=evaluation.blend,
         data_fingerprint=fingerprint,
         config=msgspec.to_builtins(config),
-        metrics={"ndcg": evaluation.ndcg, "lift_over_popularity": evaluation.lift_over_popularity},
+        metrics={
+            "ndcg": evaluation.ndcg,
+            **_interval_of(evaluation),
+            "lift_over_popularity": evaluation.lift_over_popularity,
+        },
         files=file_entries(directory),
         notes=erasures_note(erasures_as_of),
     )
@@ -155,3 +160,11 @@ def _arrays(model: ServedModel) -> tuple[dict[str, np.ndarray], list[str]]:
     if model.candidates is not None:
         arrays |= candidate_arrays(model.candidates)
     return arrays, categories
+
+
+def _interval_of(evaluation: EvaluationReport) -> dict[str, float]:
+    """The model's NDCG interval, when the evaluation has one (it does unless nobody was scored)."""
+    model = evaluation.new_items["model"]
+    if model.ndcg_low is None or model.ndcg_high is None or math.isnan(model.ndcg_low):
+        return {}
+    return {"ndcg_low": model.ndcg_low, "ndcg_high": model.ndcg_high}

@@ -7,6 +7,8 @@ exist (the active model saw the whole hold-out), the active model's recorded NDC
 
 from __future__ import annotations
 
+import math
+
 import msgspec
 import numpy as np
 import polars as pl
@@ -15,7 +17,12 @@ from recsvc.version.artifacts import LoadedModel
 from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector, user_vector
 from training.config import TrainingConfig
 from training.recommender import dataset as ds
-from training.recommender.evaluate import EvaluationReport, new_items_ndcg, sample_users
+from training.recommender.evaluate import (
+    EvaluationReport,
+    new_items_ndcg_per_user,
+    sample_users,
+)
+from training.recommender.metrics import paired_difference_interval
 
 # Fewer customers than this in the unseen window: compare with the active model's recorded NDCG.
 MIN_COMPARED = 50
@@ -31,6 +38,10 @@ class GateDecision(msgspec.Struct, frozen=True):
     active_ndcg: float | None = None
     comparison: str = "none"  # "same split", "recorded" or "none"
     compared: int = 0  # customers both models were scored on ("same split")
+    # 95% paired bootstrap interval of new minus active NDCG over those customers ("same split"):
+    # how much of the difference is the sample's. Shown with the decision; it does not decide.
+    difference_low: float | None = None
+    difference_high: float | None = None
 
 
 def quality_gate(
@@ -58,13 +69,19 @@ def quality_gate(
         bought = [train.items[train.row(u)] for u in sample]
         truth = [test.items[test.row(u)] for u in sample]
         new_vectors = np.stack([known_customer_vector(new, int(u))[0] for u in sample])
-        new_ndcg = new_items_ndcg(
+        new_scores = new_items_ndcg_per_user(
             new.item_vectors, new.item_biases, new_vectors, bought, truth, config.k
-        ).ndcg
+        )
         old_items, old_biases, old_vectors = _active_model_vectors(active, users, sample, item_ids)
-        active_ndcg = new_items_ndcg(
+        active_scores = new_items_ndcg_per_user(
             old_items, old_biases, old_vectors, bought, truth, config.k
-        ).ndcg
+        )
+        new_ndcg = float(new_scores.mean()) if new_scores.size else 0.0
+        active_ndcg = float(active_scores.mean()) if active_scores.size else 0.0
+        low, high = paired_difference_interval(new_scores, active_scores)
+        difference: tuple[float | None, float | None] = (
+            (None, None) if math.isnan(low) else (low, high)
+        )
         comparison, compared = "same split", int(sample.size)
     else:
         recorded = active.manifest.metrics.get("ndcg")
@@ -73,15 +90,21 @@ def quality_gate(
                 True, "active model has no recorded NDCG", new_ndcg, active.manifest.version
             )
         active_ndcg, comparison, compared = float(recorded), "recorded", 0
+        difference = (None, None)
     worse = new_ndcg < active_ndcg - config.gate_tolerance
+    reason = _reason(new_ndcg, active_ndcg, comparison, worse=worse, force=force, config=config)
+    if difference[0] is not None and difference[1] is not None:
+        reason += f"; new - active 95% interval {difference[0]:+.4f} to {difference[1]:+.4f}"
     return GateDecision(
         not worse or force,
-        _reason(new_ndcg, active_ndcg, comparison, worse=worse, force=force, config=config),
+        reason,
         new_ndcg,
         active.manifest.version,
         active_ndcg,
         comparison,
         compared,
+        difference[0],
+        difference[1],
     )
 
 

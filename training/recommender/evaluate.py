@@ -26,7 +26,12 @@ import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
-from training.recommender.metrics import RankingMetrics, mean_auc, ranking_metrics
+from training.recommender.metrics import (
+    RankingMetrics,
+    mean_auc,
+    ndcg_per_user,
+    ranking_metrics,
+)
 
 BLEND_GRID: tuple[BlendParams, ...] = tuple(
     BlendParams(weight=w, timing=t) for t in (0.0, 1.0) for w in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
@@ -106,7 +111,25 @@ def new_items_ndcg(
         return user_vectors[rows] @ item_vectors.T + item_biases
 
     top = _ranked_lists(len(truth), k, scores, bought)
-    return ranking_metrics(top, _csr(truth_new, n_items), n_items)
+    return ranking_metrics(top, _csr(truth_new, n_items), n_items, interval=True)
+
+
+def new_items_ndcg_per_user(
+    item_vectors: np.ndarray,
+    item_biases: np.ndarray,
+    user_vectors: np.ndarray,
+    bought: list[np.ndarray],
+    truth: list[np.ndarray],
+    k: int,
+) -> np.ndarray:
+    """Each evaluable user's NDCG@k of the "new to you" list (what the gate compares, paired)."""
+    n_items = item_vectors.shape[0]
+    truth_new = [np.setdiff1d(t, b) for t, b in zip(truth, bought, strict=True)]
+
+    def scores(rows: np.ndarray) -> np.ndarray:
+        return user_vectors[rows] @ item_vectors.T + item_biases
+
+    return ndcg_per_user(_ranked_lists(len(truth), k, scores, bought), _csr(truth_new, n_items))
 
 
 class _ModelPass(msgspec.Struct, frozen=True):
@@ -279,15 +302,15 @@ def _new_items(
     model_scores = scoring.score_block(model, sample.vectors[auc_rows])
     return {
         "model": msgspec.structs.replace(
-            ranking_metrics(scored.top, truth, n_items),
+            ranking_metrics(scored.top, truth, n_items, interval=True),
             auc=mean_auc(model_scores, auc_truth, auc_bought),
         ),
         "popularity": msgspec.structs.replace(
-            ranking_metrics(_ranked_lists(n, k, popular, bought), truth, n_items),
+            ranking_metrics(_ranked_lists(n, k, popular, bought), truth, n_items, interval=True),
             auc=mean_auc(popular(auc_rows), auc_truth, auc_bought),
         ),
         "segment_popularity": ranking_metrics(
-            _ranked_lists(n, k, segment_popular, bought), truth, n_items
+            _ranked_lists(n, k, segment_popular, bought), truth, n_items, interval=True
         ),
     }
 
@@ -321,13 +344,15 @@ def _buy_again(
     def truth(rows: np.ndarray) -> sp.csr_matrix:
         return _csr([sample.truth_all[r] for r in rows], n_items)
 
-    def blend_metrics(rows: np.ndarray, params: BlendParams) -> RankingMetrics:
+    def blend_metrics(
+        rows: np.ndarray, params: BlendParams, interval: bool = False
+    ) -> RankingMetrics:
         top = _blended_lists(scored, rows, sample.bought, propensity, params, k)
-        return ranking_metrics(top, truth(rows), n_items)
+        return ranking_metrics(top, truth(rows), n_items, interval=interval)
 
     def metrics_on(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> RankingMetrics:
         top = _ranked_lists(rows.size, k, lambda local: fn(rows[local]), no_exclusion)
-        return ranking_metrics(top, truth(rows), n_items)
+        return ranking_metrics(top, truth(rows), n_items, interval=True)
 
     def popular(rows: np.ndarray) -> np.ndarray:
         return np.broadcast_to(popularity, (rows.size, n_items))
@@ -342,28 +367,29 @@ def _buy_again(
     tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
     return tuned, {
         # The model alone: the blend at weight 0 (raw scores, bought items allowed).
-        "model": blend_metrics(report_rows, BlendParams(weight=0.0)),
+        "model": blend_metrics(report_rows, BlendParams(weight=0.0), interval=True),
         "own_most_frequent": metrics_on(report_rows, own_frequent),
         "popularity": metrics_on(report_rows, popular),
-        "blend": blend_metrics(report_rows, tuned),
+        "blend": blend_metrics(report_rows, tuned, interval=True),
     }
 
 
 def format_evaluation(report: EvaluationReport) -> str:
     lines = [
         f"evaluation at k={report.k} on {report.eval_users:,} customers, last {report.holdout_days} days held out",
-        f"{'protocol':<12} {'method':<20} {'precision':>9} {'recall':>7} {'ndcg':>7} {'hit':>6} {'cover':>6} {'auc':>6}",
+        f"{'protocol':<12} {'method':<20} {'precision':>9} {'recall':>7} {'ndcg':>7} {'95% interval':>15} {'hit':>6} {'cover':>6} {'auc':>6}",
     ]
     for protocol, table in (("new items", report.new_items), ("buy again", report.buy_again)):
         for method, m in table.items():
             auc = f"{m.auc:.3f}" if m.auc is not None else "-"
             lines.append(
                 f"{protocol:<12} {method:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
-                f"{m.hit_rate:>6.3f} {m.coverage:>6.3f} {auc:>6}"
+                f"{_interval(m):>15} {m.hit_rate:>6.3f} {m.coverage:>6.3f} {auc:>6}"
             )
     for category, m in report.by_nps_category.items():
         lines.append(
-            f"{'by nps':<12} {category:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} {m.hit_rate:>6.3f}"
+            f"{'by nps':<12} {category:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
+            f"{_interval(m):>15} {m.hit_rate:>6.3f}"
         )
     lift = report.lift_over_popularity
     against = (
@@ -376,6 +402,12 @@ def format_evaluation(report: EvaluationReport) -> str:
         f"buy-again blend weight {report.blend.weight}, timing {report.blend.timing}"
     )
     return "\n".join(lines)
+
+
+def _interval(m: RankingMetrics) -> str:
+    if m.ndcg_low is None or m.ndcg_high is None or math.isnan(m.ndcg_low):
+        return "-"
+    return f"{m.ndcg_low:.4f}-{m.ndcg_high:.4f}"
 
 
 def frame_column(

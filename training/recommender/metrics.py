@@ -4,6 +4,9 @@ Inputs are plain arrays so every metric can be checked on hand-made cases: `top`
 (users x k) array of recommended item indices (-1 pads a short list), `truth` a CSR matrix
 (users x items) whose non-zeros are the held-out items of each user. All metrics are averaged over
 users with at least one held-out item; a user with an empty truth row is skipped.
+
+NDCG comes with a 95% bootstrap interval when asked (`interval=True`): the customers evaluated are
+a sample of the shop's, and on a few hundred of them a difference of a few hundredths is noise.
 """
 
 from __future__ import annotations
@@ -24,6 +27,45 @@ class RankingMetrics(msgspec.Struct, frozen=True):
     hit_rate: float
     coverage: float
     auc: float | None = None
+    ndcg_low: float | None = None  # 95% bootstrap interval of `ndcg` over the users evaluated
+    ndcg_high: float | None = None
+
+
+BOOTSTRAP_ROUNDS = 1000
+BOOTSTRAP_SEED = 20_240_901
+
+
+def bootstrap_interval(
+    values: np.ndarray,
+    *,
+    level: float = 0.95,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """The percentile bootstrap interval of the mean of `values` (one per user): resample the users
+    with replacement `rounds` times. Seeded, so a run repeats; (nan, nan) without values."""
+    values = np.asarray(values, dtype=np.float64)
+    if values.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = np.empty(rounds, dtype=np.float64)
+    # In blocks, so a large sample never needs a rounds x users index matrix at once.
+    block = max(1, 2_000_000 // values.size)
+    for start in range(0, rounds, block):
+        stop = min(start + block, rounds)
+        draws = rng.integers(0, values.size, size=(stop - start, values.size))
+        means[start:stop] = values[draws].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(means, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
+def paired_difference_interval(
+    new: np.ndarray, old: np.ndarray, *, level: float = 0.95, seed: int = BOOTSTRAP_SEED
+) -> tuple[float, float]:
+    """The bootstrap interval of mean(new - old) over the same users (a paired comparison: each
+    user's own difficulty cancels out, so it is far tighter than two separate intervals)."""
+    return bootstrap_interval(np.asarray(new) - np.asarray(old), level=level, seed=seed)
 
 
 def _hits(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
@@ -37,10 +79,33 @@ def _hits(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     return hits
 
 
+def ndcg_per_user(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
+    """NDCG@k of each user with at least one held-out item (the users `ranking_metrics` averages)."""
+    truth = truth.tocsr()
+    n_truth = np.diff(truth.indptr)
+    evaluable = n_truth > 0
+    if not evaluable.any():
+        return np.zeros(0, dtype=np.float64)
+    return _ndcg_rows(_hits(top[evaluable], truth[evaluable]), n_truth[evaluable])
+
+
+def _ndcg_rows(hits: np.ndarray, n_relevant: np.ndarray) -> np.ndarray:
+    k = hits.shape[1]
+    discounts = 1.0 / np.log2(np.arange(2, k + 2))
+    ideal = np.cumsum(discounts)[np.minimum(n_relevant, k) - 1]
+    return np.asarray((hits * discounts).sum(axis=1) / ideal, dtype=np.float64)
+
+
 def ranking_metrics(
-    top: np.ndarray, truth: sp.csr_matrix, n_items: int, auc: float | None = None
+    top: np.ndarray,
+    truth: sp.csr_matrix,
+    n_items: int,
+    auc: float | None = None,
+    *,
+    interval: bool = False,
 ) -> RankingMetrics:
-    """Precision, recall, NDCG, hit rate at k = top.shape[1], and catalog coverage of the lists."""
+    """Precision, recall, NDCG, hit rate at k = top.shape[1], and catalog coverage of the lists;
+    with `interval`, NDCG's 95% bootstrap interval too."""
     k = top.shape[1]
     n_truth = np.diff(truth.tocsr().indptr)
     evaluable = n_truth > 0
@@ -50,19 +115,20 @@ def ranking_metrics(
     hits = _hits(top_e, truth.tocsr()[evaluable])
     n_hits = hits.sum(axis=1)
     n_rel = n_truth[evaluable]
-    discounts = 1.0 / np.log2(np.arange(2, k + 2))
-    dcg = (hits * discounts).sum(axis=1)
-    ideal = np.cumsum(discounts)[np.minimum(n_rel, k) - 1]
+    ndcg = _ndcg_rows(hits, n_rel)
+    low, high = bootstrap_interval(ndcg) if interval else (None, None)
     recommended = np.unique(top_e[top_e >= 0])
     return RankingMetrics(
         k=k,
         users=int(evaluable.sum()),
         precision=float((n_hits / k).mean()),
         recall=float((n_hits / n_rel).mean()),
-        ndcg=float((dcg / ideal).mean()),
+        ndcg=float(ndcg.mean()),
         hit_rate=float((n_hits > 0).mean()),
         coverage=float(recommended.size / n_items) if n_items else 0.0,
         auc=auc,
+        ndcg_low=low,
+        ndcg_high=high,
     )
 
 

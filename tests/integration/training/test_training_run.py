@@ -247,6 +247,12 @@ def test_the_gate_compares_both_models_on_days_neither_has_seen(demo: Path, tmp_
     assert second.gate is not None
     assert second.gate.comparison == "same split"
     assert second.gate.active_version == first.version
+    # The paired interval of the difference brackets the difference it was drawn around.
+    gate = second.gate
+    assert gate.difference_low is not None and gate.difference_high is not None
+    assert gate.active_ndcg is not None
+    assert gate.difference_low <= gate.new_ndcg - gate.active_ndcg <= gate.difference_high
+    assert "95% interval" in gate.reason
 
 
 def test_deterministic_mode_gives_identical_models(demo: Path, tmp_path: Path) -> None:
