@@ -95,25 +95,6 @@ def sample_users(train: Purchases, test: Purchases, max_users: int, seed: int) -
     return np.sort(rng.choice(candidates, size=min(max_users, candidates.size), replace=False))
 
 
-def new_items_ndcg(
-    item_vectors: np.ndarray,
-    item_biases: np.ndarray,
-    user_vectors: np.ndarray,
-    bought: list[np.ndarray],
-    truth: list[np.ndarray],
-    k: int,
-) -> RankingMetrics:
-    """Metrics of the "new to you" lists scored from raw vectors (used to compare two models)."""
-    n_items = item_vectors.shape[0]
-    truth_new = [np.setdiff1d(t, b) for t, b in zip(truth, bought, strict=True)]
-
-    def scores(rows: np.ndarray) -> np.ndarray:
-        return user_vectors[rows] @ item_vectors.T + item_biases
-
-    top = _ranked_lists(len(truth), k, scores, bought)
-    return ranking_metrics(top, _csr(truth_new, n_items), n_items, interval=True)
-
-
 def new_items_ndcg_per_user(
     item_vectors: np.ndarray,
     item_biases: np.ndarray,
