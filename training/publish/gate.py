@@ -3,6 +3,10 @@
 Both models are scored on the same customers and the same truth: purchases after the cut-off and
 after the last day the active model was fitted on, so neither has seen them. When no such days
 exist (the active model saw the whole hold-out), the active model's recorded NDCG is used.
+
+Noise does not refuse a model: it is refused only when it is worse by more than the tolerance AND
+the 95% interval of the difference lies wholly below zero (the paired bootstrap over the same
+customers; with a recorded NDCG, the new model's own interval against that number).
 """
 
 from __future__ import annotations
@@ -38,8 +42,8 @@ class GateDecision(msgspec.Struct, frozen=True):
     active_ndcg: float | None = None
     comparison: str = "none"  # "same split", "recorded" or "none"
     compared: int = 0  # customers both models were scored on ("same split")
-    # 95% paired bootstrap interval of new minus active NDCG over those customers ("same split"):
-    # how much of the difference is the sample's. Shown with the decision; it does not decide.
+    # 95% interval of new minus active NDCG: the paired bootstrap over those customers ("same
+    # split"), or the new model's interval minus the recorded NDCG ("recorded").
     difference_low: float | None = None
     difference_high: float | None = None
 
@@ -57,7 +61,8 @@ def quality_gate(
     config: TrainingConfig,
     force: bool,
 ) -> GateDecision:
-    """Publish only if NDCG@k is not worse than the active model's by more than the tolerance."""
+    """Publish unless NDCG@k is worse than the active model's by more than the tolerance, beyond
+    the noise (`worse_beyond_noise`)."""
     new_ndcg = evaluation.ndcg
     if active is None:
         return GateDecision(True, "no active model", new_ndcg)
@@ -90,11 +95,23 @@ def quality_gate(
                 True, "active model has no recorded NDCG", new_ndcg, active.manifest.version
             )
         active_ndcg, comparison, compared = float(recorded), "recorded", 0
-        difference = (None, None)
-    worse = new_ndcg < active_ndcg - config.gate_tolerance
+        own_low, own_high = (
+            evaluation.new_items["model"].ndcg_low,
+            evaluation.new_items["model"].ndcg_high,
+        )
+        difference = (
+            (own_low - active_ndcg, own_high - active_ndcg)
+            if own_low is not None and own_high is not None and not math.isnan(own_low)
+            else (None, None)
+        )
+    worse = worse_beyond_noise(
+        new_ndcg - active_ndcg, difference[1], tolerance=config.gate_tolerance
+    )
     reason = _reason(new_ndcg, active_ndcg, comparison, worse=worse, force=force, config=config)
     if difference[0] is not None and difference[1] is not None:
         reason += f"; new - active 95% interval {difference[0]:+.4f} to {difference[1]:+.4f}"
+        if not worse and new_ndcg - active_ndcg < -config.gate_tolerance:
+            reason += " (reaches 0: within the noise)"
     return GateDecision(
         not worse or force,
         reason,
@@ -106,6 +123,15 @@ def quality_gate(
         difference[0],
         difference[1],
     )
+
+
+def worse_beyond_noise(difference: float, high: float | None, *, tolerance: float) -> bool:
+    """Refuse when the new model is worse than the active one by more than `tolerance` and the
+    95% interval of the difference (`high`: its upper end) stays below zero; without an interval,
+    by the point difference alone."""
+    if difference >= -tolerance:
+        return False
+    return high is None or high < 0
 
 
 def _reason(
