@@ -128,6 +128,8 @@ def test_every_detractor_arrives_signed_in_order_through_a_misbehaving_receiver(
             assert down.pending == len(expected) and down.failed_attempts >= 1
             with running(receiver, port):
                 assert receiver.wait_for(lambda r: len(unique(r)) == len(expected), 20)
+                # The last group leaves the outbox once its last POST has been answered.
+                assert receiver.wait_for(lambda _: store.outbox.state("crm").pending == 0, 10)
                 metrics = client.get("/metrics").text
 
         attempts = receiver.received
