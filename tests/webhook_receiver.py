@@ -22,7 +22,7 @@ class Received:
     body: dict[str, Any]
     verified: bool
     status: int
-    at: float
+    at: float  # when the request arrived (the list is in the order the replies went)
 
 
 @dataclass
@@ -66,6 +66,7 @@ class Receiver:
 def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
     class Handler(BaseHTTPRequestHandler):
         def do_POST(self) -> None:
+            arrived = time.monotonic()
             body = self.rfile.read(int(self.headers.get("content-length", 0)))
             reply = receiver.reply_for()
             try:
@@ -82,7 +83,7 @@ def _handler(receiver: Receiver) -> type[BaseHTTPRequestHandler]:
                         json.loads(body),
                         verified,
                         reply.status,
-                        time.monotonic(),
+                        arrived,
                     )
                 )
             with contextlib.suppress(OSError):  # the sender may have timed out and gone
