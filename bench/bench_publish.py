@@ -32,6 +32,8 @@ import sys
 import tempfile
 import threading
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import httpx
@@ -117,30 +119,42 @@ def bench_file_store(artifact: Path, work: Path) -> float:
     return seconds
 
 
-def bench_redis(artifact: Path, work: Path) -> tuple[float, float, int]:
-    """Publish seconds, first-load seconds on an empty cache, Redis memory used (bytes)."""
-    server = shutil.which("redis-server")
-    if server is None:
+@contextmanager
+def redis_server(work: Path, fsync: str = "everysec") -> Iterator[str]:
+    """A private redis-server on a free port with AOF (`appendfsync` as given; everysec is how
+    docker-compose runs it), its data under `work`; its URL while the block runs."""
+    binary = shutil.which("redis-server")
+    if binary is None:
         raise SystemExit("redis-server is not installed")
     port = free_port()
-    data = work / "redis"
-    data.mkdir()
+    data = work / f"redis-{fsync}-{port}"
+    data.mkdir(parents=True)
     process = subprocess.Popen(
         [
-            *(server, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)),
-            *("--appendonly", "yes", "--appendfsync", "everysec", "--save", ""),
+            *(binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)),
+            *("--appendonly", "yes", "--appendfsync", fsync, "--save", ""),
             *("--logfile", str(data / "redis.log")),
-        ],
+        ]
     )
     url = f"redis://127.0.0.1:{port}/0"
     client = redis.Redis.from_url(url)
     try:
-        for _ in range(100):
+        for _ in range(200):
             try:
                 client.ping()
                 break
-            except redis.ConnectionError:
-                time.sleep(0.05)
+            except redis.RedisError:
+                time.sleep(0.02)
+        yield url
+    finally:
+        client.close()
+        process.terminate()
+        process.wait(10)
+
+
+def bench_redis(artifact: Path, work: Path) -> tuple[float, float, int]:
+    """Publish seconds, first-load seconds on an empty cache, Redis memory used (bytes)."""
+    with redis_server(work) as url:
         publisher = RedisStore(url, cache_dir=work / "publisher-cache")
         drop_page_cache_hint(artifact)
         started = time.perf_counter()
@@ -151,14 +165,12 @@ def bench_redis(artifact: Path, work: Path) -> tuple[float, float, int]:
         model = replica.load_active()
         load_seconds = time.perf_counter() - started
         assert model is not None
+        client = redis.Redis.from_url(url)
         memory = int(client.info("memory")["used_memory"])
+        client.close()
         publisher.close()
         replica.close()
         return publish_seconds, load_seconds, memory
-    finally:
-        client.close()
-        process.send_signal(signal.SIGTERM)
-        process.wait()
 
 
 def time_open_version(artifact: Path) -> float:

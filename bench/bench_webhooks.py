@@ -28,9 +28,7 @@ import argparse
 import base64
 import datetime as dt
 import os
-import shutil
 import statistics
-import subprocess
 import sys
 import tempfile
 import threading
@@ -49,7 +47,7 @@ if str(ROOT) not in sys.path:
     sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_publish import artifact_for, free_port  # noqa: E402
+from bench_publish import artifact_for, redis_server  # noqa: E402
 
 from recsvc.domain.webhooks import (  # noqa: E402
     DETRACTOR,
@@ -90,37 +88,6 @@ def receiver() -> Iterator[str]:
     finally:
         server.shutdown()
         server.server_close()
-
-
-@contextmanager
-def redis_server(work: Path, fsync: str) -> Iterator[str]:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        raise SystemExit("redis-server is not installed")
-    port = free_port()
-    data = work / f"redis-{fsync}-{port}"
-    data.mkdir(parents=True)
-    process = subprocess.Popen(
-        [
-            *(binary, "--port", str(port), "--bind", "127.0.0.1", "--dir", str(data)),
-            *("--appendonly", "yes", "--appendfsync", fsync, "--save", ""),
-            *("--logfile", str(data / "redis.log")),
-        ]
-    )
-    url = f"redis://127.0.0.1:{port}/0"
-    client = redis.Redis.from_url(url)
-    try:
-        for _ in range(200):
-            try:
-                client.ping()
-                break
-            except redis.RedisError:
-                time.sleep(0.02)
-        yield url
-    finally:
-        client.close()
-        process.terminate()
-        process.wait(10)
 
 
 def destination(work: Path, url: str) -> Destination:

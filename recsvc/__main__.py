@@ -13,7 +13,6 @@ import shutil
 import sys
 import tempfile
 from collections.abc import Iterator
-from pathlib import Path
 
 from recsvc.errors import RecsvcError, StoreUnavailable
 from recsvc.service.settings import Settings, load_settings, settings_table
@@ -229,7 +228,7 @@ def _deliver(args: argparse.Namespace) -> int:
     import signal
 
     from recsvc.service.webhooks.delivery import Deliverer
-    from recsvc.service.webhooks.destinations import load_destinations
+    from recsvc.service.webhooks.destinations import Webhooks
     from recsvc.store import open_store
 
     settings = load_settings(store=args.store)
@@ -240,9 +239,7 @@ def _deliver(args: argparse.Namespace) -> int:
     )
     # One line per request from the HTTP client would drown ours (failures, give-ups, takeovers).
     logging.getLogger("httpx").setLevel(logging.WARNING)
-    destinations = load_destinations(
-        Path(settings.webhooks_file) if settings.webhooks_file else None
-    )
+    destinations = Webhooks.from_file(settings.webhooks_file).destinations
     store = open_store(settings.store, cache_dir=settings.cache_dir)
     deliverer = Deliverer(
         store,
@@ -266,7 +263,7 @@ def _deliver(args: argparse.Namespace) -> int:
 
 
 def _webhooks(args: argparse.Namespace) -> int:
-    from recsvc.service.webhooks.destinations import load_destinations
+    from recsvc.service.webhooks.destinations import Webhooks
     from recsvc.service.webhooks.status import (
         destination_status,
         enable_destination,
@@ -279,9 +276,7 @@ def _webhooks(args: argparse.Namespace) -> int:
         print(schemas(), end="")
         return 0
     settings = load_settings(store=args.store)
-    destinations = load_destinations(
-        Path(settings.webhooks_file) if settings.webhooks_file else None
-    )
+    destinations = Webhooks.from_file(settings.webhooks_file).destinations
     store = open_store(settings.store, cache_dir=settings.cache_dir)
     try:
         if args.action == "enable":

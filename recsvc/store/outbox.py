@@ -259,10 +259,7 @@ class FileOutbox:
                 state = self._read_state(directory)
                 if state.pending == 0:
                     continue
-                path = _events(directory, state)
-                with path.open("rb") as handle:
-                    handle.seek(state.offset)
-                    lines = [handle.readline() for _ in range(state.pending)]
+                lines = self._lines(directory, state, state.pending)
                 kept: list[bytes] = []
                 for line in lines:
                     event = _event_decoder.decode(line)

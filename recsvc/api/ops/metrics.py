@@ -29,7 +29,7 @@ above are those of the worker that answers the scrape.
 from __future__ import annotations
 
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from litestar import Response, get
 from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
@@ -48,7 +48,7 @@ from recsvc.domain import times
 from recsvc.errors import StoreUnavailable
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.webhooks.destinations import Webhooks
-from recsvc.service.webhooks.status import destination_status
+from recsvc.service.webhooks.status import DestinationStatus, destination_status
 from recsvc.store.base import Store
 
 METRICS_PATH = "/metrics"
@@ -128,51 +128,56 @@ class ServiceCollector(Collector):
             statuses = destination_status(self.store, self.webhooks.destinations)
         except StoreUnavailable:
             return  # `recsvc_store_degraded` says why
-        families: dict[str, GaugeMetricFamily | CounterMetricFamily] = {
-            "queue_depth": GaugeMetricFamily(
-                f"{PREFIX}_webhook_queue_depth",
-                "Events waiting for delivery",
-                labels=["destination"],
-            ),
-            "oldest": GaugeMetricFamily(
-                f"{PREFIX}_webhook_oldest_pending_seconds",
-                "Age of the oldest event waiting for delivery",
-                labels=["destination"],
-            ),
-            "attempts": GaugeMetricFamily(
-                f"{PREFIX}_webhook_head_attempts",
-                "Failed attempts of the event at the head of the queue",
-                labels=["destination"],
-            ),
-            "disabled": GaugeMetricFamily(
-                f"{PREFIX}_webhook_disabled",
-                "1 while delivery is stopped (the receiver answered 410)",
-                labels=["destination"],
-            ),
-            "delivered": CounterMetricFamily(
-                f"{PREFIX}_webhook_delivered", "Events delivered (2xx)", labels=["destination"]
-            ),
-            "failed": CounterMetricFamily(
-                f"{PREFIX}_webhook_failed_attempts",
-                "Delivery attempts that failed (non-2xx, timeout, no connection)",
-                labels=["destination"],
-            ),
-            "expired": CounterMetricFamily(
-                f"{PREFIX}_webhook_expired",
-                "Events given up on after the maximum age",
-                labels=["destination"],
-            ),
-        }
-        for status in statuses:
-            labels = [status.name]
-            families["queue_depth"].add_metric(labels, status.pending)
-            families["oldest"].add_metric(labels, status.oldest_pending_seconds or 0.0)
-            families["attempts"].add_metric(labels, status.attempts)
-            families["disabled"].add_metric(labels, 1 if status.disabled else 0)
-            families["delivered"].add_metric(labels, status.delivered)
-            families["failed"].add_metric(labels, status.failed_attempts)
-            families["expired"].add_metric(labels, status.expired)
-        yield from families.values()
+        for name, kind, help_text, value in WEBHOOK_METRICS:
+            family = kind(f"{PREFIX}_webhook_{name}", help_text, labels=["destination"])
+            for status in statuses:
+                family.add_metric([status.name], value(status))
+            yield family
+
+
+# Per webhook destination, read from the store's outbox state: name, kind, help, value.
+WEBHOOK_METRICS: tuple[
+    tuple[
+        str,
+        type[GaugeMetricFamily | CounterMetricFamily],
+        str,
+        Callable[[DestinationStatus], float],
+    ],
+    ...,
+] = (
+    ("queue_depth", GaugeMetricFamily, "Events waiting for delivery", lambda s: s.pending),
+    (
+        "oldest_pending_seconds",
+        GaugeMetricFamily,
+        "Age of the oldest event waiting for delivery",
+        lambda s: s.oldest_pending_seconds or 0.0,
+    ),
+    (
+        "head_attempts",
+        GaugeMetricFamily,
+        "Failed attempts of the event at the head of the queue",
+        lambda s: s.attempts,
+    ),
+    (
+        "disabled",
+        GaugeMetricFamily,
+        "1 while delivery is stopped (the receiver answered 410)",
+        lambda s: 1 if s.disabled else 0,
+    ),
+    ("delivered", CounterMetricFamily, "Events delivered (2xx)", lambda s: s.delivered),
+    (
+        "failed_attempts",
+        CounterMetricFamily,
+        "Delivery attempts that failed (non-2xx, timeout, no connection)",
+        lambda s: s.failed_attempts,
+    ),
+    (
+        "expired",
+        CounterMetricFamily,
+        "Events given up on after the maximum age",
+        lambda s: s.expired,
+    ),
+)
 
 
 def _timestamp(created_at: str) -> float | None:

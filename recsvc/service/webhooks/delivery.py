@@ -47,6 +47,7 @@ from recsvc.service.webhooks.destinations import Destination
 from recsvc.service.webhooks.events import activation_events, initial_sync_events
 from recsvc.store.base import Store
 from recsvc.store.locks import DELIVERY_LOCK_TTL_SECONDS, TrainingLock
+from recsvc.store.memberships import ActivationInfo
 
 log = logging.getLogger("recsvc.deliver")
 # Delivered events are removed from the outbox in groups: one durable write per group rather than
@@ -91,15 +92,15 @@ class Deliverer:
         """Queue the events of every activation each destination has not had yet (a new one
         first gets the current members); returns how many events were queued."""
         journal = self.store.memberships
-        last = journal.last_seq()
-        if last == 0:
+        latest = journal.latest()
+        if latest is None:
             return 0  # nothing published yet
         suppression = self.store.erasures.suppression()
         queued = 0
         for destination in self.destinations:
             state = self.store.outbox.state(destination.name)
             if state.filled_seq is None:
-                queued += self._initial_sync(destination, suppression)
+                queued += self._initial_sync(destination, latest, suppression)
                 continue
             for activation in journal.activations(after_seq=state.filled_seq):
                 events = activation_events(destination, activation, suppression)
@@ -109,12 +110,11 @@ class Deliverer:
                 queued += len(events)
         return queued
 
-    def _initial_sync(self, destination: Destination, suppression: Suppression) -> int:
+    def _initial_sync(
+        self, destination: Destination, latest: ActivationInfo, suppression: Suppression
+    ) -> int:
         """A new destination's first events: the members of its segments as of the journal's
         last entry (its open spells), as `entered`; then it follows the journal from there."""
-        latest = self.store.memberships.latest()
-        if latest is None:
-            return 0
         spells = self.store.memberships.spells(through=latest.seq)
         members = (
             (segment, [s.customer_id for s in group if s.exited_at is None])
