@@ -23,7 +23,7 @@ from tests.api_support import STORE_KINDS, Artifact, published_store
 from tests.serving import serve
 
 
-def line(line_id: str, customer: str, product: str) -> dict[str, Any]:
+def line(line_id: str, customer: str, product: str, when: str | None = None) -> dict[str, Any]:
     return {
         "line_id": line_id,
         "order_id": f"order-{line_id}",
@@ -31,7 +31,7 @@ def line(line_id: str, customer: str, product: str) -> dict[str, Any]:
         "product_id": product,
         "quantity": 1,
         "unit_price": 12.0,
-        "ordered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
+        "ordered_at": when or dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         "status": "placed",
     }
 

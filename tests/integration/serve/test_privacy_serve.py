@@ -38,6 +38,7 @@ from recsvc.domain import columns as c
 from recsvc.domain import customer_table as ct
 from recsvc.domain.privacy import NOT_PERSONAL, PERSONAL_DATA, Holder, customer_hash
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
+from tests.integration.serve.test_orders_serve import line as order_line
 from tests.integration.store.test_live_compaction import train as train_small
 from tests.serving import Served, serve
 from training.run.records import RunRecord
@@ -77,19 +78,6 @@ def answer(response_id: str, customer: str, score: int, when: str) -> dict[str, 
         "responded_at": when,
         "touchpoint": "post_delivery",
         "comment": "the parcel came late and damaged",
-    }
-
-
-def order_line(line_id: str, customer: str, product: str, when: str) -> dict[str, Any]:
-    return {
-        "line_id": line_id,
-        "order_id": f"order-{line_id}",
-        "customer_id": customer,
-        "product_id": product,
-        "quantity": 1,
-        "unit_price": 12.0,
-        "ordered_at": when,
-        "status": "placed",
     }
 
 
