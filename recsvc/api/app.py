@@ -5,7 +5,8 @@ Areas (each a package of controllers, schemas and services): `storefront` (recom
 offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
 `export`), `nps` (summaries: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
-erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `ops` (health probes, metrics, the docs page and its assets:
+erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `console` (the
+marketer console's pages under /console: a signed-in `export` key), `ops` (health probes, metrics, the docs page and its assets:
 no key). Services reach controllers through `recsvc.api.dependencies`.
 """
 
@@ -22,6 +23,7 @@ from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.spec import Components
 
 from recsvc.api.auth import SECURITY_SCHEMES, check_bind
+from recsvc.api.console import console_routes, console_sessions, console_templates
 from recsvc.api.customers.controllers import CustomerProfileController
 from recsvc.api.dependencies import Services, dependencies
 from recsvc.api.errors import EXCEPTION_HANDLERS
@@ -107,7 +109,9 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             ErasureLogController,
             WebhookController,
             docs_assets(),
+            *console_routes(),
         ],
+        template_config=console_templates(),
         dependencies=dependencies(
             services, service_registry(services.holder, services.webhooks, active_store)
         ),
@@ -128,5 +132,11 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         ),
         # Read by the API-key hook (it runs before dependencies are resolved) and the error
         # handlers (a store outage marks the worker degraded): nothing else looks services up here.
-        state=State({"settings": settings, "holder": services.holder}),
+        state=State(
+            {
+                "settings": settings,
+                "holder": services.holder,
+                "console_sessions": console_sessions(active_store, settings),
+            }
+        ),
     )

@@ -50,9 +50,19 @@ def _digest(key: str) -> bytes:
     return hashlib.sha256(key.encode("utf-8", "surrogateescape")).digest()
 
 
+def key_digest(key: str) -> str:
+    """What the console keeps of a key in its session: the key's SHA-256, never the key."""
+    return _digest(key).hex()
+
+
 def scopes_of(key: str, keys: dict[str, list[Scope]]) -> set[str] | None:
     """The key's scopes, or None for an unknown key; every configured key is compared."""
-    presented = _digest(key)
+    return scopes_of_digest(_digest(key), keys)
+
+
+def scopes_of_digest(presented: bytes, keys: dict[str, list[Scope]]) -> set[str] | None:
+    """The scopes of the key with this SHA-256 digest, or None when no configured key has it (a
+    key removed from RECSVC_API_KEYS ends the console sessions signed in with it)."""
     found: set[str] | None = None
     for candidate, scopes in keys.items():
         if hmac.compare_digest(_digest(candidate), presented):

@@ -80,6 +80,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "before a standby one takes over (the file store's lock dies with its process)",
         ),
     ] = 15.0
+    console_session_minutes: Annotated[
+        int,
+        Meta(
+            ge=1,
+            le=10_080,
+            description="how long a marketer console sign-in lasts (minutes) before the key is "
+            "asked for again",
+        ),
+    ] = 480
     reload_seconds: Annotated[
         float,
         Meta(gt=0, description="how often workers check the store for a newly activated version"),

@@ -212,6 +212,8 @@ class RedisStore:
         self.chunk_size = chunk_size
         self.url = _redacted(url)
         client_url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
+        # For the console's sessions (`recsvc.api.console.sessions`), which need an asyncio client.
+        self.client_url = client_url
         try:
             # URL parameters (e.g. ?socket_timeout=5) override these defaults. One retry without
             # delay on a broken connection replaces a pooled connection a Redis restart has cut;

@@ -13,10 +13,10 @@ from __future__ import annotations
 
 import math
 
-import msgspec
 import numpy as np
 import polars as pl
 
+from recsvc.store.runs import GateDecision
 from recsvc.version.artifacts import LoadedModel
 from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector, user_vector
 from training.config import TrainingConfig
@@ -30,22 +30,6 @@ from training.recommender.metrics import paired_difference_interval
 
 # Fewer customers than this in the unseen window: compare with the active model's recorded NDCG.
 MIN_COMPARED = 50
-
-
-class GateDecision(msgspec.Struct, frozen=True):
-    """The gate's verdict, kept in the run record."""
-
-    publish: bool
-    reason: str
-    new_ndcg: float
-    active_version: str | None = None
-    active_ndcg: float | None = None
-    comparison: str = "none"  # "same split", "recorded" or "none"
-    compared: int = 0  # customers both models were scored on ("same split")
-    # 95% interval of new minus active NDCG: the paired bootstrap over those customers ("same
-    # split"), or the new model's interval minus the recorded NDCG ("recorded").
-    difference_low: float | None = None
-    difference_high: float | None = None
 
 
 def quality_gate(

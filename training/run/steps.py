@@ -31,6 +31,7 @@ from recsvc.domain.privacy import Suppression
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.store import Store
 from recsvc.store.base import LiveLog
+from recsvc.store.runs import GateDecision
 from recsvc.version.artifacts import Manifest
 from recsvc.version.opened import ActiveModel
 from recsvc.version.scoring import Candidates, ModelArrays
@@ -38,7 +39,7 @@ from training.config import TrainingConfig
 from training.customers.segmentation import CustomerSegments, segment_customers, segment_rules
 from training.customers.segments import write_segment_artifacts
 from training.publish.artifact import ServedModel, data_fingerprint, version_name, write_artifact
-from training.publish.gate import GateDecision, quality_gate
+from training.publish.gate import quality_gate
 from training.publish.orders import OrderHistoryData, order_history
 from training.recommender import dataset as ds
 from training.recommender.candidates import serving_candidates

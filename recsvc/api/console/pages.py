@@ -1,0 +1,208 @@
+"""What each console page shows, gathered from the same services the API answers from: the page and
+the endpoint named beside each function never disagree. Plain data for the templates; the charts
+are `recsvc.charts`."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from recsvc import charts
+from recsvc.api.customers.schemas import CustomerProfile
+from recsvc.api.customers.services import profile_of
+from recsvc.api.nps.services import nps_summary
+from recsvc.api.segments.services import segment_list
+from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
+from recsvc.api.storefront.services import offers_for, recommendations_for
+from recsvc.api.versions.schemas import ModelList
+from recsvc.api.versions.services import list_models
+from recsvc.domain.nps import NpsResult, ZTest, two_sample_z
+from recsvc.service.nps_summary import NpsSummary
+from recsvc.service.offers import OfferCatalog
+from recsvc.service.runtime import ModelHolder
+from recsvc.store.base import Store
+from recsvc.store.runs import RunRecord, read_records
+from recsvc.version.opened import ActiveModel
+from recsvc.version.profiles import SegmentInfo
+
+PRE, POST = "pre_delivery", "post_delivery"
+
+
+# --- overview: GET /v1/nps/summary (overall, by month, by touchpoint), the run log ---------------
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryGap:
+    pre: NpsResult
+    post: NpsResult
+    test: ZTest | None  # post minus pre
+
+
+@dataclass(frozen=True, slots=True)
+class Overview:
+    summary: NpsSummary
+    months: NpsSummary
+    touchpoints: NpsSummary
+    trend_svg: str
+    touchpoint_svg: str
+    gap: DeliveryGap | None
+    last_run: RunRecord | None
+    last_gate_run: RunRecord | None  # the latest run that reached the gate
+
+
+def overview(model: ActiveModel, holder: ModelHolder, store: Store) -> Overview:
+    summary = nps_summary(model, holder, by=None, since=None, until=None)
+    months = nps_summary(model, holder, by="month", since=None, until=None)
+    touchpoints = nps_summary(model, holder, by="touchpoint", since=None, until=None)
+    points = [
+        charts.TrendPoint(
+            group.label,
+            group.nps,
+            group.test.difference if group.significant and group.test is not None else None,
+        )
+        for group in months.groups
+    ]
+    by_touchpoint = {group.label: group.nps for group in touchpoints.groups}
+    gap = None
+    if PRE in by_touchpoint and POST in by_touchpoint:
+        pre, post = by_touchpoint[PRE], by_touchpoint[POST]
+        gap = DeliveryGap(pre=pre, post=post, test=two_sample_z(post, pre))
+    runs = read_records(store.run_log())
+    return Overview(
+        summary=summary,
+        months=months,
+        touchpoints=touchpoints,
+        trend_svg=charts.trend_chart(points),
+        touchpoint_svg=charts.nps_bars(
+            [
+                charts.BarRow(
+                    group.label.replace("_", " "),
+                    group.nps,
+                    group.test.difference if group.test is not None else None,
+                    group.significant,
+                )
+                for group in touchpoints.groups
+            ],
+            "NPS by touchpoint",
+        ),
+        gap=gap,
+        last_run=runs[0] if runs else None,
+        last_gate_run=next((run for run in runs if run.gate is not None), None),
+    )
+
+
+# --- segments: GET /v1/segments, the membership journal's last activation -------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentRow:
+    info: SegmentInfo
+    entered: int | None  # since the previous version (None: no previous version to compare)
+    exited: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class SegmentsPage:
+    customers: int
+    rows: list[SegmentRow]
+    previous: str | None  # the version the changes are counted from
+    versions: list[str]  # stored versions other than the active one, newest first (exports)
+    bars_svg: str
+
+
+def segments_page(model: ActiveModel, holder: ModelHolder, store: Store) -> SegmentsPage:
+    listing = segment_list(model, holder.masked_rows(model))
+    entered: dict[str, int] = {}
+    exited: dict[str, int] = {}
+    previous = None
+    latest = store.memberships.latest()
+    if latest is not None and latest.version == model.version and latest.previous is not None:
+        previous = latest.previous
+        for activation in store.memberships.activations(after_seq=latest.seq - 1):
+            for change in activation.changes:
+                entered[change.segment] = len(change.entered)
+                exited[change.segment] = len(change.exited)
+    rows = [
+        SegmentRow(
+            info=info,
+            entered=entered.get(info.name, 0) if previous is not None else None,
+            exited=exited.get(info.name, 0) if previous is not None else None,
+        )
+        for info in listing.segments
+    ]
+    versions = [v.version for v in reversed(store.list_versions()) if v.version != model.version]
+    return SegmentsPage(
+        customers=listing.customers,
+        rows=rows,
+        previous=previous,
+        versions=versions,
+        bars_svg=charts.nps_bars(
+            [charts.BarRow(info.name, info.nps) for info in listing.segments],
+            "NPS by segment",
+        ),
+    )
+
+
+# --- customer inspector: GET /v1/customers/{id}, .../recommendations, .../offers -----------------
+
+
+@dataclass(frozen=True, slots=True)
+class CustomerPage:
+    profile: CustomerProfile
+    recommendations: RecommendationResponse
+    offers: OffersResponse
+
+
+def customer_page(
+    model: ActiveModel, holder: ModelHolder, catalog: OfferCatalog, customer_id: str
+) -> CustomerPage:
+    """NotFoundError for a customer the version does not know."""
+    activity = holder.live(customer_id)
+    profile = profile_of(model, customer_id, activity)
+    return CustomerPage(
+        profile=profile,
+        recommendations=recommendations_for(
+            model,
+            customer_id,
+            activity,
+            limit=10,
+            offset=0,
+            exclude_purchased=True,
+            exclude=None,
+            category=None,
+            in_stock=None,
+            given_features={},
+            sees_answers=True,
+        ),
+        offers=offers_for(model, customer_id, activity, catalog, sees_answers=True),
+    )
+
+
+# --- models: GET /v1/models, the run log -----------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ModelsPage:
+    models: ModelList
+    runs: list[RunRecord]  # newest first
+    run_of: dict[str, RunRecord]  # version -> the run that wrote it
+
+
+def models_page(store: Store, holder: ModelHolder) -> ModelsPage:
+    runs = read_records(store.run_log())
+    return ModelsPage(
+        models=list_models(store, holder),
+        runs=runs,
+        run_of={run.version: run for run in reversed(runs) if run.version},
+    )
+
+
+def ndcg_rows(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """(task, ranker, its metrics) for every ranker a run measured on its hold-out: the model
+    beside its baselines (popularity; the customer's own most frequent items for buy-again)."""
+    rows = []
+    for task in ("new_items", "buy_again"):
+        for ranker, values in (metrics.get(task) or {}).items():
+            if isinstance(values, dict):
+                rows.append((task.replace("_", " "), ranker.replace("_", " "), values))
+    return rows
