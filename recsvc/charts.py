@@ -255,9 +255,12 @@ def paired_bars(rows: Sequence[tuple[str, NpsResult, NpsResult]], title: str) ->
     return _svg(width, height, body, title)
 
 
-def share_bars(rows: Sequence[tuple[str, float, str]], title: str, color: str) -> str:
-    """Horizontal bars of shares 0..1 with a note per row."""
-    row, left, plot, right = 24, 150, 300, 260
+def share_bars(
+    rows: Sequence[tuple[str, float, str]], title: str, color: str, *, compact: bool = False
+) -> str:
+    """Horizontal bars of shares 0..1 with a note per row; `compact` fits a narrow column (a
+    third of a page) at full size."""
+    row, left, plot, right = (24, 90, 130, 90) if compact else (24, 150, 300, 260)
     width, height = left + plot + right, row * len(rows) + 10
     top_share = max((share for _, share, _ in rows), default=0.0) or 1.0
     x = _Scale(0, top_share, left, left + plot)

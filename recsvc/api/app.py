@@ -3,7 +3,7 @@ catalog, the model holder and the webhook destinations, wired in one place.
 
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
 offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
-`export`), `nps` (summaries: `export`), `intake` (NPS responses and order lines: `ingest`),
+`export`), `nps` (summaries and comment themes: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
 erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `console` (the
 marketer console's pages under /console: a signed-in `export` key), `ops` (health probes, metrics, the docs page and its assets:
@@ -72,6 +72,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         store if store is not None else open_store(settings.store, cache_dir=settings.cache_dir)
     )
     holder = ModelHolder(active_store)
+    sessions = console_sessions(active_store, settings)
     services = Services(
         settings=settings,
         store=active_store,
@@ -90,6 +91,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             watcher.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await watcher
+            await sessions.close()
             active_store.close()
             mark_worker_dead()
 
@@ -123,7 +125,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             title="recsvc",
             version="1",
             description="NPS-driven recommendations, segment offers, segment exports, NPS "
-            "summaries, live NPS and order intake, and model versions. Send an API key as "
+            "summaries and comment themes, live NPS and order intake, and model versions. Send an API key as "
             "`Authorization: Bearer KEY` or `X-API-Key: KEY`; scopes: recommend, export, ingest, "
             "admin, privacy. Errors are JSON `{error, detail}`.",
             path=DOCS_PATH,
@@ -136,7 +138,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             {
                 "settings": settings,
                 "holder": services.holder,
-                "console_sessions": console_sessions(active_store, settings),
+                "console_sessions": sessions,
             }
         ),
     )

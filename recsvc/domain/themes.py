@@ -113,6 +113,13 @@ def theme_pattern(keywords: tuple[str, ...]) -> str:
 _COMPILED: Final = {theme: re.compile(theme_pattern(words)) for theme, words in LEXICON.items()}
 
 
+def comment_text(comment: str | None) -> str | None:
+    """A comment as it is kept and counted: whitespace stripped; None when nothing is left (the
+    report's "answers with a comment" and a version's comment files read it the same way)."""
+    text = comment.strip() if comment else ""
+    return text or None
+
+
 def themes_of(comment: str | None) -> list[str]:
     """The themes one comment mentions, in lexicon order."""
     if not comment:

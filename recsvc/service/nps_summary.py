@@ -12,7 +12,6 @@ answer arrays are `recsvc.version.responses`.
 from __future__ import annotations
 
 import datetime as dt
-import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Final
@@ -31,14 +30,12 @@ from recsvc.domain.nps import (
     two_sample_z,
 )
 from recsvc.errors import InvalidRequest
+from recsvc.service.nps_window import DayWindow, parse_window
 from recsvc.version.artifacts import holds_keys, id_keys
 from recsvc.version.responses import GROUP_COLUMNS, NOT_GIVEN, ResponseTable
 
 DIMENSIONS: Final = (*GROUP_COLUMNS, "touchpoint", "month")
 COUNTING: Final = "one vote per customer per group: their latest answer in the group and window"
-_EPOCH = dt.date(1970, 1, 1)
-_DAY_SECONDS = 86_400
-_DATE_RE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
 
 
 # --- the query ------------------------------------------------------------------------------------
@@ -51,25 +48,12 @@ class SummaryQuery:
     until: dt.date | None = None  # last responded day included (UTC)
 
 
-def _date(name: str, value: str | None) -> dt.date | None:
-    if value is None or value == "":
-        return None
-    try:
-        if not _DATE_RE.match(value):
-            raise ValueError
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise InvalidRequest(f"{name}: not a date, use YYYY-MM-DD (got {value[:40]!r})") from None
-
-
 def parse_query(by: str | None, since: str | None, until: str | None) -> SummaryQuery:
     """Check the parameters; InvalidRequest names the one at fault."""
     if by is not None and by not in DIMENSIONS:
         raise InvalidRequest(f"by: unknown value {by[:40]!r}; use one of {', '.join(DIMENSIONS)}")
-    first, last = _date("since", since), _date("until", until)
-    if first is not None and last is not None and first > last:
-        raise InvalidRequest(f"since: {first} is after until ({last})")
-    return SummaryQuery(by=by or None, since=first, until=last)
+    window = parse_window(since, until)
+    return SummaryQuery(by=by or None, since=window.since, until=window.until)
 
 
 # --- the reply ------------------------------------------------------------------------------------
@@ -116,12 +100,7 @@ class _Answers:
 
 
 def _window(times: np.ndarray, query: SummaryQuery) -> np.ndarray:
-    mask = np.ones(times.shape[0], dtype=bool)
-    if query.since is not None:
-        mask &= times >= (query.since - _EPOCH).days * _DAY_SECONDS
-    if query.until is not None:
-        mask &= times < ((query.until - _EPOCH).days + 1) * _DAY_SECONDS
-    return mask
+    return DayWindow(query.since, query.until).mask(times)
 
 
 def _live_answers(

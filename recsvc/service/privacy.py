@@ -28,6 +28,7 @@ from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
 from recsvc.domain.rfm import from_micros
 from recsvc.errors import ArtifactError, NotFoundError
 from recsvc.service.customer_state import current_state
+from recsvc.service.nps_history import version_answers
 from recsvc.service.webhooks.destinations import Destination
 from recsvc.service.webhooks.events import queue_erasure
 from recsvc.store.base import Store, VersionInfo
@@ -154,7 +155,9 @@ class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     masked_in_versions: list[str]  # stored versions still holding data of theirs, hidden
     membership_history: list[Spell]  # their spells in segments, activation by activation
     nps_answers: list[LiveResponse]  # taken in live (comments included), live and archived
-    version_nps_answers: list[dict[str, Any]]  # the active version's answers (no comments there)
+    # The active version's answers with their comments and themes (none from versions trained
+    # before comments were kept).
+    version_nps_answers: list[dict[str, Any]]
     order_lines: list[LiveOrderLine]  # taken in live, live and archived (every revision)
     version_orders: list[str]  # the active version's counted orders of theirs (times)
     offers_shown: list[dict[str, Any]]  # offers shown with experiment arms: not logged yet
@@ -248,18 +251,15 @@ def _own(records: Any, customer_id: str) -> list[Any]:
 
 
 def _version_answers(model: ActiveModel, index: int) -> list[dict[str, Any]]:
-    table = model.responses
-    if table is None:
-        return []
-    rows = np.flatnonzero(np.asarray(table.customers) == index)
-    names = table.touchpoint_names
     return [
         {
-            "score": int(table.scores[row]),
-            "responded_at": dt.datetime.fromtimestamp(int(table.times[row]), dt.UTC),
-            "touchpoint": names[int(table.touchpoints[row])],
+            "score": answer.score,
+            "responded_at": answer.responded_at,
+            "touchpoint": answer.touchpoint,
+            "comment": answer.comment,
+            "themes": answer.themes,
         }
-        for row in rows.tolist()
+        for answer in version_answers(model, index)
     ]
 
 

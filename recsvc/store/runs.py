@@ -45,7 +45,6 @@ class GateDecision(msgspec.Struct, frozen=True):
     difference_high: float | None = None
 
 
-
 class LiveIntake(msgspec.Struct, kw_only=True):
     """What became of the live records of one kind (NPS responses, order lines) in one run."""
 
@@ -116,8 +115,6 @@ def decode_record(data: bytes) -> RunRecord | None:
         return _record_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError):
         return None
-
-
 
 
 class RunLog(Protocol):

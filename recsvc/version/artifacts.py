@@ -373,5 +373,17 @@ def load_array(path: Path, dtype: str, ndim: int = 1, *, prefault: bool = False)
     return np.asarray(array)
 
 
+def map_bytes(path: Path) -> memoryview:
+    """A version's byte file (concatenated records), memory-mapped read-only; ArtifactError naming
+    the file when it cannot be read."""
+    try:
+        with path.open("rb") as handle:
+            if path.stat().st_size == 0:
+                return memoryview(b"")  # mmap refuses an empty file
+            return memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
+    except OSError as exc:
+        raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
+
+
 def encode(value: object) -> bytes:
     return _encoder.encode(value)

@@ -19,7 +19,6 @@ opens them without polars and without loading them into memory:
 from __future__ import annotations
 
 import datetime as dt
-import mmap
 from collections.abc import Collection, Sequence
 from functools import lru_cache
 from pathlib import Path
@@ -33,7 +32,7 @@ from recsvc.domain import customer_table as ct
 from recsvc.domain import times
 from recsvc.domain.nps import NpsResult
 from recsvc.errors import ArtifactError, NotFoundError
-from recsvc.version.artifacts import find_sorted, load_array, reason, where
+from recsvc.version.artifacts import find_sorted, load_array, map_bytes, reason, where
 
 PROFILES_BIN: Final = "profiles.bin"
 PROFILE_OFFSETS: Final = "profiles_offsets.npy"
@@ -159,16 +158,7 @@ class RecordFile:
     @classmethod
     def open(cls, path: Path, offsets_path: Path, customers: int) -> RecordFile:
         offsets = load_array(offsets_path, "int64")
-        try:
-            with path.open("rb") as handle:
-                size = path.stat().st_size
-                data = (
-                    memoryview(mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ))
-                    if size
-                    else memoryview(b"")
-                )
-        except OSError as exc:
-            raise ArtifactError(f"{where(path)}: unreadable: {reason(exc)}") from None
+        data = map_bytes(path)
         if offsets.size != customers + 1 or int(offsets[-1]) != len(data):
             raise ArtifactError(
                 f"{where(path)}: {offsets.size - 1} records of {len(data)} bytes do not match "

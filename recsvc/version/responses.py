@@ -1,5 +1,6 @@
 """A version's NPS answers as arrays (written by `training.publish.responses`, mapped by the
-service for `GET /v1/nps/summary` and to know which live answers a version already holds).
+service for `GET /v1/nps/summary` and `GET /v1/nps/themes`, and to know which live answers a version
+already holds).
 
 Files in the version directory (all arrays 1-d, one entry per answer, sorted by `key`, unless noted):
 
@@ -11,6 +12,8 @@ Files in the version directory (all arrays 1-d, one entry per answer, sorted by 
   `nps_responses_touchpoint.npy` (int16, index into `touchpoints`).
 - `nps_customer_groups.npy` (int32, customers x 3): each customer's code in `groups[column]` for
   primary segment, country and age band, in `GROUP_COLUMNS` order.
+- the comments and their themes, row for row: `recsvc.version.comments` (versions written before
+  them have none: `ResponseTable.comments` is None).
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import numpy as np
 
 from recsvc.errors import ArtifactError
 from recsvc.version.artifacts import holds_keys, id_keys, load_array, reason, where
+from recsvc.version.comments import COMMENT_FILES, ResponseComments
 
 RESPONSES_JSON: Final = "nps_responses.json"
 RESPONSE_KEYS: Final = "nps_responses_key.npy"
@@ -41,6 +45,7 @@ RESPONSE_FILES: Final = (
     RESPONSE_TIMES,
     RESPONSE_TOUCHPOINTS,
     CUSTOMER_GROUPS,
+    *COMMENT_FILES,
 )
 RESPONSE_TABLE_FORMAT: Final = 1
 # The customer attributes a summary can group by, as columns of `nps_customer_groups.npy`.
@@ -54,6 +59,8 @@ class ResponseTableFile(msgspec.Struct, frozen=True, kw_only=True):
     customers: int
     touchpoints: list[str]
     groups: dict[str, list[str]]  # column of GROUP_COLUMNS -> label of each code
+    # The theme bits' names, in bit order; None: written before comments were kept (no files).
+    themes: list[str] | None = None
 
 
 _file_decoder = msgspec.json.Decoder(ResponseTableFile)
@@ -71,6 +78,8 @@ class ResponseTable:
     customer_groups: np.ndarray
     touchpoint_names: tuple[str, ...]
     group_labels: dict[str, tuple[str, ...]]
+    # The answers' comments and themes; None for versions written before they were kept.
+    comments: ResponseComments | None = None
 
     @classmethod
     def open(cls, directory: Path, n_customers: int) -> ResponseTable | None:
@@ -93,6 +102,11 @@ class ResponseTable:
             customer_groups=load_array(directory / CUSTOMER_GROUPS, "int32", ndim=2),
             touchpoint_names=tuple(info.touchpoints),
             group_labels={name: tuple(info.groups.get(name, ())) for name in GROUP_COLUMNS},
+            comments=(
+                ResponseComments.open(directory, info.responses, info.themes)
+                if info.themes is not None
+                else None
+            ),
         )
         sizes = {
             a.shape[0]

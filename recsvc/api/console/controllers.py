@@ -16,7 +16,7 @@ from typing import Annotated, Any, Final
 from litestar import Controller, Request, Response, get, post
 from litestar.enums import RequestEncodingType
 from litestar.exceptions import HTTPException
-from litestar.params import Body, FromPath, QueryParameter
+from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Stream, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
@@ -27,19 +27,19 @@ from recsvc.api.console.sessions import (
     CSRF_FIELD,
     SESSION_COOKIE,
     SIGN_IN_COOKIE,
+    SIGN_IN_SECONDS,
     ConsoleSession,
     Sessions,
+    cookie,
     ended,
     same_token,
-    session_cookie,
-    sign_in_cookie,
 )
 from recsvc.api.dependencies import Injected
 from recsvc.api.errors import status_of
+from recsvc.api.segments.services import member_stream
 from recsvc.api.versions.services import activate
 from recsvc.errors import NotFoundError, RecsvcError
 from recsvc.service.exports.browse import PAGE_SIZES, member_page, parse_member_query
-from recsvc.service.exports.plan import plan_export
 from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
@@ -145,7 +145,7 @@ class ConsoleGate:
 
 def _error_page(request: Request[Any, Any, Any], status: int, message: str) -> Response[Any]:
     template = page(request, "error.html.j2", status_code=status, status=status, message=message)
-    return template.to_asgi_response(request.app, request)  # type: ignore[return-value]
+    return template
 
 
 def console_errors(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -186,10 +186,10 @@ class SignInController(Controller):
             next=_next_target(next_path),
             development=not request.app.state.settings.api_keys,
         )
-        template.cookies.append(sign_in_cookie(request, token))
+        template.cookies.append(cookie(request, SIGN_IN_COOKIE, token, SIGN_IN_SECONDS))
         return template
 
-    @post("/", sync_to_thread=False)
+    @post("/")
     async def sign_in(
         self,
         request: Request[Any, Any, Any],
@@ -219,7 +219,7 @@ class SignInController(Controller):
         await sessions.delete(request.cookies.get(SESSION_COOKIE))
         sid, _ = await sessions.create(digest)
         response: Response[Any] = Redirect(next_path, status_code=HTTP_303_SEE_OTHER)
-        response.set_cookie(session_cookie(request, sid, sessions.lifetime))
+        response.set_cookie(cookie(request, SESSION_COOKIE, sid, sessions.lifetime))
         response.delete_cookie(SIGN_IN_COOKIE, path=CONSOLE_PATH)
         return response
 
@@ -236,8 +236,8 @@ class SignInController(Controller):
             message=message,
             development=not request.app.state.settings.api_keys,
         )
-        template.cookies.append(sign_in_cookie(request, token))
-        return template.to_asgi_response(request.app, request)  # type: ignore[return-value]
+        template.cookies.append(cookie(request, SIGN_IN_COOKIE, token, SIGN_IN_SECONDS))
+        return template
 
 
 class ConsoleController(Controller):
@@ -246,7 +246,7 @@ class ConsoleController(Controller):
     before_request = ConsoleGate()
     exception_handlers = CONSOLE_ERRORS
 
-    @post("/sign-out", sync_to_thread=False)
+    @post("/sign-out")
     async def sign_out(self, request: Request[Any, Any, Any]) -> Response[Any]:
         viewer: Viewer = request.state.viewer
         await _sessions(request).delete(viewer.sid)
@@ -291,12 +291,12 @@ class ConsoleController(Controller):
         model: Injected[ActiveModel],
         store: Injected[Store],
         name: FromPath[str],
-        q: str | None = None,
-        nps_category: str | None = None,
-        sort: str | None = None,
-        order: str | None = None,
+        q: FromQuery[str | None] = None,
+        nps_category: FromQuery[str | None] = None,
+        sort: FromQuery[str | None] = None,
+        order: FromQuery[str | None] = None,
         page_number: Annotated[str | None, QueryParameter(name="page")] = None,
-        per_page: str | None = None,
+        per_page: FromQuery[str | None] = None,
     ) -> Template:
         query = parse_member_query(
             contains=q,
@@ -330,28 +330,17 @@ class ConsoleController(Controller):
         model: Injected[ActiveModel],
         name: FromPath[str],
         export_format: Annotated[str | None, QueryParameter(name="format")] = None,
-        since_version: str | None = None,
+        since_version: FromQuery[str | None] = None,
     ) -> Stream:
-        # The API's export (GET /v1/segments/{name}/members), same plan, same bytes.
-        export = plan_export(
-            model.profiles,
-            model.version,
+        # The API's export (GET /v1/segments/{name}/members): same plan, same bytes.
+        return member_stream(
+            store,
+            holder,
+            model,
             name,
             export_format=export_format,
             fields=None,
             since_version=since_version or None,
-            version_path=store.version_path if since_version else None,
-            masked=holder.masked_rows(model),
-            suppression=holder.suppression(),
-        )
-        return Stream(
-            export.chunks(),
-            media_type=export.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{export.filename}"',
-                "X-Model-Version": export.version,
-                "X-Row-Count": str(export.rows),
-            },
         )
 
     @get("/customers", sync_to_thread=True)
@@ -361,7 +350,7 @@ class ConsoleController(Controller):
         holder: Injected[ModelHolder],
         model: Injected[ActiveModel],
         catalog: Injected[OfferCatalog],
-        customer_id: str | None = None,
+        customer_id: FromQuery[str | None] = None,
     ) -> Template:
         wanted = (customer_id or "").strip()
         view, missing = None, None
@@ -380,6 +369,27 @@ class ConsoleController(Controller):
             model=model,
         )
 
+    @get("/comments", sync_to_thread=True)
+    def comments(
+        self,
+        request: Request[Any, Any, Any],
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
+        segment: FromQuery[str | None] = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+    ) -> Template:
+        # The API's themes (GET /v1/nps/themes); an empty field of the form means "any".
+        view = pages.comments_page(model, holder, segment or None, since or None, until or None)
+        return page(
+            request,
+            "comments.html.j2",
+            active="comments",
+            view=view,
+            segments=model.rules.names,
+            chosen={"segment": segment or "", "since": since or "", "until": until or ""},
+        )
+
     @get("/offers", sync_to_thread=False)
     def offers(self, request: Request[Any, Any, Any], catalog: Injected[OfferCatalog]) -> Template:
         return page(request, "offers.html.j2", active="offers", catalog=catalog)
@@ -390,7 +400,7 @@ class ConsoleController(Controller):
         request: Request[Any, Any, Any],
         store: Injected[Store],
         holder: Injected[ModelHolder],
-        activated: str | None = None,
+        activated: FromQuery[str | None] = None,
     ) -> Template:
         view = pages.models_page(store, holder)
         return page(

@@ -10,14 +10,16 @@ from typing import Any
 from recsvc import charts
 from recsvc.api.customers.schemas import CustomerProfile
 from recsvc.api.customers.services import profile_of
-from recsvc.api.nps.services import nps_summary
+from recsvc.api.nps.services import nps_summary, nps_themes
 from recsvc.api.segments.services import segment_list
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
 from recsvc.api.versions.schemas import ModelList
 from recsvc.api.versions.services import list_models
 from recsvc.domain.nps import NpsResult, ZTest, two_sample_z
+from recsvc.service.nps_history import CustomerNpsAnswers, customer_answers
 from recsvc.service.nps_summary import NpsSummary
+from recsvc.service.nps_themes import ThemeSummary
 from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
@@ -143,12 +145,13 @@ def segments_page(model: ActiveModel, holder: ModelHolder, store: Store) -> Segm
     )
 
 
-# --- customer inspector: GET /v1/customers/{id}, .../recommendations, .../offers -----------------
+# --- customer inspector: GET /v1/customers/{id}, .../recommendations, .../offers; the answers ---
 
 
 @dataclass(frozen=True, slots=True)
 class CustomerPage:
     profile: CustomerProfile
+    history: CustomerNpsAnswers
     recommendations: RecommendationResponse
     offers: OffersResponse
 
@@ -161,6 +164,7 @@ def customer_page(
     profile = profile_of(model, customer_id, activity)
     return CustomerPage(
         profile=profile,
+        history=customer_answers(model, customer_id, activity),
         recommendations=recommendations_for(
             model,
             customer_id,
@@ -175,6 +179,45 @@ def customer_page(
             sees_answers=True,
         ),
         offers=offers_for(model, customer_id, activity, catalog, sees_answers=True),
+    )
+
+
+# --- comments: GET /v1/nps/themes --------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class CommentsPage:
+    themes: ThemeSummary
+    bars_svg: dict[str, str]  # category -> its themes' shares as bars
+
+
+THEME_COLORS = {"promoter": charts.POSITIVE, "passive": charts.GREY, "detractor": charts.NEGATIVE}
+
+
+def comments_page(
+    model: ActiveModel,
+    holder: ModelHolder,
+    segment: str | None,
+    since: str | None,
+    until: str | None,
+) -> CommentsPage:
+    themes = nps_themes(model, holder, segment=segment, since=since, until=until)
+    return CommentsPage(
+        themes=themes,
+        bars_svg={
+            group.category: charts.share_bars(
+                [
+                    (count.theme, count.share, f"{count.comments:,}")
+                    for count in group.themes
+                    if count.comments
+                ],
+                f"Themes in {group.category} comments",
+                THEME_COLORS.get(group.category, charts.POSITIVE),
+                compact=True,
+            )
+            for group in themes.categories
+            if any(count.comments for count in group.themes)
+        },
     )
 
 

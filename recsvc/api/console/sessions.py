@@ -80,6 +80,11 @@ class Sessions:
     def lifetime(self) -> int:
         return self.settings.console_session_minutes * 60
 
+    async def close(self) -> None:
+        """Close the Redis connections (the app's lifespan calls it at shutdown)."""
+        if isinstance(self.backend, RedisSessionBackend):
+            await self.backend.__aexit__(None, None, None)
+
     async def create(self, digest: str) -> tuple[str, ConsoleSession]:
         session = ConsoleSession(
             key_digest=digest,
@@ -122,24 +127,13 @@ def is_tls(request: Request[Any, Any, Any]) -> bool:
     return request.url.scheme == "https"
 
 
-def session_cookie(request: Request[Any, Any, Any], sid: str, max_age: int) -> Cookie:
+def cookie(request: Request[Any, Any, Any], name: str, value: str, max_age: int) -> Cookie:
+    """A console cookie: HttpOnly, SameSite=Strict, path /console, Secure over TLS."""
     return Cookie(
-        key=SESSION_COOKIE,
-        value=sid,
+        key=name,
+        value=value,
         path=CONSOLE_PATH,
         max_age=max_age,
-        httponly=True,
-        samesite="strict",
-        secure=is_tls(request),
-    )
-
-
-def sign_in_cookie(request: Request[Any, Any, Any], token: str) -> Cookie:
-    return Cookie(
-        key=SIGN_IN_COOKIE,
-        value=token,
-        path=CONSOLE_PATH,
-        max_age=SIGN_IN_SECONDS,
         httponly=True,
         samesite="strict",
         secure=is_tls(request),

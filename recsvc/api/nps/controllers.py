@@ -1,4 +1,5 @@
-"""`GET /v1/nps/summary`: NPS with n and margin of error, overall and by one dimension."""
+"""`GET /v1/nps/summary`: NPS with n and margin of error, overall and by one dimension;
+`GET /v1/nps/themes`: what the comments of promoters, passives and detractors talk about."""
 
 from __future__ import annotations
 
@@ -10,10 +11,12 @@ from litestar.params import Parameter
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
-from recsvc.api.nps.services import nps_summary
+from recsvc.api.nps.services import nps_summary, nps_themes
 from recsvc.service.nps_summary import COUNTING, DIMENSIONS, NpsSummary
+from recsvc.service.nps_themes import DEFAULT_VERBATIMS, THEME_COUNTING, ThemeSummary
 from recsvc.service.runtime import ModelHolder
 from recsvc.version.opened import ActiveModel
+from recsvc.version.responses import NOT_GIVEN
 
 
 class NpsSummaryController(Controller):
@@ -60,3 +63,48 @@ class NpsSummaryController(Controller):
         ] = None,
     ) -> NpsSummary:
         return nps_summary(model, holder, by=by, since=since, until=until)
+
+    @get(
+        "/themes",
+        summary="Comment themes per NPS category, with counts and the latest verbatims",
+        responses=error_responses(*KEYED, 503),
+        description=f"Counting: {THEME_COUNTING}. The active version's answers plus live ones "
+        "(those the version holds are not counted twice); customers erased since the version "
+        "are left out. Per category (promoter, passive, detractor): answers, those with a "
+        "comment, those whose comment names no theme, and per theme (keyword lexicon: delivery, "
+        "price, quality, support, returns, selection, website) the commented answers mentioning "
+        f"it, their share of the category's commented answers and up to {DEFAULT_VERBATIMS} "
+        "latest distinct comments (text, time, touchpoint; never who wrote them). "
+        "`version_comments` is false for a version trained before comments were kept: then only "
+        "live comments count (`note` says so). `live_answers` is null when the store could not "
+        "be read.",
+        # Reads every live response: keep it off the event loop.
+        sync_to_thread=True,
+    )
+    def themes(
+        self,
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
+        segment: Annotated[
+            str | None,
+            Parameter(
+                description="only answers of customers whose primary segment (as of the active "
+                f"version) is this one; `{NOT_GIVEN}`: customers the version does not know",
+            ),
+        ] = None,
+        since: Annotated[
+            str | None,
+            Parameter(
+                description="first responded day included, YYYY-MM-DD (UTC)",
+                schema_extra={"format": "date"},
+            ),
+        ] = None,
+        until: Annotated[
+            str | None,
+            Parameter(
+                description="last responded day included, YYYY-MM-DD (UTC)",
+                schema_extra={"format": "date"},
+            ),
+        ] = None,
+    ) -> ThemeSummary:
+        return nps_themes(model, holder, segment=segment, since=since, until=until)

@@ -1,10 +1,17 @@
-"""Summaries of the active version's NPS answers and the live ones (`recsvc.service.nps_summary`)."""
+"""Summaries of the active version's NPS answers and the live ones (`recsvc.service.nps_summary`),
+and what their comments talk about (`recsvc.service.nps_themes`)."""
 
 from __future__ import annotations
 
 from litestar.exceptions import ServiceUnavailableException
 
 from recsvc.service.nps_summary import NpsSummary, parse_query, summarise
+from recsvc.service.nps_themes import (
+    DEFAULT_VERBATIMS,
+    ThemeSummary,
+    parse_theme_query,
+    theme_summary,
+)
 from recsvc.service.runtime import ModelHolder
 from recsvc.version.opened import ActiveModel
 
@@ -38,4 +45,31 @@ def nps_summary(
         customer_index=customer_index,
         segment_order=model.rules.names,
         masked=masked,
+    )
+
+
+def nps_themes(
+    model: ActiveModel,
+    holder: ModelHolder,
+    *,
+    segment: str | None,
+    since: str | None,
+    until: str | None,
+    verbatims: int = DEFAULT_VERBATIMS,
+) -> ThemeSummary:
+    """Comment themes per NPS category, with the live answers and masking `nps_summary` uses."""
+    # Bad parameters fail before any reading, and before a version without answers is a 503.
+    parse_theme_query(segment, since, until, segments=model.rules.names, verbatims=verbatims)
+    if model.responses is None:
+        raise ServiceUnavailableException(
+            f"model version {model.version} has no NPS answer table: retrain to add it"
+        )
+    return theme_summary(
+        model,
+        holder.all_live_answers(),
+        masked=holder.masked_rows(model),
+        segment=segment,
+        since=since,
+        until=until,
+        verbatims=verbatims,
     )

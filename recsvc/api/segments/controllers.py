@@ -16,9 +16,8 @@ from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import lists
 from recsvc.api.segments.schemas import MembershipsOperation, MembersOperation, SegmentList
-from recsvc.api.segments.services import membership_history, segment_list
+from recsvc.api.segments.services import member_stream, membership_history, segment_list
 from recsvc.service.exports.base import DEFAULT_FIELDS
-from recsvc.service.exports.plan import plan_export
 from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -115,23 +114,12 @@ class SegmentController(Controller):
             ),
         ] = None,
     ) -> Stream:
-        export = plan_export(
-            model.profiles,
-            model.version,
+        return member_stream(
+            store,
+            holder,
+            model,
             name,
             export_format=export_format,
             fields=",".join(fields) if fields is not None else None,
             since_version=since_version,
-            version_path=store.version_path if since_version is not None else None,
-            masked=holder.masked_rows(model),
-            suppression=holder.suppression(),
-        )
-        return Stream(
-            export.chunks(),
-            media_type=export.media_type,
-            headers={
-                "Content-Disposition": f'attachment; filename="{export.filename}"',
-                "X-Model-Version": export.version,
-                "X-Row-Count": str(export.rows),
-            },
         )

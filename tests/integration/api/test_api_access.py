@@ -69,6 +69,7 @@ def routes(artifact: Artifact) -> list[Route]:
         Route("GET", "/v1/segments", "export"),
         Route("GET", "/v1/segments/detractors/members", "export"),
         Route("GET", "/v1/nps/summary?by=segment", "export"),
+        Route("GET", "/v1/nps/themes", "export"),
         Route("POST", "/v1/nps-responses", "ingest"),
         Route("GET", "/v1/models", "admin"),
         Route("POST", f"/v1/models/{artifact.version}/activate", "admin"),

@@ -8,9 +8,7 @@ skips on a developer machine and fails in CI, where `.ci/run` installs it."""
 
 from __future__ import annotations
 
-import os
 import re
-import shutil
 import subprocess
 from collections.abc import Iterator
 from pathlib import Path
@@ -20,6 +18,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from tests.api_support import Artifact, client_for, published_store
+from tests.browser import chromium
 from tests.serving import serve
 
 ASSET = re.compile(r"""(?:src|href)=['"]([^'"]+)['"]""")
@@ -59,16 +58,6 @@ def test_the_docs_page_names_only_assets_the_service_serves_itself(
     spec = docs.get("/docs/openapi.json").json()
     assert spec["openapi"].startswith("3.1")
     assert not any(path.startswith("/docs") for path in spec["paths"])
-
-
-def chromium() -> str:
-    found = shutil.which("chromium") or shutil.which("chromium-browser")
-    if found:
-        return found
-    message = "no chromium on this machine (apt-get install chromium)"
-    if os.environ.get("CI"):
-        pytest.fail(f"{message}: CI must run the browser tests", pytrace=False)
-    pytest.skip(message)
 
 
 @pytest.mark.browser

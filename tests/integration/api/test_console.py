@@ -1,0 +1,326 @@
+"""The marketer console over real HTTP through the real app, on both stores: sign-in with an API key
+(cookie attributes, the sign-in form's token, unknown and under-scoped keys), sessions kept in the
+store (a second app on the same store, as a second worker would, accepts the cookie; signing out or
+removing the key ends it), CSRF on every state-changing form, admin actions refused to export-only
+keys whatever the page shows, and every page's numbers against the API's.
+
+The browser tests (`test_console_browser.py`) take the same paths in headless Chromium."""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Iterator
+
+import pytest
+from litestar import Litestar
+from litestar.testing import TestClient
+
+from recsvc.store.base import Store
+from tests.api_support import (
+    ALL_SCOPES_KEY,
+    API_KEYS,
+    KEYS,
+    STORE_KINDS,
+    Artifact,
+    auth,
+    client_for,
+    store_for,
+)
+from tests.integration.api.test_api_models import OLDER, renamed
+
+TOKEN = re.compile(r'name="csrf_token" value="([^"]+)"')
+PAGES = (
+    "/console",
+    "/console/segments",
+    "/console/segments/promoters",
+    "/console/customers",
+    "/console/comments",
+    "/console/offers",
+    "/console/models",
+)
+
+
+@pytest.fixture(params=STORE_KINDS, scope="module")
+def store(
+    request: pytest.FixtureRequest, artifact: Artifact, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[Store]:
+    root = tmp_path_factory.mktemp("console")
+    with store_for(request, artifact, root) as opened:
+        opened.publish(renamed(artifact, root, OLDER, 0.01), activate=False)
+        yield opened
+
+
+@pytest.fixture
+def app(store: Store) -> Iterator[TestClient[Litestar]]:
+    with client_for(store, api_keys=API_KEYS) as client:
+        yield client
+
+
+def sign_in(client: TestClient[Litestar], key: str, next_path: str = "/console") -> object:
+    client.cookies.clear()
+    form = client.get("/console/sign-in", params={"next": next_path})
+    assert form.status_code == 200
+    token = TOKEN.search(form.text)
+    assert token is not None
+    return client.post(
+        "/console/sign-in",
+        data={"csrf_token": token.group(1), "api_key": key, "next": next_path},
+        follow_redirects=False,
+    )
+
+
+def csrf_of(client: TestClient[Litestar], path: str = "/console/models") -> str:
+    found = TOKEN.search(client.get(path).text)
+    assert found is not None
+    return found.group(1)
+
+
+def test_without_a_session_every_page_sends_the_browser_to_sign_in(
+    app: TestClient[Litestar],
+) -> None:
+    for path in PAGES:
+        reply = app.get(path, follow_redirects=False)
+        assert reply.status_code == 303, path
+        assert reply.headers["location"].startswith("/console/sign-in?next=%2Fconsole"), path
+    # A POST without a session changes nothing and is sent to sign in too.
+    reply = app.post(f"/console/models/{OLDER}/activate", follow_redirects=False)
+    assert reply.status_code == 303
+    # The API is untouched: API keys, no cookies, no CSRF.
+    assert app.get("/v1/segments", headers=auth("export")).status_code == 200
+    assert app.get("/v1/segments").status_code == 401
+
+
+def test_sign_in_sets_a_strict_http_only_cookie_and_goes_where_the_user_was_going(
+    app: TestClient[Litestar],
+) -> None:
+    reply = sign_in(app, KEYS["export"], "/console/segments")
+    assert reply.status_code == 303  # type: ignore[attr-defined]
+    assert reply.headers["location"] == "/console/segments"  # type: ignore[attr-defined]
+    cookie = next(
+        c
+        for c in reply.headers.get_list("set-cookie")  # type: ignore[attr-defined]
+        if c.startswith("recsvc_console=")
+    )
+    attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
+    assert {"httponly", "path", "max-age"} <= attributes
+    assert "samesite=strict" in cookie.lower()
+    assert "path=/console" in cookie.lower()
+    assert "secure" not in attributes  # plain HTTP: a Secure cookie would never come back
+    assert KEYS["export"] not in cookie
+    assert app.get("/console/segments").status_code == 200
+    # Never an open redirect: a `next` outside the console goes to the overview.
+    reply = sign_in(app, KEYS["export"], "https://evil.example/")
+    assert reply.headers["location"] == "/console"  # type: ignore[attr-defined]
+
+
+def test_over_tls_the_cookie_is_secure(store: Store) -> None:
+    with client_for(store, api_keys=API_KEYS) as client:
+        client.base_url = client.base_url.copy_with(scheme="https")
+        reply = sign_in(client, KEYS["export"])
+        cookie = next(
+            c
+            for c in reply.headers.get_list("set-cookie")  # type: ignore[attr-defined]
+            if c.startswith("recsvc_console=")
+        )
+        assert "secure" in {part.strip().lower() for part in cookie.split(";")}
+
+
+def test_wrong_keys_and_forged_sign_ins_are_refused(app: TestClient[Litestar]) -> None:
+    reply = sign_in(app, "no-such-key-0123456789")
+    assert reply.status_code == 401  # type: ignore[attr-defined]
+    assert "Unknown API key" in reply.text  # type: ignore[attr-defined]
+    reply = sign_in(app, KEYS["recommend"])
+    assert reply.status_code == 403  # type: ignore[attr-defined]
+    assert "export scope" in reply.text  # type: ignore[attr-defined]
+    # A sign-in posted from elsewhere carries no token matching the form's cookie.
+    app.cookies.clear()
+    forged = app.post(
+        "/console/sign-in",
+        data={"csrf_token": "guess", "api_key": KEYS["export"]},
+        follow_redirects=False,
+    )
+    assert forged.status_code == 403
+    assert "recsvc_console=" not in forged.headers.get("set-cookie", "")
+
+
+def test_sessions_live_in_the_store_and_end_with_sign_out_or_the_key(
+    app: TestClient[Litestar], store: Store
+) -> None:
+    sign_in(app, KEYS["export"])
+    cookie = app.cookies["recsvc_console"]
+    # Another worker (another app on the same store) knows the session.
+    with client_for(store, api_keys=API_KEYS) as other:
+        other.cookies.set("recsvc_console", cookie, path="/console")
+        assert other.get("/console/segments", follow_redirects=False).status_code == 200
+    # A key taken out of the configuration ends its sessions at once.
+    fewer = {key: scopes for key, scopes in API_KEYS.items() if key != KEYS["export"]}
+    with client_for(store, api_keys=fewer) as other:
+        other.cookies.set("recsvc_console", cookie, path="/console")
+        assert other.get("/console/segments", follow_redirects=False).status_code == 303
+    # Signing out deletes the session everywhere, not just the cookie.
+    token = csrf_of(app, "/console/segments")
+    assert app.post("/console/sign-out", data={"csrf_token": token}).status_code == 200
+    with client_for(store, api_keys=API_KEYS) as other:
+        other.cookies.set("recsvc_console", cookie, path="/console")
+        assert other.get("/console/segments", follow_redirects=False).status_code == 303
+
+
+def test_admin_actions_need_the_admin_scope_and_the_csrf_token(
+    app: TestClient[Litestar], store: Store, artifact: Artifact
+) -> None:
+    sign_in(app, KEYS["export"])
+    page = app.get("/console/models").text
+    assert "/activate" not in page  # not shown ...
+    token = csrf_of(app)
+    refused = app.post(f"/console/models/{OLDER}/activate", data={"csrf_token": token})
+    assert refused.status_code == 403  # ... and not accepted
+    assert "admin scope" in refused.text
+    assert store.active_version() == artifact.version
+
+    sign_in(app, ALL_SCOPES_KEY)
+    assert f"/console/models/{OLDER}/activate" in app.get("/console/models").text
+    # Without the session's token (a cross-site form) nothing happens.
+    forged = app.post(f"/console/models/{OLDER}/activate", data={"csrf_token": "x" * 43})
+    assert forged.status_code == 403
+    assert store.active_version() == artifact.version
+    done = app.post(f"/console/models/{OLDER}/activate", data={"csrf_token": csrf_of(app)})
+    try:
+        assert done.status_code == 200
+        assert store.active_version() == OLDER
+        assert f"Version <code>{OLDER}</code> is now active" in done.text
+    finally:
+        back = app.post(
+            f"/console/models/{artifact.version}/activate", data={"csrf_token": csrf_of(app)}
+        )
+        assert back.status_code == 200
+    assert store.active_version() == artifact.version
+
+
+def _cell(html: str, segment: str, field: str) -> str:
+    row = re.search(rf'<tr data-segment="{re.escape(segment)}">(.*?)</tr>', html, re.S)
+    assert row is not None, segment
+    found = re.search(rf'data-field="{field}">(.*?)</td>', row.group(1), re.S)
+    assert found is not None, (segment, field)
+    return re.sub(r"<[^>]+>", " ", found.group(1)).split()[0]
+
+
+def _metric(html: str, name: str) -> str:
+    found = re.search(rf'data-metric="{name}">([^<]*)<', html)
+    assert found is not None, name
+    return found.group(1).strip()
+
+
+def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: Artifact) -> None:
+    sign_in(app, KEYS["export"])
+    for path in PAGES:
+        assert app.get(path).status_code == 200, path
+
+    summary = app.get("/v1/nps/summary", headers=auth("export")).json()["overall"]
+    overview = app.get("/console").text
+    assert _metric(overview, "nps") == f"{summary['nps']:.1f}"
+    assert _metric(overview, "customers") == f"{summary['n']:,}"
+    assert _metric(overview, "detractors") == f"{summary['detractors']:,}"
+    assert _metric(overview, "version") == artifact.version
+
+    segments = app.get("/v1/segments", headers=auth("export")).json()["segments"]
+    page = app.get("/console/segments").text
+    for segment in segments:
+        assert _cell(page, segment["name"], "size") == f"{segment['size']:,}"
+        if segment["nps"]["nps"] is not None:
+            assert _cell(page, segment["name"], "nps") == f"{segment['nps']['nps']:.1f}"
+
+    # A segment's member list is the export's member list.
+    api_rows = list(
+        csv.DictReader(
+            io.StringIO(app.get("/v1/segments/promoters/members", headers=auth("export")).text)
+        )
+    )
+    listed = app.get("/console/segments/promoters", params={"per_page": 200}).text
+    shown = re.findall(r'customer_id=([^"&]+)">', listed)
+    assert shown == [row["customer_id"] for row in api_rows][:200]
+    assert f'data-field="members">{len(api_rows):,}<' in listed
+
+    # The console's export button downloads the API's export, byte for byte.
+    for fmt in ("csv", "ndjson"):
+        mine = app.get("/console/segments/promoters/export", params={"format": fmt})
+        theirs = app.get(
+            "/v1/segments/promoters/members", params={"format": fmt}, headers=auth("export")
+        )
+        assert mine.status_code == 200 and mine.content == theirs.content, fmt
+        assert mine.headers["content-disposition"] == theirs.headers["content-disposition"]
+
+    customer = api_rows[0]["customer_id"]
+    inspector = app.get("/console/customers", params={"customer_id": customer}).text
+    recommended = app.get(
+        f"/v1/customers/{customer}/recommendations",
+        headers={"Authorization": f"Bearer {ALL_SCOPES_KEY}"},
+    ).json()["items"]
+    table = re.search(r'id="recommendations">(.*?)</table>', inspector, re.S)
+    assert table is not None
+    assert re.findall(r"<code>([^<]+)</code>", table.group(1)) == [
+        item["product_id"] for item in recommended
+    ]
+    offers = app.get(
+        f"/v1/customers/{customer}/offers", headers={"Authorization": f"Bearer {ALL_SCOPES_KEY}"}
+    ).json()["offers"]
+    for offer in offers:
+        assert f"<code>{offer['id']}</code>" in inspector
+    profile = app.get(f"/v1/customers/{customer}", headers=auth("export")).json()
+    assert f'data-field="primary_segment">{profile["primary_segment"]}<' in inspector
+    history = re.search(r'id="history">(.*?)</table>', inspector, re.S)
+    assert history is not None
+    assert history.group(1).count("<tr") - 1 == profile["nps"]["responses"]  # minus the head
+
+    themes = app.get("/v1/nps/themes", headers=auth("export")).json()
+    comments = app.get("/console/comments").text
+    for group in themes["categories"]:
+        assert (
+            f'data-category="{group["category"]}"' in comments
+            and f'data-field="commented">{group["commented"]:,}<' in comments
+        )
+
+
+def test_filtering_sorting_and_paging_members(app: TestClient[Litestar]) -> None:
+    sign_in(app, KEYS["export"])
+    everyone = list(
+        csv.DictReader(
+            io.StringIO(
+                app.get("/v1/segments/churn_risk_high/members", headers=auth("export")).text
+            )
+        )
+    )
+    wanted = [r for r in everyone if r["nps_category"] == "detractor"]
+    page = app.get(
+        "/console/segments/churn_risk_high",
+        params={"nps_category": "detractor", "sort": "last_order_at", "order": "desc"},
+    ).text
+    assert f'data-field="matching">{len(wanted):,}<' in page
+    newest = sorted(wanted, key=lambda r: r["last_order_at"] or "", reverse=True)
+    shown = re.findall(r'customer_id=([^"&]+)">', page)
+    dates = {r["customer_id"]: r["last_order_at"] for r in wanted}
+    assert [dates[c] for c in shown] == [r["last_order_at"] for r in newest][: len(shown)]
+    last = app.get(
+        "/console/segments/churn_risk_high", params={"page": 10_000, "per_page": 25}
+    ).text
+    assert "Next ›" not in last and "‹ Previous" in last
+    bad = app.get("/console/segments/churn_risk_high", params={"sort": "password"})
+    assert bad.status_code == 400 and "sort:" in bad.text and "<html" in bad.text
+    assert app.get("/console/segments/no_such_segment").status_code == 404
+    unknown = app.get("/console/customers", params={"customer_id": "NOBODY"})
+    assert unknown.status_code == 200 and "no customer" in unknown.text
+
+
+def test_pages_escape_what_they_show(app: TestClient[Litestar]) -> None:
+    sign_in(app, KEYS["export"])
+    hostile = "<script>alert(1)</script>"
+    page = app.get("/console/customers", params={"customer_id": hostile}).text
+    assert hostile not in page and "&lt;script&gt;" in page
+
+
+@pytest.mark.parametrize("path", ["/console/static/console.css", "/console/static/icon.svg"])
+def test_assets_ship_with_the_service(app: TestClient[Litestar], path: str) -> None:
+    reply = app.get(path)
+    assert reply.status_code == 200 and len(reply.content) > 100
+    assert "cdn" not in app.get("/console/sign-in").text.lower()
