@@ -26,6 +26,7 @@ from recsvc.domain import columns as c
 from recsvc.service.settings import Settings
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
+from recsvc.store.runs import RunRecord, encode_record
 from recsvc.version.responses import RESPONSES_JSON
 from training.config import load_config
 from training.run.pipeline import run_pipeline
@@ -177,3 +178,12 @@ def auth(scope: str) -> dict[str, str]:
 def answered_customers(artifact: Artifact) -> pl.DataFrame:
     """The customer table of the artifact, for picking customers by their stored state."""
     return artifact.customer_table().sort(c.CUSTOMER_ID)
+
+
+def record_run(store: Store, artifact: Artifact) -> RunRecord:
+    """Put the run that trained the artifact (its sealed `run.json`) in the store's run log, as
+    it is after the publish, for pages that show the run log."""
+    record = msgspec.json.decode((artifact.directory / "run.json").read_bytes(), type=RunRecord)
+    record = msgspec.structs.replace(record, status="published", published=True)
+    store.run_log().save(record.run_id, encode_record(record))
+    return record

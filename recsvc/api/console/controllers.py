@@ -409,6 +409,7 @@ class ConsoleController(Controller):
             active="models",
             view=view,
             ndcg_rows=pages.ndcg_rows,
+            step_bars=pages.step_bars,
             activated=activated,
         )
 

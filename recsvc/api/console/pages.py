@@ -240,6 +240,16 @@ def models_page(store: Store, holder: ModelHolder) -> ModelsPage:
     )
 
 
+def step_bars(run: RunRecord) -> str:
+    """Where a run's time went: each step's share of the whole, with its seconds."""
+    total = sum(run.steps.values()) or 1.0
+    return charts.share_bars(
+        [(step, seconds / total, f"{seconds:,.1f} s") for step, seconds in run.steps.items()],
+        f"Step timings of run {run.run_id}",
+        charts.POSITIVE,
+    )
+
+
 def ndcg_rows(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(task, ranker, its metrics) for every ranker a run measured on its hold-out: the model
     beside its baselines (popularity; the customer's own most frequent items for buy-again)."""

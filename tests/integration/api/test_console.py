@@ -13,6 +13,8 @@ import io
 import re
 from collections.abc import Iterator
 
+import msgspec
+import polars as pl
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -26,6 +28,7 @@ from tests.api_support import (
     Artifact,
     auth,
     client_for,
+    record_run,
     store_for,
 )
 from tests.integration.api.test_api_models import OLDER, renamed
@@ -49,6 +52,7 @@ def store(
     root = tmp_path_factory.mktemp("console")
     with store_for(request, artifact, root) as opened:
         opened.publish(renamed(artifact, root, OLDER, 0.01), activate=False)
+        record_run(opened, artifact)
         yield opened
 
 
@@ -106,6 +110,7 @@ def test_sign_in_sets_a_strict_http_only_cookie_and_goes_where_the_user_was_goin
     attributes = {part.strip().split("=")[0].lower() for part in cookie.split(";")}
     assert {"httponly", "path", "max-age"} <= attributes
     assert "samesite=strict" in cookie.lower()
+    assert "max-age=28800" in cookie.lower()  # RECSVC_CONSOLE_SESSION_MINUTES, 8 hours
     assert "path=/console" in cookie.lower()
     assert "secure" not in attributes  # plain HTTP: a Secure cookie would never come back
     assert KEYS["export"] not in cookie
@@ -243,13 +248,30 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     assert f'data-field="members">{len(api_rows):,}<' in listed
 
     # The console's export button downloads the API's export, byte for byte.
-    for fmt in ("csv", "ndjson"):
+    for fmt in ("csv", "ndjson", "parquet"):
         mine = app.get("/console/segments/promoters/export", params={"format": fmt})
         theirs = app.get(
             "/v1/segments/promoters/members", params={"format": fmt}, headers=auth("export")
         )
-        assert mine.status_code == 200 and mine.content == theirs.content, fmt
+        assert mine.status_code == 200, fmt
+        if fmt == "parquet":
+            assert pl.read_parquet(io.BytesIO(mine.content)).equals(
+                pl.read_parquet(io.BytesIO(theirs.content))
+            )
+        else:
+            assert mine.content == theirs.content, fmt
         assert mine.headers["content-disposition"] == theirs.headers["content-disposition"]
+    # "Only changes since version ...": the API's change export.
+    mine = app.get(
+        "/console/segments/promoters/export", params={"format": "csv", "since_version": OLDER}
+    )
+    theirs = app.get(
+        "/v1/segments/promoters/members",
+        params={"format": "csv", "since_version": OLDER},
+        headers=auth("export"),
+    )
+    assert mine.status_code == 200 and mine.content == theirs.content
+    assert mine.text.splitlines()[0].endswith(",change")
 
     customer = api_rows[0]["customer_id"]
     inspector = app.get("/console/customers", params={"customer_id": customer}).text
@@ -272,6 +294,28 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     history = re.search(r'id="history">(.*?)</table>', inspector, re.S)
     assert history is not None
     assert history.group(1).count("<tr") - 1 == profile["nps"]["responses"]  # minus the head
+
+    models = app.get("/v1/models", headers=auth("admin")).json()
+    listed_versions = app.get("/console/models").text
+    for version in models["versions"]:
+        row = re.search(
+            rf'<tr data-version="{re.escape(version["version"])}">(.*?)</tr>', listed_versions, re.S
+        )
+        assert row is not None, version["version"]
+        assert f"{version['ndcg']:.3f}" in row.group(1)
+    assert f'data-field="active">{models["active"]}<' in listed_versions
+    # The run that wrote the active version: its gate, its hold-out NDCG against the baselines.
+    run = msgspec.json.decode((artifact.directory / "run.json").read_bytes())
+    assert run["run_id"] in listed_versions and run["gate"]["reason"] in listed_versions
+    for task in ("new_items", "buy_again"):
+        for ranker, values in run["metrics"][task].items():
+            row = re.search(
+                rf"<td>{task.replace('_', ' ')}</td><th scope=\"row\">{ranker.replace('_', ' ')}</th>"
+                r'<td class="num">([^<]+)</td>',
+                listed_versions,
+            )
+            assert row is not None, (task, ranker)
+            assert row.group(1) == f"{values['ndcg']:.3f}"
 
     themes = app.get("/v1/nps/themes", headers=auth("export")).json()
     comments = app.get("/console/comments").text

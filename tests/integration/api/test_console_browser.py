@@ -19,7 +19,7 @@ import msgspec
 import pytest
 
 from recsvc.store.files import FileStore
-from tests.api_support import ALL_SCOPES_KEY, API_KEYS, KEYS, Artifact
+from tests.api_support import ALL_SCOPES_KEY, API_KEYS, KEYS, Artifact, record_run
 from tests.browser import chromium
 from tests.integration.api.test_api_models import OLDER, renamed
 from tests.serving import Served, serve
@@ -45,6 +45,7 @@ def served(artifact: Artifact, tmp_path_factory: pytest.TempPathFactory) -> Iter
     store = FileStore(root / "store")
     store.publish(renamed(artifact, root, OLDER, 0.01), activate=False)
     store.publish(artifact.directory)
+    record_run(store, artifact)
     env = {
         "RECSVC_STORE": store.url,
         "RECSVC_API_KEYS": msgspec.json.encode(API_KEYS).decode(),
