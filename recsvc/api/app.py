@@ -2,7 +2,7 @@
 catalog, the model holder and the webhook destinations, wired in one place.
 
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
-offers: scope `recommend`), `customers` and `segments` (profiles, segment lists and exports:
+offers: scope `recommend`), `products` (similar products: `recommend`), `customers` and `segments` (profiles, segment lists and exports:
 `export`), `nps` (summaries and comment themes: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
 erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `console` (the
@@ -38,6 +38,7 @@ from recsvc.api.ops.metrics import (
     service_registry,
 )
 from recsvc.api.privacy.controllers import ErasureLogController, PrivacyController
+from recsvc.api.products.controllers import ProductController
 from recsvc.api.segments.controllers import SegmentController
 from recsvc.api.storefront.controllers import OfferController, RecommendationController
 from recsvc.api.versions.controllers import ModelVersionController
@@ -101,6 +102,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             MetricsController,
             RecommendationController,
             OfferController,
+            ProductController,
             CustomerProfileController,
             SegmentController,
             NpsSummaryController,

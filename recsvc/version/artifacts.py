@@ -182,6 +182,25 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         """Each item's price band (index into PRICE_BANDS, -1 unpriced), computed on first use."""
         return price_band_index(self.item_price, self.manifest.price_edges)
 
+    @functools.cached_property
+    def item_unit_vectors(self) -> np.ndarray:
+        """Each item's vector scaled to length 1 (cosine similarity is then a dot product), made
+        on first use (similar products)."""
+        vectors = np.asarray(self.arrays.item_vectors, dtype=np.float32)
+        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+        unit: np.ndarray = vectors / np.maximum(norms, np.float32(1e-12))
+        return unit
+
+    @functools.cached_property
+    def item_has_buyers(self) -> np.ndarray:
+        """Whether anyone in the version's purchase history bought each item, made on first use."""
+        items = np.asarray(self.arrays.purchases.items)
+        counts = np.bincount(items, minlength=self.item_ids.size) if items.size else None
+        if counts is None:
+            return np.zeros(self.item_ids.size, dtype=bool)
+        has: np.ndarray = counts[: self.item_ids.size] > 0
+        return has
+
     def customer_index(self, customer_id: str) -> int | None:
         return find_sorted(self.customer_ids, customer_id)
 

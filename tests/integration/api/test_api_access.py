@@ -65,6 +65,11 @@ def routes(artifact: Artifact) -> list[Route]:
     return [
         Route("GET", f"/v1/customers/{customer}/recommendations", "recommend"),
         Route("GET", f"/v1/customers/{customer}/offers", "recommend"),
+        Route(
+            "GET",
+            f"/v1/products/{artifact.table('products')['product_id'][0]}/similar",
+            "recommend",
+        ),
         Route("GET", f"/v1/customers/{customer}", "export"),
         Route("GET", "/v1/segments", "export"),
         Route("GET", "/v1/segments/detractors/members", "export"),

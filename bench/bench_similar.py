@@ -1,0 +1,150 @@
+"""Similar products against popularity at predicting a customer's next items from their last one.
+
+    uv run python bench/bench_similar.py --data var/demo/data
+    uv run python bench/bench_similar.py --data var/retail/data
+
+How: the last `--holdout-days` of the shop's orders are held out. A real training run
+(`training run`, default settings) is fitted on everything before the cut-off and published into a
+private store under var/bench/similar/. For every customer who bought before and after the cut-off,
+their last product before it asks `GET /v1/products/{id}/similar`'s service for `--k` products; the
+baseline is the strongest popularity list (all-time or last-28-days counts before the cut-off,
+whichever scores better), without the asked product. A hit is any product they bought after the
+cut-off. Printed: hit rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap
+interval over customers. Target (issue 15): at least 1.2x popularity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+ROOT = Path(__file__).resolve().parents[1]
+WORK = ROOT / "var" / "bench" / "similar"
+
+
+def split(data: Path, out: Path, holdout_days: int) -> tuple[dt.datetime, pl.DataFrame]:
+    """The shop's files up to the cut-off in `out`, and the held-out order lines."""
+    orders = pl.read_parquet(data / "orders.parquet")
+    cutoff = orders["ordered_at"].max() - dt.timedelta(days=holdout_days)  # type: ignore[operator]
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for path in data.glob("*.parquet"):
+        frame = pl.read_parquet(path)
+        for column in ("ordered_at", "responded_at"):
+            if column in frame.columns:
+                frame = frame.filter(pl.col(column) < cutoff)
+        frame.write_parquet(out / path.name)
+    return cutoff, orders.filter(pl.col("ordered_at") >= cutoff)  # type: ignore[return-value]
+
+
+def ndcg(ranked: list[str], relevant: set[str], k: int) -> float:
+    gains = sum(1 / np.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
+    ideal = sum(1 / np.log2(i + 2) for i in range(min(len(relevant), k)))
+    return float(gains / ideal) if ideal else 0.0
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
+    parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    args = parser.parse_args()
+
+    from recsvc.service.recommend import Query
+    from recsvc.service.similar import similar_products
+    from recsvc.store.files import FileStore
+    from training.config import load_config
+    from training.run.pipeline import run_pipeline
+
+    work = WORK / args.data.name if args.data.name != "data" else WORK / args.data.parent.name
+    train_dir = work / "train"
+    cutoff, held = split(args.data, train_dir, args.holdout_days)
+    print(f"data {args.data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
+    store_dir = work / "store"
+    shutil.rmtree(store_dir, ignore_errors=True)
+    started = time.perf_counter()
+    record = run_pipeline(
+        train_dir,
+        store=f"file://{store_dir}",
+        config=load_config(),
+        runs_dir=work / "runs",
+        show_progress=False,
+        force=True,
+    )
+    if record.version is None:
+        sys.exit(f"the training run published nothing: {record.error}")
+    print(f"trained {record.version} in {time.perf_counter() - started:.0f} s")
+    model = FileStore(store_dir).open(record.version).loaded
+
+    before = pl.read_parquet(train_dir / "orders.parquet")
+    last = (
+        before.sort("ordered_at", "line_id")
+        .group_by("customer_id")
+        .agg(pl.col("product_id").last().alias("last"))
+    )
+    after = held.group_by("customer_id").agg(pl.col("product_id").unique().alias("next"))
+    pairs = last.join(after, on="customer_id").sort("customer_id")
+    recent_start = cutoff - dt.timedelta(days=28)
+    popular = {
+        "all-time": before["product_id"].value_counts(sort=True)["product_id"].to_list(),
+        "last 28 days": before.filter(pl.col("ordered_at") >= recent_start)["product_id"]
+        .value_counts(sort=True)["product_id"]
+        .to_list(),
+    }
+    k = args.k
+    similar_scores: list[float] = []
+    popular_scores: dict[str, list[float]] = {name: [] for name in popular}
+    hits = {"similar": 0, **{name: 0 for name in popular}}
+    timings = []
+    for seed_item, nexts in pairs.select("last", "next").iter_rows():
+        relevant = set(nexts)
+        begin = time.perf_counter()
+        if model.item_index(seed_item) is None:
+            ranked: list[str] = []
+        else:
+            ranked = [
+                item.product_id for item in similar_products(model, seed_item, Query(limit=k)).items
+            ]
+        timings.append(time.perf_counter() - begin)
+        similar_scores.append(ndcg(ranked, relevant, k))
+        hits["similar"] += bool(relevant & set(ranked))
+        for name, items in popular.items():
+            listed = [item for item in items[: k + 1] if item != seed_item][:k]
+            popular_scores[name].append(ndcg(listed, relevant, k))
+            hits[name] += bool(relevant & set(listed))
+    n = len(similar_scores)
+    if n == 0:
+        sys.exit("no customer bought both before and after the cut-off")
+    best = max(popular_scores, key=lambda name: float(np.mean(popular_scores[name])))
+    ours, theirs = np.asarray(similar_scores), np.asarray(popular_scores[best])
+    rng = np.random.default_rng(args.seed)
+    samples = rng.integers(0, n, size=(1000, n))
+    ratios = ours[samples].mean(axis=1) / np.maximum(theirs[samples].mean(axis=1), 1e-12)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    print(f"{n:,} customers bought before and after the cut-off; k = {k}")
+    print(f"  {'ranker':<26} {'hit rate':>9} {'NDCG':>8}")
+    print(f"  {'similar products':<26} {hits['similar'] / n:>9.3f} {ours.mean():>8.4f}")
+    for name in popular:
+        print(
+            f"  {'popularity, ' + name:<26} {hits[name] / n:>9.3f} "
+            f"{np.mean(popular_scores[name]):>8.4f}"
+        )
+    ratio = ours.mean() / max(theirs.mean(), 1e-12)
+    print(
+        f"similar / popularity ({best}): {ratio:.2f}x, 95% interval {low:.2f}..{high:.2f} "
+        "(target: at least 1.2x)"
+    )
+    print(f"similar products per request (in process): median {np.median(timings) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,1 @@
+"""Product pages: `GET /v1/products/{product_id}/similar`."""
