@@ -10,13 +10,19 @@ from collections.abc import Sequence
 from typing import Annotated, Any
 
 from litestar import Request
-from litestar.params import PathParameter
+from litestar.params import Parameter, PathParameter
 
 from recsvc.domain.contract import ID_RULE, MAX_ID_LENGTH, id_problem
 from recsvc.errors import InvalidRequest, shown
 
 # A customer id in a path, documented (and checked by Litestar) under the id rule's length;
 # `check_id` adds the rest of the rule.
+# The catalogue filters recommendations and similar products take.
+CategoryFilter = Annotated[
+    list[str] | None,
+    Parameter(description="categories to keep, repeated or comma-separated"),
+]
+StockFilter = Annotated[bool | None, Parameter(description="keep only (not) in-stock products")]
 CustomerId = Annotated[
     str,
     PathParameter(

@@ -92,6 +92,9 @@ class Sessions:
             signed_in_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         sid = secrets.token_urlsafe(32)
+        if isinstance(self.backend, FileSessionBackend):
+            # Files of sessions nobody came back to are removed here (Redis expires its keys).
+            await self.backend.delete_expired()
         await self.backend.set(sid, msgspec.json.encode(session), expires_in=self.lifetime)
         return sid, session
 

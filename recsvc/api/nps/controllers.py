@@ -18,6 +18,22 @@ from recsvc.service.runtime import ModelHolder
 from recsvc.version.opened import ActiveModel
 from recsvc.version.responses import NOT_GIVEN
 
+# The answer window both endpoints take (checked by `recsvc.service.nps_window`).
+SinceDay = Annotated[
+    str | None,
+    Parameter(
+        description="first responded day included, YYYY-MM-DD (UTC)",
+        schema_extra={"format": "date"},
+    ),
+]
+UntilDay = Annotated[
+    str | None,
+    Parameter(
+        description="last responded day included, YYYY-MM-DD (UTC)",
+        schema_extra={"format": "date"},
+    ),
+]
+
 
 class NpsSummaryController(Controller):
     path = "/v1/nps"
@@ -47,20 +63,8 @@ class NpsSummaryController(Controller):
                 schema_extra={"enum": list(DIMENSIONS)},
             ),
         ] = None,
-        since: Annotated[
-            str | None,
-            Parameter(
-                description="first responded day included, YYYY-MM-DD (UTC)",
-                schema_extra={"format": "date"},
-            ),
-        ] = None,
-        until: Annotated[
-            str | None,
-            Parameter(
-                description="last responded day included, YYYY-MM-DD (UTC)",
-                schema_extra={"format": "date"},
-            ),
-        ] = None,
+        since: SinceDay = None,
+        until: UntilDay = None,
     ) -> NpsSummary:
         return nps_summary(model, holder, by=by, since=since, until=until)
 
@@ -92,19 +96,7 @@ class NpsSummaryController(Controller):
                 f"version) is this one; `{NOT_GIVEN}`: customers the version does not know",
             ),
         ] = None,
-        since: Annotated[
-            str | None,
-            Parameter(
-                description="first responded day included, YYYY-MM-DD (UTC)",
-                schema_extra={"format": "date"},
-            ),
-        ] = None,
-        until: Annotated[
-            str | None,
-            Parameter(
-                description="last responded day included, YYYY-MM-DD (UTC)",
-                schema_extra={"format": "date"},
-            ),
-        ] = None,
+        since: SinceDay = None,
+        until: UntilDay = None,
     ) -> ThemeSummary:
         return nps_themes(model, holder, segment=segment, since=since, until=until)

@@ -12,7 +12,7 @@ from litestar.params import FromPath, Parameter
 from recsvc.api.auth import SECURITY, RequireScope
 from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
-from recsvc.api.params import check_id, lists
+from recsvc.api.params import CategoryFilter, StockFilter, check_id, lists
 from recsvc.service.recommend import Query
 from recsvc.service.similar import SimilarProducts, similar_products
 from recsvc.version.opened import ActiveModel
@@ -40,13 +40,8 @@ class ProductController(Controller):
         model: Injected[ActiveModel],
         product_id: FromPath[str],
         limit: Annotated[int, Parameter(ge=1, le=100, description="items, 1..100")] = 10,
-        category: Annotated[
-            list[str] | None,
-            Parameter(description="categories to keep, repeated or comma-separated"),
-        ] = None,
-        in_stock: Annotated[
-            bool | None, Parameter(description="keep only (not) in-stock products")
-        ] = None,
+        category: CategoryFilter = None,
+        in_stock: StockFilter = None,
     ) -> SimilarProducts:
         check_id("product_id", product_id)
         query = Query(limit=limit, categories=tuple(category or ()), in_stock=in_stock)

@@ -11,7 +11,7 @@ from litestar.params import Parameter
 from recsvc.api.auth import SECURITY, RequireScope, scopes
 from recsvc.api.dependencies import Injected
 from recsvc.api.errors import KEYED, error_responses
-from recsvc.api.params import CustomerId, check_id, lists
+from recsvc.api.params import CategoryFilter, CustomerId, StockFilter, check_id, lists
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
 from recsvc.service.offers import OfferCatalog
@@ -52,13 +52,8 @@ class RecommendationController(Controller):
                 description="product ids to leave out (e.g. the cart), repeated or comma-separated"
             ),
         ] = None,
-        category: Annotated[
-            list[str] | None,
-            Parameter(description="categories to keep, repeated or comma-separated"),
-        ] = None,
-        in_stock: Annotated[
-            bool | None, Parameter(description="keep only (not) in-stock products")
-        ] = None,
+        category: CategoryFilter = None,
+        in_stock: StockFilter = None,
         country: Annotated[
             str | None,
             Parameter(description="for customers the model does not know: their country"),
