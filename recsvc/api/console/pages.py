@@ -53,7 +53,7 @@ class Overview:
 
 
 def overview(model: ActiveModel, holder: ModelHolder, store: Store) -> Overview:
-    summary = nps_summary(model, holder, by=None, since=None, until=None)
+    # The overall figures come with any grouping: the month grouping's are the overview's.
     months = nps_summary(model, holder, by="month", since=None, until=None)
     touchpoints = nps_summary(model, holder, by="touchpoint", since=None, until=None)
     points = [
@@ -71,7 +71,7 @@ def overview(model: ActiveModel, holder: ModelHolder, store: Store) -> Overview:
         gap = DeliveryGap(pre=pre, post=post, test=two_sample_z(post, pre))
     runs = read_records(store.run_log())
     return Overview(
-        summary=summary,
+        summary=months,
         months=months,
         touchpoints=touchpoints,
         trend_svg=charts.trend_chart(points),

@@ -92,7 +92,7 @@ class Sessions:
             signed_in_at=dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
         )
         sid = secrets.token_urlsafe(32)
-        if isinstance(self.backend, FileSessionBackend):
+        if isinstance(self.backend, FileSessionBackend) and Path(self.backend.path).is_dir():
             # Files of sessions nobody came back to are removed here (Redis expires its keys).
             await self.backend.delete_expired()
         await self.backend.set(sid, msgspec.json.encode(session), expires_in=self.lifetime)

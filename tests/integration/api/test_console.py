@@ -8,18 +8,24 @@ The browser tests (`test_console_browser.py`) take the same paths in headless Ch
 
 from __future__ import annotations
 
+import asyncio
 import csv
+import hashlib
 import io
 import re
+import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import msgspec
 import polars as pl
 import pytest
 from litestar import Litestar
+from litestar.stores.file import FileStore as FileSessionBackend
 from litestar.testing import TestClient
 
 from recsvc.store.base import Store
+from recsvc.store.files import FileStore
 from tests.api_support import (
     ALL_SCOPES_KEY,
     API_KEYS,
@@ -368,3 +374,21 @@ def test_assets_ship_with_the_service(app: TestClient[Litestar], path: str) -> N
     reply = app.get(path)
     assert reply.status_code == 200 and len(reply.content) > 100
     assert "cdn" not in app.get("/console/sign-in").text.lower()
+
+
+def test_a_file_stores_abandoned_sessions_are_removed_at_the_next_sign_in(
+    store: Store, tmp_path: Path
+) -> None:
+    if not isinstance(store, FileStore):
+        pytest.skip("Redis expires its session keys itself")
+    with client_for(store, api_keys=API_KEYS) as app:
+        sign_in(app, KEYS["export"])  # the folder exists from here on
+        folder = Path(store.root) / "console-sessions"
+        backend = FileSessionBackend(folder)
+        asyncio.run(backend.set("abandoned", b"{}", expires_in=1))
+        # Litestar's file store names a key's file by its BLAKE2s digest.
+        abandoned = folder / hashlib.blake2s(b"abandoned").hexdigest()
+        assert abandoned.is_file()
+        time.sleep(1.1)
+        sign_in(app, KEYS["export"])
+        assert not abandoned.exists()  # removed by the sign-in, not by a read
