@@ -13,6 +13,7 @@ import functools
 import hashlib
 import mmap
 import sys
+import threading
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -370,11 +371,20 @@ def _candidates(
     return Candidates(items=items, scores=scores) if items.shape[1] else None  # zero-width: none
 
 
+# numpy parses an .npy header with `ast.literal_eval`, and CPython 3.11's AST constructor is not
+# thread-safe: two threads opening versions at once (a worker's loader and a membership sync, say)
+# can fail with "SystemError: AST constructor recursion depth mismatch" (CPython gh-106905, seen
+# in this project's concurrent-sync test). Opening a file is a header parse and an mmap: a lock
+# costs nothing measurable.
+_NPY_HEADER_LOCK = threading.Lock()
+
+
 def load_array(path: Path, dtype: str, ndim: int = 1, *, prefault: bool = False) -> np.ndarray:
     """An `.npy` file of a version, memory-mapped; ArtifactError naming the file when it is
     unreadable or not `dtype` ("U": any unicode width) with `ndim` dimensions."""
     try:
-        array = np.load(path, mmap_mode="r", allow_pickle=False)
+        with _NPY_HEADER_LOCK:
+            array = np.load(path, mmap_mode="r", allow_pickle=False)
     except (OSError, ValueError) as exc:
         raise ArtifactError(f"{where(path)}: unreadable array: {reason(exc)}") from None
     handle = getattr(array, "_mmap", None)
