@@ -34,6 +34,7 @@ from tests.api_support import (
     Artifact,
     auth,
     client_for,
+    published_store,
     record_run,
     store_for,
 )
@@ -377,11 +378,14 @@ def test_assets_ship_with_the_service(app: TestClient[Litestar], path: str) -> N
 
 
 def test_a_file_stores_abandoned_sessions_are_removed_at_the_next_sign_in(
-    store: Store, tmp_path: Path
+    artifact: Artifact, tmp_path: Path
 ) -> None:
-    if not isinstance(store, FileStore):
-        pytest.skip("Redis expires its session keys itself")
-    with client_for(store, api_keys=API_KEYS) as app:
+    # Redis expires session keys itself; a file store removes the files at sign-in.
+    with (
+        published_store("file", artifact, tmp_path) as store,
+        client_for(store, api_keys=API_KEYS) as app,
+    ):
+        assert isinstance(store, FileStore)
         sign_in(app, KEYS["export"])  # the folder exists from here on
         folder = Path(store.root) / "console-sessions"
         backend = FileSessionBackend(folder)
