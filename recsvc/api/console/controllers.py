@@ -102,7 +102,6 @@ def page(
             "base": CONSOLE_PATH,
             "csrf_field": CSRF_FIELD,
             "serving": current.version if current is not None else None,
-            "path": request.url.path,
             **context,
         },
         status_code=status_code,
@@ -144,8 +143,7 @@ class ConsoleGate:
 
 
 def _error_page(request: Request[Any, Any, Any], status: int, message: str) -> Response[Any]:
-    template = page(request, "error.html.j2", status_code=status, status=status, message=message)
-    return template
+    return page(request, "error.html.j2", status_code=status, status=status, message=message)
 
 
 def console_errors(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
@@ -167,6 +165,24 @@ CONSOLE_ERRORS: dict[int | type[Exception], Any] = {
 }
 
 
+def sign_in_page(
+    request: Request[Any, Any, Any], next_path: str, status: int = 200, message: str | None = None
+) -> Template:
+    """The sign-in form with a fresh double-submit token (in the form and in a cookie)."""
+    token = secrets.token_urlsafe(32)
+    template = page(
+        request,
+        "sign_in.html.j2",
+        status_code=status,
+        token=token,
+        next=next_path,
+        message=message,
+        development=not request.app.state.settings.api_keys,
+    )
+    template.cookies.append(cookie(request, SIGN_IN_COOKIE, token, SIGN_IN_SECONDS))
+    return template
+
+
 class SignInController(Controller):
     path = f"{CONSOLE_PATH}/sign-in"
     include_in_schema = False
@@ -178,16 +194,7 @@ class SignInController(Controller):
         request: Request[Any, Any, Any],
         next_path: Annotated[str | None, QueryParameter(name="next")] = None,
     ) -> Template:
-        token = secrets.token_urlsafe(32)
-        template = page(
-            request,
-            "sign_in.html.j2",
-            token=token,
-            next=_next_target(next_path),
-            development=not request.app.state.settings.api_keys,
-        )
-        template.cookies.append(cookie(request, SIGN_IN_COOKIE, token, SIGN_IN_SECONDS))
-        return template
+        return sign_in_page(request, _next_target(next_path))
 
     @post("/")
     async def sign_in(
@@ -199,14 +206,14 @@ class SignInController(Controller):
         next_path = _next_target(data.get("next"))
         settings = request.app.state.settings
         if not expected or not same_token(expected, data.get(CSRF_FIELD)):
-            return self._again(request, next_path, 403, "The sign-in form expired. Try again.")
+            return sign_in_page(request, next_path, 403, "The sign-in form expired. Try again.")
         key = (data.get("api_key") or "").strip()
         if settings.api_keys:
             scopes = scopes_of(key, settings.api_keys) if key else None
             if scopes is None:
-                return self._again(request, next_path, 401, "Unknown API key.")
+                return sign_in_page(request, next_path, 401, "Unknown API key.")
             if "export" not in scopes:
-                return self._again(
+                return sign_in_page(
                     request,
                     next_path,
                     403,
@@ -222,22 +229,6 @@ class SignInController(Controller):
         response.set_cookie(cookie(request, SESSION_COOKIE, sid, sessions.lifetime))
         response.delete_cookie(SIGN_IN_COOKIE, path=CONSOLE_PATH)
         return response
-
-    def _again(
-        self, request: Request[Any, Any, Any], next_path: str, status: int, message: str
-    ) -> Response[Any]:
-        token = secrets.token_urlsafe(32)
-        template = page(
-            request,
-            "sign_in.html.j2",
-            status_code=status,
-            token=token,
-            next=next_path,
-            message=message,
-            development=not request.app.state.settings.api_keys,
-        )
-        template.cookies.append(cookie(request, SIGN_IN_COOKIE, token, SIGN_IN_SECONDS))
-        return template
 
 
 class ConsoleController(Controller):
@@ -308,9 +299,6 @@ class ConsoleController(Controller):
         )
         info = model.profiles.segment(name)
         listing = member_page(model.profiles, name, holder.masked_rows(model), query)
-        versions = [
-            v.version for v in reversed(store.list_versions()) if v.version != model.version
-        ]
         return page(
             request,
             "segment.html.j2",
@@ -318,7 +306,7 @@ class ConsoleController(Controller):
             info=info,
             listing=listing,
             page_sizes=PAGE_SIZES,
-            versions=versions,
+            versions=pages.other_versions(store, model),
             model=model,
         )
 

@@ -108,7 +108,6 @@ class SegmentsPage:
     customers: int
     rows: list[SegmentRow]
     previous: str | None  # the version the changes are counted from
-    versions: list[str]  # stored versions other than the active one, newest first (exports)
     bars_svg: str
 
 
@@ -132,17 +131,21 @@ def segments_page(model: ActiveModel, holder: ModelHolder, store: Store) -> Segm
         )
         for info in listing.segments
     ]
-    versions = [v.version for v in reversed(store.list_versions()) if v.version != model.version]
     return SegmentsPage(
         customers=listing.customers,
         rows=rows,
         previous=previous,
-        versions=versions,
         bars_svg=charts.nps_bars(
             [charts.BarRow(info.name, info.nps) for info in listing.segments],
             "NPS by segment",
         ),
     )
+
+
+def other_versions(store: Store, model: ActiveModel) -> list[str]:
+    """The stored versions but the active one, newest first: what "only changes since version"
+    offers."""
+    return [v.version for v in reversed(store.list_versions()) if v.version != model.version]
 
 
 # --- customer inspector: GET /v1/customers/{id}, .../recommendations, .../offers; the answers ---
