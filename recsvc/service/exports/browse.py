@@ -92,6 +92,12 @@ def _sort_key(value: Any) -> tuple[int, Any]:
     return (1, str(value))
 
 
+def _rows(profiles: Profiles, indices: np.ndarray) -> list[tuple[Any, ...]]:
+    """These members' export columns, as tuples in `COLUMNS` order."""
+    decoded = profiles.rows(indices, row_type(COLUMNS), COLUMNS)
+    return [tuple(getattr(r, f"f{i}") for i in range(len(COLUMNS))) for r in decoded]
+
+
 def member_page(
     profiles: Profiles, segment: str, masked: np.ndarray, query: MemberQuery
 ) -> MemberPage:
@@ -108,8 +114,7 @@ def member_page(
     if needs_all:
         # Filtering by a column or sorting by one reads every matching member's row (the narrow
         # export records: tens of bytes each), then pages.
-        decoded = profiles.rows(indices, row_type(COLUMNS), COLUMNS)
-        rows = [tuple(getattr(r, f"f{i}") for i in range(len(COLUMNS))) for r in decoded]
+        rows = _rows(profiles, indices)
         if query.nps_category:
             wanted = None if query.nps_category == "none" else query.nps_category
             rows = [r for r in rows if r[category_at] == wanted]
@@ -132,8 +137,7 @@ def member_page(
         rows = rows[start : start + query.per_page]
     else:
         chosen = np.ascontiguousarray(indices[start : start + query.per_page])
-        decoded = profiles.rows(chosen, row_type(COLUMNS), COLUMNS)
-        rows = [tuple(getattr(r, f"f{i}") for i in range(len(COLUMNS))) for r in decoded]
+        rows = _rows(profiles, chosen)
     return MemberPage(
         columns=COLUMNS,
         rows=rows,
