@@ -34,9 +34,9 @@ from recsvc.api.ops.health import HealthController
 from recsvc.api.ops.metrics import (
     MetricsController,
     mark_worker_dead,
-    prometheus_config,
     service_registry,
 )
+from recsvc.api.ops.request_metrics import TALLY, RequestMetricsMiddleware
 from recsvc.api.privacy.controllers import ErasureLogController, PrivacyController
 from recsvc.api.products.controllers import ProductController
 from recsvc.api.segments.controllers import SegmentController
@@ -84,14 +84,19 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
+        active_store.follow_live()
         await asyncio.to_thread(services.holder.refresh)
-        watcher = asyncio.create_task(services.holder.watch(settings.reload_seconds))
+        tasks = [
+            asyncio.create_task(services.holder.watch(settings.reload_seconds)),
+            asyncio.create_task(TALLY.run()),
+        ]
         try:
             yield
         finally:
-            watcher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await watcher
+            for task in tasks:
+                task.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await task
             await sessions.close()
             active_store.close()
             mark_worker_dead()
@@ -119,7 +124,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         dependencies=dependencies(
             services, service_registry(services.holder, services.webhooks, active_store)
         ),
-        middleware=[prometheus_config().middleware],
+        middleware=[RequestMetricsMiddleware],
         exception_handlers=EXCEPTION_HANDLERS,  # type: ignore[arg-type]
         lifespan=[lifespan],
         request_max_body_size=settings.max_body_bytes,
@@ -134,12 +139,14 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             render_plugins=[docs_page()],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]
         ),
-        # Read by the API-key hook (it runs before dependencies are resolved) and the error
-        # handlers (a store outage marks the worker degraded): nothing else looks services up here.
+        # Read by the API-key hook (it runs before dependencies are resolved), the error
+        # handlers (a store outage marks the worker degraded), the console and the storefront's
+        # routes (`recsvc.api.dependencies.storefront_model`): nothing else looks services up here.
         state=State(
             {
                 "settings": settings,
                 "holder": services.holder,
+                "catalog": services.catalog,
                 "console_sessions": sessions,
             }
         ),

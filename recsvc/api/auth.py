@@ -40,10 +40,15 @@ SECURITY: list[dict[str, list[str]]] = [{"bearer": []}, {"api_key": []}]
 
 
 def presented_key(connection: ASGIConnection) -> str | None:
-    header = connection.headers.get("authorization", "")
+    return key_in(connection.headers.get("authorization"), connection.headers.get("x-api-key"))
+
+
+def key_in(authorization: str | None, api_key: str | None) -> str | None:
+    """The key a request presents: `Authorization: Bearer KEY`, else `X-API-Key: KEY`."""
+    header = authorization or ""
     if header[:7].lower() == "bearer ":
         return header[7:].strip() or None
-    return connection.headers.get("x-api-key") or None
+    return api_key or None
 
 
 def _digest(key: str) -> bytes:

@@ -32,6 +32,10 @@ CustomerId = Annotated[
     ),
 ]
 
+# Paging: items per page and items skipped (the storefront's handlers and its fast lane).
+LIMIT_RANGE = (1, 100)
+OFFSET_RANGE = (0, 10_000)
+
 # A route handler's `opt` key naming its list-valued query parameters.
 LIST_PARAMETERS = "list_parameters"
 MAX_LIST_ITEMS = 200

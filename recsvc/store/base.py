@@ -197,6 +197,12 @@ class Store(Protocol):
     @property
     def orders(self) -> LiveLog[LiveOrderLine]: ...
 
+    def follow_live(self) -> None:
+        """Serve `live_of` from this process's memory, kept current as records arrive on any
+        worker or machine (the service's workers call it at start; a change is visible within
+        milliseconds, the writer's own worker at once)."""
+        ...
+
     def live_of(self, customer_id: str) -> LiveActivity:
         """A customer's live answers and order lines, oldest first, and when they were last
         erased: what a request reads (one round trip on Redis)."""

@@ -16,6 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
+import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -27,6 +28,7 @@ from recsvc.domain.privacy import Erasure, Suppression
 from recsvc.domain.times import utc
 from recsvc.errors import StoreUnavailable
 from recsvc.store.durable import append_lines
+from recsvc.store.redis_changes import LiveChanges
 from recsvc.store.redis_live import as_bytes, as_text
 
 ERASURE_LOG = Path("privacy") / "erasures.ndjson"
@@ -54,6 +56,8 @@ class FileErasureLog:
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] = (-1, -1, -1)
         self._suppression = Suppression()
+        self.recheck_seconds = 0.0  # as `FileLiveLog.recheck_seconds`
+        self._fresh_until = 0.0
 
     def append(self, entry: Erasure) -> None:
         try:
@@ -61,6 +65,7 @@ class FileErasureLog:
             append_lines(self.path, _encoder.encode(entry) + b"\n")
         except OSError as exc:
             raise StoreUnavailable(f"cannot write the erasure log {self.path}: {exc}") from exc
+        self._fresh_until = 0.0  # this process sees its own erasure at once
 
     def entries(self) -> list[Erasure]:
         try:
@@ -71,8 +76,12 @@ class FileErasureLog:
             raise StoreUnavailable(f"cannot read the erasure log {self.path}: {exc}") from exc
 
     def suppression(self) -> Suppression:
-        # Every storefront request asks (through `live_of`): one stat, no lock, when nothing
-        # changed; the lock only guards a re-read.
+        # Every storefront request asks (through `live_of`): one stat (at most every
+        # `recheck_seconds`), no lock, when nothing changed; the lock only guards a re-read.
+        now = time.monotonic()
+        if now < self._fresh_until:
+            return self._suppression
+        self._fresh_until = now + self.recheck_seconds
         try:
             stat = os.stat(self._path)
         except FileNotFoundError:
@@ -95,9 +104,11 @@ class RedisErasureLog:
         client: redis.Redis,
         prefix: str,
         reachable: Callable[[str], AbstractContextManager[None]],
+        changes: LiveChanges,
     ) -> None:
         self._client = client
         self._reachable = reachable
+        self._changes = changes
         self.log_key = f"{prefix}:{{privacy}}:log"
         self.latest_key = f"{prefix}:{{privacy}}:latest"
         self.revision_key = f"{prefix}:{{privacy}}:revision"
@@ -113,6 +124,7 @@ class RedisErasureLog:
                 pipe.hset(self.latest_key, entry.customer_hash, entry.erased_at.isoformat())
             pipe.incr(self.revision_key)
             pipe.execute()
+            self._changes.announce(erasures=True)
 
     def entries(self) -> list[Erasure]:
         with self._reachable("reading the erasure log"):

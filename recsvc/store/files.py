@@ -79,6 +79,8 @@ LIVE_RESPONSES = Path("live") / "nps_responses.ndjson"
 LIVE_ARCHIVE = Path("live") / "archive.ndjson"
 LIVE_ORDERS = Path("live") / "orders.ndjson"
 LIVE_ORDERS_ARCHIVE = Path("live") / "orders_archive.ndjson"
+# How stale a serving worker's view of other processes' live records may be (`follow_live`).
+LIVE_RECHECK_SECONDS = 0.005
 
 log = logging.getLogger("recsvc.store")
 
@@ -110,6 +112,13 @@ class FileStore:
     @property
     def memberships(self) -> FileMembershipJournal:
         return self._memberships
+
+    def follow_live(self) -> None:
+        """A request's read looks at the live files and the erasure log (a stat each, reading only
+        what was appended) at most every LIVE_RECHECK_SECONDS; this process's own writes show at
+        once."""
+        for log_ in (self.answers, self.orders, self._erasures):
+            log_.recheck_seconds = LIVE_RECHECK_SECONDS
 
     def live_of(self, customer_id: str) -> LiveActivity:
         return LiveActivity(

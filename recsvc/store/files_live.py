@@ -7,6 +7,7 @@ import datetime as dt
 import logging
 import os
 import threading
+import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic
@@ -94,6 +95,10 @@ class FileLiveLog(Generic[R]):
         self._lock = threading.Lock()  # guards the index and serialises this process's writers
         self._live: _LiveIndex[R] = _LiveIndex()
         self._live_dir_synced = False
+        # `of_customer` looks at the file at most this often (`FileStore.follow_live`): writers
+        # in this process update the index themselves, others' records show within this time.
+        self.recheck_seconds = 0.0
+        self._fresh_until = 0.0
 
     def add(self, records: list[R]) -> list[bool]:
         """Store records durably before returning; idempotent by key. Per record: True if it was
@@ -185,7 +190,10 @@ class FileLiveLog(Generic[R]):
     def of_customer(self, customer_id: str) -> list[R]:
         """A customer's live records, oldest first."""
         with self._lock:
-            self._refresh_or_unavailable()
+            now = time.monotonic()
+            if now >= self._fresh_until:
+                self._refresh_or_unavailable()
+                self._fresh_until = now + self.recheck_seconds
             return list(self._live.by_customer.get(customer_id, ()))
 
     def iter_live(self) -> Iterator[R]:

@@ -13,6 +13,8 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:model:{v:<version>}:file:<name>:<i>  chunk i (8 MiB) of one artifact file
     {prefix}:{c:<customer_id>}:nps                list: the customer's live responses, oldest first
     {prefix}:{c:<customer_id>}:nps_ids            set: their response ids (idempotency)
+    {prefix}:live:changes                         pub/sub channel: customers whose live records
+                                                  changed, erasures (`recsvc.store.redis_mirror`)
     {prefix}:live:customers                       set: customers with live responses
     {prefix}:live:stream                          stream: live responses in arrival order
     {prefix}:{live}:archive                       list: the archive's part keys, oldest first
@@ -113,7 +115,9 @@ from recsvc.store.locks import (
 )
 from recsvc.store.memberships import RedisMembershipJournal
 from recsvc.store.outbox import RedisOutbox
+from recsvc.store.redis_changes import LiveChanges
 from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
+from recsvc.store.redis_mirror import RedisLiveMirror
 from recsvc.store.runs import RedisRunLog, RunLog
 from recsvc.version.artifacts import (
     MANIFEST,
@@ -228,6 +232,8 @@ class RedisStore:
             raise ConfigError(f"store URL {self.url!r}: {exc}") from None
         scripts = LiveScripts(self._client)
         p = self.prefix
+        self._changes = LiveChanges(self._client, f"{p}:live:changes")
+        self._mirror: RedisLiveMirror | None = None
         self.answers: RedisLiveLog[LiveResponse] = RedisLiveLog(
             ANSWERS,
             self._client,
@@ -241,8 +247,9 @@ class RedisStore:
             ),
             scripts,
             self._reachable,
+            self._changes,
         )
-        self._erasures = RedisErasureLog(self._client, p, self._reachable)
+        self._erasures = RedisErasureLog(self._client, p, self._reachable, self._changes)
         self._memberships = RedisMembershipJournal(
             self._client,
             p,
@@ -265,6 +272,7 @@ class RedisStore:
             ),
             scripts,
             self._reachable,
+            self._changes,
         )
 
     @property
@@ -275,9 +283,30 @@ class RedisStore:
     def memberships(self) -> RedisMembershipJournal:
         return self._memberships
 
+    def follow_live(self) -> None:
+        """Keep every customer's live records in memory (`recsvc.store.redis_mirror`): from the
+        moment it is in sync, `live_of` reads no Redis."""
+        if self._mirror is not None:
+            return
+        self._mirror = RedisLiveMirror(
+            self._client,
+            self._changes.channel,
+            self.answers,
+            self.orders,
+            self._erasures.suppression,
+        )
+        self._changes.mirror = self._mirror
+        self._mirror.start()
+
+    @property
+    def live_mirror(self) -> RedisLiveMirror | None:
+        return self._mirror
+
     def live_of(self, customer_id: str) -> LiveActivity:
-        """The customer's live answers and order lines and when they were erased, in one round
-        trip."""
+        """The customer's live answers and order lines and when they were erased: from the mirror
+        when following and in sync, otherwise in one round trip."""
+        if self._mirror is not None and (held := self._mirror.live_of(customer_id)) is not None:
+            return held
         with self._reachable("reading live records"):
             pipe = self._client.pipeline(transaction=False)
             pipe.lrange(self.answers.keys.of_customer(customer_id)[0], 0, -1)
@@ -607,4 +636,8 @@ class RedisStore:
             self._client.ping()
 
     def close(self) -> None:
+        if self._mirror is not None:
+            self._changes.mirror = None
+            self._mirror.stop()
+            self._mirror = None
         self._client.close()

@@ -17,6 +17,7 @@ import msgspec
 import redis
 
 from recsvc.domain.live import LiveKind, R, customer_mention, erased_records
+from recsvc.store.redis_changes import LiveChanges
 
 log = logging.getLogger("recsvc.store")
 
@@ -95,10 +96,12 @@ class RedisLiveLog(Generic[R]):
         keys: LiveKeys,
         scripts: LiveScripts,
         reachable: Callable[[str], AbstractContextManager[None]],
+        changes: LiveChanges,
     ) -> None:
         self.kind: LiveKind[R] = kind
         self.keys = keys
         self._client = client
+        self._changes = changes
         self._scripts = scripts
         self._reachable = reachable
         self.decoder: msgspec.json.Decoder[R] = msgspec.json.Decoder(kind.type)
@@ -121,6 +124,9 @@ class RedisLiveLog(Generic[R]):
             for data in encoded:
                 pipe.xadd(self.keys.stream, {self.keys.field: data})
             results = pipe.execute()
+            # Every customer of the request, repeats too: a retry after a failed announcement
+            # announces again.
+            self._changes.announce(record.customer_id for record in records)
         return [bool(added) for added in results[: len(records)]]
 
     def of_customer(self, customer_id: str) -> list[R]:
@@ -253,6 +259,7 @@ class RedisLiveLog(Generic[R]):
                     else:
                         pipe.llen(keys[0])
                 emptied = [c for c, left in zip(batch, pipe.execute(), strict=True) if not left]
+                self._changes.announce(customer for customer in batch if customer in listed)
                 if not emptied:
                     continue
                 self._client.srem(self.keys.customers, *emptied)
@@ -294,6 +301,7 @@ class RedisLiveLog(Generic[R]):
                 left = self._scripts.remove(keys=keys, args=pairs)
             if not left:
                 self._client.srem(self.keys.customers, customer_id)
+            self._changes.announce([customer_id])
         self._remove_from_stream(stream_ids)
         return len(removed)
 

@@ -1,9 +1,10 @@
 """`GET /metrics`: Prometheus text from Litestar's Prometheus plugin plus the service's own metrics.
 
-Request metrics come from the plugin's middleware (`litestar.plugins.prometheus`), labelled by
-route template (`/v1/customers/{customer_id}/recommendations`, never a customer id), method and
-status: `recsvc_requests_total`, `recsvc_request_duration_seconds` (histogram),
-`recsvc_requests_in_progress`, `recsvc_requests_error_total` (5xx). The service's own, read from
+Request metrics come from `recsvc.api.ops.request_metrics` (tallied per worker, folded into
+prometheus_client once a second and at each scrape), labelled by route template
+(`/v1/customers/{customer_id}/recommendations`, never a customer id), method and status:
+`recsvc_requests_total`, `recsvc_request_duration_seconds` (histogram),
+`recsvc_requests_error_total` (5xx), and `recsvc_requests_in_progress` (sampled at each flush). The service's own, read from
 the worker's state at scrape time:
 
 - `recsvc_model_info{version}`: the version this worker serves (absent before the first load);
@@ -11,6 +12,8 @@ the worker's state at scrape time:
 - `recsvc_store_degraded`: 1 while the store cannot be reached (reads answer from memory);
 - `recsvc_active_version_broken`: 1 while the active version does not open (this worker serves the
   version it had, or the newest stored one that opens);
+- `recsvc_fast_lane_answers_total{path}`: storefront requests answered by the fast lane
+  (`recsvc.api.storefront.fast_lane`), the rest went through the route's handler;
 - `recsvc_store_errors_total`: failed store calls; `recsvc_model_reloads_total`: versions loaded;
   `recsvc_model_load_failures_total`: active versions that failed to load;
 - per webhook destination (`{destination}`), read from the store's outbox, so every worker shows
@@ -32,7 +35,7 @@ import os
 from collections.abc import Callable, Iterator
 
 from litestar import Response, get
-from litestar.plugins.prometheus import PrometheusConfig, PrometheusController
+from litestar.plugins.prometheus import PrometheusController
 from prometheus_client import CONTENT_TYPE_LATEST, REGISTRY, CollectorRegistry, generate_latest
 from prometheus_client import multiprocess as prometheus_multiprocess
 from prometheus_client.core import (
@@ -44,6 +47,8 @@ from prometheus_client.core import (
 from prometheus_client.registry import Collector
 
 from recsvc.api.dependencies import Injected
+from recsvc.api.ops.request_metrics import METRICS_PATH, PREFIX, TALLY
+from recsvc.api.storefront.fast_lane import ANSWERED as FAST_LANE_ANSWERED
 from recsvc.domain import times
 from recsvc.errors import StoreUnavailable
 from recsvc.service.runtime import ModelHolder
@@ -51,18 +56,7 @@ from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.service.webhooks.status import DestinationStatus, destination_status
 from recsvc.store.base import Store
 
-METRICS_PATH = "/metrics"
-PREFIX = "recsvc"
 MULTIPROCESS_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"
-
-
-def prometheus_config() -> PrometheusConfig:
-    return PrometheusConfig(
-        app_name=PREFIX,
-        prefix=PREFIX,
-        group_path=True,  # label by route template: bounded cardinality, no ids in metrics
-        exclude=[f"^{METRICS_PATH}"],
-    )
 
 
 def multiprocess_dir() -> str | None:
@@ -119,6 +113,14 @@ class ServiceCollector(Collector):
             "Active versions this worker failed to load (it kept serving the previous one)",
             value=holder.load_failures,
         )
+        lane = CounterMetricFamily(
+            f"{PREFIX}_fast_lane_answers",
+            "Storefront requests this worker answered on the fast lane (the rest: the handler)",
+            labels=["path"],
+        )
+        for path, count in sorted(FAST_LANE_ANSWERED.items()):
+            lane.add_metric([path], count)
+        yield lane
         yield from self._webhooks()
 
     def _webhooks(self) -> Iterator[Metric]:
@@ -203,6 +205,7 @@ class MetricsController(PrometheusController):
         media_type=CONTENT_TYPE_LATEST,
     )
     async def get(self, metrics_registry: Injected[CollectorRegistry]) -> Response[bytes]:
+        TALLY.flush()  # this worker's requests up to now; the others' within a second
         registry: CollectorRegistry = REGISTRY
         if multiprocess_dir():
             registry = CollectorRegistry()

@@ -1,22 +1,32 @@
 """`GET /v1/customers/{customer_id}/recommendations` and `.../offers`: what the storefront shows
-one customer. A customer the model does not know is not an error: they get a cold start."""
+one customer. A customer the model does not know is not an error: they get a cold start.
+
+Most requests are answered by the routes' fast lane (`recsvc.api.storefront.fast_lane`) before
+these handlers run; the handlers answer the rest and define the rules (and the OpenAPI spec)."""
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
 from litestar import Controller, Request, get
+from litestar.middleware import DefineMiddleware
 from litestar.params import Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope, scopes
-from recsvc.api.dependencies import Injected
+from recsvc.api.dependencies import storefront_model
 from recsvc.api.errors import KEYED, error_responses
-from recsvc.api.params import CategoryFilter, CustomerId, StockFilter, check_id, lists
+from recsvc.api.params import (
+    LIMIT_RANGE,
+    OFFSET_RANGE,
+    CategoryFilter,
+    CustomerId,
+    StockFilter,
+    check_id,
+    lists,
+)
+from recsvc.api.storefront.fast_lane import OFFERS, RECOMMENDATIONS, FastLane
 from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
-from recsvc.service.offers import OfferCatalog
-from recsvc.service.runtime import ModelHolder
-from recsvc.version.opened import ActiveModel
 
 
 class RecommendationController(Controller):
@@ -32,16 +42,23 @@ class RecommendationController(Controller):
         description="`segment` and `known_customer` are given to keys with the `export` scope only.",
         sync_to_thread=False,
         opt=lists("exclude", "category"),
+        middleware=[DefineMiddleware(FastLane, route=RECOMMENDATIONS)],
     )
     def recommendations(
         self,
         request: Request[Any, Any, Any],
-        holder: Injected[ModelHolder],
-        model: Injected[ActiveModel],
         customer_id: CustomerId,
-        limit: Annotated[int, Parameter(ge=1, le=100, description="items per page, 1..100")] = 10,
+        limit: Annotated[
+            int,
+            Parameter(ge=LIMIT_RANGE[0], le=LIMIT_RANGE[1], description="items per page, 1..100"),
+        ] = 10,
         offset: Annotated[
-            int, Parameter(ge=0, le=10_000, description="items to skip (paging), 0..10000")
+            int,
+            Parameter(
+                ge=OFFSET_RANGE[0],
+                le=OFFSET_RANGE[1],
+                description="items to skip (paging), 0..10000",
+            ),
         ] = 0,
         exclude_purchased: Annotated[
             bool, Parameter(description="leave out products the customer already bought")
@@ -64,6 +81,7 @@ class RecommendationController(Controller):
         ] = None,
     ) -> RecommendationResponse:
         check_id("customer_id", customer_id)
+        holder, model = storefront_model(request)
         return recommendations_for(
             model,
             customer_id,
@@ -92,20 +110,15 @@ class OfferController(Controller):
         description="The customer's `segment`, `nps_category` and `complaint_theme`, and the "
         "segment that earned each offer, are given to keys with the `export` scope only.",
         sync_to_thread=False,
+        middleware=[DefineMiddleware(FastLane, route=OFFERS)],
     )
-    def offers(
-        self,
-        request: Request[Any, Any, Any],
-        holder: Injected[ModelHolder],
-        model: Injected[ActiveModel],
-        catalog: Injected[OfferCatalog],
-        customer_id: CustomerId,
-    ) -> OffersResponse:
+    def offers(self, request: Request[Any, Any, Any], customer_id: CustomerId) -> OffersResponse:
         check_id("customer_id", customer_id)
+        holder, model = storefront_model(request)
         return offers_for(
             model,
             customer_id,
             holder.live(customer_id),
-            catalog,
+            request.app.state.catalog,
             sees_answers="export" in scopes(request),
         )
