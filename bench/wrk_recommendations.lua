@@ -3,7 +3,8 @@
 -- Arguments after `--`: a path template with one %08d for the customer number (default: the
 -- recommendations endpoint), the number of customers, a pause in milliseconds each connection
 -- waits after a response before its next request (default none: as fast as the server answers),
--- and the first customer number (default 1: customers first..first+customers-1).
+-- the first customer number (default 1: customers first..first+customers-1), and a value for an
+-- Authorization header (e.g. "Bearer KEY"; default none).
 -- At the end one line `WRKJSON {...}` carries the numbers (latency in µs, pauses not included).
 
 local template = "/v1/customers/C%08d/recommendations"
@@ -24,6 +25,9 @@ function init(args)
   end
   if args[4] ~= nil then
     first = tonumber(args[4])
+  end
+  if args[5] ~= nil and args[5] ~= "" then
+    wrk.headers["Authorization"] = args[5]
   end
   math.randomseed(os.time() + math.floor(os.clock() * 1000000))
 end
