@@ -78,8 +78,9 @@ WORK = ROOT / "var" / "bench" / "service"
 DEFAULT_ARTIFACT = ROOT / "var" / "bench" / "publish" / "artifact-1000000"
 LUA = BENCH / "wrk_recommendations.lua"
 RECS_PATH = "/v1/customers/C%08d/recommendations"
-KEY = "bench-key-0123456789abcdef"
-API_KEYS = json.dumps({KEY: ["recommend", "export", "ingest"]})
+KEY = "bench-storefront-key-0123456789"  # what a storefront holds: `recommend` only
+OPERATOR_KEY = "bench-operator-key-0123456789"  # posts answers, reads the NPS category
+API_KEYS = json.dumps({KEY: ["recommend"], OPERATOR_KEY: ["recommend", "export", "ingest"]})
 PINNED: dict[str, list[str]] = {"server": [], "client": []}
 
 
@@ -226,7 +227,7 @@ def in_process_paths(artifact: Path, samples: int = 3000) -> None:
 
 async def _propagation(replicas: list[int], customers: list[str], per_replica: int) -> list[float]:
     """Per trial, seconds from the 202 until every polling connection serves the answer."""
-    headers = {"Authorization": f"Bearer {KEY}"}
+    headers = {"Authorization": f"Bearer {OPERATOR_KEY}"}
     pollers = [
         httpx.AsyncClient(
             base_url=f"http://127.0.0.1:{port}",
