@@ -1,6 +1,7 @@
 """The store contract, run against both stores: the embedded FileStore and the RedisStore on a real
-Redis. Versions publish atomically, roll back and prune; live NPS intake is idempotent, durable and
-visible to every worker; a Redis that goes away is a fast StoreUnavailable and comes back by itself."""
+Redis (one server, and a private three-master cluster). Versions publish atomically, roll back and
+prune; live NPS intake is idempotent, durable and visible to every worker; a Redis that goes away
+is a fast StoreUnavailable and comes back by itself."""
 
 from __future__ import annotations
 
@@ -35,7 +36,8 @@ from recsvc.store import (
     open_store,
 )
 from recsvc.version.artifacts import read_manifest
-from tests.api_support import delete_prefix
+from tests.api_support import STORE_KINDS_AND_CLUSTER, delete_prefix
+from tests.redis_cluster import LocalCluster
 from tests.redis_server import RedisServer
 
 ROOT = Path(__file__).resolve().parents[3]
@@ -98,11 +100,22 @@ def redis_backend(redis_url: str, tmp_path: Path) -> Iterator[Backend]:
     delete_prefix(redis_url, prefix)
 
 
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture
+def cluster_backend(redis_cluster: LocalCluster, tmp_path: Path) -> Iterator[Backend]:
+    """The session's private Redis Cluster, under a prefix of this test's own."""
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    url = with_query(redis_cluster.url, prefix=prefix)
+    yield Backend("redis", url, cache_dir=tmp_path / "cache")
+    delete_prefix(redis_cluster.url, prefix)
+
+
+@pytest.fixture(params=STORE_KINDS_AND_CLUSTER)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each store: the file store, Redis on one server, Redis on a cluster."""
     if request.param == "file":
         return Backend("file", f"file://{tmp_path / 'store'}")
-    backend: Backend = request.getfixturevalue("redis_backend")
+    name = "cluster_backend" if request.param == "redis-cluster" else "redis_backend"
+    backend: Backend = request.getfixturevalue(name)
     return backend
 
 
