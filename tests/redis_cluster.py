@@ -16,6 +16,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import redis
+from redis.crc import key_slot
 
 from tests.redis_server import RedisServer
 from tests.serving import free_port
@@ -54,8 +55,6 @@ class LocalCluster:
             options = (
                 *("--cluster-enabled", "yes"),
                 *("--cluster-config-file", str(directory / f"nodes-{port}.conf")),
-                # A test stops a node on purpose; the others must notice quickly.
-                *("--cluster-node-timeout", "2000"),
             )
             self.nodes.append(RedisServer(directory, port=port, options=options))
 
@@ -64,34 +63,47 @@ class LocalCluster:
         """The store URL of this cluster (every node a startup node)."""
         return "redis+cluster://" + ",".join(f"127.0.0.1:{node.port}" for node in self.nodes)
 
+    def _slots(self, index: int) -> range:
+        share = SLOTS // len(self.nodes)
+        return range(index * share, SLOTS if index == len(self.nodes) - 1 else (index + 1) * share)
+
+    def node_of(self, key: str) -> RedisServer:
+        """The node serving the key's slot (the slots stay where `start` put them)."""
+        slot = key_slot(key.encode())
+        return next(node for i, node in enumerate(self.nodes) if slot in self._slots(i))
+
     def start(self, timeout: float = 30) -> None:
         for node in self.nodes:
             node.start()
         clients = [redis.Redis(port=node.port) for node in self.nodes]
         try:
-            share = SLOTS // len(clients)
             for index, client in enumerate(clients):
-                last = SLOTS if index == len(clients) - 1 else (index + 1) * share
-                client.execute_command("CLUSTER ADDSLOTS", *range(index * share, last))
+                client.execute_command("CLUSTER ADDSLOTS", *self._slots(index))
                 # Distinct epochs, as redis-cli gives them, so no node wins a slot by a tie-break.
                 client.execute_command("CLUSTER SET-CONFIG-EPOCH", index + 1)
             for node in self.nodes[1:]:
                 clients[0].execute_command("CLUSTER MEET", "127.0.0.1", node.port)
-            self._wait_until_ok(clients, timeout)
         finally:
             for client in clients:
                 client.close()
+        self.wait_until_ok(timeout)
 
-    def _wait_until_ok(self, clients: list[redis.Redis], timeout: float) -> None:
-        """Until every node knows every other and sees all slots served (`cluster_state:ok`)."""
+    def wait_until_ok(self, timeout: float = 30) -> None:
+        """Until every node knows every other and sees all slots served (`cluster_state:ok`):
+        after `start`, or after a test stopped a node and started it again."""
+        clients = [redis.Redis(port=node.port, socket_timeout=1) for node in self.nodes]
         deadline = time.monotonic() + timeout
-        while True:
-            infos = [client.execute_command("CLUSTER INFO") for client in clients]
-            if all(_ok(info, len(clients)) for info in infos):
-                return
-            if time.monotonic() > deadline:
-                raise TimeoutError(f"the test cluster did not come up: {infos}")
-            time.sleep(0.05)
+        try:
+            while True:
+                infos = [client.execute_command("CLUSTER INFO") for client in clients]
+                if all(_ok(info, len(clients)) for info in infos):
+                    return
+                if time.monotonic() > deadline:
+                    raise TimeoutError(f"the test cluster is not ok: {infos}")
+                time.sleep(0.05)
+        finally:
+            for client in clients:
+                client.close()
 
     def stop(self) -> None:
         for node in self.nodes:

@@ -127,11 +127,14 @@ class RedisUrl:
     def connect(self) -> redis.Redis:
         """The client: it connects on first use, so opening a store never waits for Redis.
 
-        URL parameters (e.g. ?socket_timeout=5) override the timeouts here. One retry without
-        delay replaces a pooled connection a Redis restart has cut (on a cluster it also fetches
-        the slot map again, after a failover); a Redis that is really gone fails within about
-        the connect timeout."""
-        retry = Retry(NoBackoff(), 1)
+        URL parameters (e.g. ?socket_timeout=5) override the timeouts here. One server: one
+        retry without delay on a broken connection replaces a pooled connection a Redis restart
+        has cut; a Redis that is really gone fails within about the connect timeout. A cluster:
+        no retry. The cluster client's retries also cover timeouts and CLUSTERDOWN, each with a
+        fresh slot map (and a 0.25 s pause after CLUSTERDOWN), so a hung node would cost two
+        socket timeouts per call rather than one. Without them, a failover still costs at most
+        one failed call: the client fetches the slot map again before it raises. (A connection
+        a node's restart has cut is replaced when it leaves the pool, as with one server.)"""
         if not self.cluster:
             try:
                 return redis.Redis.from_url(
@@ -146,11 +149,11 @@ class RedisUrl:
         def cluster() -> RedisCluster:
             return RedisCluster(
                 url=self.client_url,
-                # The URL's host is the first; the rest follow, tried in turn if it is down.
+                # The URL names the first startup node; any one that answers gives the slot map.
                 startup_nodes=[ClusterNode(host, port) for host, port in self.startup_nodes[1:]],
                 socket_timeout=SOCKET_TIMEOUT_SECONDS,
                 socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                retry=retry,
+                retry=Retry(NoBackoff(), 0),
             )
 
         # Typed as the one-server client: the cluster client has the same commands. What differs

@@ -39,6 +39,7 @@ from recsvc.version.artifacts import read_manifest
 from tests.api_support import STORE_KINDS_AND_CLUSTER, delete_prefix
 from tests.redis_cluster import LocalCluster
 from tests.redis_server import RedisServer
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -593,12 +594,54 @@ def test_open_store_reads_the_prefix_and_cache_dir_from_a_redis_url(tmp_path: Pa
     assert isinstance(open_store(f"file://{tmp_path}"), FileStore)
 
 
+def test_open_store_reads_a_cluster_url_with_its_startup_nodes_without_connecting(
+    tmp_path: Path,
+) -> None:
+    # Nothing listens at these addresses: opening a store must not wait for Redis.
+    url = "redis+cluster://:secret@192.0.2.1:7000,192.0.2.2:7001,[2001:db8::1]:7002"
+    store = open_store(f"{url}?prefix=shop1&cache_dir={tmp_path}&socket_timeout=5")
+    assert isinstance(store, RedisStore) and store.cluster
+    assert store.prefix == "shop1" and store.cache_dir == tmp_path / "shop1"
+    assert "secret" not in store.url
+    tls = open_store("rediss+cluster://redis.example:6380/0")
+    assert isinstance(tls, RedisStore) and tls.cluster and tls.prefix == "recsvc"
+    store.close()
+    tls.close()
+
+
+def test_a_cluster_no_node_answers_is_unavailable_at_once_for_every_part_of_the_store(
+    tmp_path: Path,
+) -> None:
+    ports = [free_port() for _ in range(2)]  # nobody listens
+    store = open_store(
+        "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports),
+        cache_dir=str(tmp_path),
+    )
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="unreachable while reading the active version"):
+        store.active_version()
+    with pytest.raises(StoreUnavailable):
+        store.answers.add([response("r1")])
+    with pytest.raises(StoreUnavailable), store.training_lock():
+        pass
+    with pytest.raises(StoreUnavailable):
+        store.run_log().records()
+    assert time.monotonic() - started < 2
+    store.close()
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "ftp://example.com/store",
         "redis://127.0.0.1:6379/0?prefix=a{b}",
         "redis://127.0.0.1:6379/0?colour=blue",
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has only database 0
+        "redis+cluster://127.0.0.1:7000?db=2",
+        "redis+cluster://127.0.0.1:7000,:7001",
+        "redis+cluster://127.0.0.1:port",
+        "redis+cluster://127.0.0.1:7000?colour=blue",
+        "redis+cluster://127.0.0.1:7000?socket_timeout=soon",
         "file://",
     ],
 )
