@@ -8,11 +8,10 @@ is back. The store contract itself also runs on the cluster (test_store.py and i
 
 from __future__ import annotations
 
-import datetime as dt
 import uuid
 from collections.abc import Iterator
+from functools import partial
 from pathlib import Path
-from typing import Any
 
 import msgspec
 import polars as pl
@@ -28,7 +27,6 @@ from recsvc.store import RedisStore
 from recsvc.store.redis_live import as_text
 from recsvc.store.runs import read_records
 from tests.api_support import (
-    ALL_SCOPES_KEY,
     API_KEYS,
     KEYS,
     Artifact,
@@ -38,13 +36,14 @@ from tests.api_support import (
     record_run,
 )
 from tests.integration.api.test_api_faults import wait_for
+from tests.integration.api.test_api_intake import answer
+from tests.integration.api.test_api_orders import customers, kinds, recommended
+from tests.integration.api.test_api_orders import line as order_line
 from tests.integration.api.test_console import sign_in
 from tests.integration.store.test_store import response
 from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.redis
-
-HEADERS = {"Authorization": f"Bearer {ALL_SCOPES_KEY}"}
 
 
 @pytest.fixture(scope="module")
@@ -60,50 +59,9 @@ def store(
 
 @pytest.fixture(scope="module")
 def client(store: RedisStore) -> Iterator[TestClient[Litestar]]:
-    with client_for(store, api_keys=API_KEYS) as test_client:
+    """The real app on the cluster store (no API keys: every scope open)."""
+    with client_for(store) as test_client:
         yield test_client
-
-
-def customers(artifact: Artifact) -> pl.DataFrame:
-    return artifact.customer_table().sort(c.CUSTOMER_ID)
-
-
-def answer(rid: str, customer: str, score: int, **extra: Any) -> dict[str, Any]:
-    return {
-        "response_id": rid,
-        "customer_id": customer,
-        "score": score,
-        "responded_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "touchpoint": "post_delivery",
-        **extra,
-    }
-
-
-def order_line(line_id: str, customer: str, product: str) -> dict[str, Any]:
-    return {
-        "line_id": line_id,
-        "order_id": f"order-of-{line_id}",
-        "customer_id": customer,
-        "product_id": product,
-        "quantity": 1,
-        "unit_price": 19.5,
-        "ordered_at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"),
-        "status": "placed",
-    }
-
-
-def recommended(client: TestClient[Litestar], customer: str) -> list[str]:
-    reply = client.get(
-        f"/v1/customers/{customer}/recommendations", params={"limit": 20}, headers=HEADERS
-    )
-    assert reply.status_code == 200, reply.text
-    return [item["product_id"] for item in reply.json()["items"]]
-
-
-def offer_kinds(client: TestClient[Litestar], customer: str) -> list[str]:
-    reply = client.get(f"/v1/customers/{customer}/offers", headers=HEADERS)
-    assert reply.status_code == 200, reply.text
-    return [offer["kind"] for offer in reply.json()["offers"]]
 
 
 def keys_of(store: RedisStore, pattern: str) -> list[str]:
@@ -151,13 +109,11 @@ def test_recommendations_and_offers_are_served_from_the_cluster(
     client: TestClient[Litestar], artifact: Artifact
 ) -> None:
     customer = str(customers(artifact).filter(pl.col(ct.ORDER_COUNT) >= 3)[c.CUSTOMER_ID][0])
-    reply = client.get(
-        f"/v1/customers/{customer}/recommendations", params={"limit": 10}, headers=HEADERS
-    )
+    reply = client.get(f"/v1/customers/{customer}/recommendations", params={"limit": 10})
     assert reply.status_code == 200, reply.text
     assert reply.json()["model_version"] == artifact.version
     assert len(reply.json()["items"]) == 10
-    assert offer_kinds(client, customer)
+    assert kinds(client, customer)
     assert client.get("/health/ready").json()["status"] == "ready"
 
 
@@ -166,13 +122,13 @@ def test_a_detractor_answer_taken_in_turns_the_next_offers_into_a_recovery(
 ) -> None:
     promoters = customers(artifact).filter(pl.col(ct.NPS_CATEGORY) == "promoter")
     customer = str(promoters[c.CUSTOMER_ID][0])
-    assert "recovery" not in offer_kinds(client, customer)
+    assert "recovery" not in kinds(client, customer)
     posted = answer("cluster-nps-1", customer, 2, comment="The parcel arrived two weeks late")
-    first = client.post("/v1/nps-responses", json=posted, headers=HEADERS)
+    first = client.post("/v1/nps-responses", json=posted)
     assert first.status_code == 202 and first.json()["accepted"] == 1
-    again = client.post("/v1/nps-responses", json=posted, headers=HEADERS)
+    again = client.post("/v1/nps-responses", json=posted)
     assert again.json()["duplicates"] == 1, "idempotent by response id on the cluster too"
-    assert offer_kinds(client, customer)[0] == "recovery"
+    assert kinds(client, customer)[0] == "recovery"
     assert [r.response_id for r in store.answers.of_customer(customer)] == ["cluster-nps-1"]
 
 
@@ -181,9 +137,7 @@ def test_an_order_line_taken_in_leaves_the_next_suggestions(
 ) -> None:
     customer = str(customers(artifact)[c.CUSTOMER_ID][11])
     top = recommended(client, customer)[0]
-    posted = client.post(
-        "/v1/orders", json=order_line("cluster-line-1", customer, top), headers=HEADERS
-    )
+    posted = client.post("/v1/orders", json=order_line("cluster-line-1", customer, top))
     assert posted.status_code == 202 and posted.json()["accepted"] == 1
     assert top not in recommended(client, customer)
     assert [r.line_id for r in store.orders.of_customer(customer)] == ["cluster-line-1"]
@@ -194,21 +148,19 @@ def test_a_privacy_erasure_removes_the_customers_live_records_from_the_cluster(
 ) -> None:
     customer = "CLUSTER-ERASED-1"
     posted = answer("cluster-erased-1", customer, 9)
-    assert client.post("/v1/nps-responses", json=posted, headers=HEADERS).status_code == 202
-    assert client.delete(f"/v1/customers/{customer}", headers=HEADERS).status_code == 202
+    assert client.post("/v1/nps-responses", json=posted).status_code == 202
+    assert client.delete(f"/v1/customers/{customer}").status_code == 202
     assert store.answers.of_customer(customer) == []
     assert not keys_of(store, f"{{c:{customer}}}:*")
     assert [e.state for e in store.erasures.entries()][-1] == "completed"
 
 
-def test_a_console_sign_in_is_kept_in_the_cluster(
-    client: TestClient[Litestar], store: RedisStore
-) -> None:
-    signed_in = sign_in(client, KEYS["export"])
-    assert signed_in.status_code == 303  # type: ignore[attr-defined]
-    assert client.get("/console", follow_redirects=False).status_code == 200
+def test_a_console_sign_in_is_kept_in_the_cluster(store: RedisStore) -> None:
+    with client_for(store, api_keys=API_KEYS) as client:
+        signed_in = sign_in(client, KEYS["export"])
+        assert signed_in.status_code == 303  # type: ignore[attr-defined]
+        assert client.get("/console", follow_redirects=False).status_code == 200
     assert len(keys_of(store, "console-sessions:*")) == 1
-    client.cookies.clear()
 
 
 # --- the training job's side ---------------------------------------------------------------------
@@ -248,7 +200,7 @@ def test_an_activation_is_heard_by_subscribers_on_every_node(
         store.activate(artifact.version)
         expected = msgspec.json.encode({"event": "activated", "version": artifact.version})
         for listener in listeners:
-            message = wait_for(lambda: listener.get_message(timeout=0.2), 5, "the message")  # noqa: B023
+            message = wait_for(partial(listener.get_message, timeout=0.2), 5, "the message")
             assert message["data"] == expected
     finally:
         for listener in listeners:
@@ -280,14 +232,12 @@ def test_a_node_going_down_degrades_the_service_and_it_recovers_when_the_node_is
     store = RedisStore(redis_cluster.url, prefix=prefix, cache_dir=tmp_path / "cache")
     try:
         store.publish(artifact.directory)
-        with client_for(store, api_keys=API_KEYS, reload_seconds=0.1) as client:
+        with client_for(store, reload_seconds=0.1) as client:
             down.kill()
             try:
                 assert recommended(client, known), "served from the model in memory"
                 assert recommended(client, customer)
-                refused = client.post(
-                    "/v1/nps-responses", json=answer("node-down-1", customer, 3), headers=HEADERS
-                )
+                refused = client.post("/v1/nps-responses", json=answer("node-down-1", customer, 3))
                 assert refused.status_code == 503, refused.text
                 assert refused.json()["error"] == "unavailable"
                 wait_for(
@@ -303,9 +253,7 @@ def test_a_node_going_down_degrades_the_service_and_it_recovers_when_the_node_is
                 10,
                 "readiness to recover",
             )
-            accepted = client.post(
-                "/v1/nps-responses", json=answer("node-down-1", customer, 3), headers=HEADERS
-            )
+            accepted = client.post("/v1/nps-responses", json=answer("node-down-1", customer, 3))
             assert accepted.status_code == 202 and accepted.json()["accepted"] == 1
             assert [r.response_id for r in store.answers.of_customer(customer)] == ["node-down-1"]
     finally:
