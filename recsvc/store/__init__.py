@@ -17,8 +17,10 @@ from recsvc.errors import ConfigError, StoreUnavailable
 from recsvc.store.base import LiveResponse, Store, VersionInfo
 from recsvc.store.files import FileStore
 from recsvc.store.redis import RedisStore
+from recsvc.store.redis_client import URL_STARTS as REDIS_URL_STARTS
 
 __all__ = [
+    "REDIS_URL_STARTS",
     "FileStore",
     "LiveResponse",
     "RedisStore",
@@ -34,7 +36,7 @@ def open_store(url: str, *, cache_dir: str | None = None) -> Store:
     model files it downloads (the URL's own `cache_dir` parameter wins)."""
     if url.startswith("file://"):
         return FileStore.from_url(url)
-    if url.startswith(("redis://", "rediss://", "redis+cluster://", "rediss+cluster://")):
+    if url.startswith(REDIS_URL_STARTS):
         return RedisStore(url, cache_dir=Path(cache_dir) if cache_dir else None)
     raise ConfigError(
         f"unsupported store URL {url!r}: use file://PATH, redis://HOST:PORT/DB[?prefix=NAME] "

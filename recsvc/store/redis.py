@@ -181,7 +181,8 @@ def _plain_name(name: str, what: str) -> str:
 
 
 class RedisStore:
-    """The `Store` on a Redis server; thread-safe (one client with a connection pool)."""
+    """The `Store` on a Redis server or a Redis Cluster; thread-safe (one client with a connection
+    pool per server)."""
 
     def __init__(
         self,
@@ -301,10 +302,12 @@ class RedisStore:
             yield
         except CrossSlotTransactionError:
             raise  # a transaction over keys of two cluster slots: a key layout bug, not an outage
+        except _REFUSAL_ERRORS as exc:  # before UNREACHABLE_ERRORS: MASTERDOWN is a ClusterError
+            raise StoreUnavailable(f"Redis at {self.url} refused {doing}: {exc}") from exc
         except UNREACHABLE_ERRORS as exc:
             raise StoreUnavailable(f"Redis at {self.url} unreachable while {doing}: {exc}") from exc
         except redis.ResponseError as exc:
-            if isinstance(exc, _REFUSAL_ERRORS) or str(exc).startswith(_REFUSALS):
+            if str(exc).startswith(_REFUSALS):
                 raise StoreUnavailable(f"Redis at {self.url} refused {doing}: {exc}") from exc
             raise
 

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
 
 SINGLE_SCHEMES = ("redis", "rediss")
 CLUSTER_SCHEMES = ("redis+cluster", "rediss+cluster")
+URL_STARTS = tuple(f"{scheme}://" for scheme in (*SINGLE_SCHEMES, *CLUSTER_SCHEMES))
 OWN_QUERY_PARAMETERS = ("prefix", "cache_dir")
 SOCKET_TIMEOUT_SECONDS = 2.0
 CONNECT_TIMEOUT_SECONDS = 1.0

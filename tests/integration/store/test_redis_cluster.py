@@ -2,12 +2,17 @@
 along the paths a user takes: the trained version published into the cluster and loaded back by
 another machine; the real app serving recommendations and offers from it over HTTP; NPS answers
 and order lines taken in over HTTP and seen by the next request; a privacy erasure; the console's
-sign-in kept in the cluster; the training lock and the run log; an activation heard by subscribers
-on every node; and a node going down, which degrades the service instead of failing it, until it
-is back. The store contract itself also runs on the cluster (test_store.py and its neighbours)."""
+sign-in kept in the cluster; the training lock, the run log and the training CLI taking a cluster
+URL; an activation heard by subscribers on every node; and a node going down, which degrades the
+service instead of failing it, until it is back. The store contract, real training runs with
+their compaction, the erasure log, the outbox and the membership journal also run on the cluster
+(test_store.py and its neighbours)."""
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
 import uuid
 from collections.abc import Iterator
 from functools import partial
@@ -44,6 +49,7 @@ from tests.integration.store.test_store import response
 from tests.redis_cluster import LocalCluster
 
 pytestmark = pytest.mark.redis
+ROOT = Path(__file__).resolve().parents[3]
 
 
 @pytest.fixture(scope="module")
@@ -183,6 +189,26 @@ def test_the_training_lock_admits_one_holder_and_the_run_log_keeps_records(
         assert [r.run_id for r in read_records(other.run_log())] == [record.run_id]
     finally:
         other.close()
+
+
+def test_the_training_cli_takes_a_cluster_url_and_lists_its_runs(
+    store: RedisStore, redis_cluster: LocalCluster, artifact: Artifact
+) -> None:
+    record = record_run(store, artifact)
+    url = f"{redis_cluster.url}?prefix={store.prefix}"
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("RECSVC_")}
+    listed = subprocess.run(
+        [sys.executable, "-m", "training", "runs", "--store", url, "--json"],
+        env=clean,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        cwd=ROOT,
+    )
+    assert listed.returncode == 0, listed.stderr
+    assert [msgspec.json.decode(line)["run_id"] for line in listed.stdout.splitlines()] == [
+        record.run_id
+    ]
 
 
 def test_an_activation_is_heard_by_subscribers_on_every_node(
