@@ -53,7 +53,8 @@ Pipelines that are not transactions (an intake batch, an upload, `live_of`) may 
 cluster client sends each node its part, so they take a round trip per node rather than one, and
 Lua scripts in them go whole (EVAL), as the cluster client's pipeline sends no EVALSHA. A
 `{prefix}:events` message is a classic PUBLISH, which the cluster passes to every node, so a
-subscriber on any node hears it. A cluster has only database 0; the prefix still separates shops.
+subscriber on any node hears it; it is sent as a command of its own, as the cluster client's
+pipeline refuses PUBLISH. A cluster has only database 0; the prefix still separates shops.
 
 Publishing: every file is uploaded in chunks (with an expiry, so an upload that dies half-way cleans
 itself up), checked against the manifest's sizes and SHA-256, sealed (expiry removed), registered in
