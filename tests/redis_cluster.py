@@ -1,6 +1,6 @@
 """A private Redis Cluster for the tests of the Redis store on a cluster: three masters (no
 replicas) on free loopback ports, sharing one temporary directory, nothing on disk but their
-cluster configs; killed and the directory removed afterwards.
+cluster configs and logs; killed and the directory removed afterwards.
 
 The slots are split and the nodes introduced with redis-py (CLUSTER ADDSLOTS, SET-CONFIG-EPOCH,
 MEET) rather than `redis-cli --cluster create`: only `redis-server` has to be installed, and the
