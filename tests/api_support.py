@@ -17,7 +17,6 @@ from pathlib import Path
 import msgspec
 import polars as pl
 import pytest
-import redis
 from litestar import Litestar
 from litestar.testing import TestClient
 
@@ -26,6 +25,7 @@ from recsvc.domain import columns as c
 from recsvc.service.settings import Settings
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
+from recsvc.store.redis_client import RedisUrl
 from recsvc.store.runs import RunRecord, encode_record
 from recsvc.version.responses import RESPONSES_JSON
 from training.config import load_config
@@ -93,8 +93,9 @@ def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
 def published_store(
     kind: str, artifact: Artifact, root: Path, redis_url: str | None = None
 ) -> Iterator[Store]:
-    """A fresh store of `kind` ("file" or "redis") with the artifact published and active; a Redis
-    store gets a random key prefix, deleted afterwards."""
+    """A fresh store of `kind` ("file", "redis" or "redis-cluster", `redis_url` the server's or the
+    cluster's) with the artifact published and active; a Redis store gets a random key prefix,
+    deleted afterwards."""
     store: Store
     if kind == "file":
         store = FileStore(root / f"store-{uuid.uuid4().hex[:8]}")
@@ -126,8 +127,9 @@ def _batches(keys: Iterator[bytes], size: int = 500) -> Iterator[list[bytes]]:
 
 
 def delete_prefix(redis_url: str, prefix: str) -> None:
-    """Delete every key of a test's Redis key prefix."""
-    client = redis.Redis.from_url(redis_url)
+    """Delete every key of a test's Redis key prefix (on one server or a cluster: the store's
+    own client scans every node and deletes slot by slot)."""
+    client = RedisUrl.parse(redis_url).connect()
     try:
         for batch in _batches(client.scan_iter(match=f"{prefix}:*", count=1000)):
             client.unlink(*batch)
@@ -148,13 +150,22 @@ def redis_store_url(redis_url: str, cache_dir: Path) -> Iterator[str]:
 def store_for(
     request: pytest.FixtureRequest, artifact: Artifact, root: Path
 ) -> contextlib.AbstractContextManager[Store]:
-    """`published_store` for a fixture parametrized with "file" / "redis"."""
+    """`published_store` for a fixture parametrized with "file" / "redis" / "redis-cluster" (a
+    Redis store on the session's private cluster, `redis_cluster`)."""
     kind = request.param
-    redis_url = request.getfixturevalue("redis_url") if kind == "redis" else None
+    redis_url = None
+    if kind == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+    elif kind == "redis-cluster":
+        redis_url = request.getfixturevalue("redis_cluster").url
     return published_store(kind, artifact, root, redis_url)
 
 
 STORE_KINDS = ["file", pytest.param("redis", marks=pytest.mark.redis)]
+# For the store tests whose transactions and scripts a Redis Cluster constrains (one slot each):
+# also on the session's private cluster. The API modules stay on STORE_KINDS (time); the cluster's
+# HTTP path has its own module (tests/integration/store/test_redis_cluster.py).
+STORE_KINDS_AND_CLUSTER = [*STORE_KINDS, pytest.param("redis-cluster", marks=pytest.mark.redis)]
 
 
 def settings(store: Store, **overrides: object) -> Settings:

@@ -19,13 +19,22 @@ REDIS_SERVER = shutil.which("redis-server")
 
 class RedisServer:
     """redis-server on 127.0.0.1:<free port>. `persistent`: an AOF fsync'd on every write (what
-    survives a kill -9 is exactly what was acknowledged); otherwise nothing on disk."""
+    survives a kill -9 is exactly what was acknowledged); otherwise nothing on disk. `options`:
+    more command-line options (a cluster node's, `tests.redis_cluster`)."""
 
-    def __init__(self, directory: Path, *, persistent: bool = False) -> None:
+    def __init__(
+        self,
+        directory: Path,
+        *,
+        persistent: bool = False,
+        port: int | None = None,
+        options: tuple[str, ...] = (),
+    ) -> None:
         assert REDIS_SERVER is not None, "redis-server is not installed"
         self.directory = directory
         self.persistent = persistent
-        self.port = free_port()
+        self.port = port if port is not None else free_port()
+        self.options = options
         self.url = f"redis://127.0.0.1:{self.port}/0"
         self.process: subprocess.Popen[bytes] | None = None
 
@@ -37,7 +46,8 @@ class RedisServer:
                 REDIS_SERVER or "redis-server",
                 *("--port", str(self.port), "--bind", "127.0.0.1", "--dir", str(self.directory)),
                 *(durability if self.persistent else ("--appendonly", "no")),
-                *("--save", "", "--logfile", str(self.directory / "redis.log")),
+                *("--save", "", "--logfile", str(self.directory / f"redis-{self.port}.log")),
+                *self.options,
             ],
         )
         client = redis.Redis.from_url(self.url, socket_connect_timeout=0.2)

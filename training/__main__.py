@@ -194,8 +194,13 @@ def _run_arguments(args: argparse.Namespace) -> list[str]:
 
 
 def _check_store_url(url: str) -> None:
-    if not url.startswith(("file://", "redis://", "rediss://")):
-        raise ConfigError(f"--store must be file://PATH or redis://HOST:PORT/DB, got {url!r}")
+    from recsvc.store import REDIS_URL_STARTS
+
+    if not url.startswith(("file://", *REDIS_URL_STARTS)):
+        raise ConfigError(
+            "--store must be file://PATH, redis://HOST:PORT/DB or "
+            f"redis+cluster://HOST:PORT[,HOST:PORT...], got {url!r}"
+        )
 
 
 def _generate(args: argparse.Namespace) -> int:

@@ -24,7 +24,8 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
     store: Annotated[
         str,
         Meta(
-            description="where trained versions are published and read: file://PATH or redis://HOST:PORT/DB"
+            description="where trained versions are published and read: file://PATH, redis://HOST:PORT/DB "
+            "or, on a Redis Cluster, redis+cluster://HOST:PORT[,HOST:PORT...]"
         ),
     ] = "file://./var/store"
     host: Annotated[str, Meta(description="interface the HTTP server binds to")] = "127.0.0.1"

@@ -1,10 +1,11 @@
 """The store interface: what the training job publishes into and the service reads from.
 
 Two implementations share it and one test suite: the embedded `FileStore` (local disk, no server)
-and `RedisStore` (`redis://`). A store holds model versions (published atomically, one active,
-older ones kept for rollback) and the live records the service takes in between runs: NPS answers
-(`answers`) and order lines (`orders`), each kind a `LiveLog`, and a journal of who entered and
-left each segment at every activation (`memberships`).
+and `RedisStore` (`redis://`, or `redis+cluster://` on a Redis Cluster). A store holds model
+versions (published atomically, one active, older ones kept for rollback) and the live records the
+service takes in between runs: NPS answers (`answers`) and order lines (`orders`), each kind a
+`LiveLog`, and a journal of who entered and left each segment at every activation
+(`memberships`).
 
 Live records do not pile up: at its start, a training run calls `compact` with the live records
 the active version holds, which moves them from the live structures (what every worker indexes and

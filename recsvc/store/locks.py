@@ -28,6 +28,7 @@ import redis
 from redis.exceptions import LockError
 
 from recsvc.errors import ConfigError, LockHeld, LockLost, StoreUnavailable
+from recsvc.store.redis_client import CLIENT_ERRORS
 
 DEFAULT_LOCK_TTL_SECONDS = 60.0
 # A deliverer killed outright hands over to a standby one after this long (Redis).
@@ -109,17 +110,19 @@ class RedisTrainingLock:
         self.key = key
         self.ttl_seconds = ttl_seconds
         self.holder = holder
-        # Not thread-local: the renewing thread uses the token the acquiring thread set.
-        self._lock = client.lock(key, timeout=ttl_seconds, thread_local=False)
         self._stop = threading.Event()
         self._lost: str | None = None
         self._renewer: threading.Thread | None = None
 
     def acquire(self) -> None:
         try:
+            # Made here, not in __init__, so that a cluster client that cannot connect yet is a
+            # StoreUnavailable. Not thread-local: the renewing thread uses the token the
+            # acquiring thread set.
+            self._lock = self.client.lock(self.key, timeout=self.ttl_seconds, thread_local=False)
             taken = self._lock.acquire(blocking=False, token=_owner())
             holder = None if taken else self.client.get(self.key)
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise StoreUnavailable(f"cannot take the training lock {self.key}: {exc}") from exc
         if not taken:
             raise LockHeld(held_message(holder if isinstance(holder, bytes) else None, self.holder))
@@ -135,7 +138,7 @@ class RedisTrainingLock:
             except LockError:
                 self._lost = "the lock expired or another run took it"
                 return
-            except redis.RedisError as exc:
+            except CLIENT_ERRORS as exc:
                 if time.monotonic() - renewed > self.ttl_seconds:
                     self._lost = f"could not renew it within its ttl ({exc})"
                     return
@@ -148,5 +151,5 @@ class RedisTrainingLock:
         self._stop.set()
         if self._renewer is not None:
             self._renewer.join()
-        with contextlib.suppress(redis.RedisError, LockError):  # else it expires by itself
+        with contextlib.suppress(*CLIENT_ERRORS, LockError):  # else it expires by itself
             self._lock.release()

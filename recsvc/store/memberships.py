@@ -558,7 +558,12 @@ class RedisMembershipJournal(Journal):
         return parts
 
     def _append_synced(self) -> ActivationInfo | None:
-        with self._reachable("writing the membership journal"), self._client.pipeline() as pipe:
+        # transaction=True: a cluster client's pipeline is not a transaction unless asked, and
+        # only a transaction's pipeline may WATCH (all keys here share the {memberships} tag).
+        with (
+            self._reachable("writing the membership journal"),
+            self._client.pipeline(transaction=True) as pipe,
+        ):
             for _ in range(_REDIS_ATTEMPTS):
                 try:
                     pipe.watch(self.log_key)  # another sync appending meanwhile fails our EXEC
@@ -593,7 +598,7 @@ class RedisMembershipJournal(Journal):
         key = self._part_key(seq)
         with (
             self._reachable("erasing from the membership journal"),
-            self._client.pipeline() as pipe,
+            self._client.pipeline(transaction=True) as pipe,
         ):
             for _ in range(_REDIS_ATTEMPTS):
                 try:

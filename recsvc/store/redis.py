@@ -1,6 +1,7 @@
-"""The Redis store (`redis://HOST:PORT/DB?prefix=recsvc`): model versions and live records (NPS
-answers, order lines) in Redis, shared by every service machine; each machine caches the active
-version's files locally.
+"""The Redis store (`redis://HOST:PORT/DB?prefix=recsvc`, or on a Redis Cluster
+`redis+cluster://HOST:PORT[,HOST:PORT...]?prefix=recsvc`; `recsvc.store.redis_client`): model
+versions and live records (NPS answers, order lines) in Redis, shared by every service machine;
+each machine caches the active version's files locally.
 
 Key layout (`{prefix}` is the key prefix, default `recsvc`; a `{...}` inside a key is a Redis
 Cluster hash tag: keys with the same tag live in the same slot):
@@ -34,14 +35,28 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:{outbox}:<destination>:state         hash: the destination's delivery state
     {prefix}:{outbox}:destinations                set: destinations with an outbox
     {prefix}:deliver-lock                         the deliverer's lock (`recsvc deliver`)
+    {prefix}:train-lock                           the training lock (`store.locks`)
+    {prefix}:runs                                 hash: run id -> run record (`store.runs`)
+    {prefix}:console-sessions:<session id>        a console sign-in (`recsvc.api.console`)
 
 Why this shape. The prefix lets several shops or environments share one Redis and lets tests clean
 up after themselves. All keys of one model version carry the hash tag `{v:<version>}`, so a Redis
 Cluster keeps a version in one slot and the step that seals an upload (one MULTI over the version's
 keys) is legal there. A customer's live keys share `{c:<customer_id>}`, so the Lua script that
 checks the key set and appends to the list in one atomic step also runs on a cluster, and a
-request reads a customer's answers and order lines in one round trip. The global
-keys (pointer, versions, customer set, stream) are single keys, each touched by single commands.
+request reads a customer's answers and order lines from one node. The global keys (pointer,
+versions, customer sets, streams, locks, run log) are single keys, each touched by single commands.
+
+On a Redis Cluster. Every MULTI/EXEC (with its WATCH) and every Lua script touches the keys of one
+hash tag, so of one slot: a version's seal `{v:...}`, a customer's scripts `{c:...}`, the archives'
+parts and lists `{live}`, the erasure log `{privacy}`, the membership journal `{memberships}`, the
+outbox `{outbox}`; a command naming several keys (MGET, DEL, UNLINK) names keys of one tag as well.
+Pipelines that are not transactions (an intake batch, an upload, `live_of`) may span slots: the
+cluster client sends each node its part, so they take a round trip per node rather than one, and
+Lua scripts in them go whole (EVAL), as the cluster client's pipeline sends no EVALSHA. A
+`{prefix}:events` message is a classic PUBLISH, which the cluster passes to every node, so a
+subscriber on any node hears it; it is sent as a command of its own, as the cluster client's
+pipeline refuses PUBLISH. A cluster has only database 0; the prefix still separates shops.
 
 Publishing: every file is uploaded in chunks (with an expiry, so an upload that dies half-way cleans
 itself up), checked against the manifest's sizes and SHA-256, sealed (expiry removed), registered in
@@ -72,8 +87,10 @@ compaction moves it again. The archive only grows; only the training run reads i
 Durability: an acknowledged write is in the server's memory; it survives a server crash only as
 far as the server's AOF setting allows (docker-compose runs `--appendonly yes`; with
 `--appendfsync always` nothing acknowledged is lost, with the default `everysec` up to a second).
-A Redis that cannot be reached, times out, is loading or refuses writes is `StoreUnavailable`; the
-client reconnects by itself on the next call once the server is back.
+A Redis that cannot be reached, times out, is loading or refuses writes is `StoreUnavailable`, and
+so is a cluster that is down, has a slot no node serves, or is moving slots (a failover, a
+resharding); the client reconnects by itself on the next call once the server is back (a cluster
+client fetches the slot map again).
 """
 
 from __future__ import annotations
@@ -82,17 +99,14 @@ import hashlib
 import logging
 import os
 import shutil
-import urllib.parse
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import TypeVar
+from typing import TYPE_CHECKING, TypeVar
 
 import msgspec
 import redis
-from redis.backoff import NoBackoff
-from redis.connection import URL_QUERY_ARGUMENT_PARSERS
-from redis.retry import Retry
+from redis.exceptions import CrossSlotTransactionError
 
 from recsvc.domain.live import ANSWERS, ORDER_LINES, LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.domain.privacy import customer_hash
@@ -116,6 +130,7 @@ from recsvc.store.locks import (
 from recsvc.store.memberships import RedisMembershipJournal
 from recsvc.store.outbox import RedisOutbox
 from recsvc.store.redis_changes import LiveChanges
+from recsvc.store.redis_client import UNREACHABLE_ERRORS, RedisUrl
 from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
 from recsvc.store.redis_mirror import RedisLiveMirror
 from recsvc.store.runs import RedisRunLog, RunLog
@@ -128,6 +143,9 @@ from recsvc.version.artifacts import (
 )
 from recsvc.version.opened import ActiveModel, open_checked
 
+if TYPE_CHECKING:
+    import redis.asyncio
+
 log = logging.getLogger("recsvc.store")
 T = TypeVar("T")
 
@@ -135,10 +153,7 @@ DEFAULT_PREFIX = "recsvc"
 CHUNK_SIZE = 8 << 20
 # An upload not sealed within this time (the publisher died) expires by itself.
 UPLOAD_TTL_SECONDS = 24 * 3600
-SOCKET_TIMEOUT_SECONDS = 2.0
-CONNECT_TIMEOUT_SECONDS = 1.0
 _PIPELINE_BYTES = 64 << 20  # send an upload's pipeline whenever this much is queued
-_OWN_QUERY_PARAMETERS = ("prefix", "cache_dir")
 # Redis answers these when it is up but cannot take writes right now: the same as unreachable.
 _REFUSAL_ERRORS = (
     redis.exceptions.ReadOnlyError,
@@ -170,17 +185,9 @@ def _plain_name(name: str, what: str) -> str:
     return name
 
 
-def _redacted(url: str) -> str:
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)[1]
-    user = parts.username or ""
-    return urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{netloc}"))
-
-
 class RedisStore:
-    """The `Store` on a Redis server; thread-safe (one client with a connection pool)."""
+    """The `Store` on a Redis server or a Redis Cluster; thread-safe (one client with a connection
+    pool per server)."""
 
     def __init__(
         self,
@@ -190,19 +197,12 @@ class RedisStore:
         cache_dir: Path | None = None,
         chunk_size: int = CHUNK_SIZE,
     ) -> None:
-        parts = urllib.parse.urlsplit(url)
-        if parts.scheme not in ("redis", "rediss"):
-            raise ConfigError(f"store URL {_redacted(url)!r} is not a redis:// or rediss:// URL")
-        query = urllib.parse.parse_qsl(parts.query, keep_blank_values=True)
-        own = {name: value for name, value in query if name in _OWN_QUERY_PARAMETERS}
-        passed = [(name, value) for name, value in query if name not in _OWN_QUERY_PARAMETERS]
-        for name, _ in passed:
-            if name not in URL_QUERY_ARGUMENT_PARSERS and not name.startswith("ssl_"):
-                raise ConfigError(f"store URL {_redacted(url)!r}: unknown parameter {name!r}")
+        target = RedisUrl.parse(url)
+        own = target.own
         self.prefix = prefix if prefix is not None else own.get("prefix", DEFAULT_PREFIX)
         if not self.prefix or any(ch in self.prefix for ch in "{}*?[] \t\n"):
             raise ConfigError(
-                f"store URL {_redacted(url)!r}: key prefix {self.prefix!r} must be non-empty, "
+                f"store URL {target.url!r}: key prefix {self.prefix!r} must be non-empty, "
                 "without braces, glob characters or spaces"
             )
         # The URL's own parameter, then the caller's, then RECSVC_CACHE_DIR, then ./var/cache.
@@ -214,23 +214,11 @@ class RedisStore:
         )
         self.cache_dir = Path(chosen) / self.prefix
         self.chunk_size = chunk_size
-        self.url = _redacted(url)
-        client_url = urllib.parse.urlunsplit(parts._replace(query=urllib.parse.urlencode(passed)))
-        # For the console's sessions (`recsvc.api.console.sessions`), which need an asyncio client.
-        self.client_url = client_url
-        try:
-            # URL parameters (e.g. ?socket_timeout=5) override these defaults. One retry without
-            # delay on a broken connection replaces a pooled connection a Redis restart has cut;
-            # a Redis that is really gone fails within about the connect timeout.
-            self._client = redis.Redis.from_url(
-                client_url,
-                socket_timeout=SOCKET_TIMEOUT_SECONDS,
-                socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-                retry=Retry(NoBackoff(), 1, supported_errors=(redis.ConnectionError,)),
-            )
-        except ValueError as exc:
-            raise ConfigError(f"store URL {self.url!r}: {exc}") from None
-        scripts = LiveScripts(self._client)
+        self.url = target.url
+        self.cluster = target.cluster
+        self._target = target
+        self._client = target.connect()
+        scripts = LiveScripts(self._client, whole=self.cluster)
         p = self.prefix
         self._changes = LiveChanges(self._client, f"{p}:live:changes")
         self._mirror: RedisLiveMirror | None = None
@@ -342,11 +330,14 @@ class RedisStore:
     def _reachable(self, doing: str) -> Iterator[None]:
         try:
             yield
-        except (redis.ConnectionError, redis.TimeoutError, redis.exceptions.InvalidResponse) as exc:
-            # InvalidResponse: something else answers at that address (a proxy, a wrong port).
+        except CrossSlotTransactionError:
+            raise  # a transaction over keys of two cluster slots: a key layout bug, not an outage
+        except _REFUSAL_ERRORS as exc:  # before UNREACHABLE_ERRORS: MASTERDOWN is a ClusterError
+            raise StoreUnavailable(f"Redis at {self.url} refused {doing}: {exc}") from exc
+        except UNREACHABLE_ERRORS as exc:
             raise StoreUnavailable(f"Redis at {self.url} unreachable while {doing}: {exc}") from exc
         except redis.ResponseError as exc:
-            if isinstance(exc, _REFUSAL_ERRORS) or str(exc).startswith(_REFUSALS):
+            if str(exc).startswith(_REFUSALS):
                 raise StoreUnavailable(f"Redis at {self.url} refused {doing}: {exc}") from exc
             raise
 
@@ -634,6 +625,12 @@ class RedisStore:
     def ping(self) -> None:
         with self._reachable("pinging"):
             self._client.ping()
+
+    def async_client(self) -> redis.asyncio.Redis:
+        """A new asyncio client to this store's Redis or cluster, for the console's sessions
+        (`recsvc.api.console.sessions`); it connects on first use, the caller closes it
+        (`aclose()`)."""
+        return self._target.connect_async()
 
     def close(self) -> None:
         if self._mirror is not None:

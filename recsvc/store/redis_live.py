@@ -11,7 +11,7 @@ import zlib
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import AbstractContextManager
 from dataclasses import dataclass
-from typing import Generic
+from typing import Any, Generic
 
 import msgspec
 import redis
@@ -78,12 +78,33 @@ class LiveKeys:
         ]
 
 
-class LiveScripts:
-    """The Lua scripts every live log of one client uses, registered once."""
+class _SentWhole:
+    """A Lua script sent in full (EVAL) on every call, called like redis-py's `Script`: redis-py's
+    cluster pipeline refuses EVALSHA (unlike the one-server pipeline, it cannot load a script
+    before it sends one), and these scripts are a few hundred bytes."""
 
-    def __init__(self, client: redis.Redis) -> None:
-        self.add = client.register_script(_ADD_RECORD_LUA)
-        self.remove = client.register_script(_REMOVE_RECORDS_LUA)
+    def __init__(self, client: redis.Redis, script: str) -> None:
+        self._client = client
+        self._script = script
+
+    def __call__(self, keys: Sequence[str], args: Sequence[str | bytes], client: Any = None) -> Any:
+        target = client if client is not None else self._client
+        return target.execute_command("EVAL", self._script, len(keys), *keys, *args)
+
+
+class LiveScripts:
+    """The Lua scripts every live log of one client uses, registered once (`whole`: sent in full
+    every time, for a Redis Cluster)."""
+
+    def __init__(self, client: redis.Redis, *, whole: bool = False) -> None:
+        self.add: Callable[..., Any]
+        self.remove: Callable[..., Any]
+        if whole:
+            self.add = _SentWhole(client, _ADD_RECORD_LUA)
+            self.remove = _SentWhole(client, _REMOVE_RECORDS_LUA)
+        else:
+            self.add = client.register_script(_ADD_RECORD_LUA)
+            self.remove = client.register_script(_REMOVE_RECORDS_LUA)
 
 
 class RedisLiveLog(Generic[R]):

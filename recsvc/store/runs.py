@@ -18,6 +18,7 @@ import msgspec
 import redis
 
 from recsvc.errors import StoreUnavailable
+from recsvc.store.redis_client import CLIENT_ERRORS
 
 RUNS_DIR = "runs"
 # Run records kept in Redis (a year of nightly runs and then some); the file store keeps them all.
@@ -165,13 +166,13 @@ class RedisRunLog:
             if self.client.hlen(self.key) > MAX_REDIS_RUN_RECORDS + 50:  # trim in batches
                 names = sorted(self.client.hkeys(self.key))
                 self.client.hdel(self.key, *names[: len(names) - MAX_REDIS_RUN_RECORDS])
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise StoreUnavailable(f"cannot save run record {run_id}: {exc}") from exc
 
     def records(self) -> list[bytes]:
         try:
             raw: dict[bytes, bytes] = self.client.hgetall(self.key)  # type: ignore[assignment]
-        except redis.RedisError as exc:
+        except CLIENT_ERRORS as exc:
             raise StoreUnavailable(f"cannot read the run log: {exc}") from exc
         return [value for _, value in sorted(raw.items(), reverse=True)]
 

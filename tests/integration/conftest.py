@@ -43,9 +43,15 @@ def client(store: Store) -> Iterator[TestClient[Litestar]]:
 
 @pytest.fixture(params=STORE_KINDS)
 def empty_store_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    """The URL of an empty store of each kind; a Redis one under a key prefix of its own."""
+    """The URL of an empty store of each kind; a Redis one under a key prefix of its own. A module
+    adds the cluster with `pytest.mark.parametrize("empty_store_url", STORE_KINDS_AND_CLUSTER,
+    indirect=True)`."""
     if request.param == "file":
         yield f"file://{tmp_path / 'store'}"
         return
-    with redis_store_url(request.getfixturevalue("redis_url"), tmp_path / "cache") as url:
+    if request.param == "redis-cluster":
+        server_url = request.getfixturevalue("redis_cluster").url
+    else:
+        server_url = request.getfixturevalue("redis_url")
+    with redis_store_url(server_url, tmp_path / "cache") as url:
         yield url

@@ -32,7 +32,7 @@ from recsvc.api.auth import ALL_SCOPES, scopes_of_digest
 from recsvc.service.settings import Settings
 from recsvc.store.base import Store
 from recsvc.store.files import FileStore
-from recsvc.store.redis import CONNECT_TIMEOUT_SECONDS, SOCKET_TIMEOUT_SECONDS, RedisStore
+from recsvc.store.redis import RedisStore
 
 CONSOLE_PATH: Final = "/console"
 SESSION_COOKIE: Final = "recsvc_console"
@@ -56,15 +56,12 @@ def session_backend(store: Store) -> SessionBackend:
     if isinstance(store, FileStore):
         return FileSessionBackend(Path(store.root) / SESSIONS_DIR, create_directories=True)
     if isinstance(store, RedisStore):
-        import redis.asyncio
-
-        client = redis.asyncio.Redis.from_url(
-            store.client_url,
-            socket_timeout=SOCKET_TIMEOUT_SECONDS,
-            socket_connect_timeout=CONNECT_TIMEOUT_SECONDS,
-        )
+        # The store's kind of client, one server or a cluster (each session is one key, so
+        # either serves); `Sessions.close` closes it.
         return RedisSessionBackend(
-            client, namespace=f"{store.prefix}:console-sessions", handle_client_shutdown=True
+            store.async_client(),
+            namespace=f"{store.prefix}:console-sessions",
+            handle_client_shutdown=False,
         )
     raise TypeError(f"no console session backend for {type(store).__name__}")
 
@@ -83,7 +80,8 @@ class Sessions:
     async def close(self) -> None:
         """Close the Redis connections (the app's lifespan calls it at shutdown)."""
         if isinstance(self.backend, RedisSessionBackend):
-            await self.backend.__aexit__(None, None, None)
+            # Not Litestar's shutdown: it passes `aclose` an argument a cluster client lacks.
+            await self.backend._redis.aclose()
 
     async def create(self, digest: str) -> tuple[str, ConsoleSession]:
         session = ConsoleSession(

@@ -1,6 +1,7 @@
-"""A customer's erasure in the store, on both stores: every live and archived record of theirs
-goes (and nobody else's), every other worker sees it at once, the erasure log and the suppression
-list hold the customer's hash and no id, and erasing again is harmless."""
+"""A customer's erasure in the store, on both stores (Redis on one server and on a cluster): every
+live and archived record of theirs goes (and nobody else's), every other worker sees it at once,
+the erasure log and the suppression list hold the customer's hash and no id, and erasing again is
+harmless."""
 
 from __future__ import annotations
 
@@ -14,18 +15,22 @@ import pytest
 from recsvc.domain.live import LiveOrderLine
 from recsvc.domain.privacy import Erasure, customer_hash
 from recsvc.store import Store
-from tests.api_support import delete_prefix
+from tests.api_support import STORE_KINDS_AND_CLUSTER, delete_prefix
 from tests.integration.store.test_store import Backend, ids, response, with_query
 
 NOW = dt.datetime(2026, 1, 2, 9, 0, tzinfo=dt.UTC)
 
 
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture(params=STORE_KINDS_AND_CLUSTER)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Backend]:
     if request.param == "file":
         yield Backend("file", f"file://{tmp_path / 'store'}")
         return
-    redis_url: str = request.getfixturevalue("redis_url")
+    redis_url: str
+    if request.param == "redis-cluster":
+        redis_url = request.getfixturevalue("redis_cluster").url
+    else:
+        redis_url = request.getfixturevalue("redis_url")
     prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
     yield Backend("redis", with_query(redis_url, prefix=prefix), cache_dir=tmp_path / "cache")
     delete_prefix(redis_url, prefix)

@@ -25,7 +25,7 @@ from recsvc.domain.live import ANSWERS
 from recsvc.store import FileStore, LiveResponse, RedisStore, Store, open_store
 from recsvc.store.files_live import FileLiveLog
 from recsvc.store.redis_live import RedisLiveLog
-from tests.api_support import client_for
+from tests.api_support import STORE_KINDS_AND_CLUSTER, client_for
 from tests.integration.training.test_nightly import SMALL, Run, assert_serves
 from training.config import load_config
 from training.run.pipeline import format_record, run_pipeline
@@ -137,6 +137,8 @@ def during_publish(monkeypatch: pytest.MonkeyPatch) -> Callable[[Callable[[], ob
 # --- what a run moves ---------------------------------------------------------------------------
 
 
+# Also on a Redis Cluster: real runs (lock, compaction, publish, run log) against its slots.
+@pytest.mark.parametrize("empty_store_url", STORE_KINDS_AND_CLUSTER, indirect=True)
 def test_live_keeps_only_what_the_active_version_does_not_hold_and_every_run_still_merges_the_rest(
     demo: Path,
     url: str,

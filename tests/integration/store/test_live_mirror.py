@@ -48,11 +48,16 @@ def following(url: str) -> RedisStore:
     return store
 
 
-@pytest.fixture
-def url(redis_url: str) -> Iterator[str]:
+@pytest.fixture(params=["redis", "redis-cluster"])
+def url(request: pytest.FixtureRequest) -> Iterator[str]:
+    """A fresh prefix on the shared Redis, or on the session's three-master cluster."""
     prefix = f"test-mirror-{uuid.uuid4().hex[:8]}"
-    yield f"{redis_url}?prefix={prefix}"
-    delete_prefix(redis_url, prefix)
+    if request.param == "redis":
+        redis_url = request.getfixturevalue("redis_url")
+        yield f"{redis_url}?prefix={prefix}"
+        delete_prefix(redis_url, prefix)
+    else:
+        yield f"{request.getfixturevalue('redis_cluster').url}?prefix={prefix}"
 
 
 def test_another_machines_changes_reach_a_following_worker(url: str) -> None:

@@ -2,7 +2,8 @@
 publish and rollback appends who entered and who left each segment, the replayed spells close and
 open to match the active version, a pointer switch the journal missed (a crash) is recorded by the
 next read or activation, concurrent syncs append once, and an erasure removes the customer from
-every stored part and keeps them out of later activations."""
+every stored part and keeps them out of later activations. Redis runs on one server and on a
+cluster (the sync's WATCH and MULTI stay in the journal's slot)."""
 
 from __future__ import annotations
 
@@ -16,8 +17,11 @@ from recsvc.domain.privacy import Erasure, customer_hash
 from recsvc.store import FileStore, RedisStore, Store, open_store
 from recsvc.store.files import ACTIVE
 from recsvc.version.profiles import Profiles
+from tests.api_support import STORE_KINDS_AND_CLUSTER
 from tests.artifact_factory import make_artifact
 from tests.integration.serve.test_privacy_serve import unclaimed
+
+pytestmark = pytest.mark.parametrize("empty_store_url", STORE_KINDS_AND_CLUSTER, indirect=True)
 
 # Each customer's NPS category (so their segment) in three versions: c001 and c003 move, c004 is
 # gone from v2, c005 joins in v3.
@@ -74,7 +78,7 @@ def switch_pointer(store: Store, version: str) -> None:
 
 
 def test_publishes_and_a_rollback_close_and_open_spells_to_match_the_active_version(
-    empty_store_url: str, store: Store, artifacts: dict[str, Path]
+    store: Store, artifacts: dict[str, Path]
 ) -> None:
     store.publish(artifacts["v1"])
     store.publish(artifacts["v2"])
@@ -133,7 +137,7 @@ def test_publishes_and_a_rollback_close_and_open_spells_to_match_the_active_vers
         "passives",
         "passives",
     ]
-    assert unclaimed(store, empty_store_url) == []  # the registry names the journal's files
+    assert unclaimed(store) == []  # the registry names the journal's files
 
 
 def test_a_pointer_switch_the_journal_missed_is_recorded_by_the_next_read_or_activation(

@@ -1,6 +1,7 @@
-"""The webhook outbox on both stores: FIFO per destination, removal only of the head it names,
-state changes, an erasure inside waiting events; on the file store, the delivered part cut off
-into a new generation and a writer's torn line cut off before the next append."""
+"""The webhook outbox on both stores (Redis on one server and on a cluster): FIFO per destination,
+removal only of the head it names, state changes, an erasure inside waiting events; on the file
+store, the delivered part cut off into a new generation and a writer's torn line cut off before the
+next append."""
 
 from __future__ import annotations
 
@@ -18,6 +19,7 @@ from recsvc.domain.webhooks import (
 )
 from recsvc.store import FileStore, open_store
 from recsvc.store import outbox as outbox_module
+from tests.api_support import STORE_KINDS_AND_CLUSTER
 
 
 def _answer(n: int, customer: str = "C1") -> DetractorResponse:
@@ -49,6 +51,7 @@ def _batch(n: int, ids: list[str]) -> OutboxEvent:
     return new_event(SEGMENT_ENTERED, change, id=f"msg_b{n}", created_at="t", customers=ids)
 
 
+@pytest.mark.parametrize("empty_store_url", STORE_KINDS_AND_CLUSTER, indirect=True)
 def test_fifo_head_removal_state_and_erasure(empty_store_url: str, tmp_path: Path) -> None:
     store = open_store(empty_store_url, cache_dir=tmp_path / "cache")
     outbox = store.outbox

@@ -1,6 +1,7 @@
 """The store contract, run against both stores: the embedded FileStore and the RedisStore on a real
-Redis. Versions publish atomically, roll back and prune; live NPS intake is idempotent, durable and
-visible to every worker; a Redis that goes away is a fast StoreUnavailable and comes back by itself."""
+Redis (one server, and a private three-master cluster). Versions publish atomically, roll back and
+prune; live NPS intake is idempotent, durable and visible to every worker; a Redis that goes away
+is a fast StoreUnavailable and comes back by itself."""
 
 from __future__ import annotations
 
@@ -35,8 +36,10 @@ from recsvc.store import (
     open_store,
 )
 from recsvc.version.artifacts import read_manifest
-from tests.api_support import delete_prefix
+from tests.api_support import STORE_KINDS_AND_CLUSTER, delete_prefix
+from tests.redis_cluster import LocalCluster
 from tests.redis_server import RedisServer
+from tests.serving import free_port
 
 ROOT = Path(__file__).resolve().parents[3]
 
@@ -98,11 +101,22 @@ def redis_backend(redis_url: str, tmp_path: Path) -> Iterator[Backend]:
     delete_prefix(redis_url, prefix)
 
 
-@pytest.fixture(params=["file", pytest.param("redis", marks=pytest.mark.redis)])
+@pytest.fixture
+def cluster_backend(redis_cluster: LocalCluster, tmp_path: Path) -> Iterator[Backend]:
+    """The session's private Redis Cluster, under a prefix of this test's own."""
+    prefix = f"recsvc-test-{uuid.uuid4().hex[:12]}"
+    url = with_query(redis_cluster.url, prefix=prefix)
+    yield Backend("redis", url, cache_dir=tmp_path / "cache")
+    delete_prefix(redis_cluster.url, prefix)
+
+
+@pytest.fixture(params=STORE_KINDS_AND_CLUSTER)
 def backend(request: pytest.FixtureRequest, tmp_path: Path) -> Backend:
+    """Each store: the file store, Redis on one server, Redis on a cluster."""
     if request.param == "file":
         return Backend("file", f"file://{tmp_path / 'store'}")
-    backend: Backend = request.getfixturevalue("redis_backend")
+    name = "cluster_backend" if request.param == "redis-cluster" else "redis_backend"
+    backend: Backend = request.getfixturevalue(name)
     return backend
 
 
@@ -580,12 +594,54 @@ def test_open_store_reads_the_prefix_and_cache_dir_from_a_redis_url(tmp_path: Pa
     assert isinstance(open_store(f"file://{tmp_path}"), FileStore)
 
 
+def test_open_store_reads_a_cluster_url_with_its_startup_nodes_without_connecting(
+    tmp_path: Path,
+) -> None:
+    # Nothing listens at these addresses: opening a store must not wait for Redis.
+    url = "redis+cluster://:secret@192.0.2.1:7000,192.0.2.2:7001,[2001:db8::1]:7002"
+    store = open_store(f"{url}?prefix=shop1&cache_dir={tmp_path}&socket_timeout=5")
+    assert isinstance(store, RedisStore) and store.cluster
+    assert store.prefix == "shop1" and store.cache_dir == tmp_path / "shop1"
+    assert "secret" not in store.url
+    tls = open_store("rediss+cluster://redis.example:6380/0")
+    assert isinstance(tls, RedisStore) and tls.cluster and tls.prefix == "recsvc"
+    store.close()
+    tls.close()
+
+
+def test_a_cluster_no_node_answers_is_unavailable_at_once_for_every_part_of_the_store(
+    tmp_path: Path,
+) -> None:
+    ports = [free_port() for _ in range(2)]  # nobody listens
+    store = open_store(
+        "redis+cluster://" + ",".join(f"127.0.0.1:{port}" for port in ports),
+        cache_dir=str(tmp_path),
+    )
+    started = time.monotonic()
+    with pytest.raises(StoreUnavailable, match="unreachable while reading the active version"):
+        store.active_version()
+    with pytest.raises(StoreUnavailable):
+        store.answers.add([response("r1")])
+    with pytest.raises(StoreUnavailable), store.training_lock():
+        pass
+    with pytest.raises(StoreUnavailable):
+        store.run_log().records()
+    assert time.monotonic() - started < 2
+    store.close()
+
+
 @pytest.mark.parametrize(
     "url",
     [
         "ftp://example.com/store",
         "redis://127.0.0.1:6379/0?prefix=a{b}",
         "redis://127.0.0.1:6379/0?colour=blue",
+        "redis+cluster://127.0.0.1:7000/1",  # a cluster has only database 0
+        "redis+cluster://127.0.0.1:7000?db=2",
+        "redis+cluster://127.0.0.1:7000,:7001",
+        "redis+cluster://127.0.0.1:port",
+        "redis+cluster://127.0.0.1:7000?colour=blue",
+        "redis+cluster://127.0.0.1:7000?socket_timeout=soon",
         "file://",
     ],
 )
