@@ -34,6 +34,7 @@ CustomerId = Annotated[
 
 # Paging: items per page and items skipped (the storefront's handlers and its fast lane).
 LIMIT_RANGE = (1, 100)
+DEFAULT_LIMIT = 10
 OFFSET_RANGE = (0, 10_000)
 
 # A route handler's `opt` key naming its list-valued query parameters.

@@ -16,6 +16,7 @@ from recsvc.api.auth import SECURITY, RequireScope, scopes
 from recsvc.api.dependencies import storefront_model
 from recsvc.api.errors import KEYED, error_responses
 from recsvc.api.params import (
+    DEFAULT_LIMIT,
     LIMIT_RANGE,
     OFFSET_RANGE,
     CategoryFilter,
@@ -51,7 +52,7 @@ class RecommendationController(Controller):
         limit: Annotated[
             int,
             Parameter(ge=LIMIT_RANGE[0], le=LIMIT_RANGE[1], description="items per page, 1..100"),
-        ] = 10,
+        ] = DEFAULT_LIMIT,
         offset: Annotated[
             int,
             Parameter(

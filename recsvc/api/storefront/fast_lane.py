@@ -35,7 +35,8 @@ from litestar.datastructures import State
 from litestar.types import ASGIApp, Receive, Scope, Send
 
 from recsvc.api.auth import ALL_SCOPES, key_in, scopes_of
-from recsvc.api.params import LIMIT_RANGE, OFFSET_RANGE, check_id
+from recsvc.api.dependencies import active_model
+from recsvc.api.params import DEFAULT_LIMIT, LIMIT_RANGE, OFFSET_RANGE, check_id
 from recsvc.api.storefront.services import offers_for, recommendations_for
 
 # Bytes a plain query value may hold: unreserved characters and the list separator. A value with
@@ -65,14 +66,12 @@ def _recommendations(
     state: State, customer_id: str, query: dict[str, Any], scopes: frozenset[str]
 ) -> msgspec.Struct:
     holder = state.holder
-    model = holder.current
-    if model is None:
-        raise LookupError("no model: the handler answers 503")
+    model = active_model(holder)  # none yet: an error, so the handler answers (503)
     return recommendations_for(
         model,
         customer_id,
         holder.live(customer_id),
-        limit=query.get("limit", 10),
+        limit=query.get("limit", DEFAULT_LIMIT),
         offset=query.get("offset", 0),
         exclude_purchased=query.get("exclude_purchased", True),
         exclude=query.get("exclude"),
@@ -87,11 +86,12 @@ def _offers(
     state: State, customer_id: str, query: dict[str, Any], scopes: frozenset[str]
 ) -> msgspec.Struct:
     holder = state.holder
-    model = holder.current
-    if model is None:
-        raise LookupError("no model: the handler answers 503")
     return offers_for(
-        model, customer_id, holder.live(customer_id), state.catalog, sees_answers="export" in scopes
+        active_model(holder),
+        customer_id,
+        holder.live(customer_id),
+        state.catalog,
+        sees_answers="export" in scopes,
     )
 
 
