@@ -56,7 +56,9 @@ def test_two_workers_serve_over_real_http(store: Store, artifact: Artifact, tmp_
             },
         )
         assert posted.status_code == 202
-        # Whichever worker answers, the offer reflects the answer the other may have stored.
+        # Whichever worker answers, the offer reflects the answer the other may have stored:
+        # a worker looks at the live files every few milliseconds.
+        time.sleep(0.05)
         for _ in range(4):
             offers = http.get("/v1/customers/C00000001/offers").json()
             assert offers["nps_category"] == "detractor"
