@@ -40,7 +40,11 @@ from recsvc.api.ops.request_metrics import TALLY, RequestMetricsMiddleware
 from recsvc.api.privacy.controllers import ErasureLogController, PrivacyController
 from recsvc.api.products.controllers import ProductController
 from recsvc.api.segments.controllers import SegmentController
-from recsvc.api.storefront.controllers import OfferController, RecommendationController
+from recsvc.api.storefront.controllers import (
+    CartController,
+    OfferController,
+    RecommendationController,
+)
 from recsvc.api.versions.controllers import ModelVersionController
 from recsvc.api.webhooks.controllers import WebhookController
 from recsvc.service.offers import OfferCatalog, load_offers
@@ -106,6 +110,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             HealthController,
             MetricsController,
             RecommendationController,
+            CartController,
             OfferController,
             ProductController,
             CustomerProfileController,

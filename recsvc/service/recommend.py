@@ -215,6 +215,30 @@ def recommend(
     )
 
 
+def recommend_vector(
+    model: LoadedModel, vector: np.ndarray | None, query: Query, leave_out: np.ndarray
+) -> Recommendations:
+    """A page for a user vector folded in elsewhere (a cart: `recsvc.service.cart`), or the
+    popular products for None; the items in `leave_out` (the cart) are never suggested."""
+    excluded = np.concatenate([excluded_items(model, query), leave_out])
+    reason = "popular" if vector is None else "customers_like_you"
+    ranked, scores, reason, reasons = _rank_catalogue(
+        model,
+        None,
+        False,
+        [],
+        query,
+        excluded,
+        _NONE,
+        query.offset + query.limit,
+        reason,
+        None,
+        _NO_HISTORY,
+        vector,
+    )
+    return _page(model, ranked, scores, query, reason, reasons, True, False, None)
+
+
 class History(msgspec.Struct, frozen=True):
     """What a customer bought: item indices (ascending, unique), lines of each, the day number
     (since 1970) of the latest."""
@@ -310,15 +334,17 @@ def _rank_catalogue(
     reason: str,
     today: dt.date | None,
     history: History,
+    vector: np.ndarray | None = None,
 ) -> tuple[list[int], list[float], str, np.ndarray | None]:
     """The `wanted` best items of the catalogue the filters keep, leaving out what the customer
-    bought (unless buying again is asked for), what was excluded and what the list placed."""
+    bought (unless buying again is asked for), what was excluded and what the list placed.
+    `vector`: the user vector, when the caller folded one in (a cart)."""
     bought = history.items
     filtered = allowed(model, query)
     # The items in play, ascending (so position order is item order for ties); None: all of them.
     pool = None if filtered is None else np.flatnonzero(filtered)
     scores, reason, reasons = _catalogue_scores(
-        model, index, learned, rows, query, pool, history, reason, today
+        model, index, learned, rows, query, pool, history, reason, today, vector
     )
     # Out of play: already bought, explicitly excluded, already placed from the list.
     drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
@@ -342,14 +368,16 @@ def _catalogue_scores(
     history: History,
     reason: str,
     today: dt.date | None,
+    vector: np.ndarray | None = None,
 ) -> tuple[np.ndarray, str, np.ndarray | None]:
     """Scores of the items in `pool` (None: every item) as a fresh writable array, the reason they
     carry, and per-item reasons when the buy-again blend marks some."""
     arrays = model.arrays
-    if index is None and not rows:
+    if vector is None and index is None and not rows:
         popularity = model.item_popularity
         return (popularity.take(pool) if pool is not None else popularity.copy()), "popular", None
-    vector, _ = user_vector(arrays, index if learned else None, rows)
+    if vector is None:
+        vector, _ = user_vector(arrays, index if learned else None, rows)
     bought = history.items
     if query.exclude_purchased or bought.size == 0:
         if pool is not None and pool.size <= arrays.n_items * _SUBSET_SHARE:

@@ -202,6 +202,20 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         has: np.ndarray = counts[: self.item_ids.size] > 0
         return has
 
+    @functools.cached_property
+    def item_buyers(self) -> tuple[np.ndarray, np.ndarray]:
+        """Who bought each item: the purchase history turned around (item -> customer rows, CSR:
+        indptr int64, rows int32), made on first use (carts): 4 bytes per purchase row."""
+        purchases = self.arrays.purchases
+        items = np.asarray(purchases.items)
+        n_items = self.item_ids.size
+        per_customer = np.diff(np.asarray(purchases.indptr))
+        owners = np.repeat(np.arange(per_customer.size, dtype=np.int32), per_customer)
+        rows = owners[np.argsort(items, kind="stable")]
+        indptr = np.zeros(n_items + 1, dtype=np.int64)
+        np.cumsum(np.bincount(items, minlength=n_items)[:n_items], out=indptr[1:])
+        return indptr, rows
+
     def customer_index(self, customer_id: str) -> int | None:
         return find_sorted(self.customer_ids, customer_id)
 

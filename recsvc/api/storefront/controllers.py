@@ -1,5 +1,5 @@
 """`GET /v1/customers/{customer_id}/recommendations` and `.../offers`: what the storefront shows
-one customer. A customer the model does not know is not an error: they get a cold start.
+one customer; `POST /v1/recommendations`: what it shows an anonymous shopper's cart. A customer the model does not know is not an error: they get a cold start.
 
 Most requests are answered by the routes' fast lane (`recsvc.api.storefront.fast_lane`) before
 these handlers run; the handlers answer the rest and define the rules (and the OpenAPI spec)."""
@@ -8,9 +8,9 @@ from __future__ import annotations
 
 from typing import Annotated, Any
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.middleware import DefineMiddleware
-from litestar.params import Parameter
+from litestar.params import JSONBody, Parameter
 
 from recsvc.api.auth import SECURITY, RequireScope, scopes
 from recsvc.api.dependencies import storefront_model
@@ -26,8 +26,12 @@ from recsvc.api.params import (
     lists,
 )
 from recsvc.api.storefront.fast_lane import OFFERS, RECOMMENDATIONS, FastLane
-from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
-from recsvc.api.storefront.services import offers_for, recommendations_for
+from recsvc.api.storefront.schemas import CartRequest, OffersResponse, RecommendationResponse
+from recsvc.api.storefront.services import (
+    cart_recommendations_for,
+    offers_for,
+    recommendations_for,
+)
 
 
 class RecommendationController(Controller):
@@ -123,3 +127,25 @@ class OfferController(Controller):
             request.app.state.catalog,
             sees_answers="export" in scopes(request),
         )
+
+
+class CartController(Controller):
+    path = "/v1/recommendations"
+    tags = ["recommendations"]
+    before_request = RequireScope("recommend")
+    security = SECURITY
+
+    @post(
+        summary="Product suggestions for an anonymous cart (no customer id)",
+        description="Folded in from the customers who bought like the cart, without retraining; "
+        "the cart's products are left out. `customer_id` is null and `cold_start` true; a cart "
+        "of products the model does not know gets the popular products.",
+        status_code=200,
+        responses=error_responses(*KEYED, 503),
+        sync_to_thread=False,
+    )
+    def cart(
+        self, request: Request[Any, Any, Any], data: JSONBody[CartRequest]
+    ) -> RecommendationResponse:
+        _, model = storefront_model(request)
+        return cart_recommendations_for(model, data)

@@ -10,10 +10,12 @@ JSON, not null.
 from __future__ import annotations
 
 import datetime as dt
+from typing import Annotated
 
 import msgspec
-from msgspec import UNSET, UnsetType
+from msgspec import UNSET, Meta, UnsetType
 
+from recsvc.api.params import DEFAULT_LIMIT, LIMIT_RANGE, MAX_LIST_ITEMS, OFFSET_RANGE
 from recsvc.service.recommend import Recommendation
 
 # The domain's item is the wire type: no copy per item on the hot path.
@@ -21,7 +23,7 @@ RecommendedItem = Recommendation
 
 
 class RecommendationResponse(msgspec.Struct, frozen=True, kw_only=True):
-    customer_id: str
+    customer_id: str | None  # None: suggestions for an anonymous cart
     model_version: str
     # True when the suggestions do not come from the customer's own history: a customer the model
     # does not know (scored from their features, or the popular products when none are known).
@@ -30,6 +32,32 @@ class RecommendationResponse(msgspec.Struct, frozen=True, kw_only=True):
     # With the `export` scope only: the primary segment ranked for, whether the model knows the id.
     segment: str | UnsetType | None = UNSET
     known_customer: bool | UnsetType = UNSET
+
+
+class CartRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
+    """An anonymous shopper's cart (`POST /v1/recommendations`): the products in it, and the
+    page and filters the customer endpoint takes as query parameters."""
+
+    product_ids: Annotated[
+        list[str],
+        Meta(min_length=1, max_length=MAX_LIST_ITEMS, description="the products in the cart"),
+    ]
+    limit: Annotated[
+        int, Meta(ge=LIMIT_RANGE[0], le=LIMIT_RANGE[1], description="items per page, 1..100")
+    ] = DEFAULT_LIMIT
+    offset: Annotated[
+        int,
+        Meta(
+            ge=OFFSET_RANGE[0], le=OFFSET_RANGE[1], description="items to skip (paging), 0..10000"
+        ),
+    ] = 0
+    exclude: Annotated[
+        list[str] | None, Meta(description="more product ids to leave out, or comma-separated")
+    ] = None
+    category: Annotated[
+        list[str] | None, Meta(description="categories to keep (names, or comma-separated)")
+    ] = None
+    in_stock: Annotated[bool | None, Meta(description="keep only (not) in-stock products")] = None
 
 
 class OfferItem(msgspec.Struct, frozen=True, kw_only=True):

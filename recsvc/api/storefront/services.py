@@ -9,6 +9,7 @@ import msgspec
 
 from recsvc.api.params import id_list, split_list
 from recsvc.api.storefront.schemas import (
+    CartRequest,
     OfferItem,
     OffersResponse,
     RecommendationResponse,
@@ -17,12 +18,51 @@ from recsvc.api.storefront.schemas import (
 from recsvc.domain import times
 from recsvc.domain.live import LiveActivity
 from recsvc.errors import InvalidRequest
+from recsvc.service.cart import cart_recommendations
 from recsvc.service.customer_state import current_state
 from recsvc.service.offers import OfferCatalog, products_for_theme
 from recsvc.service.recommend import Query, recommend
 from recsvc.version.opened import ActiveModel
 
 MAX_FEATURE_LENGTH = 64
+
+
+def _query(
+    model: ActiveModel,
+    limit: int,
+    offset: int,
+    exclude_purchased: bool,
+    exclude: list[str] | None,
+    category: list[str] | None,
+    in_stock: bool | None,
+) -> Query:
+    """The page and filters of a request, each checked (400 naming the parameter)."""
+    categories = split_list("category", category)
+    unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
+    if unknown:
+        raise InvalidRequest(
+            f"category: unknown value(s) {', '.join(unknown)}; "
+            f"known: {', '.join(model.loaded.categories)}"
+        )
+    return Query(
+        limit=limit,
+        offset=offset,
+        exclude_purchased=exclude_purchased,
+        exclude=id_list("exclude", exclude),
+        categories=categories,
+        in_stock=in_stock,
+    )
+
+
+def cart_recommendations_for(model: ActiveModel, cart: CartRequest) -> RecommendationResponse:
+    """One page of suggestions for an anonymous cart (`recsvc.service.cart`): no customer, so a
+    cold start, the cart's products never among them."""
+    products = id_list("product_ids", cart.product_ids)
+    query = _query(model, cart.limit, cart.offset, True, cart.exclude, cart.category, cart.in_stock)
+    result = cart_recommendations(model.loaded, products, query)
+    return RecommendationResponse(
+        customer_id=None, model_version=model.version, cold_start=True, items=result.items
+    )
 
 
 def recommendations_for(
@@ -44,24 +84,10 @@ def recommendations_for(
     or counted by buy-again); `given_features` (country, age band) are used only
     for a customer the model does not know, together with any live ones: their cold start.
     `sees_answers`: the key may read survey answers and segments (the `export` scope)."""
-    categories = split_list("category", category)
-    unknown = sorted(set(categories) - set(model.loaded.categories)) if categories else []
-    if unknown:
-        raise InvalidRequest(
-            f"category: unknown value(s) {', '.join(unknown)}; "
-            f"known: {', '.join(model.loaded.categories)}"
-        )
     for name, value in given_features.items():
         if value is not None and len(value) > MAX_FEATURE_LENGTH:
             raise InvalidRequest(f"{name}: at most {MAX_FEATURE_LENGTH} characters")
-    query = Query(
-        limit=limit,
-        offset=offset,
-        exclude_purchased=exclude_purchased,
-        exclude=id_list("exclude", exclude),
-        categories=categories,
-        in_stock=in_stock,
-    )
+    query = _query(model, limit, offset, exclude_purchased, exclude, category, in_stock)
     # Without live records the customer is as stored: no state to work out on the hot path.
     state = (
         current_state(model, customer_id, activity, times.now(), all_segments=False)

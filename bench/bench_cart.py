@@ -1,0 +1,156 @@
+"""Anonymous carts (`POST /v1/recommendations`) against the known-customer path and popularity, at
+predicting what the same people bought next.
+
+    uv run python bench/bench_cart.py --data var/demo/data
+    uv run python bench/bench_cart.py --data var/retail/data --reuse
+
+How: the last `--holdout-days` of the shop's orders are held out and a real training run (default
+settings) is fitted on everything before the cut-off (bench_similar.py's split, its own store
+under var/bench/cart/). For every customer who bought before and after the cut-off:
+
+- the known-customer path: `recommend()` for their id (what `GET /v1/customers/{id}/
+  recommendations` serves), their past purchases left out;
+- the cart path: their distinct past products (the latest `--cart-size`) as an anonymous cart,
+  through the cart service (what `POST /v1/recommendations` serves), the cart left out;
+- popularity: the more accurate of all-time and last-28-days counts before the cut-off, the cart
+  left out (the strongest simple answer to a cart without a model).
+
+A hit is any product they bought after the cut-off. Printed: NDCG@k of each, the cart path against
+the known path and against popularity with 95% paired bootstrap intervals over customers, and the
+in-process time per request of both paths. Targets (issue 15): the cart path at least 0.85x the
+known path and at least 1.5x popularity.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import shutil
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import polars as pl
+
+BENCH = Path(__file__).resolve().parent
+ROOT = BENCH.parent
+for path in (ROOT, BENCH):
+    if str(path) not in sys.path:
+        sys.path.insert(0, str(path))
+
+from bench_similar import ndcg, split  # noqa: E402
+
+WORK = ROOT / "var" / "bench" / "cart"
+
+
+def interval(ours: np.ndarray, theirs: np.ndarray, seed: int) -> tuple[float, float, float]:
+    """Mean ratio and its 95% paired bootstrap interval over customers."""
+    rng = np.random.default_rng(seed)
+    samples = rng.integers(0, ours.size, size=(1000, ours.size))
+    ratios = ours[samples].mean(axis=1) / np.maximum(theirs[samples].mean(axis=1), 1e-12)
+    low, high = np.percentile(ratios, [2.5, 97.5])
+    return float(ours.mean() / max(theirs.mean(), 1e-12)), float(low), float(high)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
+    parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument("--cart-size", type=int, default=50)
+    parser.add_argument("--k", type=int, default=10)
+    parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument("--reuse", action="store_true", help="keep an earlier run's version")
+    args = parser.parse_args()
+
+    from recsvc.service.cart import cart_recommendations
+    from recsvc.service.recommend import Query, recommend
+    from recsvc.store.files import FileStore
+    from training.config import load_config
+    from training.run.pipeline import run_pipeline
+
+    name = args.data.name if args.data.name != "data" else args.data.parent.name
+    work = WORK / name
+    cutoff, held = split(args.data, work / "train", args.holdout_days)
+    print(f"data {args.data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
+    store_dir = work / "store"
+    version = FileStore(store_dir).active_version() if args.reuse and store_dir.exists() else None
+    if version is None:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        started = time.perf_counter()
+        record = run_pipeline(
+            work / "train",
+            store=f"file://{store_dir}",
+            config=load_config(),
+            runs_dir=work / "runs",
+            show_progress=False,
+            force=True,
+        )
+        if record.version is None:
+            sys.exit(f"the training run published nothing: {record.error}")
+        print(f"trained {record.version} in {time.perf_counter() - started:.0f} s")
+        version = record.version
+    model = FileStore(store_dir).open(version).loaded
+    before = pl.read_parquet(work / "train" / "orders.parquet")
+    history = (
+        before.sort("ordered_at", "line_id")
+        .group_by("customer_id")
+        .agg(pl.col("product_id").unique(maintain_order=True).alias("bought"))
+    )
+    after = held.group_by("customer_id").agg(pl.col("product_id").unique().alias("next"))
+    people = history.join(after, on="customer_id").sort("customer_id")
+    recent = before.filter(pl.col("ordered_at") >= cutoff - dt.timedelta(days=28))
+    popular = {
+        "all-time": before["product_id"].value_counts(sort=True)["product_id"].to_list(),
+        "last 28 days": recent["product_id"].value_counts(sort=True)["product_id"].to_list(),
+    }
+    k = args.k
+    scores: dict[str, list[float]] = {"known customer": [], "cart": []}
+    scores |= {f"popularity, {name}": [] for name in popular}
+    timings: dict[str, list[float]] = {"known customer": [], "cart": []}
+    model.item_buyers  # noqa: B018 - built once per version and worker, before the timings
+    for customer, bought, nexts in people.select("customer_id", "bought", "next").iter_rows():
+        relevant = set(nexts)
+        cart = bought[-args.cart_size :]
+        started = time.perf_counter()
+        known = recommend(model, customer, Query(limit=k)).items
+        timings["known customer"].append(time.perf_counter() - started)
+        started = time.perf_counter()
+        carted = cart_recommendations(model, cart, Query(limit=k)).items
+        timings["cart"].append(time.perf_counter() - started)
+        scores["known customer"].append(ndcg([i.product_id for i in known], relevant, k))
+        scores["cart"].append(ndcg([i.product_id for i in carted], relevant, k))
+        in_cart = set(cart)
+        for name, items in popular.items():
+            listed = [item for item in items[: k + len(in_cart)] if item not in in_cart][:k]
+            scores[f"popularity, {name}"].append(ndcg(listed, relevant, k))
+    n = len(scores["cart"])
+    if n == 0:
+        sys.exit("no customer bought both before and after the cut-off")
+    arrays = {name: np.asarray(values) for name, values in scores.items()}
+    best = max(
+        (name for name in arrays if name.startswith("popularity")), key=lambda x: arrays[x].mean()
+    )
+    print(
+        f"{n:,} customers bought before and after the cut-off; k = {k}; carts of their last "
+        f"{args.cart_size} distinct products at most"
+    )
+    for name, values in arrays.items():
+        print(f"  {name:<28} NDCG@{k} {values.mean():.4f}")
+    for label, baseline, target in (
+        ("cart / known customer", "known customer", 0.85),
+        (f"cart / {best}", best, 1.5),
+    ):
+        ratio, low, high = interval(arrays["cart"], arrays[baseline], args.seed)
+        verdict = "met" if ratio >= target else "NOT MET"
+        print(
+            f"{label:<40} {ratio:.2f}x (95% interval {low:.2f}..{high:.2f}); "
+            f"target >= {target}x: {verdict}"
+        )
+    for name, spent in timings.items():
+        print(f"{name} per request, in process: median {statistics.median(spent) * 1e3:.2f} ms")
+
+
+if __name__ == "__main__":
+    main()
