@@ -25,7 +25,6 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
-import shutil
 import statistics
 import sys
 import time
@@ -40,7 +39,7 @@ for path in (ROOT, BENCH):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench_similar import ndcg, split  # noqa: E402
+from bench_similar import held_out_version, ndcg  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "cart"
 
@@ -66,33 +65,10 @@ def main() -> None:
 
     from recsvc.service.cart import cart_recommendations
     from recsvc.service.recommend import Query, recommend
-    from recsvc.store.files import FileStore
-    from training.config import load_config
-    from training.run.pipeline import run_pipeline
 
-    name = args.data.name if args.data.name != "data" else args.data.parent.name
-    work = WORK / name
-    cutoff, held = split(args.data, work / "train", args.holdout_days)
-    print(f"data {args.data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
-    store_dir = work / "store"
-    version = FileStore(store_dir).active_version() if args.reuse and store_dir.exists() else None
-    if version is None:
-        shutil.rmtree(store_dir, ignore_errors=True)
-        started = time.perf_counter()
-        record = run_pipeline(
-            work / "train",
-            store=f"file://{store_dir}",
-            config=load_config(),
-            runs_dir=work / "runs",
-            show_progress=False,
-            force=True,
-        )
-        if record.version is None:
-            sys.exit(f"the training run published nothing: {record.error}")
-        print(f"trained {record.version} in {time.perf_counter() - started:.0f} s")
-        version = record.version
-    model = FileStore(store_dir).open(version).loaded
-    before = pl.read_parquet(work / "train" / "orders.parquet")
+    cutoff, before, held, model = held_out_version(
+        args.data, WORK, args.holdout_days, reuse=args.reuse
+    )
     history = (
         before.sort("ordered_at", "line_id")
         .group_by("customer_id")

@@ -51,6 +51,40 @@ def split(data: Path, out: Path, holdout_days: int) -> tuple[dt.datetime, pl.Dat
     return cutoff, orders.filter(pl.col("ordered_at") >= cutoff)  # type: ignore[return-value]
 
 
+def held_out_version(
+    data: Path, root: Path, holdout_days: int, *, reuse: bool
+) -> tuple[dt.datetime, pl.DataFrame, pl.DataFrame, LoadedModel]:
+    """The shop split at its hold-out cut-off (under `root/<name>/train`): the cut-off, the order
+    lines before and after it, and a real training run's version fitted on what came before (kept
+    in `root/<name>/store`; `reuse`: an earlier run's)."""
+    from recsvc.store.files import FileStore
+    from training.config import load_config
+    from training.run.pipeline import run_pipeline
+
+    work = root / (data.name if data.name != "data" else data.parent.name)
+    cutoff, held = split(data, work / "train", holdout_days)
+    print(f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
+    store_dir = work / "store"
+    version = FileStore(store_dir).active_version() if reuse and store_dir.exists() else None
+    if version is None:
+        shutil.rmtree(store_dir, ignore_errors=True)
+        started = time.perf_counter()
+        record = run_pipeline(
+            work / "train",
+            store=f"file://{store_dir}",
+            config=load_config(),
+            runs_dir=work / "runs",
+            show_progress=False,
+            force=True,
+        )
+        if record.version is None:
+            sys.exit(f"the training run published nothing: {record.error}")
+        print(f"trained {record.version} in {time.perf_counter() - started:.0f} s")
+        version = record.version
+    before = pl.read_parquet(work / "train" / "orders.parquet")
+    return cutoff, before, held, FileStore(store_dir).open(version).loaded
+
+
 def ndcg(ranked: list[str], relevant: set[str], k: int) -> float:
     gains = sum(1 / np.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
     ideal = sum(1 / np.log2(i + 2) for i in range(min(len(relevant), k)))
@@ -107,36 +141,13 @@ def main() -> None:
 
     from recsvc.service.recommend import Query
     from recsvc.service.similar import similar_products
-    from recsvc.store.files import FileStore
-    from training.config import load_config
-    from training.run.pipeline import run_pipeline
 
-    work = WORK / args.data.name if args.data.name != "data" else WORK / args.data.parent.name
-    train_dir = work / "train"
-    cutoff, held = split(args.data, train_dir, args.holdout_days)
-    print(f"data {args.data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
-    store_dir = work / "store"
-    reused = FileStore(store_dir).active_version() if args.reuse and store_dir.exists() else None
-    if reused is None:
-        shutil.rmtree(store_dir, ignore_errors=True)
-        started = time.perf_counter()
-        record = run_pipeline(
-            train_dir,
-            store=f"file://{store_dir}",
-            config=load_config(),
-            runs_dir=work / "runs",
-            show_progress=False,
-            force=True,
-        )
-        if record.version is None:
-            sys.exit(f"the training run published nothing: {record.error}")
-        print(f"trained {record.version} in {time.perf_counter() - started:.0f} s")
-        reused = record.version
-    model = FileStore(store_dir).open(reused).loaded
+    cutoff, before, held, model = held_out_version(
+        args.data, WORK, args.holdout_days, reuse=args.reuse
+    )
     others = cooccurrence_rankers(model)
     other_scores: dict[str, list[float]] = {name: [] for name in others}
 
-    before = pl.read_parquet(train_dir / "orders.parquet")
     last = (
         before.sort("ordered_at", "line_id")
         .group_by("customer_id")
