@@ -1,14 +1,20 @@
-"""Products like a given one, for a product page: its nearest neighbours in the model's item space.
+"""Products like a given one, for a product page: first what the product's buyers also bought,
+then its nearest neighbours in the model's item space.
 
-LightFM represents an item as the sum of its feature embeddings (its identity, category and price
-band), so a product nobody has bought yet still has a place in that space through its features,
-and gets neighbours. Closeness is cosine similarity. The unit vectors are computed once per version
-and worker; one request is a product of one vector with the item matrix (about 0.2 ms at 50k items
-and 32 components), then a partial sort.
+Bought alike: the other products of the customers who bought this one, each purchase weighted by
+its recency (half-life `HALF_LIFE_DAYS` before the version's last day), so that this season's
+companions lead. The score is 1 plus the share of the product's (weighted) buyers who also bought
+the neighbour: above 1, the reason is `bought_alike`.
 
-A neighbour's reason says what put it there: `bought_alike` when both products have buyers (their
-vectors were learned from purchases), `similar_attributes` when either has none (only its
-features place it).
+Similar attributes: LightFM represents an item as the sum of its feature embeddings (identity,
+category, price band), so a product nobody has bought yet still has a place in that space and gets
+neighbours. Closeness is cosine similarity, mapped to 0..1 as the score; the reason is
+`similar_attributes`. These fill the page after the bought-alike products, and are all of it for a
+product without buyers. The unit vectors are computed once per version and worker.
+
+Why both: on the demo shop's 28-day hold-out (`bench/bench_similar.py`), predicting a customer's
+next products from their last one, the item space alone ranked at 0.46x the NDCG@10 of popularity,
+the recency-weighted co-purchases at 1.31x; on Online Retail 0.52x and 1.12x.
 """
 
 from __future__ import annotations
@@ -24,6 +30,12 @@ from recsvc.version.artifacts import LoadedModel
 
 BOUGHT_ALIKE: Final = "bought_alike"
 SIMILAR_ATTRIBUTES: Final = "similar_attributes"
+# A co-purchase this many days before the version's last day counts half. 30 ranked between 14 and
+# 90 days on both shops measured (demo 1.31x popularity against 1.24-1.38x, Online Retail 1.12x
+# against 1.03-1.12x): a guess about other shops, not a tuned value.
+HALF_LIFE_DAYS = 30.0
+# Buyers read per product at most: bounds a request's work for a product everybody buys.
+BUYERS_READ = 20_000
 
 
 class SimilarProducts(msgspec.Struct, frozen=True, kw_only=True):
@@ -41,7 +53,9 @@ def similar_products(model: LoadedModel, product_id: str, query: Query) -> Simil
             f"no product {shown(product_id)} in model version {model.manifest.version}"
         )
     units = model.item_unit_vectors
-    scores = units @ units[index]
+    closeness = (units @ units[index] + 1) / 2  # cosine, mapped to 0..1
+    companions = _bought_alike(model, index)
+    scores = np.where(companions > 0, 1 + companions, closeness)
     keep = allowed(model, query)
     eligible = np.ones(scores.shape[0], dtype=bool) if keep is None else keep.copy()
     eligible[index] = False
@@ -50,19 +64,39 @@ def similar_products(model: LoadedModel, product_id: str, query: Query) -> Simil
     if candidates.size > wanted:
         top = np.argpartition(-scores[candidates], wanted - 1)[:wanted]
         candidates = candidates[top]
-    # Closest first; ties by catalogue order, so a page is stable.
+    # Best first; ties by catalogue order, so a page is stable.
     order = np.lexsort((candidates, -scores[candidates]))
     chosen = candidates[order][query.offset : query.offset + query.limit]
-    sold = model.item_has_buyers
-    source_sold = bool(sold[index])
     ids, categories = model.item_id_list, model.item_category_names
     items = [
         Recommendation(
             product_id=ids[i],
             score=round(float(scores[i]), 6),
             category=categories[i],
-            reason=BOUGHT_ALIKE if source_sold and sold[i] else SIMILAR_ATTRIBUTES,
+            reason=BOUGHT_ALIKE if companions[i] > 0 else SIMILAR_ATTRIBUTES,
         )
         for i in chosen.tolist()
     ]
     return SimilarProducts(product_id=product_id, model_version=model.manifest.version, items=items)
+
+
+def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
+    """Per item, the recency-weighted share (0..1) of the product's buyers who also bought it."""
+    n_items = model.item_ids.size
+    indptr, rows = model.item_buyers
+    who = rows[indptr[index] : min(indptr[index + 1], indptr[index] + BUYERS_READ)]
+    if not who.size:
+        return np.zeros(n_items, dtype=np.float64)
+    purchases = model.arrays.purchases
+    starts = np.asarray(purchases.indptr)[who]
+    lengths = np.asarray(purchases.indptr)[who + 1] - starts
+    # Every purchase row of those customers, gathered in one go.
+    offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
+    at = offsets + np.arange(int(lengths.sum()))
+    age = model.manifest.trained_until_day - np.asarray(purchases.last_day)[at]
+    weights = np.exp2(-age / HALF_LIFE_DAYS)
+    together = np.bincount(np.asarray(purchases.items)[at], weights=weights, minlength=n_items)
+    own = together[index]
+    share: np.ndarray = together / own if own > 0 else np.zeros(n_items, dtype=np.float64)
+    share[index] = 0.0
+    return np.minimum(share, 1.0)

@@ -205,7 +205,8 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     @functools.cached_property
     def item_buyers(self) -> tuple[np.ndarray, np.ndarray]:
         """Who bought each item: the purchase history turned around (item -> customer rows, CSR:
-        indptr int64, rows int32), made on first use (carts): 4 bytes per purchase row."""
+        indptr int64, rows int32) for carts and similar products, 4 bytes per purchase row; the
+        model holder builds it when it loads a version, before serving it."""
         purchases = self.arrays.purchases
         items = np.asarray(purchases.items)
         n_items = self.item_ids.size

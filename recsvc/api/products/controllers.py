@@ -27,10 +27,12 @@ class ProductController(Controller):
     @get(
         "/{product_id:str}/similar",
         summary="Products similar to one product (a product page); 404 for an unknown product",
-        description="Nearest neighbours by cosine similarity of the model's item vectors (each "
-        "the sum of the product's feature embeddings, so a product nobody has bought yet gets "
-        "neighbours through its category and price band). `reason`: `bought_alike` when both "
-        "products have buyers, `similar_attributes` otherwise. The product itself is left out.",
+        description="First what the product's buyers also bought, recency-weighted (`reason`: "
+        "`bought_alike`, `score` 1 plus the share of its buyers who also bought it), then the "
+        "nearest neighbours by cosine similarity of the model's item vectors (`similar_attributes`, "
+        "`score` 0..1; each vector is the sum of the product's feature embeddings, so a product "
+        "nobody has bought yet gets neighbours through its category and price band). The product "
+        "itself is left out.",
         responses=error_responses(*KEYED, 404, 503),
         sync_to_thread=False,
         opt=lists("category"),

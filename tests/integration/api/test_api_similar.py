@@ -1,5 +1,5 @@
-"""`GET /v1/products/{product_id}/similar` over HTTP on a real trained version: neighbours in the
-model's item space, filtered and limited, the product itself left out, a product nobody bought
+"""`GET /v1/products/{product_id}/similar` over HTTP on a real trained version: what the product's
+buyers also bought, then neighbours in the model's item space, filtered and limited, the product itself left out, a product nobody bought
 placed by its features, unknown and malformed ids refused with the parameter named."""
 
 from __future__ import annotations
@@ -16,6 +16,12 @@ def products(artifact: Artifact) -> pl.DataFrame:
     return artifact.table("products").with_columns(pl.col("product_id").is_in(sold).alias("sold"))
 
 
+def also_bought_with(artifact: Artifact, product: str) -> set[str]:
+    orders = artifact.table("orders")
+    buyers = orders.filter(pl.col("product_id") == product)["customer_id"].unique().implode()
+    return set(orders.filter(pl.col("customer_id").is_in(buyers))["product_id"].to_list())
+
+
 def test_neighbours_are_ranked_filtered_and_leave_out_the_product(
     client: TestClient[Litestar], artifact: Artifact
 ) -> None:
@@ -29,8 +35,17 @@ def test_neighbours_are_ranked_filtered_and_leave_out_the_product(
     assert len(items) == 10
     assert product not in {item["product_id"] for item in items}
     scores = [item["score"] for item in items]
-    assert scores == sorted(scores, reverse=True) and all(-1 <= s <= 1 for s in scores)
-    assert {item["reason"] for item in items} <= {"bought_alike", "similar_attributes"}
+    assert scores == sorted(scores, reverse=True) and all(0 <= s <= 2 for s in scores)
+    # What the product's buyers also bought leads (scores above 1), then closeness in the model's
+    # item space (up to 1).
+    reasons = [item["reason"] for item in items]
+    assert reasons[0] == "bought_alike"
+    assert reasons == sorted(reasons)  # bought_alike, then similar_attributes
+    assert all((s > 1) == (r == "bought_alike") for s, r in zip(scores, reasons, strict=True))
+    also_bought = also_bought_with(artifact, product)
+    assert all(
+        item["product_id"] in also_bought for item in items if item["reason"] == "bought_alike"
+    )
     known = dict(catalog.select("product_id", "category").iter_rows())
     assert all(known[item["product_id"]] == item["category"] for item in items)
     # Repeating the request gives the same page.
