@@ -81,7 +81,8 @@ def similar_products(model: LoadedModel, product_id: str, query: Query) -> Simil
 
 
 def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
-    """Per item, the recency-weighted share (0..1) of the product's buyers who also bought it."""
+    """Per item, the share (0..1) of the product's buyers who also bought it, each buyer counted
+    by the recency of that purchase (1 on the version's last day, 1/2 a half-life before)."""
     n_items = model.item_ids.size
     indptr, rows = model.item_buyers
     who = rows[indptr[index] : min(indptr[index + 1], indptr[index] + BUYERS_READ)]
@@ -96,7 +97,6 @@ def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
     age = model.manifest.trained_until_day - np.asarray(purchases.last_day)[at]
     weights = np.exp2(-age / HALF_LIFE_DAYS)
     together = np.bincount(np.asarray(purchases.items)[at], weights=weights, minlength=n_items)
-    own = together[index]
-    share: np.ndarray = together / own if own > 0 else np.zeros(n_items, dtype=np.float64)
+    share: np.ndarray = together / who.size  # each buyer counts up to 1, less the older it is
     share[index] = 0.0
     return np.minimum(share, 1.0)
