@@ -59,6 +59,11 @@ class FileErasureLog:
         self.recheck_seconds = 0.0  # as `FileLiveLog.recheck_seconds`
         self._fresh_until = 0.0
 
+    def look_every(self, seconds: float) -> None:
+        """Read the file at most every `seconds` (0: on every call), starting now."""
+        self.recheck_seconds = seconds
+        self._fresh_until = 0.0
+
     def append(self, entry: Erasure) -> None:
         try:
             self.path.parent.mkdir(parents=True, exist_ok=True)

@@ -118,7 +118,7 @@ class FileStore:
         what was appended) at most every LIVE_RECHECK_SECONDS; this process's own writes show at
         once."""
         for log_ in (self.answers, self.orders, self._erasures):
-            log_.recheck_seconds = LIVE_RECHECK_SECONDS
+            log_.look_every(LIVE_RECHECK_SECONDS)
 
     def live_of(self, customer_id: str) -> LiveActivity:
         return LiveActivity(
@@ -294,4 +294,7 @@ class FileStore:
             raise StoreUnavailable(f"store directory {self.root} is not writable")
 
     def close(self) -> None:
-        """Nothing to release: files are opened per call."""
+        """Files are opened per call; a following worker's reads go back to looking every time
+        (a handle kept after a service stops sees other processes' writes at once again)."""
+        for log_ in (self.answers, self.orders, self._erasures):
+            log_.look_every(0.0)

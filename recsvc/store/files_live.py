@@ -100,6 +100,11 @@ class FileLiveLog(Generic[R]):
         self.recheck_seconds = 0.0
         self._fresh_until = 0.0
 
+    def look_every(self, seconds: float) -> None:
+        """Read the file at most every `seconds` (0: on every call), starting now."""
+        self.recheck_seconds = seconds
+        self._fresh_until = 0.0
+
     def add(self, records: list[R]) -> list[bool]:
         """Store records durably before returning; idempotent by key. Per record: True if it was
         new, False if its key was already live."""
