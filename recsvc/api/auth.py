@@ -78,24 +78,30 @@ def scopes_of_digest(presented: bytes, keys: dict[str, list[Scope]]) -> set[str]
 ALL_SCOPES: frozenset[str] = frozenset(get_args(Scope))
 
 
+def granted(keys: dict[str, list[Scope]], key: str | None) -> frozenset[str] | None:
+    """The scopes a request's key carries: every scope when no keys are configured (development
+    mode), None for a missing or unknown key."""
+    if not keys:
+        return ALL_SCOPES
+    found = scopes_of(key, keys) if key is not None else None
+    return frozenset(found) if found is not None else None
+
+
 def check_scope(connection: ASGIConnection, scope: Scope) -> frozenset[str]:
     """Admit a request whose key carries `scope`: 401 without a (known) key, 403 without it.
     Returns every scope the key carries (all of them in development mode)."""
-    keys: dict[str, list[Scope]] = connection.app.state.settings.api_keys
-    if not keys:
-        return ALL_SCOPES
     key = presented_key(connection)
-    if key is None:
+    scopes = granted(connection.app.state.settings.api_keys, key)
+    if scopes is None:
         raise NotAuthorizedException(
-            "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'",
+            "missing API key: send 'Authorization: Bearer KEY' or 'X-API-Key: KEY'"
+            if key is None
+            else "unknown API key",
             headers=CHALLENGE,
         )
-    scopes = scopes_of(key, keys)
-    if scopes is None:
-        raise NotAuthorizedException("unknown API key", headers=CHALLENGE)
     if scope not in scopes:
         raise PermissionDeniedException(f"this API key lacks the '{scope}' scope")
-    return frozenset(scopes)
+    return scopes
 
 
 def scopes(request: Request[Any, Any, Any]) -> frozenset[str]:

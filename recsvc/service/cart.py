@@ -26,9 +26,6 @@ from recsvc.version.scoring import known_customer_vectors
 # Customers whose purchases stand in for the shopper. 20 and 100 ranked alike on the demo shop
 # (1.02x and 0.98x the known-customer path): a guess about other shops, not a tuned value.
 NEIGHBOURS = 20
-# Buyers read per cart product at most (the most recent rows first would need a sort; these are
-# the first rows in customer order): bounds a request's work for a product everybody buys.
-BUYERS_PER_PRODUCT = 20_000
 
 
 def cart_recommendations(
@@ -44,9 +41,7 @@ def _neighbour_vector(model: LoadedModel, cart: np.ndarray) -> np.ndarray | None
     """The overlap-weighted mean vector of the customers who bought most of the cart, or None."""
     if not cart.size:
         return None
-    indptr, rows = model.item_buyers
-    buyers = [rows[indptr[i] : min(indptr[i + 1], indptr[i] + BUYERS_PER_PRODUCT)] for i in cart]
-    together = np.concatenate(buyers) if buyers else rows[:0]
+    together = np.concatenate([model.buyers_of(int(i)) for i in cart])
     if not together.size:
         return None
     customers, overlap = np.unique(together, return_counts=True)

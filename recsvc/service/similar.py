@@ -34,8 +34,6 @@ SIMILAR_ATTRIBUTES: Final = "similar_attributes"
 # 90 days on both shops measured (demo 1.31x popularity against 1.24-1.38x, Online Retail 1.12x
 # against 1.03-1.12x): a guess about other shops, not a tuned value.
 HALF_LIFE_DAYS = 30.0
-# Buyers read per product at most: bounds a request's work for a product everybody buys.
-BUYERS_READ = 20_000
 
 
 class SimilarProducts(msgspec.Struct, frozen=True, kw_only=True):
@@ -84,8 +82,7 @@ def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
     """Per item, the share (0..1) of the product's buyers who also bought it, each buyer counted
     by the recency of that purchase (1 on the version's last day, 1/2 a half-life before)."""
     n_items = model.item_ids.size
-    indptr, rows = model.item_buyers
-    who = rows[indptr[index] : min(indptr[index + 1], indptr[index] + BUYERS_READ)]
+    who = model.buyers_of(index)
     if not who.size:
         return np.zeros(n_items, dtype=np.float64)
     purchases = model.arrays.purchases

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import fcntl
 import os
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
@@ -104,3 +105,27 @@ def append_lines(path: Path, lines: bytes) -> None:
     finally:
         os.close(fd)
     fsync_dir(path.parent)
+
+
+class Recheck:
+    """How often a reader looks at a file another process appends to: on every call by default;
+    every `seconds` once a serving worker asks for it (`FileStore.follow_live`). The reader's own
+    writes call `expire`, so it sees them at once."""
+
+    def __init__(self) -> None:
+        self.seconds = 0.0
+        self._until = 0.0
+
+    def every(self, seconds: float) -> None:
+        self.seconds = seconds
+        self._until = 0.0
+
+    def due(self) -> bool:
+        return time.monotonic() >= self._until
+
+    def looked(self) -> None:
+        """The file was just looked at: the next look is due `seconds` from now."""
+        self._until = time.monotonic() + self.seconds
+
+    def expire(self) -> None:
+        self._until = 0.0

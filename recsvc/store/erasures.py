@@ -16,7 +16,6 @@ from __future__ import annotations
 import datetime as dt
 import os
 import threading
-import time
 from collections.abc import Callable
 from contextlib import AbstractContextManager
 from pathlib import Path
@@ -27,7 +26,7 @@ import redis
 from recsvc.domain.privacy import Erasure, Suppression
 from recsvc.domain.times import utc
 from recsvc.errors import StoreUnavailable
-from recsvc.store.durable import append_lines
+from recsvc.store.durable import Recheck, append_lines
 from recsvc.store.redis_changes import LiveChanges
 from recsvc.store.redis_live import as_bytes, as_text
 
@@ -56,13 +55,7 @@ class FileErasureLog:
         self._lock = threading.Lock()
         self._seen: tuple[int, int, int] = (-1, -1, -1)
         self._suppression = Suppression()
-        self.recheck_seconds = 0.0  # as `FileLiveLog.recheck_seconds`
-        self._fresh_until = 0.0
-
-    def look_every(self, seconds: float) -> None:
-        """Read the file at most every `seconds` (0: on every call), starting now."""
-        self.recheck_seconds = seconds
-        self._fresh_until = 0.0
+        self.recheck = Recheck()  # as `FileLiveLog.recheck`
 
     def append(self, entry: Erasure) -> None:
         try:
@@ -70,7 +63,7 @@ class FileErasureLog:
             append_lines(self.path, _encoder.encode(entry) + b"\n")
         except OSError as exc:
             raise StoreUnavailable(f"cannot write the erasure log {self.path}: {exc}") from exc
-        self._fresh_until = 0.0  # this process sees its own erasure at once
+        self.recheck.expire()  # this process sees its own erasure at once
 
     def entries(self) -> list[Erasure]:
         try:
@@ -82,11 +75,10 @@ class FileErasureLog:
 
     def suppression(self) -> Suppression:
         # Every storefront request asks (through `live_of`): one stat (at most every
-        # `recheck_seconds`), no lock, when nothing changed; the lock only guards a re-read.
-        now = time.monotonic()
-        if now < self._fresh_until:
+        # `recheck.seconds`), no lock, when nothing changed; the lock only guards a re-read.
+        if not self.recheck.due():
             return self._suppression
-        self._fresh_until = now + self.recheck_seconds
+        self.recheck.looked()
         try:
             stat = os.stat(self._path)
         except FileNotFoundError:

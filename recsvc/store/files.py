@@ -118,7 +118,7 @@ class FileStore:
         what was appended) at most every LIVE_RECHECK_SECONDS; this process's own writes show at
         once."""
         for log_ in (self.answers, self.orders, self._erasures):
-            log_.look_every(LIVE_RECHECK_SECONDS)
+            log_.recheck.every(LIVE_RECHECK_SECONDS)
 
     def live_of(self, customer_id: str) -> LiveActivity:
         return LiveActivity(
@@ -297,4 +297,4 @@ class FileStore:
         """Files are opened per call; a following worker's reads go back to looking every time
         (a handle kept after a service stops sees other processes' writes at once again)."""
         for log_ in (self.answers, self.orders, self._erasures):
-            log_.look_every(0.0)
+            log_.recheck.every(0.0)

@@ -7,7 +7,6 @@ import datetime as dt
 import logging
 import os
 import threading
-import time
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Generic
@@ -17,6 +16,7 @@ import msgspec
 from recsvc.domain.live import LiveKind, R, customer_mention, erased_records
 from recsvc.errors import StoreUnavailable
 from recsvc.store.durable import (
+    Recheck,
     append_lines,
     fsync_dir,
     locked_for_append,
@@ -95,15 +95,9 @@ class FileLiveLog(Generic[R]):
         self._lock = threading.Lock()  # guards the index and serialises this process's writers
         self._live: _LiveIndex[R] = _LiveIndex()
         self._live_dir_synced = False
-        # `of_customer` looks at the file at most this often (`FileStore.follow_live`): writers
-        # in this process update the index themselves, others' records show within this time.
-        self.recheck_seconds = 0.0
-        self._fresh_until = 0.0
-
-    def look_every(self, seconds: float) -> None:
-        """Read the file at most every `seconds` (0: on every call), starting now."""
-        self.recheck_seconds = seconds
-        self._fresh_until = 0.0
+        # How often `of_customer` looks at the file: writers in this process update the index
+        # themselves, others' records show within `recheck.seconds`.
+        self.recheck = Recheck()
 
     def add(self, records: list[R]) -> list[bool]:
         """Store records durably before returning; idempotent by key. Per record: True if it was
@@ -195,10 +189,9 @@ class FileLiveLog(Generic[R]):
     def of_customer(self, customer_id: str) -> list[R]:
         """A customer's live records, oldest first."""
         with self._lock:
-            now = time.monotonic()
-            if now >= self._fresh_until:
+            if self.recheck.due():
                 self._refresh_or_unavailable()
-                self._fresh_until = now + self.recheck_seconds
+                self.recheck.looked()
             return list(self._live.by_customer.get(customer_id, ()))
 
     def iter_live(self) -> Iterator[R]:

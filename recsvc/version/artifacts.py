@@ -193,16 +193,6 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return unit
 
     @functools.cached_property
-    def item_has_buyers(self) -> np.ndarray:
-        """Whether anyone in the version's purchase history bought each item, made on first use."""
-        items = np.asarray(self.arrays.purchases.items)
-        counts = np.bincount(items, minlength=self.item_ids.size) if items.size else None
-        if counts is None:
-            return np.zeros(self.item_ids.size, dtype=bool)
-        has: np.ndarray = counts[: self.item_ids.size] > 0
-        return has
-
-    @functools.cached_property
     def item_buyers(self) -> tuple[np.ndarray, np.ndarray]:
         """Who bought each item: the purchase history turned around (item -> customer rows, CSR:
         indptr int64, rows int32) for carts and similar products, 4 bytes per purchase row; the
@@ -217,11 +207,22 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         np.cumsum(np.bincount(items, minlength=n_items)[:n_items], out=indptr[1:])
         return indptr, rows
 
+    def buyers_of(self, item: int) -> np.ndarray:
+        """The customer rows who bought `item`, at most BUYERS_READ of them (in customer order):
+        what one request of a cart or a product page reads for a product everybody buys."""
+        indptr, rows = self.item_buyers
+        start = int(indptr[item])
+        return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
+
     def customer_index(self, customer_id: str) -> int | None:
         return find_sorted(self.customer_ids, customer_id)
 
     def item_index(self, product_id: str) -> int | None:
         return find_sorted(self.item_ids, product_id)
+
+
+# Buyers one request reads of a product at most (`LoadedModel.buyers_of`).
+BUYERS_READ = 20_000
 
 
 def find_sorted(ids: np.ndarray, key: str) -> int | None:

@@ -4,8 +4,8 @@ Request metrics come from `recsvc.api.ops.request_metrics` (tallied per worker, 
 prometheus_client once a second and at each scrape), labelled by route template
 (`/v1/customers/{customer_id}/recommendations`, never a customer id), method and status:
 `recsvc_requests_total`, `recsvc_request_duration_seconds` (histogram),
-`recsvc_requests_error_total` (5xx), and `recsvc_requests_in_progress` (sampled at each flush). The service's own, read from
-the worker's state at scrape time:
+`recsvc_requests_error_total` (5xx), and `recsvc_requests_in_progress` (sampled at each flush).
+The service's own, read from the worker's state at scrape time:
 
 - `recsvc_model_info{version}`: the version this worker serves (absent before the first load);
   `recsvc_model_created_timestamp_seconds`: when that version was trained;

@@ -1,5 +1,6 @@
 """`GET /v1/customers/{customer_id}/recommendations` and `.../offers`: what the storefront shows
-one customer; `POST /v1/recommendations`: what it shows an anonymous shopper's cart. A customer the model does not know is not an error: they get a cold start.
+one customer; `POST /v1/recommendations`: what it shows an anonymous shopper's cart. A customer
+the model does not know is not an error: they get a cold start.
 
 Most requests are answered by the routes' fast lane (`recsvc.api.storefront.fast_lane`) before
 these handlers run; the handlers answer the rest and define the rules (and the OpenAPI spec)."""
