@@ -47,7 +47,8 @@ from recsvc.api.storefront.controllers import (
 )
 from recsvc.api.versions.controllers import ModelVersionController
 from recsvc.api.webhooks.controllers import WebhookController
-from recsvc.service.offers import OfferCatalog, load_offers
+from recsvc.domain.offers import OfferCatalog, load_offers
+from recsvc.service.experiments import ExposureRecorder
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings, load_settings
 from recsvc.service.webhooks.destinations import Webhooks
@@ -84,11 +85,13 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         holder=holder,
         catalog=load_catalog(settings),
         webhooks=Webhooks.from_file(settings.webhooks_file),
+        exposures=ExposureRecorder(active_store.exposures),
     )
 
     @contextlib.asynccontextmanager
     async def lifespan(_: Litestar) -> AsyncIterator[None]:
         active_store.follow_live()
+        services.exposures.start()
         await asyncio.to_thread(services.holder.refresh)
         tasks = [
             asyncio.create_task(services.holder.watch(settings.reload_seconds)),
@@ -102,6 +105,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 with contextlib.suppress(asyncio.CancelledError):
                     await task
             await sessions.close()
+            await asyncio.to_thread(services.exposures.close)
             active_store.close()
             mark_worker_dead()
 
@@ -152,6 +156,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
                 "settings": settings,
                 "holder": services.holder,
                 "catalog": services.catalog,
+                "exposures": services.exposures,
                 "console_sessions": sessions,
             }
         ),

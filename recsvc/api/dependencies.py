@@ -18,7 +18,8 @@ from litestar.exceptions import ServiceUnavailableException
 from litestar.params import SkipValidationMarker
 from prometheus_client import CollectorRegistry
 
-from recsvc.service.offers import OfferCatalog
+from recsvc.domain.offers import OfferCatalog
+from recsvc.service.experiments import ExposureRecorder
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings
 from recsvc.service.webhooks.destinations import Webhooks
@@ -40,6 +41,7 @@ class Services:
     holder: ModelHolder
     catalog: OfferCatalog
     webhooks: Webhooks
+    exposures: ExposureRecorder
 
 
 def active_model(holder: Injected[ModelHolder]) -> ActiveModel:
@@ -74,5 +76,6 @@ def dependencies(services: Services, metrics_registry: CollectorRegistry) -> dic
         "holder": _constant(services.holder),
         "catalog": _constant(services.catalog),
         "webhooks": _constant(services.webhooks),
+        "exposures": _constant(services.exposures),
         "model": Provide(active_model, sync_to_thread=False),
     }

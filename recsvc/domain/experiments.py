@@ -79,7 +79,8 @@ class Exposure(msgspec.Struct, frozen=True, array_like=True):
     customer_id: str
     arm: Arm
     version: str  # the model version that answered
-    segment: str | None = None  # the segment that earned the offer
+    segment: str | None  # the segment that earned the offer (the recommendations: the customer's)
+    share: float  # the holdout share configured when the line was logged (for the SRM check)
 
 
 # --- results: computed by the nightly run, served by GET /v1/experiments ---------------------

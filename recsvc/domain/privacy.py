@@ -194,6 +194,16 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         retention="kept: the training run merges them into every run",
     ),
     Holder(
+        name="exposure_log",
+        kind="store",
+        holds="offer experiments' exposure log: customer id, offer, arm, time, the model version "
+        "and the segment that earned the offer, for every offer shown or withheld",
+        file_store=("live/exposures.ndjson", "live/.exposures.ndjson.*"),
+        redis=("{prefix}:{live}:exposures",),
+        erased="removed by the DELETE (the log rewritten without the customer's lines)",
+        retention="kept: every training run reads it whole to find assignments",
+    ),
+    Holder(
         name="membership_history",
         kind="store",
         holds="the membership journal: per activation of a version, the customer ids that "

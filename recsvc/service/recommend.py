@@ -239,6 +239,39 @@ def recommend_vector(
     return _page(model, ranked, scores, query, reason, reasons, True, False, None)
 
 
+def popular_in_segment(
+    model: LoadedModel,
+    customer_id: str,
+    segment: str | None,
+    query: Query,
+    *,
+    bought: Mapping[str, tuple[int, int]] | None = None,
+    unknown: bool = False,
+) -> Recommendations:
+    """The personalisation experiment's holdout: the products most bought by the customer's
+    segment (the shop's popular ones without a segment), with the same filters and exclusions as
+    their personal page, reason `popular_in_segment`."""
+    index = None if unknown else model.customer_index(customer_id)
+    history = _history(model, index, _live_purchases(model, bought))
+    ranked, scores, reason, _ = _rank_catalogue(
+        model,
+        index,
+        False,
+        [],
+        query,
+        excluded_items(model, query),
+        _NONE,
+        query.offset + query.limit,
+        "popular_in_segment",
+        None,
+        history,
+        base=model.segment_popularity(segment),
+    )
+    return _page(
+        model, ranked, scores, query, reason, None, index is None, index is not None, segment
+    )
+
+
 class History(msgspec.Struct, frozen=True):
     """What a customer bought: item indices (ascending, unique), lines of each, the day number
     (since 1970) of the latest."""
@@ -335,17 +368,22 @@ def _rank_catalogue(
     today: dt.date | None,
     history: History,
     vector: np.ndarray | None = None,
+    base: np.ndarray | None = None,
 ) -> tuple[list[int], list[float], str, np.ndarray | None]:
     """The `wanted` best items of the catalogue the filters keep, leaving out what the customer
     bought (unless buying again is asked for), what was excluded and what the list placed.
-    `vector`: the user vector, when the caller folded one in (a cart)."""
+    `vector`: the user vector, when the caller folded one in (a cart); `base`: scores given
+    outright (a segment's popularity), used instead of the model's."""
     bought = history.items
     filtered = allowed(model, query)
     # The items in play, ascending (so position order is item order for ties); None: all of them.
     pool = None if filtered is None else np.flatnonzero(filtered)
-    scores, reason, reasons = _catalogue_scores(
-        model, index, learned, rows, query, pool, history, reason, today, vector
-    )
+    if base is not None:
+        scores, reasons = (base.take(pool) if pool is not None else base.copy()), None
+    else:
+        scores, reason, reasons = _catalogue_scores(
+            model, index, learned, rows, query, pool, history, reason, today, vector
+        )
     # Out of play: already bought, explicitly excluded, already placed from the list.
     drop = np.concatenate([bought if query.exclude_purchased else bought[:0], excluded, listed])
     if pool is not None and pool.size:

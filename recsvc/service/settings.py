@@ -48,6 +48,15 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         str,
         Meta(description="offer catalog (TOML); empty: the shipped recsvc/defaults/offers.toml"),
     ] = ""
+    recommendation_holdout_share: Annotated[
+        float,
+        Meta(
+            ge=0,
+            lt=1,
+            description="the personalisation experiment: this share of customers gets the popular "
+            "products of their segment instead of personal recommendations (0: off)",
+        ),
+    ] = 0.0
     webhooks_file: Annotated[
         str,
         Meta(

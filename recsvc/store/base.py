@@ -31,6 +31,7 @@ import msgspec
 
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, R
 from recsvc.domain.privacy import Erasure, Suppression
+from recsvc.store.exposures import ExposureLog
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, DELIVERY_LOCK_TTL_SECONDS, TrainingLock
 from recsvc.store.memberships import Activation, ActivationInfo, Spell
 from recsvc.store.outbox import Outbox
@@ -212,6 +213,10 @@ class Store(Protocol):
     # --- privacy -----------------------------------------------------------------------------
     @property
     def erasures(self) -> ErasureLog: ...
+
+    @property
+    def exposures(self) -> ExposureLog:
+        """The experiments' exposure log (`recsvc.store.exposures`)."""
 
     # --- segment membership history ------------------------------------------------------------
     @property

@@ -59,6 +59,7 @@ from recsvc.errors import (
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import fsync_dir
 from recsvc.store.erasures import ERASURE_LOG, FileErasureLog
+from recsvc.store.exposures import FileExposureLog
 from recsvc.store.files_live import FileLiveLog
 from recsvc.store.locks import (
     DEFAULT_LOCK_TTL_SECONDS,
@@ -104,6 +105,7 @@ class FileStore:
             self._erasures.suppression,
         )
         self._outbox = FileOutbox(root)
+        self.exposures = FileExposureLog(root)
 
     @property
     def erasures(self) -> FileErasureLog:

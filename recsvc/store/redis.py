@@ -34,6 +34,7 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:{outbox}:<destination>:events        list: webhook events waiting, oldest first
     {prefix}:{outbox}:<destination>:state         hash: the destination's delivery state
     {prefix}:{outbox}:destinations                set: destinations with an outbox
+    {prefix}:{live}:exposures                     list: the experiments' exposure log (JSON lines)
     {prefix}:deliver-lock                         the deliverer's lock (`recsvc deliver`)
     {prefix}:train-lock                           the training lock (`store.locks`)
     {prefix}:runs                                 hash: run id -> run record (`store.runs`)
@@ -121,6 +122,7 @@ from recsvc.errors import (
 from recsvc.store.base import VersionInfo
 from recsvc.store.durable import exclusive_lock, fsync_dir
 from recsvc.store.erasures import RedisErasureLog, parse_time
+from recsvc.store.exposures import RedisExposureLog
 from recsvc.store.locks import (
     DEFAULT_LOCK_TTL_SECONDS,
     DELIVERY_LOCK_TTL_SECONDS,
@@ -247,6 +249,7 @@ class RedisStore:
             self._erasures.suppression,
         )
         self._outbox = RedisOutbox(self._client, p, self._reachable)
+        self.exposures = RedisExposureLog(self._client, p, self._reachable)
         self.orders: RedisLiveLog[LiveOrderLine] = RedisLiveLog(
             ORDER_LINES,
             self._client,

@@ -21,7 +21,7 @@ from typing import Any
 import msgspec
 import numpy as np
 
-from recsvc.domain.features import price_band_index
+from recsvc.domain.features import USER_FIELDS, feature_name, price_band_index
 from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases
@@ -214,6 +214,33 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         start = int(indptr[item])
         return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
 
+    @functools.cached_property
+    def _segment_popularity(self) -> dict[str, np.ndarray]:
+        return {}
+
+    def segment_popularity(self, segment: str | None) -> np.ndarray:
+        """How many of the segment's customers bought each item (float32, ties broken by the
+        whole shop's recent popularity): the personalisation experiment's holdout ranking. Made on
+        first use per segment, one pass over the purchases; the shop's popularity for a segment
+        the version does not know."""
+        row = self.user_feature_index.get(feature_name("primary_segment", segment))
+        if segment is None or row is None:
+            return self.item_popularity
+        cache = self._segment_popularity
+        found = cache.get(segment)
+        if found is None:
+            members = self.arrays.customer_features[:, _SEGMENT_FIELD] == row
+            purchases = self.arrays.purchases
+            owned = np.repeat(members, np.diff(np.asarray(purchases.indptr)))
+            counts = np.bincount(
+                np.asarray(purchases.items)[owned], minlength=self.item_ids.size
+            ).astype(np.float32)
+            popularity = np.asarray(self.item_popularity, dtype=np.float32)
+            top = float(popularity.max()) if popularity.size else 0.0
+            found = counts + popularity / np.float32(top + 1.0)
+            cache[segment] = found
+        return found
+
     def customer_index(self, customer_id: str) -> int | None:
         return find_sorted(self.customer_ids, customer_id)
 
@@ -221,6 +248,7 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return find_sorted(self.item_ids, product_id)
 
 
+_SEGMENT_FIELD = USER_FIELDS.index("primary_segment")
 # Buyers one request reads of a product at most (`LoadedModel.buyers_of`).
 BUYERS_READ = 20_000
 

@@ -38,9 +38,9 @@ from recsvc.api.dependencies import Injected
 from recsvc.api.errors import status_of
 from recsvc.api.segments.services import member_stream
 from recsvc.api.versions.services import activate
+from recsvc.domain.offers import OfferCatalog
 from recsvc.errors import NotFoundError, RecsvcError
 from recsvc.service.exports.browse import PAGE_SIZES, member_page, parse_member_query
-from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel

@@ -17,10 +17,10 @@ from recsvc.api.storefront.services import offers_for, recommendations_for
 from recsvc.api.versions.schemas import ModelList
 from recsvc.api.versions.services import list_models
 from recsvc.domain.nps import NpsResult, ZTest, two_sample_z
+from recsvc.domain.offers import OfferCatalog
 from recsvc.service.nps_history import CustomerNpsAnswers, customer_answers
 from recsvc.service.nps_summary import NpsSummary
 from recsvc.service.nps_themes import ThemeSummary
-from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 from recsvc.store.runs import RunRecord, read_records

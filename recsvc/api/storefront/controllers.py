@@ -100,6 +100,8 @@ class RecommendationController(Controller):
             in_stock=in_stock,
             given_features={"country": country, "age_band": age_band},
             sees_answers="export" in scopes(request),
+            holdout_share=request.app.state.settings.recommendation_holdout_share,
+            exposures=request.app.state.exposures,
         )
 
 
@@ -127,6 +129,7 @@ class OfferController(Controller):
             holder.live(customer_id),
             request.app.state.catalog,
             sees_answers="export" in scopes(request),
+            exposures=request.app.state.exposures,
         )
 
 

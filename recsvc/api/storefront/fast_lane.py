@@ -78,6 +78,8 @@ def _recommendations(
         in_stock=query.get("in_stock"),
         given_features={"country": query.get("country"), "age_band": query.get("age_band")},
         sees_answers="export" in scopes,
+        holdout_share=state.settings.recommendation_holdout_share,
+        exposures=state.exposures,
     )
 
 
@@ -91,6 +93,7 @@ def _offers(
         holder.live(customer_id),
         state.catalog,
         sees_answers="export" in scopes,
+        exposures=state.exposures,
     )
 
 

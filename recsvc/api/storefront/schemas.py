@@ -16,6 +16,7 @@ import msgspec
 from msgspec import UNSET, Meta, UnsetType
 
 from recsvc.api.params import DEFAULT_LIMIT, LIMIT_RANGE, MAX_LIST_ITEMS, OFFSET_RANGE
+from recsvc.domain.experiments import Arm
 from recsvc.service.recommend import Recommendation
 
 # The domain's item is the wire type: no copy per item on the hot path.
@@ -32,6 +33,10 @@ class RecommendationResponse(msgspec.Struct, frozen=True, kw_only=True):
     # With the `export` scope only: the primary segment ranked for, whether the model knows the id.
     segment: str | UnsetType | None = UNSET
     known_customer: bool | UnsetType = UNSET
+    # While the personalisation experiment runs (RECSVC_RECOMMENDATION_HOLDOUT_SHARE > 0): its id
+    # and the customer's arm (`holdout`: the popular products of their segment).
+    experiment: str | UnsetType = UNSET
+    arm: Arm | UnsetType = UNSET
 
 
 class CartRequest(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -71,7 +76,19 @@ class OfferItem(msgspec.Struct, frozen=True, kw_only=True):
     discount_percent: float
     valid_until: dt.date
     products: list[RecommendedItem] = []
+    # The offer's experiment and the customer's arm in it (always `treatment` for a shown offer);
+    # null for an offer that runs no experiment.
+    experiment: str | None = None
+    arm: Arm | None = None
     segment: str | UnsetType = UNSET  # with `export` only: the customer's segment that earned it
+
+
+class HoldoutItem(msgspec.Struct, frozen=True, kw_only=True):
+    """An offer the customer earned but does not get: they are in its experiment's holdout."""
+
+    experiment: str
+    offer_id: str
+    arm: Arm = "holdout"
 
 
 class OffersResponse(msgspec.Struct, frozen=True, kw_only=True):
@@ -82,3 +99,6 @@ class OffersResponse(msgspec.Struct, frozen=True, kw_only=True):
     segment: str | UnsetType | None = UNSET
     nps_category: str | UnsetType = UNSET
     complaint_theme: str | UnsetType | None = UNSET
+    # With `export` only (a withheld recovery offer would tell the storefront the customer is a
+    # detractor): the offers withheld because the customer is in their experiment's holdout.
+    holdouts: list[HoldoutItem] | UnsetType = UNSET

@@ -55,6 +55,7 @@ def test_the_storefront_key_gets_products_but_no_survey_answers_or_segments(
     offers = client.get(f"/v1/customers/{detractor}/offers", headers=STOREFRONT).json()
     assert offers["offers"], "a detractor earns a recovery offer"
     assert not SURVEY_FIELDS & set(offers), offers.keys()
+    assert "holdouts" not in offers  # a withheld recovery offer would name them a detractor
     for offer in offers["offers"]:
         assert set(offer) == {
             "id",
@@ -65,6 +66,8 @@ def test_the_storefront_key_gets_products_but_no_survey_answers_or_segments(
             "discount_percent",
             "valid_until",
             "products",
+            "experiment",
+            "arm",
         }
 
 

@@ -232,6 +232,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
             "order_lines": 1,
             "membership_spells": len(segments),
             "webhook_events": 0,  # no webhook destination here (tests/integration/api: with one)
+            "experiment_exposures": 0,
         }
         assert customer not in erased.text.replace(f"/v1/customers/{customer}", "")
 
@@ -253,6 +254,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
             "order_lines": 0,
             "membership_spells": 0,
             "webhook_events": 0,
+            "experiment_exposures": 0,
         }
         # Old data sent again is refused, naming the erasure.
         late = fresh(
@@ -352,6 +354,7 @@ def test_an_erasure_killed_half_way_completes_when_repeated(demo: Path, tmp_path
             "order_lines": 5,
             "membership_spells": spells,
             "webhook_events": 0,
+            "experiment_exposures": 0,
         }
     assert not store.orders.of_customer(customer)
     assert not [x for x in store.orders.iter_live() if x.customer_id == customer]
@@ -435,6 +438,7 @@ def test_a_redis_erasure_killed_half_way_completes_when_repeated(
             "order_lines": 0,
             "membership_spells": spells,
             "webhook_events": 0,
+            "experiment_exposures": 0,
         }
     assert not store.answers.of_customer(customer)
     assert not [r for r in store.answers.iter_live() if r.customer_id == customer]
