@@ -29,16 +29,18 @@ from recsvc.domain import columns as c
 from recsvc.domain.experiments import PRE_PERIOD_DAYS, Assignment, Exposure
 from recsvc.errors import DataContractError
 
-EXPOSURE_SCHEMA = {
-    "at": pl.Datetime("us"),
-    "experiment": pl.String,
-    "offer_id": pl.String,
-    "customer_id": pl.String,
-    "arm": pl.String,
-    "version": pl.String,
-    "segment": pl.String,
-    "share": pl.Float64,
-}
+EXPOSURE_SCHEMA = pl.Schema(
+    {
+        "at": pl.Datetime("us"),
+        "experiment": pl.String,
+        "offer_id": pl.String,
+        "customer_id": pl.String,
+        "arm": pl.String,
+        "version": pl.String,
+        "segment": pl.String,
+        "share": pl.Float64,
+    }
+)
 _decoder = msgspec.json.Decoder(Exposure)
 
 
