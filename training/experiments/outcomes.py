@@ -32,13 +32,13 @@ from recsvc.errors import DataContractError
 EXPOSURE_SCHEMA = pl.Schema(
     {
         "at": pl.Datetime("us"),
-        "experiment": pl.String,
-        "offer_id": pl.String,
-        "customer_id": pl.String,
-        "arm": pl.String,
-        "version": pl.String,
-        "segment": pl.String,
-        "share": pl.Float64,
+        "experiment": pl.String(),
+        "offer_id": pl.String(),
+        "customer_id": pl.String(),
+        "arm": pl.String(),
+        "version": pl.String(),
+        "segment": pl.String(),
+        "share": pl.Float64(),
     }
 )
 _decoder = msgspec.json.Decoder(Exposure)
