@@ -137,6 +137,21 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         help="segments file (TOML), repeatable",
     )
     run.add_argument(
+        "--offers",
+        type=Path,
+        default=Path(os.environ["RECSVC_OFFERS_FILE"])
+        if os.environ.get("RECSVC_OFFERS_FILE")
+        else None,
+        help="offer catalog whose experiments are analysed (default: $RECSVC_OFFERS_FILE, as the "
+        "service reads it, else the shipped recsvc/defaults/offers.toml)",
+    )
+    run.add_argument(
+        "--exposures",
+        type=Path,
+        help="exposure lines kept outside the store (NDJSON, as the store's log), analysed with "
+        "the store's: earlier lines, or the demo's simulated ones",
+    )
+    run.add_argument(
         "--no-publish", action="store_true", help="evaluate and write the artifact only"
     )
     run.add_argument(
@@ -179,6 +194,10 @@ def _run_arguments(args: argparse.Namespace) -> list[str]:
         argv += ["--config", str(args.config)]
     for path in args.segments:
         argv += ["--segments", str(path)]
+    if args.offers:
+        argv += ["--offers", str(args.offers)]
+    if args.exposures:
+        argv += ["--exposures", str(args.exposures)]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
     argv += [
@@ -260,6 +279,8 @@ def _run(args: argparse.Namespace) -> int:
         store=args.store,
         config=config,
         segments_files=tuple(args.segments),
+        offers_file=args.offers,
+        exposures_file=args.exposures,
         max_rejected_share=args.max_rejected_share,
         publish=not args.no_publish,
         force=args.force,

@@ -27,6 +27,7 @@ from recsvc.api.console import console_routes, console_sessions, console_templat
 from recsvc.api.customers.controllers import CustomerProfileController
 from recsvc.api.dependencies import Services, dependencies
 from recsvc.api.errors import EXCEPTION_HANDLERS
+from recsvc.api.experiments.controllers import ExperimentController
 from recsvc.api.intake.controllers import IntakeController, OrderIntakeController
 from recsvc.api.nps.controllers import NpsSummaryController
 from recsvc.api.ops.docs import DOCS_PATH, docs_assets, docs_page
@@ -123,6 +124,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             IntakeController,
             OrderIntakeController,
             ModelVersionController,
+            ExperimentController,
             PrivacyController,
             ErasureLogController,
             WebhookController,

@@ -26,6 +26,7 @@ import msgspec
 
 from recsvc.domain import columns as c
 from recsvc.domain import times
+from recsvc.domain.offers import OfferCatalog, load_offers
 from recsvc.errors import ArtifactError, NotFoundError, RecsvcError
 from recsvc.store import Store, open_store
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
@@ -65,6 +66,8 @@ class RunOptions:
     publish: bool
     force: bool
     show: bool
+    catalog: OfferCatalog  # whose offers' experiments the run analyses
+    exposures_file: Path | None = None  # exposure lines kept outside the store
 
 
 def run_pipeline(
@@ -74,6 +77,8 @@ def run_pipeline(
     config: TrainingConfig | None = None,
     config_path: Path | None = None,
     segments_files: tuple[Path, ...] = (),
+    offers_file: Path | None = None,
+    exposures_file: Path | None = None,
     max_rejected_share: float = 0.05,
     publish: bool = True,
     force: bool = False,
@@ -90,6 +95,8 @@ def run_pipeline(
         publish=publish,
         force=force,
         show=show_progress,
+        catalog=load_offers(offers_file),
+        exposures_file=exposures_file,
     )
     target = open_store(store)  # a bad store URL fails before any work
     try:
@@ -283,7 +290,20 @@ def _shop_steps(
         log(f"rows of erased customers left out: {format_counts(record.suppressed)}", show)
     segments = step("segments", lambda: steps.segment(tables, run.segments_files, artifact))
     record.rows = {"customers": segments.rows, "order_lines": segments.order_lines}
-    step("report", lambda: steps.report(tables, segments, artifact))
+    tried = step(
+        "experiments",
+        lambda: steps.experiments(
+            target,
+            run.exposures_file,
+            tables,
+            segments,
+            run.catalog,
+            suppression,
+            artifact,
+            show,
+        ),
+    )
+    step("report", lambda: steps.report(tables, segments, artifact, tried.results))
     data = step("features", lambda: steps.features(tables, segments, config))
     history = step("order history", lambda: steps.orders_held(tables, segments, data, orders.held))
     return steps.ShopData(

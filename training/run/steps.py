@@ -25,8 +25,10 @@ import polars as pl
 from recsvc.domain import columns as c
 from recsvc.domain import times
 from recsvc.domain.customer_table import NPS_CATEGORY, PRIMARY_SEGMENT
+from recsvc.domain.experiments import ExperimentResult
 from recsvc.domain.features import MISSING
 from recsvc.domain.live import R
+from recsvc.domain.offers import OfferCatalog
 from recsvc.domain.privacy import Suppression
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.store import Store
@@ -38,6 +40,7 @@ from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
 from training.customers.segmentation import CustomerSegments, segment_customers, segment_rules
 from training.customers.segments import write_segment_artifacts
+from training.experiments.nightly import ExperimentsRun, run_experiments
 from training.publish.artifact import ServedModel, data_fingerprint, version_name, write_artifact
 from training.publish.gate import quality_gate
 from training.publish.orders import OrderHistoryData, order_history
@@ -308,10 +311,42 @@ class WrittenReport:
         return self.report.responses
 
 
-def report(tables: RunTables, segments: CustomerSegments, out_dir: Path) -> WrittenReport:
-    """The NPS report, written into `out_dir` as nps_report.json and nps_report.html."""
-    built = nps_report(tables.lazy(), segments)
+def report(
+    tables: RunTables,
+    segments: CustomerSegments,
+    out_dir: Path,
+    experiments: Sequence[ExperimentResult] = (),
+) -> WrittenReport:
+    """The NPS report, with the experiments' results, written into `out_dir` as nps_report.json
+    and nps_report.html."""
+    built = msgspec.structs.replace(
+        nps_report(tables.lazy(), segments), experiments=list(experiments)
+    )
     return WrittenReport(built, *write_report(built, out_dir))
+
+
+def experiments(
+    store: Store,
+    extra_file: Path | None,
+    tables: RunTables,
+    segments: CustomerSegments,
+    catalog: OfferCatalog,
+    suppression: Suppression,
+    out_dir: Path,
+    show: bool,
+) -> ExperimentsRun:
+    """Every experiment in the store's exposure log (and `extra_file`'s lines): outcomes from the
+    run's tables, the analysis, written into `out_dir` (experiments.json and the assignments)."""
+    return run_experiments(
+        store.exposures,
+        extra_file,
+        tables.lazy(),
+        segments.as_of,
+        catalog,
+        out_dir,
+        suppression,
+        show,
+    )
 
 
 # --- the recommender ------------------------------------------------------------------------------

@@ -20,7 +20,7 @@ from recsvc.service.exports.base import MEDIA_TYPES, ExportFormat
 from recsvc.version.profiles import SegmentInfo
 
 
-def _streamed_file(operation: Operation, description: str, headers: dict[str, str]) -> None:
+def streamed_file(operation: Operation, description: str, headers: dict[str, str]) -> None:
     """An export's reply as OpenAPI shows it: one body in the asked-for format, with `headers`
     (name: what it says; a `X-...-Count` or `...-Seq` is an integer) and Content-Disposition."""
     ok = (operation.responses or {}).get("200")
@@ -55,7 +55,7 @@ class MembersOperation(Operation):
     """The member export's reply: which version it comes from and how many rows it holds."""
 
     def __post_init__(self) -> None:
-        _streamed_file(
+        streamed_file(
             self,
             "The members (or the change since `since_version`), streamed",
             {"X-Model-Version": "the version exported", "X-Row-Count": "rows in the body"},
@@ -67,7 +67,7 @@ class MembershipsOperation(Operation):
     """The membership history's reply: the journal's last activation it reflects."""
 
     def __post_init__(self) -> None:
-        _streamed_file(
+        streamed_file(
             self,
             "One row per membership spell, streamed (only the header row before the first "
             "published version)",

@@ -1,0 +1,109 @@
+"""The run's experiments step: every experiment found in the exposure log (the store's, plus an
+optional file of earlier lines), its outcome table, its analysis, written into the version.
+
+Each experiment is analysed with its offer's `[experiment]` table from the catalog (primary outcome,
+window, end); the holdout share it is checked against is the catalog's, or for an experiment the
+catalog no longer runs (and for the personalisation experiment) the share its lines were logged
+with.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from pathlib import Path
+
+import polars as pl
+
+from recsvc.domain import columns as c
+from recsvc.domain.experiments import (
+    ExperimentConfig,
+    ExperimentResult,
+)
+from recsvc.domain.offers import OfferCatalog
+from recsvc.domain.privacy import Suppression
+from recsvc.store.exposures import ExposureLog
+from recsvc.version.experiments import write_experiments
+from training.experiments.analysis import AnalysisConfig, analyse
+from training.experiments.outcomes import (
+    as_assignments,
+    assignments,
+    exposure_frame,
+    outcome_table,
+    read_exposure_file,
+)
+from training.progress import Progress
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentsRun:
+    results: list[ExperimentResult]
+    exposure_lines: int
+    assigned: int  # (experiment, customer) pairs
+
+    @property
+    def rows(self) -> int:
+        return self.assigned
+
+
+def _config(
+    catalog: OfferCatalog, experiment: str, offer_id: str, logged_share: float
+) -> AnalysisConfig:
+    definition = catalog.offers.get(offer_id)
+    config = definition.experiment if definition is not None else None
+    if config is None or (config.id or offer_id) != experiment:
+        # No longer in the catalog (or renamed): analysed as it was logged, with the defaults.
+        config = ExperimentConfig(holdout_share=logged_share)
+    return AnalysisConfig(
+        experiment=experiment,
+        offer_id=offer_id,
+        holdout_share=config.holdout_share,
+        primary=config.primary,
+        window_days=config.window_days,
+        ends=config.ends,
+    )
+
+
+def run_experiments(
+    log: ExposureLog,
+    extra_file: Path | None,
+    tables: dict[str, pl.LazyFrame],
+    as_of: dt.datetime,
+    catalog: OfferCatalog,
+    out_dir: Path,
+    suppression: Suppression,
+    show: bool = True,
+) -> ExperimentsRun:
+    """Analyse every experiment in the log; write `experiments.json` and the assignments into the
+    version directory `out_dir`. Lines of customers `suppression` erased are left out (the store's
+    log lost them at the erasure; a file kept elsewhere may still hold them)."""
+    frames = [exposure_frame(log.read())]
+    if extra_file is not None:
+        frames.append(read_exposure_file(extra_file))
+    exposures = pl.concat(frames)
+    if suppression:
+        gone = [
+            customer
+            for customer in exposures["customer_id"].unique().to_list()
+            if suppression.erased_at(customer) is not None
+        ]
+        exposures = exposures.filter(~pl.col("customer_id").is_in(gone))
+    assigned = assignments(exposures)
+    orders = tables[c.ORDERS]
+    responses = tables[c.NPS_RESPONSES]
+    results: list[ExperimentResult] = []
+    keys = assigned.select("experiment", "offer_id").unique(maintain_order=True).rows()
+    progress = Progress("experiments", len(keys), unit="experiments", enabled=show)
+    for experiment, offer_id in keys:
+        rows = assigned.filter(
+            (pl.col("experiment") == experiment) & (pl.col("offer_id") == offer_id)
+        )
+        config = _config(catalog, experiment, offer_id, float(rows["share"][-1]))
+        table = outcome_table(rows, orders, responses, as_of, config.window_days)
+        waiting = table.filter(~pl.col("complete")).group_by("arm").len()
+        pending = dict(zip(waiting["arm"].to_list(), waiting["len"].to_list(), strict=True))
+        results.append(analyse(table, config, pending=pending))
+        progress.advance(1)
+    progress.finish()
+    write_experiments(out_dir, results, as_assignments(assigned))
+    return ExperimentsRun(results, exposures.height, assigned.height)
