@@ -21,9 +21,12 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.contract import TABLE_ORDER
+from recsvc.domain.experiments import Exposure
 from recsvc.errors import ConfigError
 from training.progress import Progress
 from training.sources.draws import pick_rows, readable_ids, rng_for
+from training.sources.experiment_sim import EXPOSURES_FILE, SERVICE_DIR, encode_lines
+from training.sources.experiment_sim import simulate as simulate_experiments
 from training.sources.feedback_model import SATISFACTION, US_PER_DAY, simulate_feedback
 from training.sources.purchases import Customers, order_lines
 from training.sources.shop import (
@@ -106,6 +109,9 @@ def generate(
     shutil.rmtree(parts, ignore_errors=True)
     truth_dir = out_dir / TRUTH_DIR
     truth_dir.mkdir(exist_ok=True)
+    service_dir = out_dir / SERVICE_DIR
+    service_dir.mkdir(exist_ok=True)
+    (service_dir / EXPOSURES_FILE).write_bytes(b"")
 
     catalogue = build_catalogue(n_products, seed)
     _write_part(catalogue.products, parts / c.PRODUCTS, 0)
@@ -144,7 +150,9 @@ def _write_chunks(
     order_offset = 0
     for chunk, low in enumerate(range(0, customers, CHUNK_CUSTOMERS)):
         high = min(low + CHUNK_CUSTOMERS, customers)
-        tables, truth = _chunk(catalogue, window, seed, chunk, low, high, order_offset)
+        tables, truth, exposures = _chunk(catalogue, window, seed, chunk, low, high, order_offset)
+        with (parts.parent / SERVICE_DIR / EXPOSURES_FILE).open("ab") as log_file:
+            log_file.write(encode_lines(exposures))
         order_offset += tables[c.ORDERS][c.ORDER_ID].n_unique()
         for name, frame in tables.items():
             rows[name] = rows.get(name, 0) + frame.height
@@ -194,8 +202,9 @@ def _chunk(
     low: int,
     high: int,
     order_offset: int,
-) -> tuple[dict[str, pl.DataFrame], pl.DataFrame]:
-    """Customers `low` to `high`, their order lines and their survey answers; and their truths."""
+) -> tuple[dict[str, pl.DataFrame], pl.DataFrame, list[Exposure]]:
+    """Customers `low` to `high`, their order lines and their survey answers; their truths; the
+    exposure lines of the simulated offer experiments."""
     rng = rng_for(seed, 1, chunk)
     customers = _customers(catalogue, window, rng, low, high)
     orders = order_lines(catalogue, window, rng, customers.buying, order_offset)
@@ -209,14 +218,18 @@ def _chunk(
         id_prefix=f"{chunk:04d}-",
         as_of=window.as_of,
     )
+    # The offers' experiments over the last weeks (`training.sources.experiment_sim`).
+    orders, answers, exposures = simulate_experiments(
+        orders, feedback.nps_responses, window.end_us, rng_for(seed, 3, chunk), f"{chunk:04d}"
+    )
     tables = {
         c.CUSTOMERS: customers.frame,
         c.ORDERS: orders,
-        c.NPS_RESPONSES: feedback.nps_responses,
+        c.NPS_RESPONSES: answers,
         c.CSAT_RESPONSES: feedback.csat_responses,
         c.CES_RESPONSES: feedback.ces_responses,
     }
-    return tables, customers.truth
+    return tables, customers.truth, exposures
 
 
 def _customers(
