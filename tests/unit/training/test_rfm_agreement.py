@@ -101,12 +101,16 @@ def _aware(value: object) -> object:
 
 
 COMPARED: list[int] = []  # the seeds whose new order counted (the others are all cancelled)
+# The seeds this process ran: pytest-xdist spreads the sweep over workers, so the check below
+# compares shares within one process rather than a count out of all 60.
+RAN: list[int] = []
 
 
 @pytest.mark.parametrize("seed", range(60))
 def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_data(
     seed: int,
 ) -> None:
+    RAN.append(seed)
     rng = random.Random(seed)
     config = SegmentationConfig(
         as_of=T0, lost_after_days=rng.choice([365, 60]), churn_gap_floor_days=7.0
@@ -203,5 +207,8 @@ def test_the_edges_of_a_shop_without_orders_score_a_first_order_1_and_not_lost()
 
 
 def test_most_random_shops_compared_a_counted_new_order() -> None:
-    """The sweep above is not vacuous: most seeds reach the column-by-column comparison."""
-    assert len(COMPARED) >= 40, COMPARED
+    """The sweep above is not vacuous: most seeds reach the column-by-column comparison (at
+    least two thirds, 40 of 60 when one process runs them all)."""
+    if len(RAN) < 10:
+        pytest.skip("this worker ran too few of the sweep's seeds to judge")
+    assert len(COMPARED) >= len(RAN) * 2 / 3, (COMPARED, RAN)
