@@ -9,6 +9,7 @@ chance". Charts scale down to the width they are given (phone screens) and keep 
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
@@ -42,6 +43,18 @@ class BarRow:
     label: str
     nps: NpsResult
     vs_rest: float | None = None
+    significant: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class ForestRow:
+    """One experiment (or one outcome) of a forest plot: the lift with its 95% interval, in the
+    plot's unit. `significant` fills the dot; a row without a lift is drawn as "no estimate"."""
+
+    label: str
+    lift: float | None
+    ci_low: float | None
+    ci_high: float | None
     significant: bool = False
 
 
@@ -276,3 +289,60 @@ def share_bars(
             _text(x(share) + 6, cy + 4, f"{share * 100:.0f}%  {note}", "start", 'fill="#333"')
         )
     return _svg(width, height, body, title)
+
+
+def forest_plot(rows: Sequence[ForestRow], title: str, unit: str) -> str:
+    """Lifts with their 95% intervals around a zero line, one row each: a filled coloured dot is
+    beyond chance (green up, red down), a hollow grey one is within noise. The axis is symmetric
+    around zero so the eye compares sides fairly."""
+    row, left, plot, right, top = 28, 230, 360, 230, 46
+    width, height = left + plot + right, top + row * max(len(rows), 1) + 12
+    values = [abs(v) for r in rows for v in (r.lift, r.ci_low, r.ci_high) if v is not None]
+    reach = _round_up(max(values, default=1.0) * 1.05 or 1.0)
+    x = _Scale(-reach, reach, left, left + plot)
+    body = [
+        _text(left, 12, f"lift, {unit}; line = 95% interval", "start", 'fill="#666"'),
+        f'<line x1="{x(0):.1f}" x2="{x(0):.1f}" y1="{top - 8}" y2="{height - 6}" stroke="#999"/>',
+        _text(x(0), top - 12, "0", "middle", 'fill="#999" font-size="10"'),
+        _text(x(-reach), top - 12, f"{-reach:g}", "start", 'fill="#999" font-size="10"'),
+        _text(x(reach), top - 12, f"{reach:+g}", "end", 'fill="#999" font-size="10"'),
+    ]
+    for index, item in enumerate(rows):
+        cy = top + row * index + row / 2
+        weight = ' font-weight="bold"' if item.significant else ""
+        label = item.label if len(item.label) <= 30 else item.label[:29] + "…"
+        body.append(_text(left - 8, cy + 4, label, "end", f'fill="#222"{weight}'))
+        if item.lift is None:
+            body.append(_text(x(0) + 6, cy + 4, "no estimate yet", "start", 'fill="#999"'))
+            continue
+        color = (UP if item.lift > 0 else DOWN) if item.significant else GREY
+        interval = ""
+        if item.ci_low is not None and item.ci_high is not None:
+            interval = (
+                f" ({number_text(item.ci_low, 2, True)} to {number_text(item.ci_high, 2, True)})"
+            )
+            body.append(_interval(x(item.ci_low), x(item.ci_high), cy, color))
+        fill = color if item.significant else "white"
+        note = f"{number_text(item.lift, 2, True)}{interval}"
+        body.append(
+            f'<circle cx="{x(item.lift):.1f}" cy="{cy:.1f}" r="5" fill="{fill}" stroke="{color}" '
+            f'stroke-width="2"><title>{escape(item.label)}: {escape(note)} {escape(unit)}</title>'
+            "</circle>"
+        )
+        body.append(_text(left + plot + 8, cy + 4, note, "start", f'fill="#222"{weight}'))
+    return _svg(width, height, body, title)
+
+
+def _round_up(value: float) -> float:
+    """The next "round" axis end above `value`: 1, 2, 5 times a power of ten."""
+    power = 10 ** math.floor(math.log10(value))
+    return next(step * power for step in (1, 2, 5, 10) if step * power >= value)
+
+
+def _interval(x1: float, x2: float, y: float, color: str) -> str:
+    return (
+        f'<line x1="{x1:.1f}" x2="{x2:.1f}" y1="{y:.1f}" y2="{y:.1f}" stroke="{color}" '
+        'stroke-width="2"/>'
+        f'<line x1="{x1:.1f}" x2="{x1:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="{color}"/>'
+        f'<line x1="{x2:.1f}" x2="{x2:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="{color}"/>'
+    )

@@ -13,6 +13,7 @@ from html import escape
 
 from recsvc import charts
 from recsvc.charts import FONT, GREY, NEGATIVE, POSITIVE
+from recsvc.domain.experiments import ExperimentResult, Outcome, OutcomeResult
 from training.report.model import (
     Breakdown,
     DeliveryReport,
@@ -235,6 +236,96 @@ def _churn_section(report: NpsReport) -> str:
     )
 
 
+# How each outcome's lift is shown: shares as percentage points, the rest in their own unit.
+_LIFT_UNIT: dict[Outcome, tuple[float, str]] = {
+    "conversion": (100.0, "percentage points of conversion"),
+    "churn": (100.0, "percentage points of churn"),
+    "return_rate": (100.0, "percentage points of returned lines"),
+    "nps": (1.0, "NPS points"),
+    "orders": (1.0, "orders per customer"),
+    "revenue": (1.0, "revenue per customer"),
+}
+
+
+def _scaled(value: float | None, outcome: Outcome) -> float | None:
+    return None if value is None else value * _LIFT_UNIT[outcome][0]
+
+
+def _lift_text(result: OutcomeResult | None) -> str:
+    if result is None or result.lift is None:
+        return "–"
+    o = result.outcome
+    text = _f(_scaled(result.lift, o), 2, True)
+    if result.ci_low is not None and result.ci_high is not None:
+        text += f" ({_f(_scaled(result.ci_low, o), 2, True)} to {_f(_scaled(result.ci_high, o), 2, True)})"
+    return text
+
+
+def _p_text(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def _primary(result: ExperimentResult) -> OutcomeResult | None:
+    return next((o for o in result.outcomes if o.primary), None)
+
+
+def _experiments_section(results: Sequence[ExperimentResult]) -> str:
+    """One forest plot per primary outcome (a shared axis needs a shared unit), one row per
+    experiment, then a table of every experiment's numbers."""
+    if not results:
+        return ""
+    plots = []
+    for outcome in dict.fromkeys(r.primary for r in results):
+        rows = []
+        for result in (r for r in results if r.primary == outcome):
+            primary = _primary(result)
+            rows.append(
+                charts.ForestRow(
+                    f"{result.offer_id} · {outcome.replace('_', ' ')}",
+                    _scaled(primary.lift, outcome) if primary else None,
+                    _scaled(primary.ci_low, outcome) if primary else None,
+                    _scaled(primary.ci_high, outcome) if primary else None,
+                    result.status == "significant",
+                )
+            )
+        unit = _LIFT_UNIT[outcome][1]
+        plots.append(charts.forest_plot(rows, f"Experiments: lift in {unit}", unit))
+    table_rows = []
+    for result in results:
+        arms = {a.arm: a for a in result.arms}
+        nps = next((o for o in result.outcomes if o.outcome == "nps"), None)
+        arm_text = "<br>".join(
+            f"{arm} {_n(arms[arm].assigned)} / {_n(arms[arm].analysed)}"
+            for arm in ("treatment", "holdout")
+            if arm in arms
+        )
+        primary = _primary(result)
+        table_rows.append(
+            f"<tr><td>{escape(result.offer_id)}</td><td>{escape(result.status)}</td>"
+            f"<td>{arm_text}</td><td>{escape(result.primary.replace('_', ' '))} "
+            f"{escape(_lift_text(primary))}</td>"
+            f"<td>{escape(_p_text(primary.p_value if primary else None))}</td>"
+            f"<td>{escape(_p_text(result.srm_p_value))}</td>"
+            f"<td>{_f(_scaled(result.mde, result.primary), 2)}</td>"
+            f"<td>{escape(_lift_text(nps))}</td></tr>"
+        )
+    details = "".join(
+        f"<li><b>{escape(r.offer_id)}</b>: {escape(r.status_detail)}</li>" for r in results
+    )
+    return (
+        "<h2>Experiments</h2><p>Each offer is shown to a random treatment arm and withheld from "
+        "a holdout. The lift is treatment minus holdout on the primary outcome, with its 95% "
+        "interval; a filled dot is beyond chance. A small SRM p-value means the split itself "
+        "is broken and the result should not be read.</p>"
+        + "".join(plots)
+        + "<table><tr><th>offer</th><th>status</th><th>assigned / analysed</th>"
+        "<th>primary lift (95% CI)</th><th>p</th><th>SRM p</th><th>MDE</th>"
+        f"<th>NPS lift (95% CI)</th></tr>{''.join(table_rows)}</table>" + f"<ul>{details}</ul>"
+    )
+
+
 _STYLE = f"""
 body {{{FONT};max-width:1000px;margin:24px auto;padding:0 16px;color:#222;line-height:1.45}}
 h1 {{margin-bottom:4px}} h2 {{margin-top:36px;border-bottom:1px solid #ddd;padding-bottom:4px}}
@@ -271,6 +362,7 @@ def render_html(report: NpsReport) -> str:
         _survey_section(report.ces, "Customer effort by segment", ""),
         _churn_section(report),
         _themes_section(report.themes),
+        _experiments_section(report.experiments),
     ]
     return (
         "<!DOCTYPE html><html lang='en'><head><meta charset='utf-8'>"

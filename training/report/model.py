@@ -8,6 +8,7 @@ import datetime as dt
 
 import msgspec
 
+from recsvc.domain.experiments import ExperimentResult
 from recsvc.domain.nps import NpsResult, ZTest
 from training.report.themes import ThemeGroup
 
@@ -108,6 +109,9 @@ class NpsReport(msgspec.Struct, frozen=True, kw_only=True):
     churn: list[ChurnPeriod]
     themes: list[ThemeGroup]
     method_notes: list[str]
+    # Offer experiments' results (the version's experiments.json); empty in reports written
+    # before experiments existed, so they still load.
+    experiments: list[ExperimentResult] = []
 
 
 _ENCODER = msgspec.json.Encoder()
