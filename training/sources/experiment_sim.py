@@ -40,7 +40,7 @@ class Effect:
 
 
 EFFECTS: Final = {
-    "apology_credit": Effect("detractor", "detractors", conversion=0.20, nps=2.0),
+    "apology_credit": Effect("detractor", "detractors", conversion=0.20, nps=1.0),
     "promoter_reward": Effect("promoter", "promoters", conversion=0.08, nps=0.0),
     "passive_engagement": Effect("passive", "passives", conversion=0.0, nps=0.0),
 }
