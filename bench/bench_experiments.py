@@ -504,6 +504,10 @@ def main() -> None:
                 f"{TARGET:.2f}x  " + ("met" if time_ratio <= TARGET else "NOT MET")
             )
             report.append(f"  server CPU per request on / off: {on['cpu_us'] / off['cpu_us']:.3f}x")
+            report.append(
+                "  (req/s swings between rounds when other work shares the cores; the server's "
+                "CPU per request is the steadier measure)"
+            )
         report.append(f"peak RSS so far: {peak_rss_mib():,.0f} MiB")
     if not args.skip_outcomes:
         numbers = outcomes(args.outcome_customers, args.exposure_repeat)
