@@ -38,11 +38,11 @@ endpoint's time (on / off <= 1.10).
    `_service/exposures.ndjson` holds the simulated exposure lines; `--exposure-repeat K` writes
    each line K times (copy k at `at` + k x 7 h 13 min: several requests per customer). The lines
    are appended into a fresh file store's `store.exposures` (in 50k-line appends, not timed);
-   then `run_experiments`' parts are timed as it runs them, reading from the store (the real
-   path), orders and NPS answers scanned lazily from the generated parquet files:
-   read (log -> frame), assignments, per experiment the outcome table and the analysis, writing
-   experiments.json + assignments. Then `run_experiments` itself end to end. Printed: seconds per
-   part, the log's size in bytes and lines, peak RSS of this process.
+   then reading the log from the store (the real path) into a frame and finding the assignments
+   are timed on their own, and `run_experiments` end to end (it reads the log again, builds every
+   experiment's outcome table in one pass over the orders and NPS answers, scanned lazily from
+   the generated parquet files, analyses each and writes experiments.json + assignments).
+   Printed: seconds per part, the log's size in bytes and lines, peak RSS of this process.
 """
 
 from __future__ import annotations
@@ -348,16 +348,11 @@ def outcomes(customers: int, repeat: int) -> dict[str, float]:
 
     from recsvc.domain import columns as c
     from recsvc.domain.privacy import Suppression
-    from recsvc.version.experiments import write_experiments
-    from training.experiments.analysis import analyse
-    from training.experiments.nightly import _config, run_experiments
+    from training.experiments.nightly import run_experiments
     from training.experiments.outcomes import (
-        as_assignments,
         assignments,
         exposure_frame,
-        outcome_table,
     )
-    from training.progress import Progress
 
     data = outcome_data(customers)
     store_dir = WORK / f"store-outcomes-{customers}"
@@ -389,36 +384,9 @@ def outcomes(customers: int, repeat: int) -> dict[str, float]:
     assert isinstance(frame, pl.DataFrame)
     assigned = part("assignments", lambda: assignments(frame))
     assert isinstance(assigned, pl.DataFrame)
-    keys = assigned.select("experiment", "offer_id").unique(maintain_order=True).rows()
-    results = []
-    progress = Progress("outcome tables + analysis", len(keys), unit="experiments")
-    for experiment, offer_id in keys:
-        rows = assigned.filter(
-            (pl.col("experiment") == experiment) & (pl.col("offer_id") == offer_id)
-        )
-        config = _config(catalog, experiment, offer_id, float(rows["share"][-1]))
-        table = part(
-            "outcome tables",
-            lambda rows=rows, config=config: outcome_table(  # type: ignore[misc]
-                rows, tables[c.ORDERS], tables[c.NPS_RESPONSES], as_of, config.window_days
-            ),
-        )
-        assert isinstance(table, pl.DataFrame)
-
-        def analysed(table: pl.DataFrame = table, config: object = config) -> object:
-            waiting = table.filter(~pl.col("complete")).group_by("arm").len()
-            pending = dict(zip(waiting["arm"].to_list(), waiting["len"].to_list(), strict=True))
-            return analyse(table, config, pending=pending)  # type: ignore[arg-type]
-
-        results.append(part("analysis", analysed))
-        progress.advance(1)
-    progress.finish()
+    experiments = assigned["experiment"].n_unique()
     out = Path(tempfile.mkdtemp(prefix="bench-experiments-", dir=WORK))
-    part(
-        "write results + assignments",
-        lambda: write_experiments(out, results, as_assignments(assigned)),  # type: ignore[arg-type]
-    )
-    print(f"  {len(keys)} experiments, {frame.height:,} lines -> {assigned.height:,} assignments")
+    print(f"  {experiments} experiments, {frame.height:,} lines -> {assigned.height:,} assignments")
     started = time.perf_counter()
     run = run_experiments(
         store.exposures, None, tables, as_of, catalog, out, Suppression(), show=False

@@ -89,17 +89,34 @@ def run_experiments(
         ]
         exposures = exposures.filter(~pl.col("customer_id").is_in(gone))
     assigned = assignments(exposures)
-    orders = tables[c.ORDERS]
-    responses = tables[c.NPS_RESPONSES]
-    results: list[ExperimentResult] = []
     keys = assigned.select("experiment", "offer_id").unique(maintain_order=True).rows()
-    progress = Progress("experiments", len(keys), unit="experiments", enabled=show)
-    for experiment, offer_id in keys:
-        rows = assigned.filter(
-            (pl.col("experiment") == experiment) & (pl.col("offer_id") == offer_id)
+    configs = {
+        experiment: _config(
+            catalog,
+            experiment,
+            offer_id,
+            float(assigned.filter(pl.col("experiment") == experiment)["share"][-1]),
         )
-        config = _config(catalog, experiment, offer_id, float(rows["share"][-1]))
-        table = outcome_table(rows, orders, responses, as_of, config.window_days)
+        for experiment, offer_id in keys
+    }
+    windows = pl.DataFrame(
+        {
+            "experiment": list(configs),
+            "window_days": [config.window_days for config in configs.values()],
+        },
+        schema={"experiment": pl.String, "window_days": pl.Int64},
+    )
+    # One pass over the shop's tables for every experiment.
+    tables_by_experiment = outcome_table(
+        assigned.join(windows, on="experiment"),
+        tables[c.ORDERS],
+        tables[c.NPS_RESPONSES],
+        as_of,
+    ).partition_by("experiment", as_dict=True)
+    results: list[ExperimentResult] = []
+    progress = Progress("experiments", len(keys), unit="experiments", enabled=show)
+    for experiment, config in configs.items():
+        table = tables_by_experiment[(experiment,)]
         waiting = table.filter(~pl.col("complete")).group_by("arm").len()
         pending = dict(zip(waiting["arm"].to_list(), waiting["len"].to_list(), strict=True))
         results.append(analyse(table, config, pending=pending))

@@ -42,21 +42,29 @@ EXPOSURE_SCHEMA = pl.Schema(
     }
 )
 _decoder = msgspec.json.Decoder(Exposure)
+_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def exposure_frame(lines: Iterable[Exposure]) -> pl.DataFrame:
-    """The log's lines as a frame (UTC as naive microseconds, the training job's convention)."""
-    columns: dict[str, list[object]] = {name: [] for name in EXPOSURE_SCHEMA}
-    for line in lines:
-        columns["at"].append(line.at.astimezone(dt.UTC).replace(tzinfo=None))
-        columns["experiment"].append(line.experiment)
-        columns["offer_id"].append(line.offer_id)
-        columns["customer_id"].append(line.customer_id)
-        columns["arm"].append(line.arm)
-        columns["version"].append(line.version)
-        columns["segment"].append(line.segment)
-        columns["share"].append(line.share)
-    return pl.DataFrame(columns, schema=EXPOSURE_SCHEMA)
+    """The log's lines as a frame (UTC as naive microseconds, the training job's convention).
+    Column by column from Python attributes: a million lines in about a second."""
+    rows = list(lines)
+    # Microseconds since the epoch, exact: polars builds naive datetimes from them in one cast.
+    at = [(line.at - _EPOCH) // _MICROSECOND for line in rows]
+    return pl.DataFrame(
+        {
+            "at": pl.Series(at, dtype=pl.Int64).cast(pl.Datetime("us")),
+            "experiment": [line.experiment for line in rows],
+            "offer_id": [line.offer_id for line in rows],
+            "customer_id": [line.customer_id for line in rows],
+            "arm": [line.arm for line in rows],
+            "version": [line.version for line in rows],
+            "segment": [line.segment for line in rows],
+            "share": [line.share for line in rows],
+        },
+        schema=EXPOSURE_SCHEMA,
+    )
 
 
 def read_exposure_file(path: Path) -> pl.DataFrame:
@@ -116,14 +124,28 @@ def outcome_table(
     orders: pl.LazyFrame,
     responses: pl.LazyFrame,
     as_of: dt.datetime,
-    window_days: int,
+    window_days: int | None = None,
 ) -> pl.DataFrame:
-    """One experiment's assignments with their outcomes and covariates (see the module
-    docstring). `as_of` is the data's end, UTC (aware or naive)."""
+    """Assignments with their outcomes and covariates (see the module docstring), one row per
+    (experiment, customer): the shop's tables are read once for every experiment. Each row's
+    window is its `window_days` column, or `window_days` for all. `as_of` is the data's end,
+    UTC (aware or naive)."""
     end = as_of.astimezone(dt.UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
-    window = dt.timedelta(days=window_days)
+    if window_days is not None:
+        assigned = assigned.with_columns(pl.lit(window_days, pl.Int64).alias("window_days"))
+    if "experiment" not in assigned.columns:
+        assigned = assigned.with_columns(pl.lit("").alias("experiment"))
+    keys = ["experiment", "customer_id"]
+    people = assigned.lazy().select(
+        *keys,
+        "arm",
+        "segment",
+        "assigned_at",
+        "exposures",
+        (pl.col("assigned_at") + pl.duration(days=pl.col("window_days"))).alias("_until"),
+    )
+    spans = people.select(*keys, "assigned_at", "_until")
     pre = dt.timedelta(days=PRE_PERIOD_DAYS)
-    people = assigned.lazy().select("customer_id", "arm", "segment", "assigned_at", "exposures")
     lines = (
         orders.filter(pl.col(c.STATUS) != "cancelled")
         .select(
@@ -135,14 +157,15 @@ def outcome_table(
             .alias("_revenue"),
             (pl.col(c.STATUS) == "returned").cast(pl.Int64).alias("_returned"),
         )
-        .join(people.select("customer_id", "assigned_at"), on="customer_id", how="inner")
+        .join(spans, on="customer_id", how="inner")
+        .filter(
+            (pl.col(c.ORDERED_AT) >= pl.col("assigned_at") - pre)
+            & (pl.col(c.ORDERED_AT) <= pl.col("_until"))
+        )
     )
-    after = pl.col(c.ORDERED_AT) > pl.col("assigned_at")
-    within = after & (pl.col(c.ORDERED_AT) <= pl.col("assigned_at") + window)
-    before = (pl.col(c.ORDERED_AT) < pl.col("assigned_at")) & (
-        pl.col(c.ORDERED_AT) >= pl.col("assigned_at") - pre
-    )
-    counted = lines.group_by("customer_id").agg(
+    within = pl.col(c.ORDERED_AT) > pl.col("assigned_at")
+    before = pl.col(c.ORDERED_AT) < pl.col("assigned_at")
+    counted = lines.group_by(keys).agg(
         pl.col(c.ORDER_ID).filter(within).n_unique().alias("orders"),
         pl.col("_revenue").filter(within).sum().alias("revenue"),
         within.sum().cast(pl.Int64).alias("lines"),
@@ -154,18 +177,18 @@ def outcome_table(
         responses.select(
             pl.col(c.CUSTOMER_ID).alias("customer_id"), pl.col(c.RESPONDED_AT), pl.col(c.SCORE)
         )
-        .join(people.select("customer_id", "assigned_at"), on="customer_id", how="inner")
+        .join(spans, on="customer_id", how="inner")
         .filter(
             (pl.col(c.RESPONDED_AT) > pl.col("assigned_at"))
-            & (pl.col(c.RESPONDED_AT) <= pl.col("assigned_at") + window)
+            & (pl.col(c.RESPONDED_AT) <= pl.col("_until"))
         )
         .sort(c.RESPONDED_AT)
-        .group_by("customer_id")
+        .group_by(keys)
         .agg(pl.col(c.SCORE).first().cast(pl.Int64).alias("next_nps"))
     )
     table = (
-        people.join(counted, on="customer_id", how="left")
-        .join(answers, on="customer_id", how="left")
+        people.join(counted, on=keys, how="left")
+        .join(answers, on=keys, how="left")
         .with_columns(
             pl.col("orders").fill_null(0).cast(pl.Int64),
             pl.col("revenue").fill_null(0.0),
@@ -173,12 +196,13 @@ def outcome_table(
             pl.col("returned").fill_null(0).cast(pl.Int64),
             pl.col("pre_orders").fill_null(0).cast(pl.Int64),
             pl.col("pre_revenue").fill_null(0.0),
-            (pl.col("assigned_at") + window <= end).alias("complete"),
+            (pl.col("_until") <= end).alias("complete"),
         )
         .with_columns(
             (pl.col("orders") > 0).cast(pl.Int64).alias("converted"),
             (pl.col("orders") == 0).cast(pl.Int64).alias("churned"),
         )
+        .drop("_until")
         .collect()
     )
-    return table.sort("customer_id")
+    return table.sort(keys)
