@@ -21,6 +21,7 @@ from prometheus_client import CollectorRegistry
 from recsvc.service.offers import OfferCatalog
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings
+from recsvc.service.surveys import SurveyPlanner
 from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -40,6 +41,7 @@ class Services:
     holder: ModelHolder
     catalog: OfferCatalog
     webhooks: Webhooks
+    surveys: SurveyPlanner
 
 
 def active_model(holder: Injected[ModelHolder]) -> ActiveModel:
@@ -74,5 +76,6 @@ def dependencies(services: Services, metrics_registry: CollectorRegistry) -> dic
         "holder": _constant(services.holder),
         "catalog": _constant(services.catalog),
         "webhooks": _constant(services.webhooks),
+        "surveys": _constant(services.surveys),
         "model": Provide(active_model, sync_to_thread=False),
     }

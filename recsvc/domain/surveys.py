@@ -157,7 +157,9 @@ def allocate(
     (None: no answers, `unknown_margin`), never more than it has due; what a small stratum cannot
     use goes to the others in the same proportions. Whole numbers by largest remainder, ties to
     the lower stratum index, so the split is deterministic."""
-    weights = [unknown_margin if m is None or not math.isfinite(m) else max(m, 0.0) for m in margins]
+    weights = [
+        unknown_margin if m is None or not math.isfinite(m) else max(m, 0.0) for m in margins
+    ]
     quota = [0] * len(available)
     remaining = min(total, sum(available))
     open_ = [k for k, n in enumerate(available) if n > 0]

@@ -148,7 +148,9 @@ class FileSurveyLog:
                     self._catch_up(fd)
                     flags = [self._index.add(event) for event in events]
                     lines = b"".join(
-                        _encoder.encode(e) + b"\n" for e, new in zip(events, flags, strict=True) if new
+                        _encoder.encode(e) + b"\n"
+                        for e, new in zip(events, flags, strict=True)
+                        if new
                     )
                     if lines:
                         write_lines(fd, lines)
