@@ -194,6 +194,16 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         retention="kept: the training run merges them into every run",
     ),
     Holder(
+        name="survey_log",
+        kind="store",
+        holds="survey sends and declines: customer id, touchpoint, time",
+        file_store=("surveys/log.ndjson", "surveys/.log.ndjson.tmp"),
+        redis=("{prefix}:{surveys}:asked", "{prefix}:{surveys}:declined"),
+        erased="removed by the DELETE (the log rewritten without the customer's lines; their "
+        "fields of the latest-send and latest-decline hashes deleted)",
+        retention="kept: the survey throttle reads every customer's latest send and decline",
+    ),
+    Holder(
         name="membership_history",
         kind="store",
         holds="the membership journal: per activation of a version, the customer ids that "

@@ -45,6 +45,7 @@ ANSWERS_REMOVED = "answers"
 ORDERS_REMOVED = "order_lines"
 MEMBERSHIPS_REMOVED = "membership_spells"  # spells in a segment, from the membership journal
 WEBHOOK_EVENTS_REMOVED = "webhook_events"  # waiting events that named them (dropped or rewritten)
+SURVEYS_REMOVED = "survey_contacts"  # sends and declines in the survey log
 
 
 def erase_customer(
@@ -70,6 +71,7 @@ def erase_customer(
         ORDERS_REMOVED: store.orders.erase(customer_id),
         MEMBERSHIPS_REMOVED: store.memberships.erase(customer_id),
         WEBHOOK_EVENTS_REMOVED: store.outbox.erase(customer_id),
+        SURVEYS_REMOVED: store.surveys.erase(customer_id),
     }
     # Receivers of earlier events hold data about them: each destination taking `customer.erased`
     # is told, as the last event about them (GDPR article 19).
