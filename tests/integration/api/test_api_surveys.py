@@ -327,9 +327,11 @@ def test_a_bad_rules_file_stops_the_start_naming_file_and_field(
     from recsvc.errors import ConfigError
 
     rules = _rules(tmp_path, "[throttle]\nthrottle_days = -1\n")
-    with pytest.raises(ConfigError, match=r"surveys\.toml.*throttle\.throttle_days"):
-        with client_for(store, surveys_file=rules):
-            pass
+    with (
+        pytest.raises(ConfigError, match=r"surveys\.toml.*throttle\.throttle_days"),
+        client_for(store, surveys_file=rules),
+    ):
+        pass
 
 
 def _with_experiment(artifact: Artifact, root: Path) -> tuple[Path, dict[str, str]]:
