@@ -197,7 +197,7 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         name="survey_log",
         kind="store",
         holds="survey sends and declines: customer id, touchpoint, time",
-        file_store=("surveys/log.ndjson", "surveys/.log.ndjson.tmp"),
+        file_store=("surveys", "surveys/log.ndjson", "surveys/.log.ndjson.tmp"),
         redis=("{prefix}:{surveys}:asked", "{prefix}:{surveys}:declined"),
         erased="removed by the DELETE (the log rewritten without the customer's lines; their "
         "fields of the latest-send and latest-decline hashes deleted)",
@@ -276,6 +276,14 @@ NOT_PERSONAL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "webhook delivery state (counters, times, statuses)": (
         ("outbox", "outbox/*", "outbox/*/state.json", "outbox/*/.lock", "outbox/*/.state.json.tmp"),
         ("{prefix}:{outbox}:destinations", "{prefix}:{outbox}:*:state"),
+    ),
+    "survey counts and idempotency digests (no ids)": (
+        (),
+        (
+            "{prefix}:{surveys}:sent_per_day",
+            "{prefix}:{surveys}:revision",
+            "{prefix}:{surveys}:day:*",
+        ),
     ),
     "run log (counts, times, metrics)": (("runs", "runs/*"), ("{prefix}:runs", "{prefix}:runs:*")),
     "erasure log (customer hashes, times, key fingerprints)": (
