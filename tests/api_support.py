@@ -41,6 +41,7 @@ KEYS = {
     "ingest": "ingest-key-0123456789abc",
     "admin": "admin-key-0123456789abcd",
     "privacy": "privacy-key-0123456789abc",
+    "survey": "survey-key-0123456789abcd",
 }
 ALL_SCOPES_KEY = "all-scopes-key-0123456789"
 API_KEYS = {

@@ -5,7 +5,8 @@ Areas (each a package of controllers, schemas and services): `storefront` (recom
 offers: scope `recommend`), `products` (similar products: `recommend`), `customers` and `segments` (profiles, segment lists and exports:
 `export`), `nps` (summaries and comment themes: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
-erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `console` (the
+erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `surveys` (who to
+survey next, sends and declines: `survey`), `console` (the
 marketer console's pages under /console: a signed-in `export` key), `ops` (health probes, metrics, the docs page and its assets:
 no key). Services reach controllers through `recsvc.api.dependencies`.
 """
@@ -46,12 +47,14 @@ from recsvc.api.storefront.controllers import (
     OfferController,
     RecommendationController,
 )
+from recsvc.api.surveys.controllers import SurveyController
 from recsvc.api.versions.controllers import ModelVersionController
 from recsvc.api.webhooks.controllers import WebhookController
 from recsvc.domain.offers import OfferCatalog, load_offers
 from recsvc.service.experiments import ExposureRecorder
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings, load_settings
+from recsvc.service.surveys import SurveyPlanner, SurveyRules, load_survey_rules
 from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store import open_store
 from recsvc.store.base import Store
@@ -62,11 +65,18 @@ def load_catalog(settings: Settings) -> OfferCatalog:
     return load_offers(Path(settings.offers_file) if settings.offers_file else None)
 
 
+def load_surveys(settings: Settings) -> SurveyRules:
+    # A bad rules file is a start-up error naming the file and the key.
+    return load_survey_rules(Path(settings.surveys_file) if settings.surveys_file else None)
+
+
 def preflight(settings: Settings) -> None:
     """What `recsvc serve` checks before it starts any worker, each a one-line ConfigError: the
-    bind address without API keys, the offer catalog, the webhooks file, the store URL."""
+    bind address without API keys, the offer catalog, the survey rules, the webhooks file, the
+    store URL."""
     check_bind(settings)
     load_catalog(settings)
+    load_surveys(settings)
     Webhooks.from_file(settings.webhooks_file)
     open_store(
         settings.store, cache_dir=settings.cache_dir
@@ -87,6 +97,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
         catalog=load_catalog(settings),
         webhooks=Webhooks.from_file(settings.webhooks_file),
         exposures=ExposureRecorder(active_store.exposures),
+        surveys=SurveyPlanner(load_surveys(settings), active_store, holder),
     )
 
     @contextlib.asynccontextmanager
@@ -128,6 +139,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             PrivacyController,
             ErasureLogController,
             WebhookController,
+            SurveyController,
             docs_assets(),
             *console_routes(),
         ],
@@ -145,7 +157,7 @@ def create_app(settings: Settings | None = None, store: Store | None = None) -> 
             description="NPS-driven recommendations, segment offers, segment exports, NPS "
             "summaries and comment themes, live NPS and order intake, and model versions. Send an API key as "
             "`Authorization: Bearer KEY` or `X-API-Key: KEY`; scopes: recommend, export, ingest, "
-            "admin, privacy. Errors are JSON `{error, detail}`.",
+            "admin, privacy, survey. Errors are JSON `{error, detail}`.",
             path=DOCS_PATH,
             render_plugins=[docs_page()],
             components=Components(security_schemes=SECURITY_SCHEMES),  # type: ignore[arg-type]

@@ -2,7 +2,8 @@
 
 Scopes: `recommend` (recommendations, offers), `export` (profiles, segments, members, NPS
 summaries), `ingest` (NPS and order intake), `admin` (model versions, the erasure log), `privacy`
-(erasing a customer, exporting what is held about them), each checked by a per-controller hook
+(erasing a customer, exporting what is held about them), `survey` (who to survey next, sends and
+declines), each checked by a per-controller hook
 (`RequireScope`). Health probes, `/metrics` and the API docs need no key: they carry no
 customer data.
 

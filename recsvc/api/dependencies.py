@@ -22,6 +22,7 @@ from recsvc.domain.offers import OfferCatalog
 from recsvc.service.experiments import ExposureRecorder
 from recsvc.service.runtime import ModelHolder
 from recsvc.service.settings import Settings
+from recsvc.service.surveys import SurveyPlanner
 from recsvc.service.webhooks.destinations import Webhooks
 from recsvc.store.base import Store
 from recsvc.version.opened import ActiveModel
@@ -42,6 +43,7 @@ class Services:
     catalog: OfferCatalog
     webhooks: Webhooks
     exposures: ExposureRecorder
+    surveys: SurveyPlanner
 
 
 def active_model(holder: Injected[ModelHolder]) -> ActiveModel:
@@ -77,5 +79,6 @@ def dependencies(services: Services, metrics_registry: CollectorRegistry) -> dic
         "catalog": _constant(services.catalog),
         "webhooks": _constant(services.webhooks),
         "exposures": _constant(services.exposures),
+        "surveys": _constant(services.surveys),
         "model": Provide(active_model, sync_to_thread=False),
     }

@@ -204,6 +204,16 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         retention="kept: every training run reads it whole to find assignments",
     ),
     Holder(
+        name="survey_log",
+        kind="store",
+        holds="survey sends and declines: customer id, touchpoint, time",
+        file_store=("surveys", "surveys/log.ndjson", "surveys/.log.ndjson.tmp"),
+        redis=("{prefix}:{surveys}:asked", "{prefix}:{surveys}:declined"),
+        erased="removed by the DELETE (the log rewritten without the customer's lines; their "
+        "fields of the latest-send and latest-decline hashes deleted)",
+        retention="kept: the survey throttle reads every customer's latest send and decline",
+    ),
+    Holder(
         name="membership_history",
         kind="store",
         holds="the membership journal: per activation of a version, the customer ids that "
@@ -276,6 +286,14 @@ NOT_PERSONAL: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
     "webhook delivery state (counters, times, statuses)": (
         ("outbox", "outbox/*", "outbox/*/state.json", "outbox/*/.lock", "outbox/*/.state.json.tmp"),
         ("{prefix}:{outbox}:destinations", "{prefix}:{outbox}:*:state"),
+    ),
+    "survey counts and idempotency digests (no ids)": (
+        (),
+        (
+            "{prefix}:{surveys}:sent_per_day",
+            "{prefix}:{surveys}:revision",
+            "{prefix}:{surveys}:day:*",
+        ),
     ),
     "run log (counts, times, metrics)": (("runs", "runs/*"), ("{prefix}:runs", "{prefix}:runs:*")),
     "erasure log (customer hashes, times, key fingerprints)": (

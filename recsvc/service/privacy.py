@@ -46,6 +46,7 @@ ORDERS_REMOVED = "order_lines"
 MEMBERSHIPS_REMOVED = "membership_spells"  # spells in a segment, from the membership journal
 WEBHOOK_EVENTS_REMOVED = "webhook_events"  # waiting events that named them (dropped or rewritten)
 EXPOSURES_REMOVED = "experiment_exposures"  # lines of the exposure log (offers shown or withheld)
+SURVEYS_REMOVED = "survey_contacts"  # sends and declines in the survey log
 
 
 def erase_customer(
@@ -72,6 +73,7 @@ def erase_customer(
         MEMBERSHIPS_REMOVED: store.memberships.erase(customer_id),
         WEBHOOK_EVENTS_REMOVED: store.outbox.erase(customer_id),
         EXPOSURES_REMOVED: store.exposures.erase(customer_id),
+        SURVEYS_REMOVED: store.surveys.erase(customer_id),
     }
     # Receivers of earlier events hold data about them: each destination taking `customer.erased`
     # is told, as the last event about them (GDPR article 19).

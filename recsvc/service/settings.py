@@ -17,7 +17,7 @@ from recsvc.errors import ConfigError
 
 PREFIX = "RECSVC_"
 MIN_KEY_LENGTH = 16
-Scope = Literal["recommend", "export", "ingest", "admin", "privacy"]
+Scope = Literal["recommend", "export", "ingest", "admin", "privacy", "survey"]
 
 
 class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=True):
@@ -39,7 +39,7 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
         dict[str, list[Scope]],
         Meta(
             description="JSON object of API key -> scopes (recommend, export, ingest, admin, "
-            "privacy), e.g. "
+            "privacy, survey), e.g. "
             '{"<key>": ["recommend"]}; keys of 16+ characters without spaces; '
             "empty: development mode, every scope open, loopback only"
         ),
@@ -57,6 +57,13 @@ class Settings(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fields=
             "products of their segment instead of personal recommendations (0: off)",
         ),
     ] = 0.0
+    surveys_file: Annotated[
+        str,
+        Meta(
+            description="survey rules (TOML: throttle, triggers, re-survey, daily cap); empty: "
+            "the shipped recsvc/defaults/surveys.toml"
+        ),
+    ] = ""
     webhooks_file: Annotated[
         str,
         Meta(

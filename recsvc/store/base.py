@@ -4,8 +4,8 @@ Two implementations share it and one test suite: the embedded `FileStore` (local
 and `RedisStore` (`redis://`, or `redis+cluster://` on a Redis Cluster). A store holds model
 versions (published atomically, one active, older ones kept for rollback) and the live records the
 service takes in between runs: NPS answers (`answers`) and order lines (`orders`), each kind a
-`LiveLog`, and a journal of who entered and left each segment at every activation
-(`memberships`).
+`LiveLog`, a journal of who entered and left each segment at every activation
+(`memberships`), and the survey log of sends and declines (`surveys`).
 
 Live records do not pile up: at its start, a training run calls `compact` with the live records
 the active version holds, which moves them from the live structures (what every worker indexes and
@@ -31,6 +31,7 @@ import msgspec
 
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, R
 from recsvc.domain.privacy import Erasure, Suppression
+from recsvc.domain.surveys import Contact, SurveyEvent
 from recsvc.store.exposures import ExposureLog
 from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, DELIVERY_LOCK_TTL_SECONDS, TrainingLock
 from recsvc.store.memberships import Activation, ActivationInfo, Spell
@@ -145,6 +146,28 @@ class MembershipJournal(Protocol):
         ...
 
 
+class SurveyLog(Protocol):
+    """Who was sent a survey and who declined one (`recsvc.store.surveys`): the throttle and the
+    daily cap of `GET /v1/surveys/due`, shared by every worker, replica and restart."""
+
+    def record(self, events: Sequence[SurveyEvent]) -> list[bool]:
+        """Store sends and declines durably before returning; idempotent by `SurveyEvent.key`
+        (customer, touchpoint, kind and UTC day). Per event, True if it was new."""
+        ...
+
+    def contacts(self) -> dict[str, Contact]:
+        """Every customer in the log with their latest send and latest decline (a copy)."""
+        ...
+
+    def sent_on(self, day: dt.date) -> int:
+        """How many sends are recorded for that UTC day (the daily cap counts them)."""
+        ...
+
+    def erase(self, customer_id: str) -> int:
+        """Remove the customer's events (a privacy erasure); how many went."""
+        ...
+
+
 class Store(Protocol):
     """What both stores provide. Every method is synchronous and safe to call from threads."""
 
@@ -217,6 +240,12 @@ class Store(Protocol):
     @property
     def exposures(self) -> ExposureLog:
         """The experiments' exposure log (`recsvc.store.exposures`)."""
+
+    # --- surveys -----------------------------------------------------------------------------
+    @property
+    def surveys(self) -> SurveyLog:
+        """Survey sends and declines (`recsvc.store.surveys`)."""
+        ...
 
     # --- segment membership history ------------------------------------------------------------
     @property

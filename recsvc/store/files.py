@@ -35,7 +35,8 @@ Erasure (`erase`, a privacy request) rewrites the live file and the archive with
 customer's lines the same way: under the file's lock, into a temporary file, fsync'd and renamed
 over. Appenders to either file check, once they hold the lock, that it is still the file at the
 path. `privacy/erasures.ndjson` is the erasure log (`recsvc.store.erasures`); `memberships/` the
-membership journal (`recsvc.store.memberships`), appended right after every switch of `ACTIVE`.
+membership journal (`recsvc.store.memberships`), appended right after every switch of `ACTIVE`;
+`surveys/log.ndjson` the survey log of sends and declines (`recsvc.store.surveys`).
 """
 
 from __future__ import annotations
@@ -70,6 +71,7 @@ from recsvc.store.locks import (
 from recsvc.store.memberships import MEMBERSHIPS_DIR, FileMembershipJournal
 from recsvc.store.outbox import FileOutbox
 from recsvc.store.runs import RUNS_DIR, FileRunLog, RunLog
+from recsvc.store.surveys import SURVEY_LOG, FileSurveyLog
 from recsvc.version.artifacts import LoadedModel, Manifest, load_model, read_manifest
 from recsvc.version.opened import ActiveModel, open_checked
 
@@ -106,6 +108,11 @@ class FileStore:
         )
         self._outbox = FileOutbox(root)
         self.exposures = FileExposureLog(root)
+        self._surveys = FileSurveyLog(root / SURVEY_LOG)
+
+    @property
+    def surveys(self) -> FileSurveyLog:
+        return self._surveys
 
     @property
     def erasures(self) -> FileErasureLog:
@@ -119,7 +126,7 @@ class FileStore:
         """A request's read looks at the live files and the erasure log (a stat each, reading only
         what was appended) at most every LIVE_RECHECK_SECONDS; this process's own writes show at
         once."""
-        for log_ in (self.answers, self.orders, self._erasures):
+        for log_ in (self.answers, self.orders, self._erasures, self._surveys):
             log_.recheck.every(LIVE_RECHECK_SECONDS)
 
     def live_of(self, customer_id: str) -> LiveActivity:
@@ -298,5 +305,5 @@ class FileStore:
     def close(self) -> None:
         """Files are opened per call; a following worker's reads go back to looking every time
         (a handle kept after a service stops sees other processes' writes at once again)."""
-        for log_ in (self.answers, self.orders, self._erasures):
+        for log_ in (self.answers, self.orders, self._erasures, self._surveys):
             log_.recheck.every(0.0)

@@ -35,6 +35,9 @@ Cluster hash tag: keys with the same tag live in the same slot):
     {prefix}:{outbox}:<destination>:state         hash: the destination's delivery state
     {prefix}:{outbox}:destinations                set: destinations with an outbox
     {prefix}:{live}:exposures                     list: the experiments' exposure log (JSON lines)
+    {prefix}:{surveys}:asked, :declined           hashes: customer -> latest send, latest decline
+    {prefix}:{surveys}:sent_per_day, :revision    sends per UTC day; moves with every new event
+    {prefix}:{surveys}:day:<YYYY-MM-DD>           set: the day's event keys (`store.surveys`)
     {prefix}:deliver-lock                         the deliverer's lock (`recsvc deliver`)
     {prefix}:train-lock                           the training lock (`store.locks`)
     {prefix}:runs                                 hash: run id -> run record (`store.runs`)
@@ -51,7 +54,8 @@ versions, customer sets, streams, locks, run log) are single keys, each touched 
 On a Redis Cluster. Every MULTI/EXEC (with its WATCH) and every Lua script touches the keys of one
 hash tag, so of one slot: a version's seal `{v:...}`, a customer's scripts `{c:...}`, the archives'
 parts and lists `{live}`, the erasure log `{privacy}`, the membership journal `{memberships}`, the
-outbox `{outbox}`; a command naming several keys (MGET, DEL, UNLINK) names keys of one tag as well.
+outbox `{outbox}`, the survey log `{surveys}`; a command naming several keys (MGET, DEL,
+UNLINK) names keys of one tag as well.
 Pipelines that are not transactions (an intake batch, an upload, `live_of`) may span slots: the
 cluster client sends each node its part, so they take a round trip per node rather than one, and
 Lua scripts in them go whole (EVAL), as the cluster client's pipeline sends no EVALSHA. A
@@ -136,6 +140,7 @@ from recsvc.store.redis_client import UNREACHABLE_ERRORS, RedisUrl
 from recsvc.store.redis_live import LiveKeys, LiveScripts, RedisLiveLog, as_bytes, as_text
 from recsvc.store.redis_mirror import RedisLiveMirror
 from recsvc.store.runs import RedisRunLog, RunLog
+from recsvc.store.surveys import RedisSurveyLog
 from recsvc.version.artifacts import (
     MANIFEST,
     LoadedModel,
@@ -250,6 +255,7 @@ class RedisStore:
         )
         self._outbox = RedisOutbox(self._client, p, self._reachable)
         self.exposures = RedisExposureLog(self._client, p, self._reachable)
+        self._surveys = RedisSurveyLog(self._client, p, self._reachable)
         self.orders: RedisLiveLog[LiveOrderLine] = RedisLiveLog(
             ORDER_LINES,
             self._client,
@@ -273,6 +279,10 @@ class RedisStore:
     @property
     def memberships(self) -> RedisMembershipJournal:
         return self._memberships
+
+    @property
+    def surveys(self) -> RedisSurveyLog:
+        return self._surveys
 
     def follow_live(self) -> None:
         """Keep every customer's live records in memory (`recsvc.store.redis_mirror`): from the

@@ -44,6 +44,9 @@ class Route:
                 "touchpoint": "relationship",
             }
             return client.post(self.path, json=body, headers=headers)
+        if self.method == "POST" and self.path == "/v1/surveys/sent":
+            sends = [{"customer_id": "ACCESS-1", "touchpoint": "relationship"}]
+            return client.post(self.path, json={"sends": sends}, headers=headers)
         return client.request(self.method, self.path, headers=headers)
 
 
@@ -81,6 +84,8 @@ def routes(artifact: Artifact) -> list[Route]:
         Route("GET", "/v1/privacy/erasures", "admin"),
         Route("DELETE", "/v1/customers/ACCESS-ERASED", "privacy"),
         Route("GET", f"/v1/customers/{customer}/data", "privacy"),
+        Route("GET", "/v1/surveys/due?touchpoint=relationship", "survey"),
+        Route("POST", "/v1/surveys/sent", "survey"),
         Route("GET", "/health/live", None),
         Route("GET", "/health/ready", None),
         Route("GET", "/metrics", None),

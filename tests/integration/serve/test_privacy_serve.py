@@ -205,6 +205,12 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
             served, "POST", "/v1/orders", json=[order_line("p-l1", customer, product, now_iso(-60))]
         )
         assert taken.status_code == 202 and taken.json()["accepted"] == 1, taken.text
+        for route, body in (
+            ("sent", {"sends": [{"customer_id": customer, "touchpoint": "relationship"}]}),
+            ("declined", {"declines": [{"customer_id": customer, "touchpoint": "relationship"}]}),
+        ):
+            taken = fresh(served, "POST", f"/v1/surveys/{route}", json=body)
+            assert taken.status_code == 200 and taken.json()["recorded"] == 1, taken.text
         assert fresh(served, "GET", f"/v1/customers/{customer}").status_code == 200
         data = fresh(served, "GET", f"/v1/customers/{customer}/data").json()
         assert [a["response_id"] for a in data["nps_answers"]] == ["p-1"]
@@ -233,6 +239,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
             "membership_spells": len(segments),
             "webhook_events": 0,  # no webhook destination here (tests/integration/api: with one)
             "experiment_exposures": 0,
+            "survey_contacts": 2,  # the send and the decline
         }
         assert customer not in erased.text.replace(f"/v1/customers/{customer}", "")
 
@@ -255,6 +262,7 @@ def test_an_erased_customer_is_gone_from_every_worker_restart_and_run(
             "membership_spells": 0,
             "webhook_events": 0,
             "experiment_exposures": 0,
+            "survey_contacts": 0,
         }
         # Old data sent again is refused, naming the erasure.
         late = fresh(
@@ -355,6 +363,7 @@ def test_an_erasure_killed_half_way_completes_when_repeated(demo: Path, tmp_path
             "membership_spells": spells,
             "webhook_events": 0,
             "experiment_exposures": 0,
+            "survey_contacts": 0,
         }
     assert not store.orders.of_customer(customer)
     assert not [x for x in store.orders.iter_live() if x.customer_id == customer]
@@ -439,6 +448,7 @@ def test_a_redis_erasure_killed_half_way_completes_when_repeated(
             "membership_spells": spells,
             "webhook_events": 0,
             "experiment_exposures": 0,
+            "survey_contacts": 0,
         }
     assert not store.answers.of_customer(customer)
     assert not [r for r in store.answers.iter_live() if r.customer_id == customer]
