@@ -78,6 +78,7 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
             "live responses",
             "live orders",
             "segments",
+            "experiments",
             "report",
             "features",
             "order history",
