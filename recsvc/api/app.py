@@ -3,7 +3,8 @@ catalog, the model holder and the webhook destinations, wired in one place.
 
 Areas (each a package of controllers, schemas and services): `storefront` (recommendations,
 offers: scope `recommend`), `products` (similar products: `recommend`), `customers` and `segments` (profiles, segment lists and exports:
-`export`), `nps` (summaries and comment themes: `export`), `intake` (NPS responses and order lines: `ingest`),
+`export`), `nps` (summaries and comment themes: `export`), `experiments` (the offers'
+experiments and their assignments: `export`), `intake` (NPS responses and order lines: `ingest`),
 `versions` (model versions: `admin`), `privacy` (erasure and subject access: `privacy`; the
 erasure log: `admin`), `webhooks` (destinations' delivery state: `admin`), `surveys` (who to
 survey next, sends and declines: `survey`), `console` (the
