@@ -75,6 +75,7 @@ for path in (ROOT, BENCH):
 
 from bench_order_intake import ensure_wrk, errors_of, start, stop, tree_cpu_seconds, wait_for  # noqa: E402
 from bench_publish import artifact_for, free_port  # noqa: E402
+from bench_service import wrk_result  # noqa: E402
 
 from recsvc.domain.experiments import Exposure  # noqa: E402
 from recsvc.domain.live import LiveActivity  # noqa: E402
@@ -246,13 +247,7 @@ def wrk(port: int, pid: int, customers: int, connections: int, seconds: float) -
         text=True,
         check=True,
     )
-    cpu = tree_cpu_seconds(pid) - cpu_before
-    for line in result.stdout.splitlines():
-        if line.startswith("WRKJSON "):
-            data: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
-            data["cpu_us"] = cpu / max(data["requests"], 1) * 1e6
-            return data
-    raise SystemExit(f"no WRKJSON line from wrk:\n{result.stdout}\n{result.stderr}")
+    return wrk_result(result, tree_cpu_seconds(pid) - cpu_before)
 
 
 def show(name: str, r: dict[str, float]) -> str:

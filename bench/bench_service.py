@@ -162,11 +162,15 @@ def wrk(port: int, connections: int, seconds: float, pause_ms: float = 0) -> dic
         text=True,
         check=True,
     )
-    cpu = tree_cpu_seconds(pid) - cpu_before
+    return wrk_result(result, tree_cpu_seconds(pid) - cpu_before)
+
+
+def wrk_result(result: subprocess.CompletedProcess[str], cpu_seconds: float) -> dict[str, float]:
+    """The WRKJSON line `wrk_recommendations.lua` prints, with the server's CPU per request."""
     for line in result.stdout.splitlines():
         if line.startswith("WRKJSON "):
             data: dict[str, float] = json.loads(line.removeprefix("WRKJSON "))
-            data["cpu_us"] = cpu / max(data["requests"], 1) * 1e6
+            data["cpu_us"] = cpu_seconds / max(data["requests"], 1) * 1e6
             return data
     raise SystemExit(f"no WRKJSON line from wrk:\n{result.stdout}\n{result.stderr}")
 

@@ -10,7 +10,7 @@ The assignments hold customer ids: personal data (`recsvc.domain.privacy.PERSONA
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Final
+from typing import Final, TypeVar
 
 import msgspec
 
@@ -24,6 +24,7 @@ ASSIGNMENTS_FILE: Final = "experiment_assignments.json"
 _results_decoder = msgspec.json.Decoder(list[ExperimentResult])
 _assignments_decoder = msgspec.json.Decoder(list[Assignment])
 _encoder = msgspec.json.Encoder()
+T = TypeVar("T")
 
 
 def write_experiments(
@@ -34,20 +35,18 @@ def write_experiments(
 
 
 def read_results(directory: Path) -> list[ExperimentResult]:
-    path = directory / RESULTS_FILE
-    if not path.exists():
-        return []
-    try:
-        return _results_decoder.decode(path.read_bytes())
-    except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
-        raise ArtifactError(f"{where(path)}: {reason(exc)}") from None
+    return _read(directory / RESULTS_FILE, _results_decoder)
 
 
 def read_assignments(directory: Path) -> list[Assignment]:
-    path = directory / ASSIGNMENTS_FILE
+    return _read(directory / ASSIGNMENTS_FILE, _assignments_decoder)
+
+
+def _read(path: Path, decoder: msgspec.json.Decoder[list[T]]) -> list[T]:
+    """The file's list; empty for a version written before experiments existed."""
     if not path.exists():
         return []
     try:
-        return _assignments_decoder.decode(path.read_bytes())
+        return decoder.decode(path.read_bytes())
     except (OSError, msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise ArtifactError(f"{where(path)}: {reason(exc)}") from None
