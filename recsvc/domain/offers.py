@@ -13,7 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
-from recsvc.domain.experiments import ExperimentConfig
+from recsvc.domain.experiments import RECOMMENDATIONS_EXPERIMENT, ExperimentConfig
 from recsvc.errors import ConfigError
 
 DEFAULT_OFFERS_PATH = Path(__file__).parents[1] / "defaults" / "offers.toml"
@@ -125,4 +125,26 @@ def load_offers(path: Path | None = None, known_segments: set[str] | None = None
                     f"{path}: offer {offer_id!r}: unknown segment(s) {', '.join(unknown)}; "
                     f"known: {', '.join(sorted(known_segments))}"
                 )
+    _check_experiment_ids(path, catalog.offers)
     return OfferCatalog(catalog.offers)
+
+
+def _check_experiment_ids(path: Path, offers: dict[str, OfferDefinition]) -> None:
+    """One experiment per id: two offers sharing one would mix their customers in one analysis,
+    and `recommendations` is the personalisation experiment's."""
+    owner: dict[str, str] = {}
+    for offer_id, definition in offers.items():
+        experiment = definition.experiment_id(offer_id)
+        if experiment is None:
+            continue
+        if experiment == RECOMMENDATIONS_EXPERIMENT:
+            raise ConfigError(
+                f"{path}: offer {offer_id!r}: experiment id {experiment!r} is reserved for the "
+                "personalisation experiment (at experiment.id)"
+            )
+        if experiment in owner:
+            raise ConfigError(
+                f"{path}: offer {offer_id!r}: experiment id {experiment!r} is already offer "
+                f"{owner[experiment]!r}'s (at experiment.id)"
+            )
+        owner[experiment] = offer_id

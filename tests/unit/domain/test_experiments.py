@@ -75,6 +75,28 @@ def test_a_bad_experiment_table_names_the_offer_and_field(
     assert named in str(raised.value)
 
 
+@pytest.mark.parametrize(
+    ("second", "problem"),
+    [
+        ('id = "a"', "is already offer 'a'"),
+        ('id = "recommendations"', "reserved for the personalisation experiment"),
+    ],
+)
+def test_experiment_ids_are_unique_and_not_the_reserved_one(
+    tmp_path: Path, second: str, problem: str
+) -> None:
+    path = tmp_path / "offers.toml"
+    path.write_text(
+        '[offers.a]\nkind = "reward"\ntitle = "A"\nsegments = ["promoters"]\n'
+        "[offers.a.experiment]\n\n"
+        '[offers.b]\nkind = "reward"\ntitle = "B"\nsegments = ["promoters"]\n'
+        f"[offers.b.experiment]\n{second}\n"
+    )
+    with pytest.raises(ConfigError, match=r"offer 'b'") as raised:
+        load_offers(path)
+    assert problem in str(raised.value) and "experiment.id" in str(raised.value)
+
+
 def _catalog(tmp_path: Path, fallback: str, ends: str = "") -> Path:
     path = tmp_path / "offers.toml"
     path.write_text(
