@@ -21,8 +21,9 @@ shared across the customers' primary segments in proportion to each segment's NP
 the trigger, never the segment or an answer.
 
 What a version contributes (first order, latest answer, primary segment per customer, the
-experiments' assignments, its recent orders and the archived lines) is computed once per version, under a lock, as numpy arrays; a request
-then overlays the live answers and the survey log on them without a loop over the customers.
+experiments' assignments, its recent orders, the archived lines) is computed once per version,
+under a lock, as numpy arrays; a request then overlays the live answers and the survey log on them
+without a loop over the customers.
 """
 
 from __future__ import annotations
@@ -160,7 +161,7 @@ class RecentOrders:
     placed: np.ndarray
     delivered: np.ndarray  # NONE: not delivered
     cancelled: np.ndarray  # bool
-    held: frozenset[str]  # the order ids
+    held: frozenset[str]  # its order ids
 
     @classmethod
     def of(cls, recent: RecentOrdersFile | None, customer_ids: np.ndarray) -> RecentOrders:
@@ -172,9 +173,7 @@ class RecentOrders:
             rows=_indices(customer_ids, who),
             order_ids=np.asarray(ids, dtype=str),
             placed=np.asarray([times.epoch_seconds(o.placed_at) for o in orders], dtype=np.int64),
-            delivered=np.asarray([_secs(o.delivered_at) for o in orders], dtype=np.int64).reshape(
-                -1
-            ),
+            delivered=np.asarray([_secs(o.delivered_at) for o in orders], dtype=np.int64),
             cancelled=np.asarray([o.cancelled for o in orders], dtype=bool),
             held=frozenset(ids),
         )
