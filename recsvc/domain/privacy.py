@@ -229,12 +229,13 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         kind="version",
         holds="each stored model version: customer ids, profiles (NPS, RFM, churn, segments, "
         "attributes), NPS answers (scores, times, comments and their themes: "
-        "`nps_responses_comment*`, `nps_responses_themes.npy`), order history, the model's "
-        "customer vectors",
+        "`nps_responses_comment*`, `nps_responses_themes.npy`), order history, recent orders "
+        "(customer and order ids, placing and delivery times: `recent_orders.json`), the "
+        "model's customer vectors",
         file_store=("versions/*",),
         redis=("{prefix}:model:{v:*}:*", "{prefix}:versions"),
         erased="masked at once by every worker (suppression list: whole-version reads such as "
-        "summaries, comment themes and exports leave their rows out); gone from the next published "
+        "summaries, comment themes, exports and the survey due lists leave their rows out); gone from the next published "
         "version; older versions kept for rollback still hold it until pruned "
         "(`recsvc privacy prune-versions`) or rotated out",
         retention="the last `keep_versions` runs (default 3)",

@@ -28,6 +28,13 @@ MAX_BACKDATE_DAYS: Final = 365
 # The reason for a re-survey of an experiment's arms (the same word for both arms).
 EXPERIMENT_RESURVEY: Final = "experiment_resurvey"
 RELATIONSHIP_CADENCE: Final = "relationship_cadence"
+# How far back a training run keeps orders for the delivery triggers: orders placed this many days
+# before the data's end (`recsvc.version.recent_orders`). It covers the default rules' horizon (14
+# days: pre-delivery's maximum; post-delivery's 7 days plus its 7-day window) with 31 days to spare
+# for an order's delivery and for a version served a few days after its data ended. A shop whose
+# rules reach further back still gets the orders its live lines bring, not older ones from its
+# files (docs/surveys.md).
+RECENT_ORDER_DAYS: Final = 45
 
 
 # --- the rules ----------------------------------------------------------------------------------
@@ -62,6 +69,16 @@ class SurveyRules(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_fiel
     triggers: TriggerRules = TriggerRules()
     experiments: ExperimentRules = ExperimentRules()
     sampling: SamplingRules = SamplingRules()
+
+    @property
+    def delivery_horizon_days(self) -> int:
+        """How many days after an order's placing (pre-delivery) or delivery (post-delivery) a
+        delivery trigger may still fire."""
+        triggers = self.triggers
+        return max(
+            triggers.pre_delivery_max_days,
+            triggers.post_delivery_days + triggers.post_delivery_window_days,
+        )
 
     @property
     def post_delivery_reason(self) -> str:

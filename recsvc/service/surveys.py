@@ -6,8 +6,11 @@ A customer is due at a touchpoint when a trigger fires and the throttle lets the
 - the throttle (`recsvc.domain.surveys.held_until`) reads their latest contact: a send or a decline
   in the store's survey log, or an NPS answer (the version's, or one taken in live: an answer is an
   ask even when its send was never recorded);
-- pre- and post-delivery triggers read order lines: the live ones, and the recently archived ones
-  (read once per version; the version's own order history has no delivery times);
+- pre- and post-delivery triggers read orders: the version's recent orders (`recent_orders.json`,
+  every order placed in the last `RECENT_ORDER_DAYS` before its data's end, from the shop's files
+  and the live lines the run took in), and orders from the live order lines and the recently
+  archived ones. An order in both is the version's unless one of its lines has a revision the
+  version did not take in (sent live after the run: newer), which then wins;
 - relationship: the customer's latest contact (or first order) is `relationship_cadence_days`
   old; before that, the experiments' re-survey: a customer assigned to an experiment's arm
   `resurvey_after_days` ago who has not answered since. The arm plays no part in either.
@@ -18,8 +21,9 @@ shared across the customers' primary segments in proportion to each segment's NP
 the trigger, never the segment or an answer.
 
 What a version contributes (first order, latest answer, primary segment per customer, the
-experiments' assignments) is computed once per version, under a lock, as numpy arrays; a request
-then overlays the live answers and the survey log on them without a loop over the customers.
+experiments' assignments, its recent orders, the archived lines) is computed once per version,
+under a lock, as numpy arrays; a request then overlays the live answers and the survey log on them
+without a loop over the customers.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import tomllib
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Final
@@ -55,6 +59,7 @@ from recsvc.service.runtime import ModelHolder
 from recsvc.store.base import Store
 from recsvc.version.experiments import read_assignments
 from recsvc.version.opened import ActiveModel
+from recsvc.version.recent_orders import RecentOrdersFile, read_recent_orders
 
 DEFAULT_SURVEYS_PATH = Path(__file__).parents[1] / "defaults" / "surveys.toml"
 MAX_LIMIT: Final = 1000
@@ -147,6 +152,34 @@ class Recorded(msgspec.Struct, frozen=True, kw_only=True):
 
 
 @dataclass(frozen=True, slots=True)
+class RecentOrders:
+    """A version's recent orders (`recsvc.version.recent_orders`) as arrays, in UTC seconds."""
+
+    customer_ids: np.ndarray  # str
+    rows: np.ndarray  # the customer's row in the version, -1 when it does not hold them
+    order_ids: np.ndarray  # str
+    placed: np.ndarray
+    delivered: np.ndarray  # NONE: not delivered
+    cancelled: np.ndarray  # bool
+    held: frozenset[str]  # its order ids
+
+    @classmethod
+    def of(cls, recent: RecentOrdersFile | None, customer_ids: np.ndarray) -> RecentOrders:
+        orders = recent.orders if recent is not None else []
+        who = [o.customer_id for o in orders]
+        ids = [o.order_id for o in orders]
+        return cls(
+            customer_ids=np.asarray(who, dtype=str),
+            rows=_indices(customer_ids, who),
+            order_ids=np.asarray(ids, dtype=str),
+            placed=np.asarray([times.epoch_seconds(o.placed_at) for o in orders], dtype=np.int64),
+            delivered=np.asarray([_secs(o.delivered_at) for o in orders], dtype=np.int64),
+            cancelled=np.asarray([o.cancelled for o in orders], dtype=bool),
+            held=frozenset(ids),
+        )
+
+
+@dataclass(frozen=True, slots=True)
 class VersionFacts:
     """Per customer of one version (its index order), in UTC seconds (NONE: never)."""
 
@@ -159,6 +192,7 @@ class VersionFacts:
     strata: tuple[str, ...]  # primary segments, then NOT_IN_VERSION
     margins: tuple[float | None, ...]  # each stratum's NPS margin of error
     archived_lines: tuple[LiveOrderLine, ...]  # recent order lines the store archived
+    recent_orders: RecentOrders  # the version's orders that may still trigger a delivery survey
 
 
 def _seconds(values: np.ndarray) -> np.ndarray:
@@ -217,6 +251,7 @@ def version_facts(
         strata=tuple(labels),
         margins=tuple(margin_of.get(label) for label in labels),
         archived_lines=recent,
+        recent_orders=RecentOrders.of(read_recent_orders(model.loaded.directory), ids),
     )
 
 
@@ -271,15 +306,16 @@ def pick(
 
 
 @dataclass(frozen=True, slots=True)
-class _Order:
+class DeliveryOrder:
     order_id: str
     customer_id: str
     placed: dt.datetime
     delivered: dt.datetime | None
     cancelled: bool
+    line_keys: tuple[str, ...]  # its lines' current revisions (`LiveOrderLine.key`)
 
 
-def _orders(lines: Iterable[LiveOrderLine]) -> list[_Order]:
+def orders_from_lines(lines: Iterable[LiveOrderLine]) -> list[DeliveryOrder]:
     """Orders from their lines' current revisions: placed at the first line's time, delivered
     when a line was (at the latest line's delivery), cancelled when every line is."""
     by_order: dict[str, list[LiveOrderLine]] = {}
@@ -289,12 +325,13 @@ def _orders(lines: Iterable[LiveOrderLine]) -> list[_Order]:
     for order_id, group in by_order.items():
         delivered = [line.delivered_at for line in group if line.delivered_at is not None]
         orders.append(
-            _Order(
+            DeliveryOrder(
                 order_id=order_id,
                 customer_id=group[0].customer_id,
                 placed=min(line.ordered_at for line in group),
                 delivered=max(delivered) if delivered else None,
                 cancelled=all(line.status == "cancelled" for line in group),
+                line_keys=tuple(line.key for line in group),
             )
         )
     return orders
@@ -318,13 +355,8 @@ class SurveyPlanner:
         with self._lock:
             held = self._facts
             if held is None or held.version != model.version:
-                triggers = self.rules.triggers
-                horizon = max(
-                    triggers.pre_delivery_max_days,
-                    triggers.post_delivery_days + triggers.post_delivery_window_days,
-                )
                 # Lines ordered long before their delivery window opens are of no use.
-                since = now - dt.timedelta(days=horizon + 60)
+                since = now - dt.timedelta(days=self.rules.delivery_horizon_days + 60)
                 held = version_facts(model, self.store.orders.iter_archived(), since)
                 self._facts = held
             return held
@@ -386,7 +418,7 @@ class SurveyPlanner:
             total, items = self._relationship(facts, state, masked, now, places)
         else:
             total, items = self._delivery(
-                facts, state, masked, touchpoint, now, places, live_answers
+                model, facts, state, masked, touchpoint, now, places, live_answers
             )
         return SurveysDue(
             touchpoint=touchpoint,
@@ -468,8 +500,59 @@ class SurveyPlanner:
         ]
         return total, items
 
+    def _trigger(
+        self,
+        placed: dt.datetime,
+        delivered: dt.datetime | None,
+        cancelled: bool,
+        touchpoint: Touchpoint,
+        now: dt.datetime,
+    ) -> dt.datetime | None:
+        """Since when an order is due at a delivery touchpoint; None when it is not due now."""
+        triggers = self.rules.triggers
+        if cancelled:
+            return None
+        if touchpoint == "post_delivery":
+            if delivered is None:
+                return None
+            since = delivered + dt.timedelta(days=triggers.post_delivery_days)
+            window = dt.timedelta(days=triggers.post_delivery_window_days)
+            return since if since <= now < since + window else None
+        if delivered is not None:
+            return None
+        since = placed + dt.timedelta(hours=triggers.pre_delivery_after_hours)
+        oldest = now - dt.timedelta(days=triggers.pre_delivery_max_days)
+        return since if since <= now and placed >= oldest else None
+
+    def _version_triggered(
+        self, recent: RecentOrders, left_out: set[str], touchpoint: Touchpoint, now: dt.datetime
+    ) -> np.ndarray:
+        """Positions of the version's recent orders due now at a delivery touchpoint (`_trigger`,
+        vectorised), but those `left_out` (replaced by newer lines, or answered)."""
+        triggers = self.rules.triggers
+        now_s = times.epoch_seconds(now)
+        due = ~recent.cancelled
+        if left_out:
+            due &= ~np.isin(recent.order_ids, list(left_out))
+        if touchpoint == "post_delivery":
+            since = recent.delivered + triggers.post_delivery_days * DAY
+            window = triggers.post_delivery_window_days * DAY
+            due &= (recent.delivered != NONE) & (since <= now_s) & (now_s < since + window)
+        else:
+            since = recent.placed + triggers.pre_delivery_after_hours * 3600
+            oldest = now_s - triggers.pre_delivery_max_days * DAY
+            due &= (recent.delivered == NONE) & (since <= now_s) & (recent.placed >= oldest)
+        return np.flatnonzero(due)
+
+    def _since(self, recent: RecentOrders, k: int, touchpoint: Touchpoint) -> dt.datetime:
+        triggers = self.rules.triggers
+        if touchpoint == "post_delivery":
+            return _moment(int(recent.delivered[k]) + triggers.post_delivery_days * DAY)
+        return _moment(int(recent.placed[k]) + triggers.pre_delivery_after_hours * 3600)
+
     def _delivery(
         self,
+        model: ActiveModel,
         facts: VersionFacts,
         state: _Contacts,
         masked: np.ndarray,
@@ -478,39 +561,37 @@ class SurveyPlanner:
         places: int,
         live_answers: Sequence[LiveResponse],
     ) -> tuple[int, list[SurveyDue]]:
-        rules, triggers = self.rules, self.rules.triggers
+        rules = self.rules
         suppression = self.holder.suppression()
         lines = [
             line
             for line in (*facts.archived_lines, *self.store.orders.iter_live())
             if not suppression.suppresses(line.customer_id, line.occurred_at)
         ]
-        answered_orders = {(r.order_id, r.touchpoint) for r in live_answers if r.order_id}
-        # Per customer, the order whose trigger is oldest.
-        best: dict[str, tuple[dt.datetime, _Order]] = {}
-        for order in _orders(lines):
-            if (order.order_id, touchpoint) in answered_orders:
-                continue
-            if touchpoint == "post_delivery":
-                if order.delivered is None or order.cancelled:
-                    continue
-                since = order.delivered + dt.timedelta(days=triggers.post_delivery_days)
-                if not (
-                    since <= now < since + dt.timedelta(days=triggers.post_delivery_window_days)
-                ):
-                    continue
-            else:
-                if order.delivered is not None or order.cancelled:
-                    continue
-                since = order.placed + dt.timedelta(hours=triggers.pre_delivery_after_hours)
-                if not (
-                    since <= now
-                    and order.placed >= now - dt.timedelta(days=triggers.pre_delivery_max_days)
-                ):
-                    continue
-            held = best.get(order.customer_id)
-            if held is None or (since, order.order_id) < (held[0], held[1].order_id):
-                best[order.customer_id] = (since, order)
+        answered = {r.order_id for r in live_answers if r.order_id and r.touchpoint == touchpoint}
+        holds_lines = model.orders.holds_lines if model.orders is not None else None
+        orders, replaced = merge_with_version(
+            orders_from_lines(lines), facts.recent_orders, holds_lines
+        )
+        # Per customer, the order whose trigger is oldest: (since, order id).
+        best: dict[str, tuple[dt.datetime, str]] = {}
+
+        def offer(customer: str, since: dt.datetime, order_id: str) -> None:
+            held = best.get(customer)
+            if held is None or (since, order_id) < held:
+                best[customer] = (since, order_id)
+
+        for order in orders:
+            since = self._trigger(order.placed, order.delivered, order.cancelled, touchpoint, now)
+            if since is not None and order.order_id not in answered:
+                offer(order.customer_id, since, order.order_id)
+        recent = facts.recent_orders
+        for k in self._version_triggered(recent, replaced | answered, touchpoint, now).tolist():
+            customer = str(recent.customer_ids[k])
+            placed = _moment(int(recent.placed[k]))
+            if recent.rows[k] < 0 and suppression.suppresses(customer, placed):
+                continue  # erased; the version's own customers are masked by row below
+            offer(customer, self._since(recent, k, touchpoint), str(recent.order_ids[k]))
         customers = sorted(best)
         rows = _indices(facts.customer_ids, customers)
         now_s = times.epoch_seconds(now)
@@ -536,11 +617,35 @@ class SurveyPlanner:
                 touchpoint=touchpoint,
                 reason=reason,
                 due_since=best[customers[k]][0],
-                order_id=best[customers[k]][1].order_id,
+                order_id=best[customers[k]][1],
             )
             for k in chosen.tolist()
         ]
         return int(keep.size), items
+
+
+def merge_with_version(
+    orders: list[DeliveryOrder],
+    recent: RecentOrders,
+    holds_lines: Callable[[list[str]], list[bool]] | None,
+) -> tuple[list[DeliveryOrder], set[str]]:
+    """The orders from live and archived lines that count beside the version's recent orders, and
+    which of the version's they replace. An order the version also holds is replaced when one of
+    its lines has a revision the version did not take in (sent live after the run: newer); when
+    the version took in every one, its own record is as new or newer (the shop's files may have
+    moved the order on since) and the lines' order is left out."""
+    if not recent.held:
+        return orders, set()
+    shared = [order for order in orders if order.order_id in recent.held]
+    if not shared:
+        return orders, set()
+    keys = [key for order in shared for key in order.line_keys]
+    # A version without an order history cannot say which revisions it took in: the lines win.
+    held = holds_lines(keys) if holds_lines is not None else [False] * len(keys)
+    held_keys = {key for key, h in zip(keys, held, strict=True) if h}
+    stale = {order.order_id for order in shared if all(key in held_keys for key in order.line_keys)}
+    replaced = {order.order_id for order in shared} - stale
+    return [order for order in orders if order.order_id not in stale], replaced
 
 
 def _moment(seconds: int) -> dt.datetime:

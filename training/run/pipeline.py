@@ -306,6 +306,7 @@ def _shop_steps(
     step("report", lambda: steps.report(tables, segments, artifact, tried.results))
     data = step("features", lambda: steps.features(tables, segments, config))
     history = step("order history", lambda: steps.orders_held(tables, segments, data, orders.held))
+    step("recent orders", lambda: steps.recent_orders(tables, segments, artifact))
     return steps.ShopData(
         erasures_as_of,
         active,

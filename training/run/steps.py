@@ -44,6 +44,7 @@ from training.experiments.nightly import ExperimentsRun, run_experiments
 from training.publish.artifact import ServedModel, data_fingerprint, version_name, write_artifact
 from training.publish.gate import quality_gate
 from training.publish.orders import OrderHistoryData, order_history
+from training.publish.recent_orders import write_recent_order_file
 from training.recommender import dataset as ds
 from training.recommender.candidates import serving_candidates
 from training.recommender.dataset import FeatureSpace
@@ -485,6 +486,22 @@ class CandidateLists:
 def candidates(model: Fitted, n: int, show: bool) -> CandidateLists:
     """Each customer's best `n` never-bought items, stored with the version."""
     return CandidateLists(serving_candidates(model.arrays, n, show_progress=show))
+
+
+@dataclass(frozen=True, slots=True)
+class RecentOrders:
+    orders: int  # orders written
+
+    @property
+    def rows(self) -> int:
+        return self.orders
+
+
+def recent_orders(tables: RunTables, segments: CustomerSegments, out_dir: Path) -> RecentOrders:
+    """The orders that can still trigger a delivery survey as of the data's end, with their
+    placing and delivery times, written into `out_dir` (`recsvc.version.recent_orders`)."""
+    written = write_recent_order_file(out_dir, tables.frames[c.ORDERS], segments.as_of)
+    return RecentOrders(len(written.orders))
 
 
 # --- the version ----------------------------------------------------------------------------------

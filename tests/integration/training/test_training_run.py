@@ -82,6 +82,7 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
             "report",
             "features",
             "order history",
+            "recent orders",
             "fit (hold-out)",
             "evaluate",
             "gate",
@@ -96,6 +97,7 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
     assert rows["live responses"] == rows["report"] > 0  # no live answers: the batch's answers
     assert rows["live orders"] == 0  # no live order lines merged
     assert 0 < rows["order history"] <= record.rows["order_lines"]  # counted orders
+    assert 0 < rows["recent orders"] < rows["order history"]  # the last 45 days' orders
     assert 0 < rows["features"] <= record.rows["order_lines"] < rows["validate"]
     assert rows["gate"] == 0  # no active version to compare with
     assert all(rows[name] > 0 for name in ("fit (hold-out)", "evaluate", "fit (all data)"))
