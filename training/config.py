@@ -46,8 +46,13 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     threads: Annotated[int, Meta(ge=1)] = 0  # 0 = all cores
     seed: int = 42
     weights: InteractionWeights = InteractionWeights()
-    # Evaluation: the last `holdout_days` of orders are the test set, for customers seen before.
+    # Evaluation: the last `holdout_days` of orders are the test set, for customers seen before...
     holdout_days: Annotated[int, Meta(ge=1)] = 28
+    # ... when that holds at least this many customers who bought on both sides of the cut-off (or
+    # every customer a last-orders split could hold, when fewer exist). Otherwise each customer's
+    # last `holdout_orders` orders are the test set (docs/recommender.md, "Evaluation").
+    min_holdout_customers: Annotated[int, Meta(ge=0)] = 500
+    holdout_orders: Annotated[int, Meta(ge=1, le=100)] = 1
     k: Annotated[int, Meta(ge=1, le=100)] = 10
     max_eval_users: Annotated[int, Meta(ge=100)] = 20_000
     # After evaluation, fit again on all data (the published model then knows the last weeks too).

@@ -38,12 +38,19 @@ class GateDecision(msgspec.Struct, frozen=True):
     new_ndcg: float
     active_version: str | None = None
     active_ndcg: float | None = None
-    comparison: str = "none"  # "same split", "recorded" or "none"
+    # "same split" (both scored on the same customers), "recorded", "not comparable" (the recorded
+    # NDCG is of the other hold-out split) or "none"
+    comparison: str = "none"
     compared: int = 0  # customers both models were scored on ("same split")
     # 95% interval of new minus active NDCG: the paired bootstrap over those customers ("same
     # split"), or the new model's interval minus the recorded NDCG ("recorded").
     difference_low: float | None = None
     difference_high: float | None = None
+    # The hold-out split the new model was evaluated on ("time" or "last_orders"; records from
+    # before the last-orders split have none) and, for "recorded", the one the active version's
+    # NDCG was measured on (None: unknown, so "time").
+    split: str | None = None
+    active_split: str | None = None
 
 
 class LiveIntake(msgspec.Struct, kw_only=True):

@@ -118,6 +118,8 @@ def write_artifact(
             "ndcg": evaluation.ndcg,
             **_interval_of(evaluation),
             "lift_over_popularity": evaluation.lift_over_popularity,
+            # The gate compares a later run's NDCG with this one: on which split it was measured.
+            **({"split": evaluation.split.kind} if evaluation.split is not None else {}),
         },
         files=file_entries(directory),
         notes=erasures_note(erasures_as_of),

@@ -1,8 +1,10 @@
 """The quality gate: a new version is published only if it ranks about as well as the active one.
 
-Both models are scored on the same customers and the same truth: purchases after the cut-off and
-after the last day the active model was fitted on, so neither has seen them. When no such days
-exist (the active model saw the whole hold-out), the active model's recorded NDCG is used.
+Both models are scored on the same customers and the same truth: the held-out purchases (after the
+cut-off, or each customer's last orders) after the last day the active model was fitted on, so
+neither has seen them. When too few customers have such purchases (the active model saw the whole
+hold-out, as it often does with last-orders), the active model's recorded NDCG is used, unless
+it was measured on the other split: then the two numbers are not comparable and the gate passes.
 
 Noise does not refuse a model: it is refused only when it is worse by more than the tolerance AND
 the 95% interval of the difference lies wholly below zero (the paired bootstrap over the same
@@ -38,20 +40,20 @@ def quality_gate(
     active: LoadedModel | None,
     users: ds.FeatureSpace,
     item_ids: np.ndarray,
-    lines: pl.DataFrame,
+    held_out: pl.DataFrame,
     train: Purchases,
-    cutoff_day: int,
     evaluation: EvaluationReport,
     config: TrainingConfig,
     force: bool,
 ) -> GateDecision:
     """Publish unless NDCG@k is worse than the active model's by more than the tolerance, beyond
-    the noise (`worse_beyond_noise`)."""
+    the noise (`worse_beyond_noise`). `held_out` are the hold-out's test lines, `train` the
+    purchases the new model was fitted on."""
     new_ndcg = evaluation.ndcg
+    split = evaluation.split.kind if evaluation.split is not None else None
     if active is None:
-        return GateDecision(True, "no active model", new_ndcg)
-    start = max(cutoff_day, active.manifest.trained_until_day + 1)
-    window = lines.filter(pl.col("day") >= start)
+        return GateDecision(True, "no active model", new_ndcg, split=split)
+    window = held_out.filter(pl.col("day") > active.manifest.trained_until_day)
     test = ds.purchases(window, len(users.ids))
     sample = sample_users(train, test, config.max_eval_users, config.seed)
     if sample.size >= MIN_COMPARED:
@@ -72,13 +74,37 @@ def quality_gate(
             (None, None) if math.isnan(low) else (low, high)
         )
         comparison, compared = "same split", int(sample.size)
+        active_split = None
     else:
         recorded = active.manifest.metrics.get("ndcg")
         if recorded is None:
             return GateDecision(
-                True, "active model has no recorded NDCG", new_ndcg, active.manifest.version
+                True,
+                "active model has no recorded NDCG",
+                new_ndcg,
+                active.manifest.version,
+                split=split,
             )
         active_ndcg, comparison, compared = float(recorded), "recorded", 0
+        # Versions from before the last-orders split record none: they were all time-based.
+        active_split = str(active.manifest.metrics.get("split", "time"))
+        if split is not None and split != active_split:
+            # A month's purchases and a last basket are different questions: their NDCGs differ
+            # on the same model (a switch would refuse a model as good as the active one).
+            return GateDecision(
+                True,
+                f"passed: NDCG@{config.k} {new_ndcg:.4f} on the {_split_name(split)} and the "
+                f"active model's {active_ndcg:.4f} on the {_split_name(active_split)} are not "
+                "comparable, and too few customers bought after the active model's data to "
+                "score both (not comparable)",
+                new_ndcg,
+                active.manifest.version,
+                active_ndcg,
+                "not comparable",
+                0,
+                split=split,
+                active_split=active_split,
+            )
         own_low, own_high = (
             evaluation.new_items["model"].ndcg_low,
             evaluation.new_items["model"].ndcg_high,
@@ -96,6 +122,8 @@ def quality_gate(
         reason += f"; new - active 95% interval {difference[0]:+.4f} to {difference[1]:+.4f}"
         if not worse and new_ndcg - active_ndcg < -config.gate_tolerance:
             reason += " (reaches 0: within the noise)"
+    if split == "last_orders":
+        reason += f"; on the {_split_name(split)}"
     return GateDecision(
         not worse or force,
         reason,
@@ -106,6 +134,8 @@ def quality_gate(
         compared,
         difference[0],
         difference[1],
+        split,
+        active_split,
     )
 
 
@@ -116,6 +146,10 @@ def worse_beyond_noise(difference: float, high: float | None, *, tolerance: floa
     if difference >= -tolerance:
         return False
     return high is None or high < 0
+
+
+def _split_name(kind: str) -> str:
+    return {"time": "time split", "last_orders": "last-orders split"}.get(kind, kind)
 
 
 def _reason(

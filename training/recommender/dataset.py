@@ -112,17 +112,22 @@ def day_number(column: str) -> pl.Expr:
     return ((pl.col(column) - pl.lit(EPOCH)).dt.total_days()).cast(pl.Int32)
 
 
-def indexed_lines(orders: pl.LazyFrame, users: FeatureSpace, items: FeatureSpace) -> pl.DataFrame:
-    """Order lines that count as interactions (not cancelled), with internal user and item indices."""
+def indexed_lines(
+    orders: pl.LazyFrame, users: FeatureSpace, items: FeatureSpace, *, with_orders: bool = False
+) -> pl.DataFrame:
+    """Order lines that count as interactions (not cancelled), with internal user and item indices;
+    `with_orders` adds each line's `order_id` and `at` (its order time), which only a last-orders
+    hold-out needs (strings for ten million lines are not kept for the length of a run otherwise)."""
     user_index = pl.DataFrame(
         {c.CUSTOMER_ID: users.ids, "u": np.arange(len(users.ids), dtype=np.int32)}
     )
     item_index = pl.DataFrame(
         {c.PRODUCT_ID: items.ids, "i": np.arange(len(items.ids), dtype=np.int32)}
     )
+    order_columns = [pl.col(c.ORDER_ID), pl.col(c.ORDERED_AT).alias("at")] if with_orders else []
     return (
         orders.filter(pl.col(c.STATUS) != "cancelled")
-        .select(c.CUSTOMER_ID, c.PRODUCT_ID, c.ORDERED_AT, c.STATUS)
+        .select(c.CUSTOMER_ID, c.PRODUCT_ID, c.ORDERED_AT, c.STATUS, *order_columns[:1])
         .join(user_index.lazy(), on=c.CUSTOMER_ID, how="inner")
         .join(item_index.lazy(), on=c.PRODUCT_ID, how="inner")
         .select(
@@ -130,6 +135,7 @@ def indexed_lines(orders: pl.LazyFrame, users: FeatureSpace, items: FeatureSpace
             "i",
             day_number(c.ORDERED_AT).alias("day"),
             (pl.col(c.STATUS) == "returned").alias("returned"),
+            *order_columns,
         )
         .collect()
     )

@@ -1,7 +1,8 @@
-"""Honest evaluation on a temporal hold-out: the model against simple baselines, per NPS category.
+"""Honest evaluation on a hold-out: the model against simple baselines, per NPS category.
 
 Two questions, two protocols, both at k (default 10), on a deterministic sample of customers who
-bought before the cut-off and in the hold-out window:
+bought both in the training lines and in the held-out ones (the last weeks, or each customer's
+last orders: `training.recommender.holdout`):
 
 - "new to you" (the storefront default, already-bought products excluded): the model against
   global popularity and "most popular in the customer's primary segment"; truth = hold-out products
@@ -16,8 +17,9 @@ Scores come from `recsvc.version.scoring`, the code the service runs.
 from __future__ import annotations
 
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import msgspec
 import numpy as np
@@ -26,6 +28,7 @@ import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
+from training.recommender.holdout import HoldOutSplit
 from training.recommender.metrics import (
     RankingMetrics,
     mean_auc,
@@ -50,6 +53,9 @@ class EvaluationReport(msgspec.Struct, frozen=True):
     by_nps_category: dict[str, RankingMetrics]  # model, new-items protocol
     blend: BlendParams
     lift_over_popularity: float  # model NDCG / popularity NDCG, new-items protocol
+    # Which split it was measured on and how many customers it held; reports from before the
+    # last-orders split have none (they were all time-based).
+    split: HoldOutSplit | None = None
 
     @property
     def ndcg(self) -> float:
@@ -186,15 +192,17 @@ def evaluate(
     customer_nps: np.ndarray,
     *,
     k: int,
+    split: HoldOutSplit,
     cutoff_day: int,
-    holdout_days: int,
+    test_from_day: np.ndarray,
     max_users: int,
     seed: int,
 ) -> EvaluationReport:
-    """Evaluate on customers with purchases both before the cut-off (`train`) and after (`test`).
+    """Evaluate on customers with purchases both in training (`train`) and held out (`test`).
 
-    `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category as
-    of the cut-off (strings). Popularity baselines count training purchases.
+    `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category
+    without the held-out data (strings); `test_from_day` each customer's first held-out day (the
+    buy-again timing counts from it). Popularity baselines count training purchases.
     """
     sample = _Sample.draw(model, train, test, max_users, seed)
     popularity = np.bincount(train.items, weights=train.counts, minlength=model.n_items).astype(
@@ -209,18 +217,19 @@ def evaluate(
         by_nps[str(category)] = ranking_metrics(
             scored.top[rows], sample.truth_new_matrix[rows], model.n_items
         )
-    tuned, buy_again = _buy_again(model, scored, sample, train, popularity, cutoff_day, k, seed)
+    tuned, buy_again = _buy_again(model, scored, sample, train, popularity, test_from_day, k, seed)
     pop_ndcg = new_items["popularity"].ndcg
     return EvaluationReport(
         k=k,
         cutoff_day=cutoff_day,
-        holdout_days=holdout_days,
+        holdout_days=split.holdout_days,
         eval_users=sample.users.size,
         new_items=new_items,
         buy_again=buy_again,
         by_nps_category=by_nps,
         blend=tuned,
         lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
+        split=split,
     )
 
 
@@ -302,7 +311,7 @@ def _buy_again(
     sample: _Sample,
     train: Purchases,
     popularity: np.ndarray,
-    cutoff_day: int,
+    test_from_day: np.ndarray,
     k: int,
     seed: int,
 ) -> tuple[BlendParams, dict[str, RankingMetrics]]:
@@ -314,10 +323,11 @@ def _buy_again(
     no_exclusion = [np.empty(0, dtype=np.int64)] * n
 
     def propensity(r: int, timing: float) -> np.ndarray:
-        span = train.row(int(users[r]))
+        user = int(users[r])
+        span = train.row(user)
         return scoring.repeat_propensity(
             train.counts[span],
-            cutoff_day - train.last_day[span].astype(np.float64),
+            float(test_from_day[user]) - train.last_day[span].astype(np.float64),
             model.item_reorder_days[train.items[span]],
             timing,
         )
@@ -355,9 +365,35 @@ def _buy_again(
     }
 
 
+def describe_split(report: EvaluationReport) -> str:
+    """Which hold-out the report was measured on, how many customers it held, and why."""
+    split = report.split
+    if split is None:
+        return f"last {report.holdout_days} days held out"
+    if split.kind == "time":
+        return f"last {split.holdout_days} days held out ({split.customers:,} customers)"
+    orders = "order" if split.orders == 1 else f"{split.orders} orders"
+    return (
+        f"each customer's last {orders} held out ({split.customers:,} customers; the last "
+        f"{split.holdout_days} days held {split.time_customers:,}, fewer than "
+        f"min_holdout_customers {split.min_customers:,})"
+    )
+
+
+def describe_recorded_split(metrics: Mapping[str, Any]) -> str | None:
+    """`describe_split` of the report a run record keeps (None: the run evaluated nothing, or a
+    record this build cannot read)."""
+    if not metrics:
+        return None
+    try:
+        return describe_split(msgspec.convert(metrics, EvaluationReport))
+    except msgspec.ValidationError:
+        return None
+
+
 def format_evaluation(report: EvaluationReport) -> str:
     lines = [
-        f"evaluation at k={report.k} on {report.eval_users:,} customers, last {report.holdout_days} days held out",
+        f"evaluation at k={report.k} on {report.eval_users:,} customers, {describe_split(report)}",
         f"{'protocol':<12} {'method':<20} {'precision':>9} {'recall':>7} {'ndcg':>7} {'95% interval':>15} {'hit':>6} {'cover':>6} {'auc':>6}",
     ]
     for protocol, table in (("new items", report.new_items), ("buy again", report.buy_again)):

@@ -33,6 +33,7 @@ from recsvc.store.locks import DEFAULT_LOCK_TTL_SECONDS, TrainingLock
 from recsvc.store.runs import RunLog
 from recsvc.version.opened import ActiveModel
 from training.config import TrainingConfig, load_config
+from training.recommender.evaluate import describe_recorded_split
 from training.run import steps
 from training.run.records import (
     RUN_ID_FORMAT,
@@ -386,6 +387,9 @@ def format_record(record: RunRecord) -> str:
             lines.append(f"  live order lines not archived: {orders.compaction_error}")
     if orders is not None and orders.sweep_error:
         lines.append(f"  live order lines of erased customers not erased: {orders.sweep_error}")
+    split = describe_recorded_split(record.metrics)
+    if split:
+        lines.append(f"  evaluation: {split}")
     if record.gate is not None:
         lines.append(f"  quality gate: {record.gate.reason}")
     if record.version:

@@ -22,6 +22,7 @@ from recsvc.store.runs import (
     encode_record,
     read_records,
 )
+from training.recommender.evaluate import describe_recorded_split
 
 RUN_RECORD = "run.json"
 RUN_ID = re.compile(r"\d{8}T\d{6}Z")
@@ -76,6 +77,9 @@ def format_runs(records: Sequence[RunRecord]) -> str:
         )
         if r.steps:
             lines.append(f"{'':<17} steps: {format_steps(r)}")
+        split = describe_recorded_split(r.metrics)
+        if split:
+            lines.append(f"{'':<17} evaluation: {split}")
         if r.suppressed:
             lines.append(
                 f"{'':<17} rows of erased customers left out: {format_counts(r.suppressed)}"

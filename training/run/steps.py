@@ -354,8 +354,9 @@ def experiments(
 
 
 def features(tables: RunTables, segments: CustomerSegments, config: TrainingConfig) -> TrainingData:
-    """Products, customers and order lines indexed for the recommender, split at the cut-off."""
-    return training_data(tables.lazy(), segments.table, segments.rules, config)
+    """Products, customers and order lines indexed for the recommender, split for the hold-out
+    model (the last weeks, or each customer's last orders)."""
+    return training_data(tables.lazy(), segments.table, segments.rules, config, segments.as_of)
 
 
 def orders_held(
@@ -377,7 +378,7 @@ class Fitted:
 
 
 def fit_hold_out(data: TrainingData, config: TrainingConfig, show: bool) -> Fitted:
-    """The model of the lines before the cut-off, with customers' features as they stood then."""
+    """The model of the training lines, with customers' features without the held-out data."""
     held = data.holdout
     arrays = fit_arrays(
         held.interactions,
@@ -413,8 +414,9 @@ def evaluate_hold_out(
         frame_column(held.customers, data.users.ids, c.CUSTOMER_ID, PRIMARY_SEGMENT, MISSING),
         frame_column(held.customers, data.users.ids, c.CUSTOMER_ID, NPS_CATEGORY, MISSING),
         k=config.k,
+        split=held.split,
         cutoff_day=held.cutoff_day,
-        holdout_days=config.holdout_days,
+        test_from_day=held.test_from_day,
         max_users=config.max_eval_users,
         seed=config.seed,
     )
@@ -447,9 +449,8 @@ def gate(
         active=active.loaded if active is not None else None,
         users=model.users,
         item_ids=data.items.ids,
-        lines=data.lines,
+        held_out=data.holdout.test_lines,
         train=data.holdout.train,
-        cutoff_day=data.holdout.cutoff_day,
         evaluation=evaluation,
         config=config,
         force=force,

@@ -298,3 +298,40 @@ def test_the_published_candidate_lists_rank_like_scoring_the_catalogue(
             served = [r.product_id for r in recommend(model, customer, query).items]
             scored = [r.product_id for r in recommend(plain, customer, query).items]
             assert served == scored, (customer, query)
+
+
+def test_a_hold_out_too_small_switches_to_each_customers_last_order(
+    published: tuple[RunRecord, Path], demo: Path, tmp_path: Path
+) -> None:
+    """The last 28 days hold fewer customers than `min_holdout_customers`: each customer's last
+    order is held out instead. The record names the split and its customers, and the gate, with
+    the active version measured on the time split and no purchases it has not seen, does not
+    compare the two splits' numbers."""
+    first, root = published
+    assert first.metrics["split"]["kind"] == "time"
+    time_customers = first.metrics["split"]["customers"]
+    assert 0 < time_customers == first.metrics["split"]["time_customers"]
+    store = tmp_path / "store"
+    shutil.copytree(root / "store", store)  # the module's store stays as the other tests left it
+    record = run_pipeline(
+        demo,
+        store=f"file://{store}",
+        config=load_config(**{**SMALL, "min_holdout_customers": 1_000_000}),
+        runs_dir=tmp_path / "runs",
+        show_progress=False,
+    )
+    split = record.metrics["split"]
+    assert split["kind"] == "last_orders" and split["orders"] == 1
+    assert split["time_customers"] == time_customers < split["customers"]
+    assert record.metrics["eval_users"] == min(split["customers"], SMALL["max_eval_users"])
+    model = record.metrics["new_items"]["model"]
+    assert model["ndcg_low"] <= model["ndcg"] <= model["ndcg_high"]
+    assert (
+        f"evaluation: each customer's last order held out ({split['customers']:,} customers; "
+        f"the last 28 days held {time_customers:,}, fewer than min_holdout_customers 1,000,000)"
+    ) in format_record(record)
+    gate = record.gate
+    assert gate is not None and (gate.split, gate.active_split) == ("last_orders", "time")
+    assert gate.comparison == "not comparable" and record.published
+    manifest = json.loads((store / "versions" / str(record.version) / "manifest.json").read_text())
+    assert manifest["metrics"]["split"] == "last_orders"
