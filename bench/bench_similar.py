@@ -13,6 +13,13 @@ whichever scores better), without the asked product. A hit is any product they b
 cut-off. Printed: hit rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap
 interval over customers. Target (issue 15): at least 1.2x popularity. Also printed: item-to-item co-purchase
 counts alone (plain, and recency-weighted with three half-lives; the endpoint serves 30 days). `--reuse` keeps the trained version.
+
+    uv run python bench/bench_similar.py --serving 1000000
+
+`--serving N`: the cost side instead, on bench_publish.py's cached N-customer artifact
+(var/bench/publish/): the training time to build every product's neighbour list, then the in-process
+latency of a product page answered from the list and computed live, for random products and the
+50 best-sellers, and whether the two give the same pages.
 """
 
 from __future__ import annotations
@@ -128,6 +135,53 @@ def top_k(model: LoadedModel, scores: np.ndarray, index: int, k: int) -> list[st
     return [model.item_id_list[i] for i in top.tolist()]
 
 
+def serving_costs(customers: int, requests: int, seed: int) -> None:
+    """Time to build the lists, and a page's latency from them and live (see the module doc)."""
+    import msgspec
+
+    from recsvc.service.recommend import Query
+    from recsvc.service.similar import similar_products
+    from recsvc.version.artifacts import load_model
+    from training.recommender.similar import similar_lists
+
+    sys.path.insert(0, str(ROOT / "bench"))
+    from bench_publish import artifact_for
+
+    model = load_model(artifact_for(customers))
+    started = time.perf_counter()
+    lists = similar_lists(model.arrays, model.manifest.trained_until_day, 100, show_progress=True)
+    built = time.perf_counter() - started
+    n_items = model.item_ids.size
+    print(f"{customers:,} customers, {n_items:,} products: lists of 100 built in {built:.1f} s")
+    listed = msgspec.structs.replace(model, similar=lists)
+    live = msgspec.structs.replace(model, similar=None)
+    live.item_buyers, live.item_unit_vectors  # noqa: B018 - built once per version and worker
+    listed.item_unit_vectors  # noqa: B018
+    buyers = np.diff(live.item_buyers[0])
+    rng = np.random.default_rng(seed)
+    groups = {
+        "random products": rng.choice(n_items, size=requests, replace=False),
+        "50 best-sellers": np.argsort(-buyers, kind="stable")[:50],
+    }
+    query = Query(limit=10)
+    for group, items in groups.items():
+        ids = [model.item_id_list[i] for i in items.tolist()]
+        same = 0
+        timings: dict[str, list[float]] = {"list": [], "live": []}
+        for product in ids:
+            pages = {}
+            for name, version in (("list", listed), ("live", live)):
+                begin = time.perf_counter()
+                pages[name] = similar_products(version, product, query)
+                timings[name].append(time.perf_counter() - begin)
+            same += pages["list"] == pages["live"]
+        print(
+            f"  {group:<16} ({len(ids)}, median {int(np.median(buyers[items])):,} buyers): "
+            f"list median {np.median(timings['list']) * 1e3:.3f} ms, "
+            f"live median {np.median(timings['live']) * 1e3:.2f} ms; same page {same}/{len(ids)}"
+        )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
@@ -137,7 +191,14 @@ def main() -> None:
     parser.add_argument(
         "--reuse", action="store_true", help="keep the version an earlier run of this bench trained"
     )
+    parser.add_argument(
+        "--serving", type=int, metavar="CUSTOMERS", help="time the lists against live instead"
+    )
+    parser.add_argument("--requests", type=int, default=500)
     args = parser.parse_args()
+    if args.serving:
+        serving_costs(args.serving, args.requests, args.seed)
+        return
 
     from recsvc.service.recommend import Query
     from recsvc.service.similar import similar_products

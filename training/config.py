@@ -64,6 +64,10 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # requests with a lookup instead of scoring the catalogue (0: none, every request scores).
     # Pages past this many items, and filters that leave too few of them, fall back to scoring.
     serving_candidates: Annotated[int, Meta(ge=0, le=1000)] = 40
+    # Neighbours stored per product with the version, so that a product page is a lookup instead of
+    # summing the purchases of the product's buyers (0: none, every product page is computed live).
+    # Pages whose filters leave fewer of them than asked are computed live.
+    similar_list: Annotated[int, Meta(ge=0, le=1000)] = 100
     # Live NPS answers no published version holds (their customer is not in the shop's data) move
     # to the archive after this many days, so they cannot pile up in live for ever.
     live_retention_days: Annotated[float, Meta(gt=0)] = 90.0

@@ -1,5 +1,5 @@
 """Products like a given one, for a product page: first what the product's buyers also bought,
-then its nearest neighbours in the model's item space.
+then its nearest neighbours in the model's item space (scoring: `recsvc.version.neighbours`).
 
 Bought alike: the other products of the customers who bought this one, each purchase weighted by
 its recency (half-life `HALF_LIFE_DAYS` before the version's last day), so that this season's
@@ -11,6 +11,12 @@ category, price band), so a product nobody has bought yet still has a place in t
 neighbours. Closeness is cosine similarity, mapped to 0..1 as the score; the reason is
 `similar_attributes`. These fill the page after the bought-alike products, and are all of it for a
 product without buyers. The unit vectors are computed once per version and worker.
+
+A version written with neighbour lists (`LoadedModel.similar`, each product's best
+`similar_list` neighbours, computed by the training job with the same scores) answers a request
+from its product's list whenever the list holds enough neighbours that pass the filters; other
+requests, and versions without lists, are computed live. Both use the version's last day as the
+reference for recency, so they give the same page.
 
 Why both: on the demo shop's 28-day hold-out (`bench/bench_similar.py`), predicting a customer's
 next products from their last one, the item space alone ranked at 0.46x the NDCG@10 of popularity,
@@ -27,13 +33,18 @@ import numpy as np
 from recsvc.errors import NotFoundError, shown
 from recsvc.service.recommend import Query, Recommendation, allowed
 from recsvc.version.artifacts import LoadedModel
+from recsvc.version.neighbours import (
+    BOUGHT_ALIKE_CODE,
+    REASONS,
+    SIMILAR_ATTRIBUTES_CODE,
+    attribute_scores,
+    best_first,
+    bought_alike_scores,
+    recency_weights,
+)
 
-BOUGHT_ALIKE: Final = "bought_alike"
-SIMILAR_ATTRIBUTES: Final = "similar_attributes"
-# A co-purchase this many days before the version's last day counts half. 30 ranked between 14 and
-# 90 days on both shops measured (demo 1.31x popularity against 1.24-1.38x, Online Retail 1.12x
-# against 1.03-1.12x): a guess about other shops, not a tuned value.
-HALF_LIFE_DAYS = 30.0
+BOUGHT_ALIKE: Final = REASONS[BOUGHT_ALIKE_CODE]
+SIMILAR_ATTRIBUTES: Final = REASONS[SIMILAR_ATTRIBUTES_CODE]
 
 
 class SimilarProducts(msgspec.Struct, frozen=True, kw_only=True):
@@ -50,32 +61,64 @@ def similar_products(model: LoadedModel, product_id: str, query: Query) -> Simil
         raise NotFoundError(
             f"no product {shown(product_id)} in model version {model.manifest.version}"
         )
-    units = model.item_unit_vectors
-    closeness = (units @ units[index] + 1) / 2  # cosine, mapped to 0..1
-    companions = _bought_alike(model, index)
-    scores = np.where(companions > 0, 1 + companions, closeness)
-    keep = allowed(model, query)
-    eligible = np.ones(scores.shape[0], dtype=bool) if keep is None else keep.copy()
-    eligible[index] = False
-    candidates = np.flatnonzero(eligible)
-    wanted = query.offset + query.limit
-    if candidates.size > wanted:
-        top = np.argpartition(-scores[candidates], wanted - 1)[:wanted]
-        candidates = candidates[top]
-    # Best first; ties by catalogue order, so a page is stable.
-    order = np.lexsort((candidates, -scores[candidates]))
-    chosen = candidates[order][query.offset : query.offset + query.limit]
+    page = listed_neighbours(model, index, query)
+    if page is None:
+        page = live_neighbours(model, index, query)
+    chosen, scores, bought = page
     ids, categories = model.item_id_list, model.item_category_names
     items = [
         Recommendation(
             product_id=ids[i],
-            score=round(float(scores[i]), 6),
+            score=round(score, 6),
             category=categories[i],
-            reason=BOUGHT_ALIKE if companions[i] > 0 else SIMILAR_ATTRIBUTES,
+            reason=BOUGHT_ALIKE if alike else SIMILAR_ATTRIBUTES,
         )
-        for i in chosen.tolist()
+        for i, score, alike in zip(chosen.tolist(), scores.tolist(), bought.tolist(), strict=True)
     ]
     return SimilarProducts(product_id=product_id, model_version=model.manifest.version, items=items)
+
+
+# A page: the neighbours' item indices best first, their scores (float32) and whether each was
+# bought alike.
+Page = tuple[np.ndarray, np.ndarray, np.ndarray]
+
+
+def listed_neighbours(model: LoadedModel, index: int, query: Query) -> Page | None:
+    """The page from the version's neighbour list of the product, or None when the version has no
+    lists or the list holds fewer neighbours passing the filters than the page needs (a neighbour
+    not in the list ranks below all of it, so the list's first passing ones are the answer)."""
+    lists = model.similar
+    if lists is None:
+        return None
+    row = np.asarray(lists.items[index])
+    listed = row[row >= 0]
+    keep = allowed(model, query, listed)
+    passing = np.arange(listed.size) if keep is None else np.flatnonzero(keep)
+    wanted = query.offset + query.limit
+    complete = listed.size >= model.item_ids.size - 1  # every other product is in the list
+    if passing.size < wanted and not complete:
+        return None
+    page = passing[query.offset : wanted]
+    reasons = np.asarray(lists.reasons[index])[page]
+    return listed[page], np.asarray(lists.scores[index])[page], reasons == BOUGHT_ALIKE_CODE
+
+
+def live_neighbours(model: LoadedModel, index: int, query: Query) -> Page:
+    """The page computed from the version's purchases and item vectors (what the lists hold,
+    computed for one product)."""
+    units = model.item_unit_vectors
+    share = _bought_alike(model, index)
+    bought = share > 0
+    scores = np.where(
+        bought, bought_alike_scores(share), attribute_scores(units @ units[index])
+    ).astype(np.float32)
+    keep = allowed(model, query)
+    eligible = np.ones(scores.shape[0], dtype=bool) if keep is None else keep.copy()
+    eligible[index] = False
+    candidates = np.flatnonzero(eligible)
+    best = best_first(scores[candidates], candidates, query.offset + query.limit)
+    chosen = candidates[best[query.offset :]]
+    return chosen, scores[chosen], bought[chosen]
 
 
 def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
@@ -91,8 +134,7 @@ def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
     # Every purchase row of those customers, gathered in one go.
     offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
     at = offsets + np.arange(int(lengths.sum()))
-    age = model.manifest.trained_until_day - np.asarray(purchases.last_day)[at]
-    weights = np.exp2(-age / HALF_LIFE_DAYS)
+    weights = recency_weights(model.manifest.trained_until_day - np.asarray(purchases.last_day)[at])
     together = np.bincount(np.asarray(purchases.items)[at], weights=weights, minlength=n_items)
     share: np.ndarray = together / who.size  # each buyer counts up to 1, less the older it is
     share[index] = 0.0

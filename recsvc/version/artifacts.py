@@ -24,6 +24,7 @@ import numpy as np
 from recsvc.domain.features import USER_FIELDS, feature_name, price_band_index
 from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
+from recsvc.version.neighbours import BUYERS_READ, SimilarLists, item_buyers, unit_vectors
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases
 
 FORMAT_VERSION = 1
@@ -80,10 +81,15 @@ ARRAYS: dict[str, tuple[str, int]] = {
     "purchases_last_day": ("int32", 1),
 }
 # Arrays a version may carry (older versions load without them): each customer's precomputed best
-# items (`recsvc.version.scoring.Candidates`), which spare most requests the scoring of the whole catalogue.
+# items (`recsvc.version.scoring.Candidates`), which spare most requests the scoring of the whole
+# catalogue, and each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
+# which spare a product page the summing of its buyers' purchases.
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "candidate_items": ("int32", 2),
     "candidate_scores": ("float32", 2),
+    "similar_items": ("int32", 2),
+    "similar_scores": ("float32", 2),
+    "similar_reasons": ("uint8", 2),
 }
 # Arrays read at a random row on every recommendation request: their page tables are filled when the
 # version is opened (in the background loader), so requests take no page faults on them.
@@ -94,6 +100,9 @@ PREFAULTED = frozenset(
         "customer_has_identity",
         "candidate_items",
         "candidate_scores",
+        "similar_items",
+        "similar_scores",
+        "similar_reasons",
     }
 )
 # Linux's MADV_POPULATE_READ (5.14+); Python 3.11's mmap module does not name it.
@@ -167,6 +176,7 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     user_feature_names: list[str]  # attribute feature j is row n_customers + j
     user_feature_index: dict[str, int]
     candidates: Candidates | None = None
+    similar: SimilarLists | None = None
 
     @functools.cached_property
     def item_id_list(self) -> list[str]:
@@ -187,25 +197,15 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     def item_unit_vectors(self) -> np.ndarray:
         """Each item's vector scaled to length 1 (cosine similarity is then a dot product), made
         on first use (similar products)."""
-        vectors = np.asarray(self.arrays.item_vectors, dtype=np.float32)
-        norms = np.linalg.norm(vectors, axis=1, keepdims=True)
-        unit: np.ndarray = vectors / np.maximum(norms, np.float32(1e-12))
-        return unit
+        return unit_vectors(self.arrays.item_vectors)
 
     @functools.cached_property
     def item_buyers(self) -> tuple[np.ndarray, np.ndarray]:
         """Who bought each item: the purchase history turned around (item -> customer rows, CSR:
-        indptr int64, rows int32) for carts and similar products, 4 bytes per purchase row; the
-        model holder builds it when it loads a version, before serving it."""
-        purchases = self.arrays.purchases
-        items = np.asarray(purchases.items)
-        n_items = self.item_ids.size
-        per_customer = np.diff(np.asarray(purchases.indptr))
-        owners = np.repeat(np.arange(per_customer.size, dtype=np.int32), per_customer)
-        rows = owners[np.argsort(items, kind="stable")]
-        indptr = np.zeros(n_items + 1, dtype=np.int64)
-        np.cumsum(np.bincount(items, minlength=n_items)[:n_items], out=indptr[1:])
-        return indptr, rows
+        indptr int64, rows int32) for carts and for similar products a version's lists cannot
+        answer, 4 bytes per purchase row; the model holder builds it when it loads a version,
+        before serving it."""
+        return item_buyers(self.arrays.purchases, self.item_ids.size)
 
     def buyers_of(self, item: int) -> np.ndarray:
         """The customer rows who bought `item`, at most BUYERS_READ of them (in customer order):
@@ -249,8 +249,6 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
 
 
 _SEGMENT_FIELD = USER_FIELDS.index("primary_segment")
-# Buyers one request reads of a product at most (`LoadedModel.buyers_of`).
-BUYERS_READ = 20_000
 
 
 def find_sorted(ids: np.ndarray, key: str) -> int | None:
@@ -341,6 +339,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         user_feature_names=names,
         user_feature_index={name: n_customers + j for j, name in enumerate(names)},
         candidates=_candidates(loaded, directory, n_customers),
+        similar=_similar_lists(loaded, directory, n_items),
     )
 
 
@@ -413,6 +412,22 @@ def _candidates(
             f"do not match {n_customers} customers"
         )
     return Candidates(items=items, scores=scores) if items.shape[1] else None  # zero-width: none
+
+
+def _similar_lists(
+    loaded: dict[str, np.ndarray], directory: Path, n_items: int
+) -> SimilarLists | None:
+    names = ("similar_items", "similar_scores", "similar_reasons")
+    if not all(name in loaded for name in names):
+        return None
+    items, scores, reasons = (loaded[name] for name in names)
+    if not items.shape == scores.shape == reasons.shape or items.shape[0] != n_items:
+        raise ArtifactError(
+            f"version {directory.name}: similar-product lists of shape {items.shape} / "
+            f"{scores.shape} / {reasons.shape} do not match {n_items} items"
+        )
+    lists = SimilarLists(items=items, scores=scores, reasons=reasons)
+    return lists if lists.length else None  # zero-width: none
 
 
 # numpy parses an .npy header with `ast.literal_eval`, and CPython 3.11's AST constructor is not

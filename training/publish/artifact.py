@@ -30,6 +30,7 @@ from recsvc.version.artifacts import (
     sha256_of,
 )
 from recsvc.version.erased import erasures_note
+from recsvc.version.neighbours import SimilarLists
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
 from training.publish.orders import OrderHistoryData, write_order_history
@@ -38,6 +39,7 @@ from training.publish.responses import write_response_table
 from training.recommender.candidates import candidate_arrays
 from training.recommender.dataset import FeatureSpace
 from training.recommender.evaluate import EvaluationReport
+from training.recommender.similar import similar_arrays
 
 
 def data_fingerprint(data_dir: Path) -> str:
@@ -69,6 +71,7 @@ class ServedModel:
     popularity: np.ndarray  # float32 (n_items,)
     trained_until_day: int
     candidates: Candidates | None = None
+    similar: SimilarLists | None = None
 
 
 def write_artifact(
@@ -161,6 +164,8 @@ def _arrays(model: ServedModel) -> tuple[dict[str, np.ndarray], list[str]]:
     }
     if model.candidates is not None:
         arrays |= candidate_arrays(model.candidates)
+    if model.similar is not None:
+        arrays |= similar_arrays(model.similar)
     return arrays, categories
 
 

@@ -223,7 +223,7 @@ def _train_and_publish(
             record,
             will_publish,
             data_dir,
-            steps.served_model(model.served, shop.data, model.lists),
+            steps.served_model(model.served, shop.data, model.lists, model.neighbours),
             model.evaluation,
             shop,
             run.config,
@@ -331,7 +331,8 @@ def _with_live(suppressed: dict[str, int], live: dict[str, int]) -> dict[str, in
 def _model_steps(
     step: StepLog, record: RunRecord, shop: steps.ShopData, run: RunOptions
 ) -> steps.Trained:
-    """Fit on the hold-out split, evaluate, gate; then the served model and its candidate lists."""
+    """Fit on the hold-out split, evaluate, gate; then the served model, its candidate lists and
+    its products' neighbour lists."""
     config, show, data = run.config, run.show, shop.data
     hold_out = step("fit (hold-out)", lambda: steps.fit_hold_out(data, config, show))
     evaluated = step("evaluate", lambda: steps.evaluate_hold_out(hold_out, data, config, show))
@@ -349,7 +350,13 @@ def _model_steps(
         lists = step(
             "candidates", lambda: steps.candidates(served, config.serving_candidates, show)
         )
-    return steps.Trained(served, lists, evaluated.report, gated.decision)
+    neighbours = None
+    if config.similar_list:
+        neighbours = step(
+            "similar lists",
+            lambda: steps.neighbours(served, data, config.similar_list, show),
+        )
+    return steps.Trained(served, lists, neighbours, evaluated.report, gated.decision)
 
 
 def format_record(record: RunRecord) -> str:

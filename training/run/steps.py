@@ -35,6 +35,7 @@ from recsvc.store import Store
 from recsvc.store.base import LiveLog
 from recsvc.store.runs import GateDecision
 from recsvc.version.artifacts import Manifest
+from recsvc.version.neighbours import SimilarLists
 from recsvc.version.opened import ActiveModel
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
@@ -56,6 +57,7 @@ from training.recommender.evaluate import (
 )
 from training.recommender.fit import fit_arrays
 from training.recommender.holdout import TrainingData, training_data
+from training.recommender.similar import similar_lists
 from training.report.build import nps_report, write_report
 from training.report.model import NpsReport
 from training.run.live import (
@@ -505,6 +507,20 @@ def recent_orders(tables: RunTables, segments: CustomerSegments, out_dir: Path) 
     return RecentOrders(len(written.orders))
 
 
+@dataclass(frozen=True, slots=True)
+class NeighbourLists:
+    lists: SimilarLists
+
+    @property
+    def rows(self) -> int:
+        return int(self.lists.items.shape[0])
+
+
+def neighbours(model: Fitted, data: TrainingData, n: int, show: bool) -> NeighbourLists:
+    """Each product's best `n` neighbours as of the data's last day, stored with the version."""
+    return NeighbourLists(similar_lists(model.arrays, data.last_day, n, show_progress=show))
+
+
 # --- the version ----------------------------------------------------------------------------------
 
 
@@ -542,11 +558,17 @@ class Trained:
 
     served: Fitted
     lists: CandidateLists | None
+    neighbours: NeighbourLists | None
     evaluation: EvaluationReport
     gate: GateDecision
 
 
-def served_model(model: Fitted, data: TrainingData, lists: CandidateLists | None) -> ServedModel:
+def served_model(
+    model: Fitted,
+    data: TrainingData,
+    lists: CandidateLists | None,
+    neighbours: NeighbourLists | None,
+) -> ServedModel:
     """The model a version serves, with the id maps, products and lists that go with it."""
     return ServedModel(
         arrays=model.arrays,
@@ -557,6 +579,7 @@ def served_model(model: Fitted, data: TrainingData, lists: CandidateLists | None
         popularity=data.popularity(),
         trained_until_day=data.last_day,
         candidates=lists.lists if lists is not None else None,
+        similar=neighbours.lists if neighbours is not None else None,
     )
 
 

@@ -1,13 +1,24 @@
 """`GET /v1/products/{product_id}/similar` over HTTP on a real trained version: what the product's
 buyers also bought, then neighbours in the model's item space, filtered and limited, the product itself left out, a product nobody bought
-placed by its features, unknown and malformed ids refused with the parameter named."""
+placed by its features, unknown and malformed ids refused with the parameter named; pages read
+from the version's neighbour lists, the live computation when filters exhaust a list or a
+version has none."""
 
 from __future__ import annotations
 
+import shutil
+from collections import Counter
+from pathlib import Path
+
+import msgspec
 import polars as pl
+import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
+from recsvc.service import similar
+from recsvc.service.recommend import Query
+from recsvc.version.artifacts import MANIFEST, LoadedModel, load_model, read_manifest
 from tests.api_support import Artifact, auth
 
 
@@ -91,3 +102,120 @@ def test_unknown_and_malformed_products_and_limits_are_refused(
             f"/v1/products/{product}/similar", params={"limit": limit}, headers=auth("recommend")
         )
         assert reply.status_code == 400 and "limit" in reply.json()["detail"], limit
+
+
+# --- the version's neighbour lists ----------------------------------------------------------------
+
+# The live computation itself, whatever a test's spy replaces.
+LIVE = similar.live_neighbours
+
+
+@pytest.fixture
+def live_calls(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The products whose page the service computed live instead of reading the version's list."""
+    calls: list[int] = []
+
+    def spy(model: LoadedModel, index: int, query: Query) -> similar.Page:
+        calls.append(index)
+        return LIVE(model, index, query)
+
+    monkeypatch.setattr(similar, "live_neighbours", spy)
+    return calls
+
+
+def computed_live(model: LoadedModel, product: str, query: Query) -> list[dict[str, object]]:
+    """The page the live computation gives, as the API shapes it."""
+    index = model.item_index(product)
+    assert index is not None
+    chosen, scores, bought = LIVE(model, index, query)
+    return [
+        {
+            "product_id": model.item_id_list[i],
+            "score": round(score, 6),
+            "category": model.item_category_names[i],
+            "reason": "bought_alike" if alike else "similar_attributes",
+        }
+        for i, score, alike in zip(chosen.tolist(), scores.tolist(), bought.tolist(), strict=True)
+    ]
+
+
+def test_a_trained_version_answers_product_pages_from_its_neighbour_lists(
+    client: TestClient[Litestar], artifact: Artifact, live_calls: list[int]
+) -> None:
+    model = load_model(artifact.directory)
+    files = set(model.manifest.files)
+    assert {"similar_items.npy", "similar_scores.npy", "similar_reasons.npy"} <= files
+    assert model.similar is not None
+    assert model.similar.items.shape == (model.item_ids.size, 100)
+    catalog = products(artifact)
+    sold = catalog.filter(pl.col("sold"))["product_id"].to_list()
+    unsold = catalog.filter(~pl.col("sold"))["product_id"].to_list()
+    for product in [*sold[:8], *unsold[:2]]:
+        body = client.get(
+            f"/v1/products/{product}/similar", params={"limit": 100}, headers=auth("recommend")
+        ).json()
+        # Exactly the live computation (same scores, order and reasons), read from the list.
+        assert body["items"] == computed_live(model, product, Query(limit=100)), product
+    assert live_calls == []
+
+
+def test_filters_the_list_can_answer_are_read_from_it(
+    client: TestClient[Litestar], artifact: Artifact, live_calls: list[int]
+) -> None:
+    model = load_model(artifact.directory)
+    product = products(artifact).filter(pl.col("sold"))["product_id"][3]
+    ranked = computed_live(model, product, Query(limit=model.item_ids.size))  # the whole catalogue
+    category = ranked[0]["category"]
+    items = client.get(
+        f"/v1/products/{product}/similar",
+        params={"category": category, "limit": 3},
+        headers=auth("recommend"),
+    ).json()["items"]
+    assert live_calls == []
+    assert items == [item for item in ranked if item["category"] == category][:3]
+
+
+def test_filters_that_exhaust_the_list_are_computed_live(
+    client: TestClient[Litestar], artifact: Artifact, live_calls: list[int]
+) -> None:
+    model = load_model(artifact.directory)
+    assert model.similar is not None
+    product = products(artifact).filter(pl.col("sold"))["product_id"][0]
+    index = model.item_index(product)
+    assert index is not None
+    names = model.item_category_names
+    listed = Counter(names[i] for i in model.similar.items[index].tolist() if i >= 0)
+    catalogue = Counter(name for i, name in enumerate(names) if i != index)
+    # The category with the most products its list leaves out; asking for one more than the list
+    # holds of it.
+    category = max(catalogue, key=lambda name: catalogue[name] - listed[name])
+    assert catalogue[category] > listed[category], "a list of 100 in a catalogue of more"
+    limit = min(listed[category] + 1, 100)
+    items = client.get(
+        f"/v1/products/{product}/similar",
+        params={"category": category, "limit": limit},
+        headers=auth("recommend"),
+    ).json()["items"]
+    assert live_calls == [index]
+    ranked = computed_live(model, product, Query(limit=model.item_ids.size))
+    assert items == [item for item in ranked if item["category"] == category][:limit]
+    assert len(items) == limit
+
+
+def test_a_version_without_neighbour_lists_computes_every_page_live(
+    artifact: Artifact, tmp_path: Path, live_calls: list[int]
+) -> None:
+    older = tmp_path / artifact.directory.name
+    shutil.copytree(artifact.directory, older)
+    manifest = read_manifest(older)
+    files = {name: entry for name, entry in manifest.files.items() if "similar_" not in name}
+    for name in set(manifest.files) - set(files):
+        (older / name).unlink()
+    older_manifest = msgspec.structs.replace(manifest, files=files)
+    (older / MANIFEST).write_bytes(msgspec.json.encode(older_manifest))
+    model, listed = load_model(older, verify_hashes=True), load_model(artifact.directory)
+    assert model.similar is None
+    product = products(artifact).filter(pl.col("sold"))["product_id"][1]
+    page = similar.similar_products(model, product, Query(limit=20))
+    assert live_calls == [model.item_index(product)]
+    assert page == similar.similar_products(listed, product, Query(limit=20))

@@ -88,12 +88,14 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
             "gate",
             "fit (all data)",
             "candidates",
+            "similar lists",
             "write artifact",
             "publish",
         ]
     )
     rows = record.step_rows
     assert rows["segments"] == rows["candidates"] == rows["publish"] == record.rows["customers"]
+    assert rows["similar lists"] > 0  # one list per product
     assert rows["live responses"] == rows["report"] > 0  # no live answers: the batch's answers
     assert rows["live orders"] == 0  # no live order lines merged
     assert 0 < rows["order history"] <= record.rows["order_lines"]  # counted orders
