@@ -22,10 +22,12 @@ import numpy as np
 
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
+from recsvc.domain.experiments import RECOMMENDATIONS_EXPERIMENT, Exposure
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse
 from recsvc.domain.nps import NpsCategory, nps_from_counts
 from recsvc.domain.privacy import PERSONAL_DATA, Erasure, customer_hash, masks
 from recsvc.domain.rfm import from_micros
+from recsvc.domain.surveys import Contact
 from recsvc.errors import ArtifactError, NotFoundError
 from recsvc.service.customer_state import current_state
 from recsvc.service.nps_history import version_answers
@@ -145,6 +147,28 @@ class WaitingEvent(msgspec.Struct, frozen=True, kw_only=True):
     body: str  # the JSON that will be POSTed
 
 
+class Exposed(msgspec.Struct, frozen=True, kw_only=True):
+    """One line of the exposure log, as the customer's document shows it."""
+
+    at: dt.datetime
+    experiment: str
+    offer_id: str
+    arm: str
+    version: str
+    segment: str | None
+
+    @classmethod
+    def of(cls, line: Exposure) -> Exposed:
+        return cls(
+            at=line.at,
+            experiment=line.experiment,
+            offer_id=line.offer_id,
+            arm=line.arm,
+            version=line.version,
+            segment=line.segment,
+        )
+
+
 class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     """Everything the product holds about one customer (GDPR article 15), as one document."""
 
@@ -164,8 +188,11 @@ class CustomerData(msgspec.Struct, frozen=True, kw_only=True):
     version_nps_answers: list[dict[str, Any]]
     order_lines: list[LiveOrderLine]  # taken in live, live and archived (every revision)
     version_orders: list[str]  # the active version's counted orders of theirs (times)
-    offers_shown: list[dict[str, Any]]  # offers shown with experiment arms: not logged yet
-    recommendations_served: list[dict[str, Any]]  # not logged
+    # The exposure log's lines of the customer: each offer in an experiment shown to them or
+    # withheld (the holdout), and the pages of the personalisation experiment.
+    offers_shown: list[Exposed]
+    recommendations_served: list[Exposed]
+    survey_contact: Contact | None = None  # their latest survey send and decline
     webhook_events: list[WaitingEvent] = []  # events about them waiting for a webhook destination
     holders: list[HolderReport]  # per registered holder, what it holds of the customer
 
@@ -216,8 +243,18 @@ def customer_data(
         )
         for destination, event in store.outbox.mentioning(customer_id)
     ]
+    # The whole log is read: a request about one customer is rare, the log is not indexed by them.
+    exposures = [
+        Exposed.of(line)
+        for line in store.exposures.read()
+        if line.customer_id == customer_id and (erased_at is None or line.at > erased_at)
+    ]
+    contact = store.surveys.contacts().get(customer_id)
     found = {
         "webhook_outbox": len(waiting),
+        "exposure_log": len(exposures),
+        "survey_log": int(contact is not None and contact.asked is not None)
+        + int(contact is not None and contact.declined is not None),
         "live_answers": len(activity.answers),
         "archived_answers": len(archived.answers),
         "live_orders": len(activity.orders),
@@ -240,8 +277,9 @@ def customer_data(
         version_nps_answers=version_answers,
         order_lines=lines,
         version_orders=version_orders,
-        offers_shown=[],
-        recommendations_served=[],
+        offers_shown=[x for x in exposures if x.experiment != RECOMMENDATIONS_EXPERIMENT],
+        recommendations_served=[x for x in exposures if x.experiment == RECOMMENDATIONS_EXPERIMENT],
+        survey_contact=contact,
         webhook_events=waiting,
         holders=[
             HolderReport(name=h.name, holds=h.holds, records=found.get(h.name))

@@ -199,3 +199,34 @@ def test_a_segments_popular_products_are_what_its_customers_bought_most(
     assert page.segment == segment and page.items[0].reason == "popular_in_segment"
     shop = popular_in_segment(model, outsider, None, Query(limit=3))
     assert [i.product_id for i in shop.items] != [i.product_id for i in page.items]
+
+
+def test_a_customers_exposures_are_in_their_data_and_go_with_the_erasure(
+    store: Store, artifact: Artifact
+) -> None:
+    ids = answered_customers(artifact)[c.CUSTOMER_ID].to_list()[CUSTOMERS_ASKED:]
+    with client_for(store, api_keys=API_KEYS) as client:
+        customer, offered = next(
+            (customer, body)
+            for customer in ids
+            if (body := client.get(f"/v1/customers/{customer}/offers", headers=MARKETER).json())[
+                "offers"
+            ]
+            or body["holdouts"]
+        )
+        arms = {o["id"]: o["arm"] for o in offered["offers"]} | {
+            h["offer_id"]: "holdout" for h in offered["holdouts"]
+        }
+        _exposed(store, {(offer, customer) for offer in arms})
+        data = client.get(f"/v1/customers/{customer}/data", headers=auth("privacy")).json()
+        assert {(x["offer_id"], x["arm"]) for x in data["offers_shown"]} == set(arms.items())
+        assert "customer_id" not in data["offers_shown"][0]  # the document's own
+        holders = {h["name"]: h["records"] for h in data["holders"]}
+        assert holders["exposure_log"] == len(arms)
+        erased = client.delete(f"/v1/customers/{customer}", headers=auth("privacy"))
+        assert erased.status_code == 202 and erased.json()["removed"][
+            "experiment_exposures"
+        ] == len(arms)
+        assert not [x for x in store.exposures.read() if x.customer_id == customer]
+        after = client.get(f"/v1/customers/{customer}/data", headers=auth("privacy")).json()
+        assert after["offers_shown"] == []
