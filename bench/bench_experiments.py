@@ -77,7 +77,7 @@ from bench_order_intake import ensure_wrk, errors_of, start, stop, tree_cpu_seco
 from bench_publish import artifact_for, free_port  # noqa: E402
 from bench_service import wrk_result  # noqa: E402
 
-from recsvc.domain.experiments import Exposure  # noqa: E402
+from recsvc.domain.experiments import Compacted, Exposure  # noqa: E402
 from recsvc.domain.live import LiveActivity  # noqa: E402
 from recsvc.domain.offers import DEFAULT_OFFERS_PATH, OfferCatalog, load_offers  # noqa: E402
 from recsvc.store import FileStore, RedisStore  # noqa: E402
@@ -118,6 +118,12 @@ class _NullLog:
 
     def read(self) -> Iterator[Exposure]:
         return iter(())
+
+    def compacted(self) -> Compacted:
+        return Compacted()
+
+    def compact(self, folded: Compacted) -> int:
+        return 0
 
     def erase(self, customer_id: str) -> int:
         return 0

@@ -146,3 +146,13 @@ class Assignment(msgspec.Struct, frozen=True, array_like=True):
     arm: Arm
     assigned_at: dt.datetime
     exposures: int  # lines where the offer was shown (0 for the holdout)
+    segment: str | None = None  # the segment that earned the offer, at assignment
+    share: float = DEFAULT_HOLDOUT_SHARE  # the holdout share of the latest line
+
+
+class Compacted(msgspec.Struct, frozen=True):
+    """The exposure log's lines before `through`, folded into assignments by a training run (the
+    lines themselves are then removed from the log)."""
+
+    through: dt.datetime | None = None
+    assignments: list[Assignment] = []

@@ -198,10 +198,17 @@ PERSONAL_DATA: tuple[Holder, ...] = (
         kind="store",
         holds="offer experiments' exposure log: customer id, offer, arm, time, the model version "
         "and the segment that earned the offer, for every offer shown or withheld",
-        file_store=("live/exposures.ndjson", "live/.exposures.ndjson.*"),
-        redis=("{prefix}:{live}:exposures",),
-        erased="removed by the DELETE (the log rewritten without the customer's lines)",
-        retention="kept: every training run reads it whole to find assignments",
+        file_store=(
+            "live/exposures.ndjson",
+            "live/.exposures.ndjson.*",
+            "live/exposures_compacted.json",
+            "live/.exposures_compacted.json.*",
+        ),
+        redis=("{prefix}:{live}:exposures", "{prefix}:{live}:exposures:compacted"),
+        erased="removed by the DELETE (the log rewritten without the customer's lines, their "
+        "compacted assignments dropped)",
+        retention="kept: each training run folds the lines older than an hour into per-customer "
+        "assignments (first time, arm, exposures), which it keeps",
     ),
     Holder(
         name="survey_log",

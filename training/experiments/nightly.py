@@ -10,6 +10,7 @@ with.
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -17,6 +18,7 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.experiments import (
+    Compacted,
     ExperimentConfig,
     ExperimentResult,
 )
@@ -27,12 +29,29 @@ from recsvc.version.experiments import write_experiments
 from training.experiments.analysis import AnalysisConfig, analyse
 from training.experiments.outcomes import (
     as_assignments,
+    assignment_frame,
     assignments,
     exposure_frame,
+    merge_assignments,
     outcome_table,
     read_exposure_file,
 )
 from training.progress import Progress
+
+
+def _naive(moment: dt.datetime) -> dt.datetime:
+    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+
+
+def _without_erased(frame: pl.DataFrame, suppression: Suppression) -> pl.DataFrame:
+    if not suppression or frame.is_empty():
+        return frame
+    gone = [
+        customer
+        for customer in frame["customer_id"].unique().to_list()
+        if suppression.erased_at(customer) is not None
+    ]
+    return frame.filter(~pl.col("customer_id").is_in(gone))
 
 
 @dataclass(frozen=True, slots=True)
@@ -73,22 +92,34 @@ def run_experiments(
     out_dir: Path,
     suppression: Suppression,
     show: bool = True,
+    *,
+    compact_before: dt.datetime | None = None,
+    erasures: Callable[[], Suppression] | None = None,
 ) -> ExperimentsRun:
-    """Analyse every experiment in the log; write `experiments.json` and the assignments into the
-    version directory `out_dir`. Lines of customers `suppression` erased are left out (the store's
-    log lost them at the erasure; a file kept elsewhere may still hold them)."""
+    """Analyse every experiment in the log (what earlier runs compacted, and the lines since);
+    write `experiments.json` and the assignments into the version directory `out_dir`. Lines of
+    customers `suppression` erased are left out (the store's log lost them at the erasure; a file
+    kept elsewhere may still hold them).
+
+    `compact_before`: then fold the lines before that moment into the log's compacted assignments
+    and remove them from the log (`ExposureLog.compact`), leaving out whoever `erasures()` (the
+    store's list, read again just before) says was erased meanwhile."""
+    folded = log.compacted()
     frames = [exposure_frame(log.read())]
     if extra_file is not None:
-        frames.append(read_exposure_file(extra_file))
-    exposures = pl.concat(frames)
-    if suppression:
-        gone = [
-            customer
-            for customer in exposures["customer_id"].unique().to_list()
-            if suppression.erased_at(customer) is not None
-        ]
-        exposures = exposures.filter(~pl.col("customer_id").is_in(gone))
-    assigned = assignments(exposures)
+        extra = read_exposure_file(extra_file)
+        if folded.through is not None:  # its older lines are in the compacted assignments
+            extra = extra.filter(pl.col("at") >= _naive(folded.through))
+        frames.append(extra)
+    exposures = _without_erased(pl.concat(frames), suppression)
+    before = _without_erased(assignment_frame(folded.assignments), suppression)
+    assigned = merge_assignments(before, assignments(exposures))
+    if compact_before is not None and (folded.through is None or compact_before > folded.through):
+        through = _naive(compact_before)
+        fold = merge_assignments(before, assignments(exposures.filter(pl.col("at") < through)))
+        if erasures is not None:
+            fold = _without_erased(fold, erasures())
+        log.compact(Compacted(compact_before, as_assignments(fold)))
     keys = assigned.select("experiment", "offer_id").unique(maintain_order=True).rows()
     configs = {
         experiment: _config(

@@ -41,6 +41,18 @@ EXPOSURE_SCHEMA = pl.Schema(
         "share": pl.Float64(),
     }
 )
+ASSIGNMENT_SCHEMA = pl.Schema(
+    {
+        "experiment": pl.String(),
+        "customer_id": pl.String(),
+        "offer_id": pl.String(),
+        "arm": pl.String(),
+        "segment": pl.String(),
+        "share": pl.Float64(),
+        "assigned_at": pl.Datetime("us"),
+        "exposures": pl.Int64(),
+    }
+)
 _decoder = msgspec.json.Decoder(Exposure)
 _EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
 _MICROSECOND = dt.timedelta(microseconds=1)
@@ -105,6 +117,46 @@ def assignments(exposures: pl.DataFrame) -> pl.DataFrame:
     )
 
 
+def assignment_frame(folded: Iterable[Assignment]) -> pl.DataFrame:
+    """Assignments (as a compaction stored them) as the frame `assignments` makes."""
+    rows = list(folded)
+    return pl.DataFrame(
+        {
+            "experiment": [a.experiment for a in rows],
+            "customer_id": [a.customer_id for a in rows],
+            "offer_id": [a.offer_id for a in rows],
+            "arm": [a.arm for a in rows],
+            "segment": [a.segment for a in rows],
+            "share": [a.share for a in rows],
+            "assigned_at": pl.Series(
+                [(a.assigned_at - _EPOCH) // _MICROSECOND for a in rows], dtype=pl.Int64
+            ).cast(pl.Datetime("us")),
+            "exposures": [a.exposures for a in rows],
+        },
+        schema=ASSIGNMENT_SCHEMA,
+    )
+
+
+def merge_assignments(*frames: pl.DataFrame) -> pl.DataFrame:
+    """Assignments found in several parts of the log as one: the earliest assignment (its offer,
+    arm and segment), the latest share, the exposures added up."""
+    return (
+        pl.concat([f.select(ASSIGNMENT_SCHEMA.names()) for f in frames])
+        .sort("assigned_at")
+        .group_by("experiment", "customer_id", maintain_order=True)
+        .agg(
+            pl.col("offer_id").first(),
+            pl.col("arm").first(),
+            pl.col("segment").first(),
+            pl.col("share").last(),
+            pl.col("assigned_at").first(),
+            pl.col("exposures").sum(),
+        )
+        .sort("experiment", "customer_id")
+        .select(ASSIGNMENT_SCHEMA.names())
+    )
+
+
 def as_assignments(frame: pl.DataFrame) -> list[Assignment]:
     return [
         Assignment(
@@ -114,6 +166,8 @@ def as_assignments(frame: pl.DataFrame) -> list[Assignment]:
             row["arm"],
             row["assigned_at"].replace(tzinfo=dt.UTC),
             row["exposures"],
+            row["segment"],
+            row["share"],
         )
         for row in frame.iter_rows(named=True)
     ]

@@ -33,6 +33,7 @@ from recsvc.domain.privacy import Suppression
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.store import Store
 from recsvc.store.base import LiveLog
+from recsvc.store.exposures import COMPACTION_MARGIN
 from recsvc.store.runs import GateDecision
 from recsvc.version.artifacts import Manifest
 from recsvc.version.neighbours import SimilarLists
@@ -339,7 +340,9 @@ def experiments(
     show: bool,
 ) -> ExperimentsRun:
     """Every experiment in the store's exposure log (and `extra_file`'s lines): outcomes from the
-    run's tables, the analysis, written into `out_dir` (experiments.json and the assignments)."""
+    run's tables, the analysis, written into `out_dir` (experiments.json and the assignments).
+    Then the log's lines older than `COMPACTION_MARGIN` are folded into its compacted
+    assignments (`recsvc.store.exposures`)."""
     return run_experiments(
         store.exposures,
         extra_file,
@@ -349,6 +352,8 @@ def experiments(
         out_dir,
         suppression,
         show,
+        compact_before=times.now() - COMPACTION_MARGIN,
+        erasures=store.erasures.suppression,
     )
 
 

@@ -1,6 +1,7 @@
 """The experiments' exposure log on both stores (Redis on one server and on a cluster): lines in
 arrival order across handles (two workers, a restart), a killed writer's torn line skipped, an
-erasure that removes only the customer's lines; and the worker's buffer in front of it."""
+erasure that removes only the customer's lines, compaction into folded assignments; and the
+worker's buffer in front of it."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from recsvc.domain.experiments import Exposure
+from recsvc.domain.experiments import Assignment, Compacted, Exposure
 from recsvc.service.experiments import ExposureRecorder
 from recsvc.store import FileStore, open_store
 from recsvc.store.exposures import EXPOSURES_FILE
@@ -83,3 +84,36 @@ def test_the_buffer_writes_within_its_interval_and_everything_at_close(tmp_path:
     recorder.close()  # the shutdown writes what is left
     assert [x.customer_id for x in store.exposures.read()] == ["C1", "C2", "C3"]
     assert recorder.written == 3 and recorder.dropped == 0
+
+
+@pytest.mark.parametrize("empty_store_url", STORE_KINDS_AND_CLUSTER, indirect=True)
+def test_compaction_folds_old_lines_and_an_erasure_reaches_the_folded_ones(
+    empty_store_url: str, tmp_path: Path
+) -> None:
+    store = open_store(empty_store_url, cache_dir=tmp_path / "a")
+    log = store.exposures
+    assert log.compacted() == Compacted()
+    log.append([line("C1", 0), line("C2", 10), line("C1", 20), line("C3", 30)])
+    through = AT + dt.timedelta(seconds=15)
+    folded = Compacted(
+        through,
+        [
+            Assignment("apology_credit", "apology_credit", "C1", "treatment", AT, 1),
+            Assignment("apology_credit", "apology_credit", "C2", "treatment", AT, 1),
+        ],
+    )
+    assert log.compact(folded) == 2
+    other = open_store(empty_store_url, cache_dir=tmp_path / "b")  # another process
+    assert other.exposures.compacted() == folded
+    assert [(x.customer_id, x.at) for x in other.exposures.read()] == [
+        ("C1", AT + dt.timedelta(seconds=20)),
+        ("C3", AT + dt.timedelta(seconds=30)),
+    ]
+    # A late line from before `through` is already counted in the folded assignments: skipped.
+    log.append([line("C9", 5)])
+    assert "C9" not in [x.customer_id for x in other.exposures.read()]
+    assert other.exposures.erase("C1") == 2  # one line, one folded assignment
+    assert [a.customer_id for a in log.compacted().assignments] == ["C2"]
+    assert [x.customer_id for x in log.read()] == ["C3"]
+    other.close()
+    store.close()

@@ -9,10 +9,12 @@ from __future__ import annotations
 import datetime as dt
 from pathlib import Path
 
+import msgspec
 import polars as pl
 import pytest
 
 from recsvc.domain import columns as c
+from recsvc.domain.experiments import ExperimentResult, Exposure
 from recsvc.domain.offers import load_offers
 from recsvc.domain.privacy import Suppression
 from recsvc.store import FileStore
@@ -90,3 +92,67 @@ def test_only_complete_windows_are_analysed(shop: Path) -> None:
     assert (complete["assigned_at"] <= end - dt.timedelta(days=30)).all()
     # The ones still waiting are exactly those assigned within a window of the end.
     assert table.filter(~pl.col("complete"))["assigned_at"].min() > end - dt.timedelta(days=30)
+
+
+def test_a_compacted_log_gives_the_next_run_the_same_experiments(
+    shop: Path, tmp_path: Path
+) -> None:
+    """Lines folded by one run, then lines since: the next run counts every assignment once."""
+    store = FileStore(tmp_path / "store")
+    lines = read_exposure_file(shop / SERVICE_DIR / EXPOSURES_FILE)
+    first_half = lines.filter(pl.col("at") < lines["at"].median())
+    store.exposures.append(
+        [
+            Exposure(
+                row["at"].replace(tzinfo=dt.UTC),
+                row["experiment"],
+                row["offer_id"],
+                row["customer_id"],
+                row["arm"],
+                row["version"],
+                row["segment"],
+                row["share"],
+            )
+            for row in lines.iter_rows(named=True)
+        ]
+    )
+    as_of = dt.datetime.combine(END, dt.time(23, 59, 59))
+    middle = first_half["at"].max()
+    assert isinstance(middle, dt.datetime)
+
+    def run(out: Path, compact: dt.datetime | None) -> list[ExperimentResult]:
+        out.mkdir()
+        run_experiments(
+            store.exposures,
+            None,
+            _tables(shop),
+            as_of,
+            load_offers(),
+            out,
+            Suppression(),
+            show=False,
+            compact_before=compact,
+            erasures=Suppression,
+        )
+        return read_results(out)
+
+    whole = run(tmp_path / "v1", middle.replace(tzinfo=dt.UTC) + dt.timedelta(microseconds=1))
+    assert store.exposures.compacted().through is not None
+    assert len(list(store.exposures.read())) == lines.height - first_half.height
+    again = run(tmp_path / "v2", None)
+    # The same numbers (up to the last bits of float sums polars adds in parallel).
+    assert _close(msgspec.to_builtins(again), msgspec.to_builtins(whole))
+    assert read_assignments(tmp_path / "v2") == read_assignments(tmp_path / "v1")
+    assert sum(a.exposures for a in read_assignments(tmp_path / "v2")) == int(
+        (lines["arm"] == "treatment").sum()
+    )
+
+
+def _close(a: object, b: object) -> bool:
+    if isinstance(a, float) and isinstance(b, float):
+        return a == pytest.approx(b, rel=1e-9, abs=1e-12)
+    if isinstance(a, dict) and isinstance(b, dict):
+        return a.keys() == b.keys() and all(_close(a[k], b[k]) for k in a)
+    if isinstance(a, list) and isinstance(b, list):
+        return len(a) == len(b) and all(_close(x, y) for x, y in zip(a, b, strict=True))
+    return a == b
