@@ -1,6 +1,6 @@
 """The exposure log of both stores (`Store.exposures`): every line a worker logged when it showed an
 offer in an experiment or withheld it from a holdout customer (`recsvc.domain.experiments.Exposure`),
-in arrival order. Workers append (buffered, `recsvc.service.exposures`); the nightly run reads it
+in arrival order. Workers append (buffered, `recsvc.service.experiments`); the nightly run reads it
 all and turns it into assignments and outcome windows (`training.experiments`).
 
 File store: `live/exposures.ndjson`, one JSON array per line, appended under the file's `flock`
@@ -15,7 +15,11 @@ the log's lock (file store: `live/exposures_compacted.json` then the log rewritt
 leading lines before `through`). Lines before `through` that are still in the log afterwards
 (out of order by more than the margin) are skipped by readers: the compacted assignments hold them.
 A line that reaches the store more than an hour after its time (a worker that buffered through a
-store outage that long) is not counted. A line is ~126 bytes, so without compaction a million offer
+store outage that long) is not counted. On Redis, an erasure that removes lines from the head of
+the list while a run compacts shifts the LTRIM by those lines: as many lines just after `through`
+go unread (their customers' next requests log them again). The folded assignments are one value
+(about 90 bytes each before zlib): a few million fit; tens of millions would want parts, as the
+live archives have. A line is ~126 bytes, so without compaction a million offer
 views a day would grow the log by ~126 MB a day.
 """
 
