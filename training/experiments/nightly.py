@@ -114,9 +114,13 @@ def run_experiments(
     exposures = _without_erased(pl.concat(frames), suppression)
     before = _without_erased(assignment_frame(folded.assignments), suppression)
     assigned = merge_assignments(before, assignments(exposures))
-    if compact_before is not None and (folded.through is None or compact_before > folded.through):
-        through = _naive(compact_before)
-        fold = merge_assignments(before, assignments(exposures.filter(pl.col("at") < through)))
+    older = (
+        exposures.filter(pl.col("at") < _naive(compact_before))
+        if compact_before is not None
+        else exposures.clear()
+    )
+    if compact_before is not None and not older.is_empty():
+        fold = merge_assignments(before, assignments(older))
         if erasures is not None:
             fold = _without_erased(fold, erasures())
         log.compact(Compacted(compact_before, as_assignments(fold)))
