@@ -1,6 +1,7 @@
 """Inline SVG charts of NPS with its uncertainty, for the NPS report (`training.report.html`) and the
 marketer console (`recsvc.api.console`): one drawing, so the report and the console show a number
-the same way. Plain strings, no scripts, nothing fetched.
+the same way. Plain strings, no scripts, nothing fetched. The experiments' lifts are written here
+too (their units, their forest plots), for the same reason.
 
 Conventions on every chart: the whisker or band is the 95% interval, grey means "too small to read",
 a filled dot, an arrow or a bold label means "differs from the rest (or the previous month) beyond
@@ -14,6 +15,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from html import escape
 
+from recsvc.domain.experiments import ExperimentResult, Outcome, OutcomeResult
 from recsvc.domain.nps import NpsResult
 
 POSITIVE = "#2b7bba"
@@ -346,3 +348,81 @@ def _interval(x1: float, x2: float, y: float, color: str) -> str:
         f'<line x1="{x1:.1f}" x2="{x1:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="{color}"/>'
         f'<line x1="{x2:.1f}" x2="{x2:.1f}" y1="{y - 5:.1f}" y2="{y + 5:.1f}" stroke="{color}"/>'
     )
+
+
+# --- experiments' lifts: one unit per outcome, one forest plot per primary outcome -------------
+
+# How each outcome's lift is shown: shares as percentage points, the rest in their own unit.
+LIFT_UNITS: dict[Outcome, tuple[float, str]] = {
+    "conversion": (100.0, "percentage points of conversion"),
+    "churn": (100.0, "percentage points of churn"),
+    "return_rate": (100.0, "percentage points of returned lines"),
+    "nps": (1.0, "NPS points"),
+    "orders": (1.0, "orders per customer"),
+    "revenue": (1.0, "revenue per customer"),
+}
+
+
+def lift_unit(outcome: Outcome) -> str:
+    return LIFT_UNITS[outcome][1]
+
+
+def in_lift_unit(value: float | None, outcome: Outcome) -> float | None:
+    """A lift, interval end or MDE of `outcome` in the unit it is shown in."""
+    return None if value is None else value * LIFT_UNITS[outcome][0]
+
+
+def lift_text(result: OutcomeResult | None) -> str:
+    """ "+4.00 (+2.00 to +6.00)": the lift in its unit with its 95% interval."""
+    if result is None or result.lift is None:
+        return "–"
+    o = result.outcome
+    text = number_text(in_lift_unit(result.lift, o), 2, True)
+    if result.ci_low is not None and result.ci_high is not None:
+        low = number_text(in_lift_unit(result.ci_low, o), 2, True)
+        high = number_text(in_lift_unit(result.ci_high, o), 2, True)
+        text += f" ({low} to {high})"
+    return text
+
+
+def p_text(value: float | None) -> str:
+    if value is None:
+        return "–"
+    return "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def primary_outcome(result: ExperimentResult) -> OutcomeResult | None:
+    return next((o for o in result.outcomes if o.primary), None)
+
+
+def lift_row(label: str, result: OutcomeResult | None, significant: bool) -> ForestRow:
+    """A forest plot's row for one outcome's lift, in the outcome's unit."""
+    if result is None:
+        return ForestRow(label, None, None, None)
+    o = result.outcome
+    return ForestRow(
+        label,
+        in_lift_unit(result.lift, o),
+        in_lift_unit(result.ci_low, o),
+        in_lift_unit(result.ci_high, o),
+        significant,
+    )
+
+
+def experiment_forests(results: Sequence[ExperimentResult]) -> list[str]:
+    """One forest plot per primary outcome (a shared axis needs a shared unit), one row per
+    experiment: its primary lift with the 95% interval, the dot filled when significant."""
+    plots = []
+    for outcome in dict.fromkeys(r.primary for r in results):
+        rows = [
+            lift_row(
+                f"{r.offer_id} · {outcome.replace('_', ' ')}",
+                primary_outcome(r),
+                r.status == "significant",
+            )
+            for r in results
+            if r.primary == outcome
+        ]
+        unit = lift_unit(outcome)
+        plots.append(forest_plot(rows, f"Experiments: lift in {unit}", unit))
+    return plots

@@ -8,6 +8,7 @@ The artifact comes from the real training pipeline on small demo data (3,000 cus
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import shutil
 import uuid
 from collections.abc import Iterator
@@ -22,13 +23,18 @@ from litestar.testing import TestClient
 
 from recsvc.api.app import create_app
 from recsvc.domain import columns as c
+from recsvc.domain.experiments import Assignment, ExperimentResult, Outcome
 from recsvc.service.settings import Settings
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
 from recsvc.store.redis_client import RedisUrl
 from recsvc.store.runs import RunRecord, encode_record
+from recsvc.version.artifacts import MANIFEST, file_entries, read_manifest
+from recsvc.version.experiments import write_experiments
 from recsvc.version.responses import RESPONSES_JSON
+from tests.unit.training.test_experiment_analysis import outcome_table
 from training.config import load_config
+from training.experiments.analysis import AnalysisConfig, analyse
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
 
@@ -199,3 +205,70 @@ def record_run(store: Store, artifact: Artifact) -> RunRecord:
     record = msgspec.structs.replace(record, status="published", published=True)
     store.run_log().save(record.run_id, encode_record(record))
     return record
+
+
+def with_experiments(
+    artifact: Artifact,
+    root: Path,
+    results: list[ExperimentResult],
+    assignments: list[Assignment],
+    version: str | None = None,
+) -> Artifact:
+    """The artifact as its run would have written it had it measured `results`: a copy with the
+    experiments' files and its manifest's file list renewed, named `version` (by default the
+    artifact's own, so every other page reads the same)."""
+    directory = root / f"artifact-experiments-{uuid.uuid4().hex[:8]}"
+    shutil.copytree(artifact.directory, directory)
+    write_experiments(directory, results, assignments)
+    manifest = read_manifest(directory)
+    manifest = msgspec.structs.replace(
+        manifest, version=version or manifest.version, files=file_entries(directory)
+    )
+    (directory / MANIFEST).write_bytes(msgspec.json.encode(manifest))
+    return Artifact(directory, artifact.data, manifest.version)
+
+
+# (offer, primary outcome, simulated table's holdout share, configured share, effect on conversion)
+MEASURED = (
+    ("apology_credit", "conversion", 0.5, 0.5, 0.08),
+    ("passive_engagement", "nps", 0.5, 0.5, 0.0),
+    ("ambassador_referral", "conversion", 0.5, 0.1, 0.0),  # a broken split: SRM flags it
+)
+
+
+def measured_experiments(
+    artifact: Artifact, customers: int = 1200
+) -> tuple[list[ExperimentResult], list[Assignment]]:
+    """Three offers' experiments measured by the nightly run's own analysis on simulated outcome
+    tables of the artifact's customers: one with a real conversion lift, one null on NPS, one
+    whose split does not match its configured share; with every customer's assignment."""
+    ids = answered_customers(artifact)[c.CUSTOMER_ID].to_list()[:customers]
+    results, assignments = [], []
+    for seed, (offer, primary, simulated, configured, lift) in enumerate(MEASURED):
+        table = outcome_table(
+            customers,
+            seed=seed,
+            holdout_share=simulated,
+            conversion_lift=lift,
+            covariate_strength=0.5,
+            segments=("promoters", "detractors"),
+        ).with_columns(pl.Series(c.CUSTOMER_ID, ids))
+        outcome: Outcome = "nps" if primary == "nps" else "conversion"
+        config = AnalysisConfig(
+            experiment=offer, offer_id=offer, holdout_share=configured, primary=outcome
+        )
+        results.append(analyse(table, config))
+        assignments += [
+            Assignment(
+                offer,
+                offer,
+                row[c.CUSTOMER_ID],
+                row["arm"],
+                row["assigned_at"].replace(tzinfo=dt.UTC),
+                row["exposures"],
+                row["segment"],
+                configured,
+            )
+            for row in table.iter_rows(named=True)
+        ]
+    return results, assignments

@@ -13,7 +13,7 @@ from html import escape
 
 from recsvc import charts
 from recsvc.charts import FONT, GREY, NEGATIVE, POSITIVE
-from recsvc.domain.experiments import ExperimentResult, Outcome, OutcomeResult
+from recsvc.domain.experiments import ExperimentResult
 from training.report.model import (
     Breakdown,
     DeliveryReport,
@@ -26,6 +26,9 @@ from training.report.themes import ThemeGroup
 
 _n = charts.n_text
 _f = charts.number_text
+_lift_text = charts.lift_text
+_p_text = charts.p_text
+_primary = charts.primary_outcome
 nps_text = charts.nps_text
 share_bars = charts.share_bars
 paired_bars = charts.paired_bars
@@ -236,62 +239,12 @@ def _churn_section(report: NpsReport) -> str:
     )
 
 
-# How each outcome's lift is shown: shares as percentage points, the rest in their own unit.
-_LIFT_UNIT: dict[Outcome, tuple[float, str]] = {
-    "conversion": (100.0, "percentage points of conversion"),
-    "churn": (100.0, "percentage points of churn"),
-    "return_rate": (100.0, "percentage points of returned lines"),
-    "nps": (1.0, "NPS points"),
-    "orders": (1.0, "orders per customer"),
-    "revenue": (1.0, "revenue per customer"),
-}
-
-
-def _scaled(value: float | None, outcome: Outcome) -> float | None:
-    return None if value is None else value * _LIFT_UNIT[outcome][0]
-
-
-def _lift_text(result: OutcomeResult | None) -> str:
-    if result is None or result.lift is None:
-        return "–"
-    o = result.outcome
-    text = _f(_scaled(result.lift, o), 2, True)
-    if result.ci_low is not None and result.ci_high is not None:
-        text += f" ({_f(_scaled(result.ci_low, o), 2, True)} to {_f(_scaled(result.ci_high, o), 2, True)})"
-    return text
-
-
-def _p_text(value: float | None) -> str:
-    if value is None:
-        return "–"
-    return "< 0.001" if value < 0.001 else f"{value:.3f}"
-
-
-def _primary(result: ExperimentResult) -> OutcomeResult | None:
-    return next((o for o in result.outcomes if o.primary), None)
-
-
 def _experiments_section(results: Sequence[ExperimentResult]) -> str:
     """One forest plot per primary outcome (a shared axis needs a shared unit), one row per
     experiment, then a table of every experiment's numbers."""
     if not results:
         return ""
-    plots = []
-    for outcome in dict.fromkeys(r.primary for r in results):
-        rows = []
-        for result in (r for r in results if r.primary == outcome):
-            primary = _primary(result)
-            rows.append(
-                charts.ForestRow(
-                    f"{result.offer_id} · {outcome.replace('_', ' ')}",
-                    _scaled(primary.lift, outcome) if primary else None,
-                    _scaled(primary.ci_low, outcome) if primary else None,
-                    _scaled(primary.ci_high, outcome) if primary else None,
-                    result.status == "significant",
-                )
-            )
-        unit = _LIFT_UNIT[outcome][1]
-        plots.append(charts.forest_plot(rows, f"Experiments: lift in {unit}", unit))
+    plots = charts.experiment_forests(results)
     table_rows = []
     for result in results:
         arms = {a.arm: a for a in result.arms}
@@ -308,7 +261,7 @@ def _experiments_section(results: Sequence[ExperimentResult]) -> str:
             f"{escape(_lift_text(primary))}</td>"
             f"<td>{escape(_p_text(primary.p_value if primary else None))}</td>"
             f"<td>{escape(_p_text(result.srm_p_value))}</td>"
-            f"<td>{_f(_scaled(result.mde, result.primary), 2)}</td>"
+            f"<td>{_f(charts.in_lift_unit(result.mde, result.primary), 2)}</td>"
             f"<td>{escape(_lift_text(nps))}</td></tr>"
         )
     details = "".join(

@@ -1,5 +1,5 @@
-"""The marketer console's routes under `/console`: sign-in, the pages, the segment export and the
-admin's activate/rollback. Server-rendered (Jinja2 templates beside this module), no scripts.
+"""The marketer console's routes under `/console`: sign-in, the pages, the segment and
+experiment-assignment exports and the admin's activate/rollback. Server-rendered (Jinja2 templates beside this module), no scripts.
 
 A before-request hook (`ConsoleGate`) runs on every route but the sign-in: no session sends the
 browser to the sign-in page, a POST without the session's CSRF token is refused, and an admin
@@ -20,6 +20,7 @@ from litestar.params import Body, FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Stream, Template
 from litestar.status_codes import HTTP_303_SEE_OTHER
 
+from recsvc import charts
 from recsvc.api.auth import key_digest, scopes_of
 from recsvc.api.console import pages
 from recsvc.api.console.sessions import (
@@ -36,6 +37,7 @@ from recsvc.api.console.sessions import (
 )
 from recsvc.api.dependencies import Injected
 from recsvc.api.errors import status_of
+from recsvc.api.experiments.services import assignment_stream
 from recsvc.api.segments.services import member_stream
 from recsvc.api.versions.services import activate
 from recsvc.domain.offers import OfferCatalog
@@ -51,6 +53,7 @@ NAV: Final = (
     ("customers", "Customers", "/customers"),
     ("comments", "Comments", "/comments"),
     ("offers", "Offers", "/offers"),
+    ("experiments", "Experiments", "/experiments"),
     ("models", "Models", "/models"),
 )
 
@@ -231,6 +234,22 @@ class SignInController(Controller):
         return response
 
 
+def _experiment_helpers() -> dict[str, Any]:
+    """How the experiment pages write a lift, a p-value, a mean: as the NPS report does."""
+    return {
+        "lift_text": charts.lift_text,
+        "p_text": charts.p_text,
+        "in_lift_unit": charts.in_lift_unit,
+        "lift_unit": charts.lift_unit,
+        "primary_outcome": charts.primary_outcome,
+        "nps_outcome": pages.nps_outcome,
+        "mean_text": pages.mean_text,
+        "relative_text": pages.relative_text,
+        "status_words": pages.STATUS_WORDS,
+        "srm_broken": pages.SRM_BROKEN,
+    }
+
+
 class ConsoleController(Controller):
     path = CONSOLE_PATH
     include_in_schema = False
@@ -381,6 +400,46 @@ class ConsoleController(Controller):
     @get("/offers", sync_to_thread=False)
     def offers(self, request: Request[Any, Any, Any], catalog: Injected[OfferCatalog]) -> Template:
         return page(request, "offers.html.j2", active="offers", catalog=catalog)
+
+    @get("/experiments", sync_to_thread=True)
+    def experiments(
+        self, request: Request[Any, Any, Any], model: Injected[ActiveModel]
+    ) -> Template:
+        return page(
+            request,
+            "experiments.html.j2",
+            active="experiments",
+            view=pages.experiments_page(model),
+            model=model,
+            **_experiment_helpers(),
+        )
+
+    @get("/experiments/{experiment:str}", sync_to_thread=True)
+    def experiment(
+        self,
+        request: Request[Any, Any, Any],
+        model: Injected[ActiveModel],
+        experiment: FromPath[str],
+    ) -> Template:
+        return page(
+            request,
+            "experiment.html.j2",
+            active="experiments",
+            view=pages.experiment_page(model, experiment),
+            model=model,
+            **_experiment_helpers(),
+        )
+
+    @get("/experiments/{experiment:str}/assignments", sync_to_thread=True)
+    def experiment_assignments(
+        self,
+        holder: Injected[ModelHolder],
+        model: Injected[ActiveModel],
+        experiment: FromPath[str],
+        export_format: Annotated[str | None, QueryParameter(name="format")] = None,
+    ) -> Stream:
+        # The API's export (GET /v1/experiments/{id}/assignments): same rows, same bytes.
+        return assignment_stream(holder, model, experiment, export_format)
 
     @get("/models", sync_to_thread=True)
     def models(

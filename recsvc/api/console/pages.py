@@ -16,8 +16,10 @@ from recsvc.api.storefront.schemas import OffersResponse, RecommendationResponse
 from recsvc.api.storefront.services import offers_for, recommendations_for
 from recsvc.api.versions.schemas import ModelList
 from recsvc.api.versions.services import list_models
+from recsvc.domain.experiments import ExperimentResult, Outcome, OutcomeResult
 from recsvc.domain.nps import NpsResult, ZTest, two_sample_z
 from recsvc.domain.offers import OfferCatalog
+from recsvc.service.experiment_results import experiment_results, find_experiment
 from recsvc.service.nps_history import CustomerNpsAnswers, customer_answers
 from recsvc.service.nps_summary import NpsSummary
 from recsvc.service.nps_themes import ThemeSummary
@@ -222,6 +224,75 @@ def comments_page(
             if any(count.comments for count in group.themes)
         },
     )
+
+
+# --- experiments: GET /v1/experiments, GET /v1/experiments/{id} ----------------------------------
+
+# Below this the sample-ratio test says the split (or the log) is broken, not the offer.
+SRM_BROKEN = 0.001
+SIGNIFICANT = 0.05  # the analysis's alpha (training.experiments.analysis)
+STATUS_WORDS = {
+    "significant": "The primary outcome moved beyond chance.",
+    "no effect detected": "The sample could detect a 10% change, and found none beyond chance.",
+    "collecting": "Too few customers with a complete outcome window to tell yet.",
+}
+# Outcomes measured as a share of customers: their arms' means read as percentages.
+SHARES: frozenset[Outcome] = frozenset({"conversion", "churn", "return_rate"})
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentsPage:
+    results: list[ExperimentResult]
+    forests_svg: list[str]  # one plot per primary outcome: a shared axis needs a shared unit
+
+
+def experiments_page(model: ActiveModel) -> ExperimentsPage:
+    results = experiment_results(model)
+    return ExperimentsPage(results=results, forests_svg=charts.experiment_forests(results))
+
+
+@dataclass(frozen=True, slots=True)
+class ExperimentPage:
+    result: ExperimentResult
+    segments_svg: str | None  # the primary's lift per segment
+
+
+def experiment_page(model: ActiveModel, key: str) -> ExperimentPage:
+    """NotFoundError (the API's 404, naming the known experiments) for an unknown id."""
+    result = find_experiment(model, key)
+    unit = charts.lift_unit(result.primary)
+    segments_svg = None
+    if result.segments:
+        segments_svg = charts.forest_plot(
+            [
+                charts.lift_row(
+                    segment.segment,
+                    segment.result,
+                    segment.result.p_value is not None and segment.result.p_value < SIGNIFICANT,
+                )
+                for segment in result.segments
+            ],
+            f"{result.offer_id}: lift in {unit} per segment",
+            unit,
+        )
+    return ExperimentPage(result=result, segments_svg=segments_svg)
+
+
+def nps_outcome(result: ExperimentResult) -> OutcomeResult | None:
+    return next((o for o in result.outcomes if o.outcome == "nps"), None)
+
+
+def mean_text(value: float | None, outcome: Outcome) -> str:
+    """An arm's mean: a share as a percentage, NPS in points, the rest per customer."""
+    if value is None:
+        return "–"
+    if outcome in SHARES:
+        return f"{value * 100:.1f}%"
+    return f"{value:.1f}" if outcome == "nps" else f"{value:.2f}"
+
+
+def relative_text(value: float | None) -> str:
+    return "–" if value is None else f"{value * 100:+.1f}%"
 
 
 # --- models: GET /v1/models, the run log -----------------------------------------------------------

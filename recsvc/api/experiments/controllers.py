@@ -20,11 +20,8 @@ from recsvc.api.experiments.schemas import (
     ExperimentList,
     summary,
 )
-from recsvc.service.experiment_results import (
-    assignment_export,
-    experiment_results,
-    find_experiment,
-)
+from recsvc.api.experiments.services import assignment_stream
+from recsvc.service.experiment_results import experiment_results, find_experiment
 from recsvc.service.runtime import ModelHolder
 from recsvc.version.opened import ActiveModel
 
@@ -85,9 +82,4 @@ class ExperimentController(Controller):
             QueryParameter(name="format", description="csv (default), ndjson or parquet"),
         ] = None,
     ) -> Stream:
-        export = assignment_export(model, experiment, holder.suppression(), export_format)
-        headers = {
-            "Content-Disposition": f'attachment; filename="{export.filename}"',
-            "X-Model-Version": export.version,
-        }
-        return Stream(export.chunks(), media_type=export.media_type, headers=headers)
+        return assignment_stream(holder, model, experiment, export_format)

@@ -9,12 +9,10 @@ import contextlib
 import datetime as dt
 import itertools
 import json
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import msgspec
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
@@ -22,9 +20,14 @@ from litestar.testing import TestClient
 from recsvc.domain.experiments import Assignment, assign
 from recsvc.store import FileStore, RedisStore
 from recsvc.store.base import Store
-from recsvc.version.artifacts import MANIFEST, file_entries, read_manifest
-from recsvc.version.experiments import write_experiments
-from tests.api_support import API_KEYS, KEYS, Artifact, client_for, published_store
+from tests.api_support import (
+    API_KEYS,
+    KEYS,
+    Artifact,
+    client_for,
+    published_store,
+    with_experiments,
+)
 
 _lines = itertools.count()
 DUE = "/v1/surveys/due"
@@ -337,8 +340,6 @@ def test_a_bad_rules_file_stops_the_start_naming_file_and_field(
 def _with_experiment(artifact: Artifact, root: Path) -> tuple[Path, dict[str, str]]:
     """The artifact as a new version whose experiment assigned 2,000 customers 30 days ago, half
     to each arm; the version directory and each assigned customer's arm."""
-    directory = root / "artifact-exp"
-    shutil.copytree(artifact.directory, directory)
     customers = artifact.customer_table()["customer_id"].sort().to_list()[:2000]
     at = dt.datetime.now(dt.UTC) - dt.timedelta(days=30)
     arms = {c: assign("survey-test", "offer", c, 0.5) for c in customers}
@@ -346,13 +347,8 @@ def _with_experiment(artifact: Artifact, root: Path) -> tuple[Path, dict[str, st
         Assignment("survey-test", "offer", c, arm, at, 0 if arm == "holdout" else 1)
         for c, arm in arms.items()
     ]
-    write_experiments(directory, [], assignments)
-    manifest = read_manifest(directory)
-    manifest = msgspec.structs.replace(
-        manifest, version=manifest.version + "-exp", files=file_entries(directory)
-    )
-    (directory / MANIFEST).write_bytes(msgspec.json.encode(manifest))
-    return directory, arms
+    copy = with_experiments(artifact, root, [], assignments, version=artifact.version + "-exp")
+    return copy.directory, arms
 
 
 def test_the_experiment_resurvey_asks_treatment_and_holdout_at_the_same_rate(

@@ -15,6 +15,7 @@ import io
 import re
 import time
 from collections.abc import Iterator
+from html import unescape
 from pathlib import Path
 
 import msgspec
@@ -34,9 +35,11 @@ from tests.api_support import (
     Artifact,
     auth,
     client_for,
+    measured_experiments,
     published_store,
     record_run,
     store_for,
+    with_experiments,
 )
 from tests.integration.api.test_api_models import OLDER, renamed
 
@@ -49,15 +52,27 @@ PAGES = (
     "/console/comments",
     "/console/offers",
     "/console/models",
+    "/console/experiments",
+    "/console/experiments/apology_credit",
 )
+
+
+@pytest.fixture(scope="module")
+def measured(artifact: Artifact, tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    """The artifact as if its run had measured three offers' experiments (same version name)."""
+    results, assignments = measured_experiments(artifact)
+    return with_experiments(artifact, tmp_path_factory.mktemp("measured"), results, assignments)
 
 
 @pytest.fixture(params=STORE_KINDS, scope="module")
 def store(
-    request: pytest.FixtureRequest, artifact: Artifact, tmp_path_factory: pytest.TempPathFactory
+    request: pytest.FixtureRequest,
+    artifact: Artifact,
+    measured: Artifact,
+    tmp_path_factory: pytest.TempPathFactory,
 ) -> Iterator[Store]:
     root = tmp_path_factory.mktemp("console")
-    with store_for(request, artifact, root) as opened:
+    with store_for(request, measured, root) as opened:
         opened.publish(renamed(artifact, root, OLDER, 0.01), activate=False)
         record_run(opened, artifact)
         yield opened
@@ -398,3 +413,188 @@ def test_a_file_stores_abandoned_sessions_are_removed_at_the_next_sign_in(
         time.sleep(1.1)
         sign_in(app, KEYS["export"])
         assert not abandoned.exists()  # removed by the sign-in, not by a read
+
+
+def _section(page_text: str, experiment: str) -> str:
+    found = re.search(
+        rf'<section [^>]*data-experiment="{re.escape(experiment)}">(.*?)</section>', page_text, re.S
+    )
+    assert found is not None, experiment
+    return found.group(1)
+
+
+def _field(page_text: str, field: str) -> str:
+    found = re.search(rf'data-field="{field}">(.*?)</(?:td|span|p)>', page_text, re.S)
+    assert found is not None, field
+    return unescape(re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", found.group(1))).strip())
+
+
+def _lift(outcome: dict[str, float | None], scale: float) -> str:
+    """The lift with its interval as a marketer reads it, written here from the API's numbers."""
+    assert outcome["lift"] is not None and outcome["ci_low"] is not None
+    assert outcome["ci_high"] is not None
+    return (
+        f"{outcome['lift'] * scale:+.2f} "
+        f"({outcome['ci_low'] * scale:+.2f} to {outcome['ci_high'] * scale:+.2f})"
+    )
+
+
+def _p(value: float | None) -> str:
+    return "–" if value is None else "< 0.001" if value < 0.001 else f"{value:.3f}"
+
+
+def test_the_experiments_page_plots_and_tabulates_every_experiment_as_the_api_reports_it(
+    app: TestClient[Litestar],
+) -> None:
+    sign_in(app, KEYS["export"])
+    listed = app.get("/v1/experiments", headers=auth("export")).json()["experiments"]
+    assert [e["offer_id"] for e in listed] == [
+        "apology_credit",
+        "passive_engagement",
+        "ambassador_referral",
+    ]
+    page = app.get("/console/experiments")
+    assert page.status_code == 200
+    page_text = page.text
+    assert 'aria-current="page">Experiments<' in page_text
+    # One forest plot per primary outcome, one row (a dot) per experiment.
+    plots = re.findall(r"<svg.*?</svg>", page_text, re.S)
+    assert len(plots) == 2
+    conversion, nps = plots
+    assert "lift, percentage points of conversion" in conversion and "lift, NPS points" in nps
+    assert conversion.count("<circle ") == 2 and nps.count("<circle ") == 1
+    assert "apology_credit · conversion" in conversion
+    assert "ambassador_referral · conversion" in conversion
+    assert "passive_engagement · nps" in nps
+    for summary in listed:
+        detail = app.get(f"/v1/experiments/{summary['experiment']}", headers=auth("export"))
+        result = detail.json()["result"]
+        section = _section(page_text, result["experiment"])
+        assert _field(section, "status") == result["status"]
+        assert result["status_detail"][1:] in _field(section, "status_detail")
+        for arm in result["arms"]:
+            row = re.search(rf'<tr data-arm="{arm["arm"]}">(.*?)</tr>', section, re.S)
+            assert row is not None, arm
+            for count in ("assigned", "exposed", "analysed"):
+                assert _field(row.group(1), count) == f"{arm[count]:,}"
+        assert _field(section, "holdout_share") == (
+            f"{result['holdout_share'] * 100:.1f}% configured, "
+            f"{result['observed_holdout_share'] * 100:.1f}% observed"
+        )
+        primary = next(o for o in result["outcomes"] if o["primary"])
+        scale = 1.0 if result["primary"] == "nps" else 100.0
+        assert _field(section, "primary_lift") == _lift(primary, scale)
+        assert _field(section, "p_value") == _p(primary["p_value"])
+        assert _field(section, "srm_p_value").startswith(_p(result["srm_p_value"]))
+        assert _field(section, "mde") == f"±{result['mde'] * scale:.2f}"
+        nps_outcome = next(o for o in result["outcomes"] if o["outcome"] == "nps")
+        assert _field(section, "nps_lift") == _lift(nps_outcome, 1.0)
+        # Only a broken split is flagged, in words.
+        broken = result["srm_p_value"] < 0.001
+        assert broken == (result["experiment"] == "ambassador_referral")
+        assert ("the split itself looks broken" in section) == broken
+    assert _section(page_text, "apology_credit").count("significant") >= 1
+    assert _field(_section(page_text, "apology_credit"), "status") == "significant"
+
+
+def test_an_experiments_page_shows_every_outcome_and_segment(
+    app: TestClient[Litestar],
+) -> None:
+    sign_in(app, KEYS["export"])
+    result = app.get("/v1/experiments/apology_credit", headers=auth("export")).json()["result"]
+    page_text = app.get("/console/experiments/apology_credit").text
+    table = re.search(r'id="outcomes">(.*?)</table>', page_text, re.S)
+    assert table is not None
+    rows = re.findall(r'<tr data-outcome="([a-z_]+)"', table.group(1))
+    assert rows == [o["outcome"] for o in result["outcomes"]]
+    assert len(rows) == 6
+    for outcome in result["outcomes"]:
+        row = re.search(
+            rf'<tr data-outcome="{outcome["outcome"]}"[^>]*>(.*?)</tr>', page_text, re.S
+        )
+        assert row is not None
+        cells = row.group(1)
+        scale = 1.0 if outcome["outcome"] in ("nps", "orders", "revenue") else 100.0
+        if outcome["lift"] is not None:
+            assert _field(cells, "lift") == _lift(outcome, scale)
+        relative = outcome["relative_lift"]
+        assert _field(cells, "relative_lift") == (
+            "–" if relative is None else f"{relative * 100:+.1f}%"
+        )
+        assert _field(cells, "p_value") == _p(outcome["p_value"])
+        assert _field(cells, "p_adjusted") == _p(outcome["p_adjusted"])
+        assert _field(cells, "cuped") == ("yes" if outcome["cuped"] else "no")
+    assert any(o["cuped"] for o in result["outcomes"])
+    assert result["segments"], "the simulated table has two segments of 600"
+    shown = re.findall(r'<tr data-segment="([^"]+)">', page_text)
+    assert shown == [s["segment"] for s in result["segments"]]
+    segment_plot = re.search(r"<svg.*?</svg>", page_text, re.S)
+    assert segment_plot is not None
+    assert segment_plot.group(0).count("<circle ") == len(result["segments"])
+    # By the offer's id too (the API's rule); an unknown one is the console's 404 page.
+    assert app.get("/console/experiments/apology_credit").status_code == 200
+    missing = app.get("/console/experiments/no_such_offer")
+    assert missing.status_code == 404 and "<html" in missing.text
+    assert "no_such_offer" in missing.text and "apology_credit" in missing.text
+
+
+def test_the_assignment_download_is_the_apis_export(
+    app: TestClient[Litestar], measured: Artifact
+) -> None:
+    sign_in(app, KEYS["export"])
+    page_text = app.get("/console/experiments/passive_engagement").text
+    for fmt in ("csv", "ndjson", "parquet"):
+        link = f"/console/experiments/passive_engagement/assignments?format={fmt}"
+        assert f'href="{link}" download' in page_text, fmt
+        mine = app.get(link)
+        theirs = app.get(
+            "/v1/experiments/passive_engagement/assignments",
+            params={"format": fmt},
+            headers=auth("export"),
+        )
+        assert mine.status_code == theirs.status_code == 200, fmt
+        if fmt == "parquet":
+            assert pl.read_parquet(io.BytesIO(mine.content)).equals(
+                pl.read_parquet(io.BytesIO(theirs.content))
+            )
+        else:
+            assert mine.content == theirs.content, fmt
+        assert mine.headers["content-disposition"] == theirs.headers["content-disposition"]
+    # The rows are the version's assignments of that experiment, and only those.
+    rows = list(
+        csv.DictReader(
+            io.StringIO(app.get("/console/experiments/passive_engagement/assignments").text)
+        )
+    )
+    stored = [
+        a
+        for a in msgspec.json.decode(
+            (measured.directory / "experiment_assignments.json").read_bytes()
+        )
+        if a[0] == "passive_engagement"
+    ]
+    assert len(rows) == len(stored) == 1200
+    assert {(r["customer_id"], r["arm"]) for r in rows} == {(a[2], a[3]) for a in stored}
+    assert {r["experiment"] for r in rows} == {"passive_engagement"}
+    assert app.get("/console/experiments/no_such_offer/assignments").status_code == 404
+    assert (
+        app.get(
+            "/console/experiments/passive_engagement/assignments", params={"format": "xlsx"}
+        ).status_code
+        == 400
+    )
+
+
+def test_without_experiments_the_page_says_how_they_come(
+    artifact: Artifact, tmp_path: Path
+) -> None:
+    with (
+        published_store("file", artifact, tmp_path) as store,
+        client_for(store, api_keys=API_KEYS) as app,
+    ):
+        sign_in(app, KEYS["export"])
+        assert app.get("/v1/experiments", headers=auth("export")).json()["experiments"] == []
+        page = app.get("/console/experiments")
+        assert page.status_code == 200
+        assert 'id="no-experiments"' in page.text and "<svg" not in page.text
+        assert "logs an exposure" in page.text and "next training run" in page.text

@@ -19,7 +19,15 @@ import msgspec
 import pytest
 
 from recsvc.store.files import FileStore
-from tests.api_support import ALL_SCOPES_KEY, API_KEYS, KEYS, Artifact, record_run
+from tests.api_support import (
+    ALL_SCOPES_KEY,
+    API_KEYS,
+    KEYS,
+    Artifact,
+    measured_experiments,
+    record_run,
+    with_experiments,
+)
 from tests.browser import chromium
 from tests.integration.api.test_api_models import OLDER, renamed
 from tests.serving import Served, serve
@@ -36,6 +44,8 @@ PAGES = {
     "comments": "/console/comments",
     "offers": "/console/offers",
     "models": "/console/models",
+    "experiments": "/console/experiments",
+    "experiment": "/console/experiments/apology_credit",
 }
 
 
@@ -44,7 +54,9 @@ def served(artifact: Artifact, tmp_path_factory: pytest.TempPathFactory) -> Iter
     root = tmp_path_factory.mktemp("console-browser")
     store = FileStore(root / "store")
     store.publish(renamed(artifact, root, OLDER, 0.01), activate=False)
-    store.publish(artifact.directory)
+    # The artifact as if its run had measured three offers' experiments (same version name).
+    results, assignments = measured_experiments(artifact)
+    store.publish(with_experiments(artifact, root, results, assignments).directory)
     record_run(store, artifact)
     env = {
         "RECSVC_STORE": store.url,
@@ -151,6 +163,24 @@ def test_every_page_at_laptop_and_phone_width(browser: object, served: Served) -
             )
             assert headless == 0, name
         console.close()
+
+
+def test_the_experiment_download_link_downloads_the_apis_assignments(
+    browser: object, served: Served
+) -> None:
+    console = Console(browser, served, KEYS["export"])
+    console.visit("/console/experiments")
+    assert console.page.locator("figure.chart svg").count() == 2  # conversion and NPS primaries
+    console.page.get_by_role("link", name="apology_credit").click()
+    console.page.wait_for_url("**/console/experiments/apology_credit")
+    assert console.page.locator("#outcomes tbody tr").count() == 6
+    with console.page.expect_download() as download:
+        console.page.get_by_role("link", name="CSV", exact=True).click()
+    mine = list(csv.DictReader(io.StringIO(Path(download.value.path()).read_text())))
+    path = "/v1/experiments/apology_credit/assignments"
+    theirs = list(csv.DictReader(io.StringIO(api(served, path).text)))
+    assert mine == theirs and len(mine) == 1200
+    console.close()
 
 
 def test_keyboard_reaches_the_controls(browser: object, served: Served) -> None:
