@@ -102,18 +102,17 @@ def read_exposure_file(path: Path) -> pl.DataFrame:
 def assignments(exposures: pl.DataFrame) -> pl.DataFrame:
     """One row per (experiment, customer): offer, arm, segment and share of their first line,
     `assigned_at` (its time) and `exposures` (lines that showed the offer)."""
-    return (
-        exposures.sort("at")
-        .group_by("experiment", "customer_id", maintain_order=True)
-        .agg(
-            pl.col("offer_id").first(),
-            pl.col("arm").first(),
-            pl.col("segment").first(),
-            pl.col("share").last(),
-            pl.col("at").first().alias("assigned_at"),
-            (pl.col("arm") == "treatment").sum().cast(pl.Int64).alias("exposures"),
+    return merge_assignments(
+        exposures.select(
+            "experiment",
+            "customer_id",
+            "offer_id",
+            "arm",
+            "segment",
+            "share",
+            pl.col("at").alias("assigned_at"),
+            (pl.col("arm") == "treatment").cast(pl.Int64).alias("exposures"),
         )
-        .sort("experiment", "customer_id")
     )
 
 
