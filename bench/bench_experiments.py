@@ -41,7 +41,9 @@ endpoint's time (on / off <= 1.10).
    then reading the log from the store (the real path) into a frame and finding the assignments
    are timed on their own, and `run_experiments` end to end (it reads the log again, builds every
    experiment's outcome table in one pass over the orders and NPS answers, scanned lazily from
-   the generated parquet files, analyses each and writes experiments.json + assignments).
+   the generated parquet files, analyses each and writes experiments.json + assignments); then
+   the same with the compaction a run does (every line folded into the store's compacted
+   assignments, the log emptied), and the next night's step from the compacted log alone.
    Printed: seconds per part, the log's size in bytes and lines, peak RSS of this process.
 """
 
@@ -394,6 +396,28 @@ def outcomes(customers: int, repeat: int) -> dict[str, float]:
     )
     seconds["run_experiments end to end"] = time.perf_counter() - started
     assert run.assigned == assigned.height
+    # The night as the run does it: the same, then every line folded into the compacted
+    # assignments and the log emptied; and the next night, from the folded assignments alone.
+    started = time.perf_counter()
+    run_experiments(
+        store.exposures,
+        None,
+        tables,
+        as_of,
+        catalog,
+        out,
+        Suppression(),
+        show=False,
+        compact_before=dt.datetime.now(dt.UTC),
+        erasures=Suppression,
+    )
+    seconds["... with the compaction"] = time.perf_counter() - started
+    started = time.perf_counter()
+    again = run_experiments(
+        store.exposures, None, tables, as_of, catalog, out, Suppression(), show=False
+    )
+    seconds["the next night, from the compacted log"] = time.perf_counter() - started
+    assert again.assigned == assigned.height
     shutil.rmtree(out, ignore_errors=True)
     store.close()
     seconds["log bytes"] = size
