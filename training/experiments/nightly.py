@@ -24,6 +24,7 @@ from recsvc.domain.experiments import (
 )
 from recsvc.domain.offers import OfferCatalog
 from recsvc.domain.privacy import Suppression
+from recsvc.domain.times import naive_utc
 from recsvc.store.exposures import ExposureLog
 from recsvc.version.experiments import write_experiments
 from training.experiments.analysis import AnalysisConfig, analyse
@@ -37,21 +38,14 @@ from training.experiments.outcomes import (
     read_exposure_file,
 )
 from training.progress import Progress
-
-
-def _naive(moment: dt.datetime) -> dt.datetime:
-    return moment.astimezone(dt.UTC).replace(tzinfo=None)
+from training.validate.suppression import ErasedCustomers
 
 
 def _without_erased(frame: pl.DataFrame, suppression: Suppression) -> pl.DataFrame:
     if not suppression or frame.is_empty():
         return frame
-    gone = [
-        customer
-        for customer in frame["customer_id"].unique().to_list()
-        if suppression.erased_at(customer) is not None
-    ]
-    return frame.filter(~pl.col("customer_id").is_in(gone))
+    gone = ErasedCustomers.among(frame["customer_id"].unique(), suppression).ids
+    return frame.filter(~pl.col("customer_id").is_in(gone.implode()))
 
 
 @dataclass(frozen=True, slots=True)
@@ -109,13 +103,13 @@ def run_experiments(
     if extra_file is not None:
         extra = read_exposure_file(extra_file)
         if folded.through is not None:  # its older lines are in the compacted assignments
-            extra = extra.filter(pl.col("at") >= _naive(folded.through))
+            extra = extra.filter(pl.col("at") >= naive_utc(folded.through))
         frames.append(extra)
     exposures = _without_erased(pl.concat(frames), suppression)
     before = _without_erased(assignment_frame(folded.assignments), suppression)
     assigned = merge_assignments(before, assignments(exposures))
     older = (
-        exposures.filter(pl.col("at") < _naive(compact_before))
+        exposures.filter(pl.col("at") < naive_utc(compact_before))
         if compact_before is not None
         else exposures.clear()
     )

@@ -27,6 +27,8 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.experiments import PRE_PERIOD_DAYS, Assignment, Exposure
+from recsvc.domain.rfm import micros
+from recsvc.domain.times import naive_utc
 from recsvc.errors import DataContractError
 
 EXPOSURE_SCHEMA = pl.Schema(
@@ -54,8 +56,6 @@ ASSIGNMENT_SCHEMA = pl.Schema(
     }
 )
 _decoder = msgspec.json.Decoder(Exposure)
-_EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
-_MICROSECOND = dt.timedelta(microseconds=1)
 
 
 def exposure_frame(lines: Iterable[Exposure]) -> pl.DataFrame:
@@ -63,7 +63,7 @@ def exposure_frame(lines: Iterable[Exposure]) -> pl.DataFrame:
     Column by column from Python attributes: a million lines in about a second."""
     rows = list(lines)
     # Microseconds since the epoch, exact: polars builds naive datetimes from them in one cast.
-    at = [(line.at - _EPOCH) // _MICROSECOND for line in rows]
+    at = [micros(line.at) for line in rows]
     return pl.DataFrame(
         {
             "at": pl.Series(at, dtype=pl.Int64).cast(pl.Datetime("us")),
@@ -127,9 +127,9 @@ def assignment_frame(folded: Iterable[Assignment]) -> pl.DataFrame:
             "arm": [a.arm for a in rows],
             "segment": [a.segment for a in rows],
             "share": [a.share for a in rows],
-            "assigned_at": pl.Series(
-                [(a.assigned_at - _EPOCH) // _MICROSECOND for a in rows], dtype=pl.Int64
-            ).cast(pl.Datetime("us")),
+            "assigned_at": pl.Series([micros(a.assigned_at) for a in rows], dtype=pl.Int64).cast(
+                pl.Datetime("us")
+            ),
             "exposures": [a.exposures for a in rows],
         },
         schema=ASSIGNMENT_SCHEMA,
@@ -183,7 +183,7 @@ def outcome_table(
     (experiment, customer): the shop's tables are read once for every experiment. Each row's
     window is its `window_days` column, or `window_days` for all. `as_of` is the data's end,
     UTC (aware or naive)."""
-    end = as_of.astimezone(dt.UTC).replace(tzinfo=None) if as_of.tzinfo else as_of
+    end = naive_utc(as_of)
     if window_days is not None:
         assigned = assigned.with_columns(pl.lit(window_days, pl.Int64).alias("window_days"))
     if "experiment" not in assigned.columns:
