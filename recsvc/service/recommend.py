@@ -242,16 +242,19 @@ def recommend_vector(
 def popular_in_segment(
     model: LoadedModel,
     customer_id: str,
-    segment: str | None,
     query: Query,
+    attributes: Mapping[str, object] | None = None,
     *,
     bought: Mapping[str, tuple[int, int]] | None = None,
     unknown: bool = False,
 ) -> Recommendations:
-    """The personalisation experiment's holdout: the products most bought by the customer's
-    segment (the shop's popular ones without a segment), with the same filters and exclusions as
-    their personal page, reason `popular_in_segment`."""
+    """The personalisation experiment's holdout: the products most bought by the segment the
+    customer is ranked by (as `recommend` finds it: a current value in `attributes`, else the
+    stored one; the shop's popular products without a segment), with the same filters and
+    exclusions as their personal page, reason `popular_in_segment`."""
     index = None if unknown else model.customer_index(customer_id)
+    stored: list[int] = model.arrays.customer_features[index].tolist() if index is not None else []
+    segment = _segment(model, stored, attributes or {})
     history = _history(model, index, _live_purchases(model, bought))
     ranked, scores, reason, _ = _rank_catalogue(
         model,

@@ -110,18 +110,11 @@ def recommendations_for(
     )
     arm = recommendations_arm(customer_id, holdout_share)
     if arm == "holdout":
-        stored = recommend(  # only for the segment the customer is ranked by
-            model.loaded,
-            customer_id,
-            msgspec.structs.replace(query, limit=1, offset=0),
-            state.model_attributes() if state else {},
-            unknown=model.masks(activity.erased_at),
-        )
         result = popular_in_segment(
             model.loaded,
             customer_id,
-            stored.segment,
             query,
+            state.model_attributes() if state else {},
             bought=state.bought if state else None,
             unknown=model.masks(activity.erased_at),
         )

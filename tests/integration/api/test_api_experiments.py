@@ -191,13 +191,13 @@ def test_a_segments_popular_products_are_what_its_customers_bought_most(
         .sort("buyers", descending=True)
     )
     outsider = "Z-not-a-customer"
-    page = popular_in_segment(model, outsider, segment, Query(limit=3))
+    page = popular_in_segment(model, outsider, Query(limit=3), {"primary_segment": segment})
     # The version's purchases are the shop's lines up to its training day: the leader by a
     # margin of a few buyers, whatever lines the version left out.
     leaders = set(top.head(3)[c.PRODUCT_ID].to_list())
     assert page.items[0].product_id in leaders, (page.items, top.head(5))
     assert page.segment == segment and page.items[0].reason == "popular_in_segment"
-    shop = popular_in_segment(model, outsider, None, Query(limit=3))
+    shop = popular_in_segment(model, outsider, Query(limit=3))
     assert [i.product_id for i in shop.items] != [i.product_id for i in page.items]
 
 
