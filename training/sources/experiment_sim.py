@@ -27,7 +27,7 @@ import polars as pl
 
 from recsvc.domain import columns as c
 from recsvc.domain.experiments import DEFAULT_HOLDOUT_SHARE, DEFAULT_WINDOW_DAYS, Exposure, assign
-from recsvc.domain.offers import load_offers
+from recsvc.domain.offers import OfferCatalog, load_offers
 from training.sources.feedback_model import US_PER_DAY
 
 
@@ -54,8 +54,8 @@ SERVICE_DIR: Final = "_service"
 _CATEGORY = {"detractor": (0, 6), "passive": (7, 8), "promoter": (9, 10)}
 
 
-def _share(offer_id: str) -> float:
-    definition = load_offers().offers.get(offer_id)
+def _share(catalog: OfferCatalog, offer_id: str) -> float:
+    definition = catalog.offers.get(offer_id)
     if definition is None or definition.experiment is None:
         return DEFAULT_HOLDOUT_SHARE
     return definition.experiment.holdout_share
@@ -97,7 +97,8 @@ def simulate(
     extra_answers: list[dict[str, object]] = []
     shifted: list[tuple[str, int, float]] = []  # customer, assigned at (us), points
     lines: list[Exposure] = []
-    shares = {offer: _share(offer) for offer in EFFECTS}
+    catalog = load_offers()
+    shares = {offer: _share(catalog, offer) for offer in EFFECTS}
     for k, customer in enumerate(customers):
         if not visits[k]:
             continue
