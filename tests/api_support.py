@@ -83,7 +83,7 @@ def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
     record = run_pipeline(
         data,
         store=f"file://{root / 'pipeline-store'}",
-        config=load_config(epochs=3, components=8),
+        config=load_config(search_trials=0, epochs=3, components=8),
         runs_dir=root / "runs",
         show_progress=False,
         force=True,

@@ -38,6 +38,16 @@ def _positive_int(text: str) -> int:
     return value
 
 
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a whole number, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"must be >= 0, got {value}")
+    return value
+
+
 def _share(text: str) -> float:
     try:
         value = float(text)
@@ -166,6 +176,11 @@ def _add_run_arguments(run: argparse.ArgumentParser) -> None:
         "--epochs", type=_positive_int, help="override the configured number of epochs"
     )
     run.add_argument(
+        "--search-trials",
+        type=_non_negative_int,
+        help="override the configured number of search trials (0: fit the configured settings)",
+    )
+    run.add_argument(
         "--max-rejected-share",
         type=_share,
         default=0.05,
@@ -200,6 +215,8 @@ def _run_arguments(args: argparse.Namespace) -> list[str]:
         argv += ["--exposures", str(args.exposures)]
     if args.epochs:
         argv += ["--epochs", str(args.epochs)]
+    if args.search_trials is not None:
+        argv += ["--search-trials", str(args.search_trials)]
     argv += [
         flag
         for flag, on in (
@@ -272,7 +289,12 @@ def _run(args: argparse.Namespace) -> int:
     from training.run.pipeline import format_record, run_pipeline
 
     _check_store_url(args.store)
-    config = load_config(args.config, epochs=args.epochs, deterministic=args.deterministic or None)
+    config = load_config(
+        args.config,
+        epochs=args.epochs,
+        search_trials=args.search_trials,
+        deterministic=args.deterministic or None,
+    )
     signal.signal(signal.SIGTERM, _terminated)
     record = run_pipeline(
         args.data,

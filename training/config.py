@@ -37,15 +37,41 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     user_alpha: Annotated[float, Meta(ge=0)] = 0.0
     # Share of the identity feature in a known customer's (product's) feature row; the attribute
     # features share the rest. LightFM's default (equal shares) drowns personal taste in five
-    # population-wide attributes; 0.8 scored best on the demo hold-out (docs/recommender.md).
-    user_identity_weight: Annotated[float, Meta(gt=0, lt=1)] = 0.8
-    item_identity_weight: Annotated[float, Meta(gt=0, lt=1)] = 0.8
+    # population-wide attributes; 0.8 scored best on the demo hold-out (docs/recommender.md). 1 is
+    # purely collaborative: attributes then only place new customers and products (as the mean
+    # of the known ones that share them). The search (below) tunes it per shop.
+    user_identity_weight: Annotated[float, Meta(gt=0, le=1)] = 0.8
+    item_identity_weight: Annotated[float, Meta(gt=0, le=1)] = 0.8
+    # Each pair's update scaled by its interaction weight (`weights` below); False: every bought
+    # pair counts alike, as a plain LightFM fit on purchases does.
+    weighted: bool = True
     max_sampled: Annotated[int, Meta(ge=1)] = 10
     # Reproducible mode: one thread and a fixed seed give identical models run after run.
     deterministic: bool = False
-    threads: Annotated[int, Meta(ge=1)] = 0  # 0 = all cores
+    threads: Annotated[int, Meta(ge=0)] = 0  # 0 = all cores
     seed: int = 42
     weights: InteractionWeights = InteractionWeights()
+    # Self-tuning (docs/recommender.md, "Search"): before the hold-out fit, this many LightFM
+    # configurations (0: none, fit the settings above as they are) are fitted on the training lines
+    # and scored on validation customers (half of those the hold-out could evaluate; the other
+    # half reports), by successive halving with early stopping; the best becomes the run's
+    # settings. The plain collaborative fit is always one of them and always finishes, so the
+    # chosen settings never score below it on validation.
+    search_trials: Annotated[int, Meta(ge=0, le=100)] = 12
+    # With an active version, its settings start the search and only this share of the trials is
+    # drawn afresh: a nightly run re-checks yesterday's choice cheaply.
+    search_warm_share: Annotated[float, Meta(ge=0, le=1)] = 0.34
+    # Wall-clock budget of the search: no trial starts or continues past it (the plain fit still
+    # finishes). Ignored with `deterministic`, where the trials alone bound the search.
+    search_budget_seconds: Annotated[float, Meta(gt=0)] = 480.0
+    # The search fits on the validation customers and a sample of others up to this many
+    # interactions (the hold-out and served fits use every line).
+    search_max_interactions: Annotated[int, Meta(ge=1_000)] = 2_000_000
+    search_validation_users: Annotated[int, Meta(ge=50)] = 5_000
+    search_max_epochs: Annotated[int, Meta(ge=5, le=500)] = 60
+    # The hold-out and served fits of the chosen settings, projected from the search's own epochs
+    # to every line, may take at most this long together: slower settings are not chosen.
+    fit_budget_seconds: Annotated[float, Meta(gt=0)] = 900.0
     # Evaluation: the last `holdout_days` of orders are the test set, for customers seen before...
     holdout_days: Annotated[int, Meta(ge=1)] = 28
     # ... when that holds at least this many customers who bought on both sides of the cut-off (or

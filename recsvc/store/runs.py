@@ -53,6 +53,40 @@ class GateDecision(msgspec.Struct, frozen=True):
     active_split: str | None = None
 
 
+class SearchTrial(msgspec.Struct, frozen=True, kw_only=True):
+    """One recommender configuration the run's search tried (`training.recommender.search`)."""
+
+    name: str  # "plain collaborative", "configured", "previous best", "draw 3"
+    loss: str
+    components: int
+    learning_rate: float
+    identity_weight: float  # 1: purely collaborative (no features in the fit)
+    regularisation: float  # user and item alpha
+    weighted: bool  # interaction weights scale the updates
+    epochs: int  # at its best checkpoint
+    ndcg: float  # validation NDCG@k at that checkpoint
+    curve: list[float]  # validation NDCG at each checkpoint, every `check_every` epochs
+    seconds: float
+    outcome: str  # chosen, finished, early stop, halved, budget
+
+
+class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """What the run's search did: on which validation split, within what, and every trial."""
+
+    chosen: str
+    split: str  # "time" or "last_orders" (each customer's last purchase day)
+    validation_users: int
+    fit_customers: (
+        int  # customers the search fitted on (a sample of the training lines' when large)
+    )
+    interactions: int
+    check_every: int
+    budget_seconds: float | None  # None: deterministic, bounded by the trials alone
+    seconds: float
+    warm_start: bool
+    trials: list[SearchTrial]
+
+
 class LiveIntake(msgspec.Struct, kw_only=True):
     """What became of the live records of one kind (NPS responses, order lines) in one run."""
 
@@ -96,6 +130,7 @@ class RunRecord(msgspec.Struct, kw_only=True):
     live_orders: LiveIntake | None = None  # the order lines
     metrics: dict[str, Any] = {}
     gate: GateDecision | None = None
+    search: SearchRecord | None = None  # the recommender's self-tuning; None: no search ran
     version: str | None = None
     published: bool = False
     error: str | None = None

@@ -41,8 +41,9 @@ class FeatureSpace:
 
     def matrix(self, identity_weight: float, has_identity: np.ndarray) -> sp.csr_matrix:
         """L1-normalised feature rows. An entity with interactions has its identity feature (weight
-        `identity_weight`, the attributes sharing the rest); one without has attributes only, so
-        it is represented by what it shares with others: that is how cold start works. (LightFM's
+        `identity_weight`, the attributes sharing the rest; 1 is a purely collaborative fit); one
+        without has attributes only, so it is represented by what it shares with others: that is
+        how cold start works. (LightFM's
         default of equal shares drowns personal taste in five population-wide attributes.)"""
         n, n_fields = self.attribute_rows.shape
         per_field = np.where(has_identity, (1.0 - identity_weight) / n_fields, 1.0 / n_fields)
@@ -51,7 +52,9 @@ class FeatureSpace:
         data = np.concatenate(
             [np.full(int(has_identity.sum()), identity_weight), np.repeat(per_field, n_fields)]
         ).astype(np.float32)
-        return sp.csr_matrix((data, (rows, cols)), shape=(n, self.n_features))
+        matrix = sp.csr_matrix((data, (rows, cols)), shape=(n, self.n_features))
+        matrix.eliminate_zeros()  # identity weight 1: a known entity's attributes weigh nothing
+        return matrix
 
 
 def _feature_space(frame: pl.DataFrame, id_column: str, fields: tuple[str, ...]) -> FeatureSpace:

@@ -335,3 +335,59 @@ def tables_without(
                 .drop("_held_from")
             )
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class Validation:
+    """A second split inside the hold-out's training lines, for choosing settings (the search)
+    without touching the hold-out that reports and gates: the last `holdout_days` of the training
+    lines when they hold `min_holdout_customers` customers on both sides, otherwise each
+    customer's last purchase day (for customers who bought on two days or more)."""
+
+    kind: SplitKind
+    customers: int  # customers who bought on both sides
+    interactions: sp.coo_matrix  # weighted interactions of the lines before it
+    train: Purchases
+    test: Purchases
+
+
+def validation_split(
+    lines: pl.DataFrame, n_users: int, n_items: int, config: TrainingConfig
+) -> Validation:
+    """`Validation` of the training lines `lines` (u, i, day, returned)."""
+    last_day = int(lines["day"].max() or 0)  # type: ignore[arg-type]
+    cutoff_day = last_day - config.holdout_days + 1
+    users, returned = lines["u"].to_numpy(), lines["returned"].to_numpy()
+    held = (lines["day"] >= cutoff_day).to_numpy()
+    kind: SplitKind = "time"
+    customers = customers_on_both_sides(users, returned, held, n_users)
+    as_of_day = cutoff_day
+    if customers < config.min_holdout_customers:
+        kept_day = pl.col("day").filter(~pl.col("returned"))
+        by_day_held = (
+            lines.select(
+                (
+                    (pl.col("day") == kept_day.max().over("u"))
+                    & (kept_day.n_unique().over("u") > 1)
+                ).fill_null(False)
+            )
+            .to_series()
+            .to_numpy()
+        )
+        by_day_customers = customers_on_both_sides(users, returned, by_day_held, n_users)
+        if by_day_customers > customers:
+            kind, held, customers, as_of_day = (
+                "last_orders",
+                by_day_held,
+                by_day_customers,
+                last_day + 1,
+            )
+    before = lines.filter(pl.Series(~held))
+    after = lines.filter(pl.Series(held))
+    return Validation(
+        kind=kind,
+        customers=customers,
+        interactions=ds.interaction_matrix(before, n_users, n_items, config.weights, as_of_day),
+        train=ds.purchases(before, n_users),
+        test=ds.purchases(after, n_users),
+    )

@@ -34,6 +34,7 @@ from recsvc.store.runs import RunLog
 from recsvc.version.opened import ActiveModel
 from training.config import TrainingConfig, load_config
 from training.recommender.evaluate import describe_recorded_split
+from training.recommender.search import describe_search
 from training.run import steps
 from training.run.records import (
     RUN_ID_FORMAT,
@@ -226,7 +227,7 @@ def _train_and_publish(
             steps.served_model(model.served, shop.data, model.lists, model.neighbours),
             model.evaluation,
             shop,
-            run.config,
+            model.config,
         ),
     )
     record.version = written.version
@@ -333,7 +334,10 @@ def _model_steps(
 ) -> steps.Trained:
     """Fit on the hold-out split, evaluate, gate; then the served model, its candidate lists and
     its products' neighbour lists."""
-    config, show, data = run.config, run.show, shop.data
+    show, data = run.show, shop.data
+    searched = step("search", lambda: steps.search_settings(data, shop.active, run.config, show))
+    record.search = searched.record
+    config = searched.config
     hold_out = step("fit (hold-out)", lambda: steps.fit_hold_out(data, config, show))
     evaluated = step("evaluate", lambda: steps.evaluate_hold_out(hold_out, data, config, show))
     record.metrics = msgspec.to_builtins(evaluated.report)
@@ -356,7 +360,7 @@ def _model_steps(
             "similar lists",
             lambda: steps.neighbours(served, data, config.similar_list, show),
         )
-    return steps.Trained(served, lists, neighbours, evaluated.report, gated.decision)
+    return steps.Trained(served, lists, neighbours, evaluated.report, gated.decision, config)
 
 
 def format_record(record: RunRecord) -> str:
@@ -394,6 +398,8 @@ def format_record(record: RunRecord) -> str:
             lines.append(f"  live order lines not archived: {orders.compaction_error}")
     if orders is not None and orders.sweep_error:
         lines.append(f"  live order lines of erased customers not erased: {orders.sweep_error}")
+    if record.search is not None:
+        lines.append(f"  {describe_search(record.search)}")
     split = describe_recorded_split(record.metrics)
     if split:
         lines.append(f"  evaluation: {split}")

@@ -34,7 +34,7 @@ from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.store import Store
 from recsvc.store.base import LiveLog
 from recsvc.store.exposures import COMPACTION_MARGIN
-from recsvc.store.runs import GateDecision
+from recsvc.store.runs import GateDecision, SearchRecord
 from recsvc.version.artifacts import Manifest
 from recsvc.version.neighbours import SimilarLists
 from recsvc.version.opened import ActiveModel
@@ -57,7 +57,8 @@ from training.recommender.evaluate import (
     frame_column,
 )
 from training.recommender.fit import fit_arrays
-from training.recommender.holdout import TrainingData, training_data
+from training.recommender.holdout import TrainingData, training_data, validation_split
+from training.recommender.search import search
 from training.recommender.similar import similar_lists
 from training.report.build import nps_report, write_report
 from training.report.model import NpsReport
@@ -384,6 +385,50 @@ class Fitted:
     rows: int  # (customer, product) interactions it was fitted on
 
 
+@dataclass(frozen=True, slots=True)
+class Searched:
+    config: TrainingConfig  # the run's settings from here on
+    record: SearchRecord | None
+
+    @property
+    def rows(self) -> int:
+        return len(self.record.trials) if self.record is not None else 0
+
+
+def previous_settings(active: ActiveModel | None) -> TrainingConfig | None:
+    """The active version's settings (the last search's choice), to start this search from; None
+    when there is no version or this build cannot read its settings."""
+    if active is None:
+        return None
+    try:
+        return msgspec.convert(active.loaded.manifest.config, TrainingConfig)
+    except msgspec.ValidationError:
+        return None
+
+
+def search_settings(
+    data: TrainingData, active: ActiveModel | None, config: TrainingConfig, show: bool
+) -> Searched:
+    """The recommender's settings for this run, chosen on a validation split inside the hold-out's
+    training lines (`training.recommender.search`)."""
+    if not config.search_trials:
+        return Searched(config, None)
+    held = data.holdout
+    validation = validation_split(
+        held.train_lines, len(held.users.ids), len(data.items.ids), config
+    )
+    found = search(
+        validation,
+        held.users,
+        data.items,
+        config,
+        previous_settings(active),
+        full_interactions=held.interactions.nnz,
+        show=show,
+    )
+    return Searched(found.config, found.record)
+
+
 def fit_hold_out(data: TrainingData, config: TrainingConfig, show: bool) -> Fitted:
     """The model of the training lines, with customers' features without the held-out data."""
     held = data.holdout
@@ -566,6 +611,7 @@ class Trained:
     neighbours: NeighbourLists | None
     evaluation: EvaluationReport
     gate: GateDecision
+    config: TrainingConfig  # the run's settings, the search's choice
 
 
 def served_model(

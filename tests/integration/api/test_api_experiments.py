@@ -81,7 +81,7 @@ def test_offers_are_logged_and_the_next_run_reports_each_experiment(
     record = run_pipeline(
         artifact.data,
         store=url,
-        config=load_config(epochs=1, components=8),
+        config=load_config(search_trials=0, epochs=1, components=8),
         runs_dir=root / "runs",
         show_progress=False,
         force=True,

@@ -67,7 +67,7 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[FileStore]:
     record = run_pipeline(
         root / "data",
         store=f"file://{root / 'store'}",
-        config=load_config(epochs=1, components=8),
+        config=load_config(search_trials=0, epochs=1, components=8),
         runs_dir=root / "runs",
         show_progress=False,
         force=True,

@@ -93,7 +93,7 @@ def version(tmp_path_factory: pytest.TempPathFactory) -> HostileVersion:
     record = run_pipeline(
         data,
         store=f"file://{root / 'store'}",
-        config=load_config(epochs=1, components=8, max_eval_users=100),
+        config=load_config(search_trials=0, epochs=1, components=8, max_eval_users=100),
         segments_files=(everyone,),
         runs_dir=root / "runs",
         show_progress=False,

@@ -56,7 +56,7 @@ def _publish(root: Path) -> FileStore:
         data,
         store=f"file://{root / 'store'}",
         # Smallest settings that still train and evaluate: the model is not under test.
-        config=load_config(epochs=1, components=8, max_eval_users=100),
+        config=load_config(search_trials=0, epochs=1, components=8, max_eval_users=100),
         segments_files=(segments,),
         runs_dir=root / "runs",
         show_progress=False,

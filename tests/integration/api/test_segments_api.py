@@ -52,7 +52,7 @@ def _publish(data: Path, store_dir: Path, runs: Path) -> str:
     record = run_pipeline(
         data,
         store=f"file://{store_dir}",
-        config=load_config(epochs=3, components=8),
+        config=load_config(search_trials=0, epochs=3, components=8),
         runs_dir=runs,
         show_progress=False,
         force=True,  # the quality gate is not under test here

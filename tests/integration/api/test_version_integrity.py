@@ -175,7 +175,7 @@ def test_the_nightly_run_publishes_over_a_damaged_active_version(
         record = run_pipeline(
             artifact.data,
             store=store.url,
-            config=load_config(epochs=1, components=8, max_eval_users=200),
+            config=load_config(search_trials=0, epochs=1, components=8, max_eval_users=200),
             runs_dir=tmp_path / "runs",
             show_progress=False,
         )

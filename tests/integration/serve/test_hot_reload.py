@@ -51,7 +51,7 @@ def versions(tmp_path_factory: pytest.TempPathFactory) -> Versions:
     generate(data, 600, seed=3, show_progress=False)
     artifacts = {}
     for seed in (1, 2):
-        config = load_config(epochs=3, components=8, max_eval_users=300, seed=seed)
+        config = load_config(search_trials=0, epochs=3, components=8, max_eval_users=300, seed=seed)
         record = run_pipeline(
             data,
             store=f"file://{root / 'scratch'}",

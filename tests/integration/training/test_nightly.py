@@ -41,8 +41,14 @@ from training.sources.generate import generate
 from training.validate.dataset import validate_dataset
 
 ROOT = Path(__file__).resolve().parents[3]
-SMALL = {"epochs": 3, "components": 8, "max_eval_users": 300, "deterministic": True}
-RUN_FLAGS = ["--epochs", "3", "--deterministic", "--force"]
+SMALL = {
+    "search_trials": 0,
+    "epochs": 3,
+    "components": 8,
+    "max_eval_users": 300,
+    "deterministic": True,
+}
+RUN_FLAGS = ["--epochs", "3", "--search-trials", "0", "--deterministic", "--force"]
 ANSWERED_AT = dt.datetime(2025, 12, 30, 12, tzinfo=dt.UTC)  # the demo data's last days
 
 # Runs `python -m training` with one store method paused: TEST_PAUSE="FileStore.activate:before"
@@ -683,10 +689,12 @@ def test_the_schedule_passes_its_run_options_on_to_each_run(tmp_path: Path) -> N
 
     parser = _parser()
     options = ["--data", "/data", "--store", "redis://redis:6379/0", "--epochs", "7"]
+    options += ["--search-trials", "0"]
     options += ["--segments", "a.toml", "--segments", "b.toml", "--force", "--lock-ttl", "90"]
     args = parser.parse_args(["schedule", "--cron", "0 2 * * *", *options])
     run = parser.parse_args(["run", *_run_arguments(args)])
-    for name in ("data", "store", "epochs", "segments", "force", "lock_ttl", "runs_dir"):
+    names = ("data", "store", "epochs", "search_trials", "segments", "force", "lock_ttl")
+    for name in (*names, "runs_dir"):
         assert getattr(run, name) == getattr(args, name), name
 
 

@@ -28,7 +28,13 @@ from training.config import load_config
 from training.run.pipeline import RunRecord, format_record, run_pipeline
 from training.sources.generate import generate
 
-SMALL = {"epochs": 20, "components": 32, "max_eval_users": 1_500, "deterministic": True}
+SMALL = {
+    "search_trials": 0,
+    "epochs": 20,
+    "components": 32,
+    "max_eval_users": 1_500,
+    "deterministic": True,
+}
 
 
 @pytest.fixture(scope="module")
@@ -83,6 +89,7 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
             "features",
             "order history",
             "recent orders",
+            "search",
             "fit (hold-out)",
             "evaluate",
             "gate",
@@ -102,6 +109,7 @@ def test_every_step_of_a_run_records_its_seconds_and_rows(
     assert 0 < rows["recent orders"] < rows["order history"]  # the last 45 days' orders
     assert 0 < rows["features"] <= record.rows["order_lines"] < rows["validate"]
     assert rows["gate"] == 0  # no active version to compare with
+    assert rows["search"] == 0 and record.search is None  # search_trials 0: the settings as given
     assert all(rows[name] > 0 for name in ("fit (hold-out)", "evaluate", "fit (all data)"))
     assert f"validate {record.steps['validate']:.1f}s ({rows['validate']:,} rows)" in format_record(
         record

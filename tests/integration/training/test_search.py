@@ -1,0 +1,220 @@
+"""The recommender's self-tuning on small demo data: real LightFM fits on a validation split inside
+the hold-out's training lines, successive halving, the plain collaborative fit as the floor, the
+choice carried into the published version and the next run's warm start."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import numpy as np
+import polars as pl
+import pytest
+
+from recsvc.store import open_store
+from recsvc.version.artifacts import load_model
+from training.config import TrainingConfig, load_config
+from training.recommender.fit import attributes_from_members, unknown_from_attributes
+from training.recommender.holdout import validation_split
+from training.recommender.search import PLAIN, PLAIN_EPOCHS, candidates, format_search
+from training.run.pipeline import RunRecord, format_record, run_pipeline
+from training.sources.generate import generate
+
+SEARCH: dict[str, Any] = {
+    "search_trials": 5,
+    "search_max_epochs": 25,
+    "max_eval_users": 800,
+    "deterministic": True,
+}
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = tmp_path_factory.mktemp("demo") / "data"
+    generate(data, 1_500, seed=5, show_progress=False)
+    return data
+
+
+@pytest.fixture(scope="module")
+def two_runs(
+    demo: Path, tmp_path_factory: pytest.TempPathFactory
+) -> tuple[RunRecord, RunRecord, str]:
+    root = tmp_path_factory.mktemp("search")
+    store = f"file://{root / 'store'}"
+    first = run_pipeline(
+        demo,
+        store=store,
+        config=load_config(**SEARCH),
+        runs_dir=root / "runs",
+        show_progress=False,
+        force=True,
+    )
+    second = run_pipeline(
+        demo,
+        store=store,
+        config=load_config(**SEARCH),
+        runs_dir=root / "runs",
+        show_progress=False,
+        force=True,
+    )
+    return first, second, store
+
+
+def test_the_search_chooses_no_worse_than_the_plain_collaborative_fit_on_validation(
+    two_runs: tuple[RunRecord, RunRecord, str],
+) -> None:
+    first, _, _ = two_runs
+    search = first.search
+    assert search is not None and not search.warm_start
+    trials = {t.name: t for t in search.trials}
+    assert len(trials) == SEARCH["search_trials"]
+    plain = trials["plain collaborative"]
+    assert (plain.loss, plain.components, plain.identity_weight, plain.weighted) == (
+        "warp",
+        32,
+        1.0,
+        False,
+    )
+    # Exempt from the cuts: it reaches the plain fit's epochs whatever the others do.
+    assert len(plain.curve) * 5 >= PLAIN_EPOCHS
+    chosen = trials[search.chosen]
+    assert chosen.outcome == "chosen"
+    assert chosen.ndcg == max(t.ndcg for t in search.trials) >= plain.ndcg > 0
+    # Successive halving: some trials stopped at the first rung, with one check each.
+    assert any(t.outcome == "halved at 5" and len(t.curve) == 1 for t in search.trials)
+    assert search.budget_seconds is None  # deterministic: bounded by the trials, not the clock
+    assert search.validation_users > 0 and search.fit_customers > 0
+
+
+def test_the_published_version_carries_the_chosen_settings(
+    two_runs: tuple[RunRecord, RunRecord, str],
+) -> None:
+    first, second, store = two_runs
+    assert first.search is not None
+    chosen = next(t for t in first.search.trials if t.name == first.search.chosen)
+    opened = open_store(store)
+    root = Path(store.removeprefix("file://"))
+    manifest = load_model(root / "versions" / str(first.version)).manifest
+    config = msgspec.convert(manifest.config, TrainingConfig)
+    assert (config.loss, config.components, config.learning_rate) == (
+        chosen.loss,
+        chosen.components,
+        chosen.learning_rate,
+    )
+    assert config.user_identity_weight == chosen.identity_weight == manifest.identity_weight
+    assert config.epochs == chosen.epochs
+    assert opened.active_version() == second.version
+    # The run's text and the run record say what was chosen.
+    assert f"search: chosen {first.search.chosen}" in format_record(first)
+    assert first.search.chosen in format_search(first.search)
+
+
+def test_the_next_run_starts_from_the_previous_choice(
+    two_runs: tuple[RunRecord, RunRecord, str],
+) -> None:
+    first, second, _ = two_runs
+    assert first.search is not None and second.search is not None
+    assert second.search.warm_start
+    names = [t.name for t in second.search.trials]
+    assert names[0] == "plain collaborative"
+    chosen = next(t for t in first.search.trials if t.name == first.search.chosen)
+    if first.search.chosen not in ("plain collaborative", "configured"):
+        previous = next(t for t in second.search.trials if t.name == "previous best")
+        assert (previous.loss, previous.components, previous.learning_rate) == (
+            chosen.loss,
+            chosen.components,
+            chosen.learning_rate,
+        )
+    # Fewer trials than a cold search: the warm share of fresh draws only.
+    assert len(second.search.trials) <= len(first.search.trials)
+
+
+def test_deterministic_searches_repeat_exactly(demo: Path, tmp_path: Path) -> None:
+    records = [
+        run_pipeline(
+            demo,
+            store=f"file://{tmp_path / name}",
+            config=load_config(**{**SEARCH, "search_trials": 3}),
+            runs_dir=tmp_path / f"runs-{name}",
+            show_progress=False,
+            publish=False,
+        ).search
+        for name in ("a", "b")
+    ]
+    a, b = ([(t.name, t.curve, t.outcome) for t in record.trials] for record in records if record)
+    assert a == b
+
+
+def test_candidates_start_with_the_plain_fit_and_the_configured_settings() -> None:
+    config = load_config(search_trials=8)
+    cold = candidates(config, None)
+    assert [name for name, _, _ in cold[:2]] == ["plain collaborative", "configured"]
+    assert [protected for _, _, protected in cold] == [True] + [False] * 7
+    assert all(getattr(cold[0][1], k) == v for k, v in PLAIN.items())
+    assert cold == candidates(config, None)  # seeded draws
+    # k-OS WARP takes no sample weights: the record must not claim them.
+    assert all(not c.weighted for _, c, _ in cold if c.loss == "warp-kos")
+    previous = msgspec.structs.replace(config, components=96, learning_rate=0.07)
+    warm = candidates(config, previous)
+    assert [name for name, _, _ in warm[:3]] == [
+        "plain collaborative",
+        "configured",
+        "previous best",
+    ]
+    assert warm[2][1].components == 96 and len(warm) == 3 + round(8 * config.search_warm_share)
+    # The draws of a warm start stay near the previous choice: at most two settings changed.
+    for _, drawn, _ in warm[3:]:
+        changed = [
+            k
+            for k in (
+                "loss",
+                "components",
+                "learning_rate",
+                "user_identity_weight",
+                "user_alpha",
+                "weighted",
+            )
+            if getattr(drawn, k) != getattr(warm[2][1], k)
+        ]
+        assert 1 <= len(changed) <= 3  # identity and alpha move as pairs; weighted follows k-OS
+
+
+def test_a_collaborative_fit_places_new_customers_and_products_by_their_attributes() -> None:
+    # Two customers known (identities 0, 1), one not (2); attribute columns 3 and 4.
+    vectors = np.array([[1.0, 0.0], [3.0, 2.0], [9.0, 9.0], [7.0, 7.0], [5.0, 5.0]], np.float32)
+    biases = np.array([0.5, 1.5, 9.0, 9.0, 9.0], np.float32)
+    rows = np.array([[3], [3], [4]], np.int32)
+    known = np.array([True, True, False])
+    out, out_biases = attributes_from_members(vectors, biases, rows, known)
+    assert out[3].tolist() == [2.0, 1.0] and out_biases[3] == 1.0  # the mean of customers 0 and 1
+    # Column 4: no known customer has it, so the mean of all known ones.
+    assert out[4].tolist() == [2.0, 1.0]
+    assert out[:3].tolist() == vectors[:3].tolist()  # identities untouched
+    # Items: an unbought product gets the mean over its fields of the bought ones sharing each.
+    items = np.array([[1.0, 1.0], [3.0, 5.0], [0.0, 0.0]], np.float32)
+    item_rows = np.array([[10, 20], [10, 21], [10, 21]], np.int32)
+    placed, placed_biases = unknown_from_attributes(
+        items, np.array([1.0, 2.0, 0.0], np.float32), item_rows, np.array([True, True, False])
+    )
+    assert placed[2].tolist() == [2.5, 4.0]  # mean of (mean of items 0, 1) and (item 1)
+    assert placed_biases[2] == pytest.approx(1.75)
+
+
+def test_the_validation_split_falls_back_to_each_customers_last_purchase_day() -> None:
+    lines = pl.DataFrame(
+        {
+            "u": [0, 0, 0, 1, 1, 2],
+            "i": [0, 1, 2, 3, 4, 5],
+            "day": [1, 5, 5, 2, 90, 3],
+            "returned": [False, False, False, False, True, False],
+        },
+        schema={"u": pl.Int32, "i": pl.Int32, "day": pl.Int32, "returned": pl.Boolean},
+    )
+    config = load_config(min_holdout_customers=5)
+    split = validation_split(lines, 3, 6, config)
+    # The last 28 days hold only a returned line: customer 0's last day (two lines) is held out.
+    assert split.kind == "last_orders" and split.customers == 1
+    assert split.test.items[split.test.row(0)].tolist() == [1, 2]
+    assert split.train.items[split.train.row(0)].tolist() == [0]
+    assert split.train.items[split.train.row(1)].tolist() == [3]  # one purchase day: all training
