@@ -80,10 +80,12 @@ def build_artifact(factory: pytest.TempPathFactory) -> Artifact:
     root = factory.mktemp("api-artifact")
     data = root / "data"
     generate(data, CUSTOMERS, seed=SEED, show_progress=False)
+    # A small search, so that every API test serves settings a search chose (often the purely
+    # collaborative fit, whose attribute rows are placed, not learned).
     record = run_pipeline(
         data,
         store=f"file://{root / 'pipeline-store'}",
-        config=load_config(search_trials=0, epochs=3, components=8),
+        config=load_config(search_trials=3, search_max_epochs=10, epochs=3, components=8),
         runs_dir=root / "runs",
         show_progress=False,
         force=True,

@@ -457,6 +457,7 @@ class ConsoleController(Controller):
             view=view,
             ndcg_rows=pages.ndcg_rows,
             step_bars=pages.step_bars,
+            search_bars=pages.search_bars,
             activated=activated,
         )
 

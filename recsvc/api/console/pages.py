@@ -324,6 +324,19 @@ def step_bars(run: RunRecord) -> str:
     )
 
 
+def search_bars(run: RunRecord) -> str:
+    """The run's search: each trial's validation NDCG as a share of the best, best first."""
+    if run.search is None:
+        return ""
+    trials = sorted(run.search.trials, key=lambda t: -t.ndcg)
+    best = trials[0].ndcg or 1.0
+    return charts.share_bars(
+        [(t.name, t.ndcg / best, f"NDCG {t.ndcg:.4f} · {t.outcome}") for t in trials],
+        f"Validation NDCG of each setting run {run.run_id} tried, as a share of the best",
+        charts.POSITIVE,
+    )
+
+
 def ndcg_rows(metrics: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
     """(task, ranker, its metrics) for every ranker a run measured on its hold-out: the model
     beside its baselines (popularity; the customer's own most frequent items for buy-again)."""

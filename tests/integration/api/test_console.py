@@ -329,6 +329,15 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     # The run that wrote the active version: its gate, its hold-out NDCG against the baselines.
     run = msgspec.json.decode((artifact.directory / "run.json").read_bytes())
     assert run["run_id"] in listed_versions and run["gate"]["reason"] in listed_versions
+    # Its settings search: the choice, a bar per trial, a table row per trial.
+    search = run["search"]
+    assert f'data-field="search-chosen">{search["chosen"]}<' in listed_versions
+    table = re.search(r'<table class="data search">(.*?)</table>', listed_versions, re.S)
+    assert table is not None
+    for trial in search["trials"]:
+        row = re.search(rf'<th scope="row">{trial["name"]}</th>(.*?)</tr>', table.group(1), re.S)
+        assert row is not None and f"{trial['ndcg']:.3f}" in row.group(1), trial["name"]
+        assert f"NDCG {trial['ndcg']:.4f}" in listed_versions  # its bar's note
     for task in ("new_items", "buy_again"):
         for ranker, values in run["metrics"][task].items():
             row = re.search(
