@@ -46,6 +46,17 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # pair counts alike, as a plain LightFM fit on purchases does.
     weighted: bool = True
     max_sampled: Annotated[int, Meta(ge=1)] = 10
+    # What ranks: "lightfm" (the settings above), or "blend": a purely collaborative LightFM fit
+    # (identity weights 1) beside EASE, LightFM weighing `blend_weight` (0: EASE alone). The
+    # search chooses (docs/recommender.md, "EASE").
+    ranker: Literal["lightfm", "blend"] = "lightfm"
+    blend_weight: Annotated[float, Meta(ge=0, le=1)] = 0.5
+    ease_lambda: Annotated[float, Meta(gt=0)] = 500.0
+    ease_rank: Annotated[int, Meta(ge=8, le=1024)] = 256
+    # EASE is tried only when its dense matrices fit this memory and one inverse this time (timed
+    # here at run time): on a 2-core machine, catalogues up to about 10,000 products.
+    ease_max_bytes: Annotated[int, Meta(ge=0)] = 3_000_000_000
+    ease_max_seconds: Annotated[float, Meta(ge=0)] = 120.0
     # Reproducible mode: one thread and a fixed seed give identical models run after run.
     deterministic: bool = False
     threads: Annotated[int, Meta(ge=0)] = 0  # 0 = all cores
@@ -97,6 +108,16 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # Live NPS answers no published version holds (their customer is not in the shop's data) move
     # to the archive after this many days, so they cannot pile up in live for ever.
     live_retention_days: Annotated[float, Meta(gt=0)] = 90.0
+
+    def __post_init__(self) -> None:
+        if self.ranker == "blend" and (self.user_identity_weight, self.item_identity_weight) != (
+            1.0,
+            1.0,
+        ):
+            raise ValueError(
+                "ranker 'blend' needs user_identity_weight = item_identity_weight = 1 (EASE takes"
+                " no features; the blend's LightFM half is purely collaborative)"
+            )
 
     @property
     def num_threads(self) -> int:

@@ -56,8 +56,8 @@ class GateDecision(msgspec.Struct, frozen=True):
 class SearchTrial(msgspec.Struct, frozen=True, kw_only=True):
     """One recommender configuration the run's search tried (`training.recommender.search`)."""
 
-    name: str  # "plain collaborative", "configured", "previous best", "draw 3"
-    loss: str
+    name: str  # "plain collaborative", "configured", "previous best", "draw 3", "EASE lambda 500"
+    loss: str  # LightFM's (a blend's LightFM half)
     components: int
     learning_rate: float
     identity_weight: float  # 1: purely collaborative (no features in the fit)
@@ -67,7 +67,10 @@ class SearchTrial(msgspec.Struct, frozen=True, kw_only=True):
     ndcg: float  # validation NDCG@k at that checkpoint
     curve: list[float]  # validation NDCG at each checkpoint, every `check_every` epochs
     seconds: float
-    outcome: str  # chosen, finished, early stop, halved, budget
+    outcome: str  # chosen, finished, early stop, halved, budget, over fit budget
+    ranker: str = "lightfm"  # or "blend": LightFM beside EASE
+    blend_weight: float | None = None  # LightFM's share in a blend (0: EASE alone)
+    ease_lambda: float | None = None
 
 
 class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):
@@ -85,6 +88,7 @@ class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):
     seconds: float
     warm_start: bool
     trials: list[SearchTrial]
+    ease: str = ""  # whether EASE was tried on this catalogue, and why not
 
 
 class LiveIntake(msgspec.Struct, kw_only=True):

@@ -109,7 +109,7 @@ def write_artifact(
         trained_until_day=model.trained_until_day,
         n_customers=int(model.users.ids.size),
         n_items=int(model.items.ids.size),
-        components=config.components,
+        components=int(model.arrays.item_vectors.shape[1]),
         identity_weight=config.user_identity_weight,
         user_fields=list(USER_FIELDS),
         item_fields=list(ITEM_FIELDS),

@@ -14,6 +14,7 @@ import scipy.sparse as sp
 
 from recsvc.version.scoring import ModelArrays, Purchases
 from training.config import TrainingConfig
+from training.recommender import ease
 from training.recommender.dataset import FeatureSpace, interacted
 
 
@@ -154,11 +155,16 @@ def fit_arrays(
         label=label,
     )
     user_vectors, user_biases = fitted.user_feature_vectors, fitted.user_feature_biases
+    item_vectors, item_biases = fitted.item_vectors, fitted.item_biases
+    if config.ranker == "blend":
+        user_vectors, item_vectors, item_biases = _with_ease(
+            interactions, user_vectors, item_vectors, item_biases, users.ids.size, config
+        )
+        user_biases = np.zeros(user_vectors.shape[0], dtype=np.float32)
     if config.user_identity_weight == 1.0:
         user_vectors, user_biases = attributes_from_members(
             user_vectors, user_biases, users.attribute_rows, user_known
         )
-    item_vectors, item_biases = fitted.item_vectors, fitted.item_biases
     if config.item_identity_weight == 1.0:
         item_vectors, item_biases = unknown_from_attributes(
             item_vectors, item_biases, items.attribute_rows, item_known
@@ -173,6 +179,32 @@ def fit_arrays(
         item_reorder_days=reorder_days,
         identity_weight=config.user_identity_weight,
         has_identity=user_known,
+    )
+
+
+def _with_ease(
+    interactions: sp.coo_matrix,
+    user_vectors: np.ndarray,
+    item_vectors: np.ndarray,
+    item_biases: np.ndarray,
+    n_customers: int,
+    config: TrainingConfig,
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The purely collaborative LightFM arrays with EASE beside them (`ease.blend_vectors`):
+    (user feature vectors, item vectors, item biases). Attribute rows are left for
+    `attributes_from_members` to place."""
+    x = ease.binary(interactions)
+    left, right = ease.factor(
+        ease.ease_weights(ease.gram(x), config.ease_lambda), config.ease_rank, config.seed
+    )
+    ease_users = np.zeros((user_vectors.shape[0], left.shape[1]), dtype=np.float32)
+    ease_users[:n_customers] = ease.customer_vectors(x, left)
+    spreads = (
+        ease.score_spread(user_vectors[:n_customers], item_vectors, item_biases, config.seed),
+        ease.score_spread(ease_users[:n_customers], right, np.zeros(right.shape[0]), config.seed),
+    )
+    return ease.blend_vectors(
+        (user_vectors, item_vectors, item_biases), (ease_users, right), config.blend_weight, spreads
     )
 
 

@@ -26,6 +26,7 @@ from __future__ import annotations
 import math
 import sys
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import msgspec
@@ -34,6 +35,7 @@ import scipy.sparse as sp
 
 from recsvc.store.runs import SearchRecord, SearchTrial
 from training.config import TrainingConfig
+from training.recommender import ease
 from training.recommender.dataset import FeatureSpace, interacted
 from training.recommender.evaluate import new_items_ndcg_per_user, sample_users
 from training.recommender.fit import Trainer, unknown_from_attributes
@@ -76,7 +78,10 @@ class _Trial:
     trainer: Trainer | None = None
     curve: list[float] = field(default_factory=list)
     seconds: float = 0.0  # fitting and scoring
-    fit_seconds: float = 0.0  # fitting alone, over `curve`'s epochs
+    fit_seconds: float = 0.0  # fitting alone, over `fitted_epochs`
+    fitted_epochs: int = 0
+    ease_seconds: float = 0.0  # one EASE fit (blends)
+    epochs_override: int | None = None  # blends: the LightFM trial's
     outcome: str = "finished"
 
     @property
@@ -85,6 +90,8 @@ class _Trial:
 
     @property
     def best_epochs(self) -> int:
+        if self.epochs_override is not None:
+            return self.epochs_override
         return (int(np.argmax(self.curve)) + 1) * CHECK_EVERY if self.curve else 0
 
     def settings(self) -> tuple[object, ...]:
@@ -305,6 +312,7 @@ def search(
             began = time.perf_counter()
             trial.trainer.advance(CHECK_EVERY)
             trial.fit_seconds += sum(trial.trainer.epoch_seconds[-CHECK_EVERY:])
+            trial.fitted_epochs += CHECK_EVERY
             trial.curve.append(problem.score(trial))
             trial.seconds += time.perf_counter() - began
             since_best = len(trial.curve) - 1 - int(np.argmax(trial.curve))
@@ -334,13 +342,27 @@ def search(
     for trial in field_:
         train_to(trial, config.search_max_epochs, stop_early=True)
         _log(trial, show)
+    # EASE and its blends with the best purely collaborative trial that finished.
+    collaborative = [t for t in field_ if t.trainer is not None and _collaborative(t.config)]
+    ease_note = ease_check(items.ids.size, config)
+    if ease_note.startswith("tried") and collaborative and not over_budget():
+        base = max(collaborative, key=lambda t: t.best)
+        # A warm start re-checks the previous lambda and its neighbours only.
+        lambdas: tuple[float, ...] = EASE_LAMBDAS
+        if previous is not None and previous.ranker == "blend":
+            lambdas = tuple(previous.ease_lambda * f for f in (0.5, 1.0, 2.0))
+        trials += _ease_trials(problem, base, config, lambdas, over_budget, show)
+    elif ease_note.startswith("tried"):
+        ease_note = "skipped: the search's budget was spent"
+    for trial in field_:
         trial.trainer = None
 
     # The run then fits the choice twice on every line (hold-out, served): settings whose projected
     # cost there exceeds `fit_budget_seconds` are not chosen (the plain fit always may be).
     def projected(trial: _Trial) -> float:
-        per_epoch = trial.fit_seconds / max(len(trial.curve) * CHECK_EVERY, 1)
-        return per_epoch * full_interactions / problem.interactions.nnz * trial.best_epochs * 2
+        per_epoch = trial.fit_seconds / max(trial.fitted_epochs, 1)
+        lightfm = per_epoch * full_interactions / problem.interactions.nnz * trial.best_epochs
+        return (lightfm + trial.ease_seconds) * 2
 
     for trial in trials:
         if not trial.protected and trial.curve and projected(trial) > config.fit_budget_seconds:
@@ -360,18 +382,120 @@ def search(
         seconds=round(time.perf_counter() - started, 3),
         warm_start=previous is not None,
         trials=[_record(t) for t in trials],
+        ease=ease_note,
     )
     if show:
         print(format_search(record), file=sys.stderr, flush=True)
     return SearchResult(settings, record)
 
 
+# EASE's regularisation: Steck's data sets took 200-3,000; the grid spans shops from sparse to dense.
+EASE_LAMBDAS = (50.0, 200.0, 500.0, 1_000.0, 3_000.0)
+BLEND_WEIGHTS = (0.25, 0.5, 0.75)  # LightFM's share; 0 (EASE alone) is tried for every lambda
+
+
+def _collaborative(config: TrainingConfig) -> bool:
+    return config.user_identity_weight == 1.0 and config.item_identity_weight == 1.0
+
+
+def ease_check(n_items: int, config: TrainingConfig) -> str:
+    """Whether EASE is tried on this catalogue, and why not when it is not."""
+    needed = ease.dense_bytes(n_items)
+    if needed > config.ease_max_bytes:
+        return (
+            f"skipped: {n_items:,} products need {needed / 1e9:.1f} GB of dense matrices "
+            f"> ease_max_bytes {config.ease_max_bytes / 1e9:.1f} GB"
+        )
+    seconds = ease.inverse_seconds(n_items)
+    if seconds > config.ease_max_seconds:
+        return (
+            f"skipped: {n_items:,} products, one inverse projected at {seconds:.0f}s "
+            f"> ease_max_seconds {config.ease_max_seconds:.0f}s"
+        )
+    return f"tried: {n_items:,} products, {needed / 1e9:.2f} GB, ~{seconds:.1f}s per inverse"
+
+
+def _ease_trials(
+    problem: _Problem,
+    base: _Trial,
+    config: TrainingConfig,
+    lambdas: tuple[float, ...],
+    over_budget: Callable[[], bool],
+    show: bool,
+) -> list[_Trial]:
+    """EASE alone for each lambda, then blends of the best lambda with `base` (a purely
+    collaborative LightFM trial, as it stopped)."""
+    assert base.trainer is not None
+    x = ease.binary(problem.interactions)
+    g = ease.gram(x)
+    rows = x[problem.rows]
+    biases, vectors = base.trainer.item_representations()
+    lightfm = (base.trainer.user_vectors(problem.rows), vectors, biases)
+    spread_l = ease.score_spread(*lightfm, config.seed)
+    base_settings = {name: getattr(base.config, name) for name in PLAIN}
+    out: list[_Trial] = []
+    factors: dict[float, tuple[np.ndarray, np.ndarray, float, float]] = {}
+
+    def scored(trial: _Trial, lam: float, weight: float) -> _Trial:
+        users_e, items_e, spread_e, _ = factors[lam]
+        users, items, item_biases = ease.blend_vectors(
+            lightfm, (users_e, items_e), weight, (spread_l, spread_e)
+        )
+        items, item_biases = unknown_from_attributes(
+            items, item_biases, problem.items.attribute_rows, problem.item_known
+        )
+        per_user = new_items_ndcg_per_user(
+            items, item_biases, users, problem.bought, problem.truth, problem.k
+        )
+        trial.curve = [float(per_user.mean()) if per_user.size else 0.0]
+        _log(trial, show)
+        return trial
+
+    def blend_trial(name: str, lam: float, weight: float) -> _Trial:
+        settings = msgspec.structs.replace(
+            config, **base_settings, ranker="blend", ease_lambda=lam, blend_weight=weight
+        )
+        return _Trial(
+            name,
+            settings,
+            fit_seconds=base.fit_seconds,
+            fitted_epochs=base.fitted_epochs,
+            ease_seconds=factors[lam][3],
+            epochs_override=base.best_epochs,
+            seconds=factors[lam][3],
+        )
+
+    for lam in lambdas:
+        if over_budget():
+            break
+        began = time.perf_counter()
+        left, right = ease.factor(ease.ease_weights(g, lam), config.ease_rank, config.seed)
+        users_e = ease.customer_vectors(rows, left)
+        spread_e = ease.score_spread(users_e, right, np.zeros(right.shape[0]), config.seed)
+        factors[lam] = (users_e, right, spread_e, time.perf_counter() - began)
+        out.append(scored(blend_trial(f"EASE lambda {lam:g}", lam, 0.0), lam, 0.0))
+    if not out:
+        return out
+    best = max(out, key=lambda t: t.best).config.ease_lambda
+    for weight in BLEND_WEIGHTS:
+        if over_budget():
+            break
+        name = f"blend {weight:g} {base.name}"
+        out.append(scored(blend_trial(name, best, weight), best, weight))
+    return out
+
+
 def _record(trial: _Trial) -> SearchTrial:
     cfg = trial.config
     return SearchTrial(
         name=trial.name,
+        ranker=cfg.ranker,
+        blend_weight=cfg.blend_weight if cfg.ranker == "blend" else None,
+        ease_lambda=cfg.ease_lambda if cfg.ranker == "blend" else None,
         loss=cfg.loss,
-        components=cfg.components,
+        components=cfg.ease_rank
+        if cfg.ranker == "blend" and cfg.blend_weight == 0
+        else cfg.components,
         learning_rate=cfg.learning_rate,
         identity_weight=cfg.user_identity_weight,
         regularisation=cfg.user_alpha,
@@ -406,11 +530,19 @@ def format_search(record: SearchRecord) -> str:
         f"search: {len(record.trials)} trials in {record.seconds:.0f}s ({budget}), "
         f"{record.validation_users:,} validation customers ({record.split} split), fitted on "
         f"{record.fit_customers:,} customers / {record.interactions:,} interactions"
-        + (", warm start" if record.warm_start else ""),
+        + (", warm start" if record.warm_start else "")
+        + (f"; EASE {record.ease}" if record.ease else ""),
         f"  {'trial':<20} {'loss':<8} {'dims':>4} {'lr':>6} {'identity':>8} {'alpha':>7} "
         f"{'weighted':>8} {'epochs':>6} {'ndcg':>7} {'secs':>6}  outcome",
     ]
     for t in sorted(record.trials, key=lambda t: -t.ndcg):
+        if t.blend_weight == 0.0:  # EASE alone: no LightFM settings to show
+            lines.append(
+                f"  {t.name:<20} {'ease':<8} {t.components:>4} {'-':>6} {1:>8.2f} "
+                f"{t.ease_lambda or 0:>7g} {'no':>8} {'-':>6} {t.ndcg:>7.4f} {t.seconds:>6.1f}  "
+                f"{t.outcome}"
+            )
+            continue
         lines.append(
             f"  {t.name:<20} {t.loss:<8} {t.components:>4} {t.learning_rate:>6.3g} "
             f"{t.identity_weight:>8.2f} {t.regularisation:>7.0e} {'yes' if t.weighted else 'no':>8} "
@@ -429,8 +561,16 @@ def describe_search(record: SearchRecord) -> str:
         if chosen.identity_weight == 1.0
         else (f"identity weight {chosen.identity_weight:g}")
     )
+    what = (
+        f"{chosen.loss}, {chosen.components} components, learning rate "
+        f"{chosen.learning_rate:g}, {features}, {chosen.epochs} epochs"
+    )
+    if chosen.ranker == "blend":
+        what = (
+            f"EASE (lambda {chosen.ease_lambda:g}) with LightFM weighing {chosen.blend_weight:g} "
+            f"({what})"
+        )
     return (
-        f"search: chosen {record.chosen}: {chosen.loss}, {chosen.components} components, "
-        f"learning rate {chosen.learning_rate:g}, {features}, {chosen.epochs} epochs; validation "
-        f"NDCG {chosen.ndcg:.4f}{against}; {len(record.trials)} trials in {record.seconds:.0f}s"
+        f"search: chosen {record.chosen}: {what}; validation NDCG {chosen.ndcg:.4f}{against}; "
+        f"{len(record.trials)} trials in {record.seconds:.0f}s"
     )

@@ -11,13 +11,24 @@ import msgspec
 import numpy as np
 import polars as pl
 import pytest
+import scipy.sparse as sp
 
+from recsvc.service.recommend import Query, recommend
 from recsvc.store import open_store
 from recsvc.version.artifacts import load_model
 from training.config import TrainingConfig, load_config
+from training.recommender import ease
 from training.recommender.fit import attributes_from_members, unknown_from_attributes
 from training.recommender.holdout import validation_split
-from training.recommender.search import PLAIN, PLAIN_EPOCHS, candidates, format_search
+from training.recommender.search import (
+    BLEND_WEIGHTS,
+    EASE_LAMBDAS,
+    PLAIN,
+    PLAIN_EPOCHS,
+    candidates,
+    ease_check,
+    format_search,
+)
 from training.run.pipeline import RunRecord, format_record, run_pipeline
 from training.sources.generate import generate
 
@@ -68,7 +79,10 @@ def test_the_search_chooses_no_worse_than_the_plain_collaborative_fit_on_validat
     search = first.search
     assert search is not None and not search.warm_start
     trials = {t.name: t for t in search.trials}
-    assert len(trials) == SEARCH["search_trials"]
+    lightfm = [t for t in search.trials if t.ranker == "lightfm"]
+    assert len(lightfm) == SEARCH["search_trials"]
+    # Then EASE alone for each lambda and three blends (a small catalogue).
+    assert len(trials) == len(lightfm) + len(EASE_LAMBDAS) + len(BLEND_WEIGHTS)
     plain = trials["plain collaborative"]
     assert (plain.loss, plain.components, plain.identity_weight, plain.weighted) == (
         "warp",
@@ -82,7 +96,7 @@ def test_the_search_chooses_no_worse_than_the_plain_collaborative_fit_on_validat
     assert chosen.outcome == "chosen"
     assert chosen.ndcg == max(t.ndcg for t in search.trials) >= plain.ndcg > 0
     # Successive halving: some trials stopped at the first rung, with one check each.
-    assert any(t.outcome == "halved at 5" and len(t.curve) == 1 for t in search.trials)
+    assert any(t.outcome == "halved at 5" and len(t.curve) == 1 for t in lightfm)
     assert search.budget_seconds is None  # deterministic: bounded by the trials, not the clock
     assert search.validation_users > 0 and search.fit_customers > 0
 
@@ -97,13 +111,22 @@ def test_the_published_version_carries_the_chosen_settings(
     root = Path(store.removeprefix("file://"))
     manifest = load_model(root / "versions" / str(first.version)).manifest
     config = msgspec.convert(manifest.config, TrainingConfig)
-    assert (config.loss, config.components, config.learning_rate) == (
+    assert (config.ranker, config.loss, config.learning_rate) == (
+        chosen.ranker,
         chosen.loss,
-        chosen.components,
         chosen.learning_rate,
     )
     assert config.user_identity_weight == chosen.identity_weight == manifest.identity_weight
     assert config.epochs == chosen.epochs
+    if chosen.ranker == "blend":
+        assert (config.ease_lambda, config.blend_weight) == (
+            chosen.ease_lambda,
+            chosen.blend_weight,
+        )
+        # The served vectors hold LightFM's components and EASE's beside them.
+        assert manifest.components == config.components + min(config.ease_rank, manifest.n_items)
+    else:
+        assert config.components == chosen.components == manifest.components
     assert opened.active_version() == second.version
     # The run's text and the run record say what was chosen.
     assert f"search: chosen {first.search.chosen}" in format_record(first)
@@ -119,13 +142,18 @@ def test_the_next_run_starts_from_the_previous_choice(
     names = [t.name for t in second.search.trials]
     assert names[0] == "plain collaborative"
     chosen = next(t for t in first.search.trials if t.name == first.search.chosen)
-    if first.search.chosen not in ("plain collaborative", "configured"):
-        previous = next(t for t in second.search.trials if t.name == "previous best")
-        assert (previous.loss, previous.components, previous.learning_rate) == (
-            chosen.loss,
-            chosen.components,
-            chosen.learning_rate,
-        )
+    # The previous choice's LightFM settings are tried again (as "previous best", or as the earlier
+    # trial that has them), and the EASE lambdas around its lambda.
+    settings = (chosen.loss, chosen.learning_rate, chosen.identity_weight, chosen.weighted)
+    assert any(
+        (t.loss, t.learning_rate, t.identity_weight, t.weighted) == settings
+        for t in second.search.trials
+        if t.ranker == "lightfm"
+    )
+    if chosen.ranker == "blend":
+        assert chosen.ease_lambda is not None
+        lambdas = {t.ease_lambda for t in second.search.trials if t.blend_weight == 0}
+        assert lambdas == {chosen.ease_lambda * f for f in (0.5, 1.0, 2.0)}
     # Fewer trials than a cold search: the warm share of fresh draws only.
     assert len(second.search.trials) <= len(first.search.trials)
 
@@ -218,3 +246,80 @@ def test_the_validation_split_falls_back_to_each_customers_last_purchase_day() -
     assert split.test.items[split.test.row(0)].tolist() == [1, 2]
     assert split.train.items[split.train.row(0)].tolist() == [0]
     assert split.train.items[split.train.row(1)].tolist() == [3]  # one purchase day: all training
+
+
+def test_the_search_tries_ease_and_blends_on_a_small_catalogue(
+    two_runs: tuple[RunRecord, RunRecord, str],
+) -> None:
+    first, _, _ = two_runs
+    assert first.search is not None and first.search.ease.startswith("tried")
+    alone = [t for t in first.search.trials if t.ranker == "blend" and t.blend_weight == 0]
+    assert {t.ease_lambda for t in alone} == set(EASE_LAMBDAS)
+    blends = [t for t in first.search.trials if t.ranker == "blend" and t.blend_weight]
+    assert {t.blend_weight for t in blends} == set(BLEND_WEIGHTS)
+    assert all(t.ndcg > 0 for t in alone + blends)
+    # A catalogue too large for the memory budget is skipped, saying why.
+    assert ease_check(50_000, load_config()).startswith("skipped: 50,000 products need 60.0 GB")
+
+
+def test_ease_at_full_rank_is_exact_and_the_blend_adds_scaled_scores() -> None:
+    rng = np.random.default_rng(3)
+    x = sp.csr_matrix((rng.random((60, 25)) < 0.2).astype(np.float64))
+    b = ease.ease_weights(ease.gram(x), 10.0)
+    assert np.allclose(np.diag(b), 0.0)
+    left, right = ease.factor(b, 25, seed=0)
+    assert np.allclose(left @ right.T, b, atol=1e-4)
+    users_e = ease.customer_vectors(x, left)
+    assert np.allclose(users_e @ right.T, x @ b, atol=1e-4)
+    users_l, items_l = rng.standard_normal((60, 4)), rng.standard_normal((25, 4))
+    biases_l = rng.standard_normal(25)
+    users, items, biases = ease.blend_vectors(
+        (users_l, items_l, biases_l), (users_e, right), 0.3, (2.0, 5.0)
+    )
+    expected = 0.3 / 2.0 * (users_l @ items_l.T + biases_l) + 0.7 / 5.0 * (x @ b)
+    assert np.allclose(users @ items.T + biases, expected, atol=1e-4)
+
+
+def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> None:
+    """EASE alone (blend weight 0) at full rank: the service's lists for known customers are
+    EASE's exact ranking of the products they have not bought."""
+    config = load_config(
+        search_trials=0,
+        ranker="blend",
+        blend_weight=0.0,
+        user_identity_weight=1.0,
+        item_identity_weight=1.0,
+        ease_rank=1024,
+        epochs=2,
+        components=8,
+        max_eval_users=300,
+    )
+    record = run_pipeline(
+        demo,
+        store=f"file://{tmp_path / 'store'}",
+        config=config,
+        runs_dir=tmp_path / "runs",
+        show_progress=False,
+        force=True,
+    )
+    model = load_model(tmp_path / "store" / "versions" / str(record.version))
+    arrays = model.arrays
+    assert model.manifest.identity_weight == 1.0
+    assert msgspec.convert(model.manifest.config, TrainingConfig).ranker == "blend"
+    # The served fit's EASE learns from the customers' interactions: purchases not returned.
+    p = arrays.purchases
+    x = sp.csr_matrix(
+        (np.ones(p.items.size), p.items, p.indptr), shape=(arrays.n_customers, arrays.n_items)
+    )
+    b = ease.ease_weights(ease.gram(x), config.ease_lambda)
+    customers = np.flatnonzero(np.diff(p.indptr) > 2)[:40]
+    agree = []
+    for customer in customers:
+        exact = np.asarray(x[customer] @ b).ravel()
+        exact[p.items[p.row(int(customer))]] = -np.inf
+        expected = set(np.argsort(-exact, kind="stable")[:10].tolist())
+        served = recommend(model, str(model.customer_ids[customer]), Query(limit=10))
+        got = {int(np.searchsorted(model.item_ids, i.product_id)) for i in served.items}
+        agree.append(len(expected & got) / 10)
+    # Returned lines make the fit's matrix differ from the purchases for a few customers.
+    assert np.mean(agree) >= 0.9, agree
