@@ -8,8 +8,10 @@ How: the shop's folder goes through the training run's own steps (validate, segm
 `training.recommender.holdout`'s split, the last `holdout_days` or each customer's last orders),
 with the configured settings in deterministic mode (one LightFM thread, seed 42). Then:
 
-- model: `training.run.steps.fit_hold_out` and `evaluate_hold_out`, the run's hold-out fit and
-  evaluation (its features and settings), whose report is printed as the run prints it;
+- model: the run's settings search (`training.run.steps.search_settings`, as a run without an
+  active version: its table is printed), then `fit_hold_out` and `evaluate_hold_out`, the run's
+  hold-out fit and evaluation with the chosen settings, whose report is printed as the run prints
+  it;
 - every method is scored on the evaluation's customers (`evaluate._Sample.draw`, same seed and
   `max_eval_users`), its lists through `evaluate._ranked_lists` (bought products excluded) and
   `metrics.ndcg_per_user` against the held-out products they had not bought before;
@@ -50,6 +52,7 @@ from recsvc.domain.privacy import Suppression
 from recsvc.version.scoring import Purchases
 from training.config import load_config
 from training.recommender import dataset as ds
+from training.recommender import ease
 from training.recommender import evaluate as ev
 from training.recommender.metrics import (
     BOOTSTRAP_ROUNDS,
@@ -57,6 +60,7 @@ from training.recommender.metrics import (
     bootstrap_interval,
     ndcg_per_user,
 )
+from training.recommender.search import format_search
 from training.run import steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -72,12 +76,7 @@ def binary(purchases: Purchases, n_items: int) -> sp.csr_matrix:
 
 
 def ease_weights(x: sp.csr_matrix, lam: float) -> np.ndarray:
-    gram = (x.T @ x).toarray()
-    gram[np.diag_indices_from(gram)] += lam
-    p = np.linalg.inv(gram)
-    b = p / (-np.diag(p))
-    b[np.diag_indices_from(b)] = 0.0
-    return np.asarray(b)
+    return ease.ease_weights(ease.gram(x), lam)
 
 
 def knn_weights(x: sp.csr_matrix, neighbours: int) -> np.ndarray:
@@ -196,6 +195,14 @@ def main() -> None:
     held = data.holdout
     n_items = len(data.items.ids)
     n_users = len(data.users.ids)
+
+    started = time.perf_counter()
+    # The product's own settings search, as a run without an active version does it.
+    searched = steps.search_settings(data, None, config, False)
+    config = searched.config
+    if searched.record is not None:
+        print(format_search(searched.record))
+    timings["search"] = time.perf_counter() - started
 
     started = time.perf_counter()
     fitted = steps.fit_hold_out(data, config, False)

@@ -25,7 +25,7 @@ from recsvc.domain.features import USER_FIELDS, feature_name, price_band_index
 from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
 from recsvc.version.neighbours import BUYERS_READ, SimilarLists, item_buyers, unit_vectors
-from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases
+from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases, item_space
 
 FORMAT_VERSION = 1
 MANIFEST = "manifest.json"
@@ -58,6 +58,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     files: dict[str, FileEntry] = {}
     # Filled by later formats without breaking older artifacts.
     notes: dict[str, str] = {}
+    # A blend's leading LightFM columns of the item vectors (`scoring.ModelArrays.lightfm_dims`);
+    # 0: the vectors are LightFM's alone.
+    lightfm_components: int = 0
 
 
 # Arrays of a version: file stem -> (dtype, ndim); checked on load.
@@ -197,7 +200,7 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     def item_unit_vectors(self) -> np.ndarray:
         """Each item's vector scaled to length 1 (cosine similarity is then a dot product), made
         on first use (similar products)."""
-        return unit_vectors(self.arrays.item_vectors)
+        return unit_vectors(item_space(self.arrays))
 
     @functools.cached_property
     def item_buyers(self) -> tuple[np.ndarray, np.ndarray]:
@@ -397,6 +400,7 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
         item_reorder_days=loaded["item_reorder_days"],
         identity_weight=manifest.identity_weight,
         has_identity=loaded["customer_has_identity"],
+        lightfm_dims=manifest.lightfm_components,
     )
 
 

@@ -61,6 +61,9 @@ class ModelArrays:
     identity_weight: float  # share of a known customer's identity row in their representation
     # bool (n_customers,): the customer had interactions in training, so their identity row is learned
     has_identity: np.ndarray
+    # A blend's vectors are LightFM's components then EASE's (`training.recommender.ease`): the first
+    # `lightfm_dims` columns are LightFM's item space, where similar products are found. 0: all.
+    lightfm_dims: int = 0
 
     @property
     def n_items(self) -> int:
@@ -79,6 +82,13 @@ class Candidates:
 
     items: np.ndarray  # int32 (n_customers, n)
     scores: np.ndarray  # float32 (n_customers, n)
+
+
+def item_space(model: ModelArrays) -> np.ndarray:
+    """The LightFM item space (products placed by what they share), whichever model ranks."""
+    if model.lightfm_dims:
+        return model.item_vectors[:, : model.lightfm_dims]
+    return model.item_vectors
 
 
 def user_vector(

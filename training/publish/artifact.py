@@ -110,6 +110,7 @@ def write_artifact(
         n_customers=int(model.users.ids.size),
         n_items=int(model.items.ids.size),
         components=int(model.arrays.item_vectors.shape[1]),
+        lightfm_components=model.arrays.lightfm_dims,
         identity_weight=config.user_identity_weight,
         user_fields=list(USER_FIELDS),
         item_fields=list(ITEM_FIELDS),

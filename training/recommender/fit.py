@@ -179,6 +179,7 @@ def fit_arrays(
         item_reorder_days=reorder_days,
         identity_weight=config.user_identity_weight,
         has_identity=user_known,
+        lightfm_dims=config.components if config.ranker == "blend" else 0,
     )
 
 

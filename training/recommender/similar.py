@@ -28,7 +28,7 @@ from recsvc.version.neighbours import (
     purchase_weights,
     unit_vectors,
 )
-from recsvc.version.scoring import ModelArrays
+from recsvc.version.scoring import ModelArrays, item_space
 from training.progress import Progress
 
 # Multiply-adds of co-purchase sums per sparse product: bounds a block's result (a few hundred MB
@@ -117,7 +117,7 @@ def _fill_from_item_space(
     One matrix-vector product per product, the service's own: a block's matrix product rounds the
     float32 cosines differently in their last bit (80% of them, measured on 50k items), enough to
     change a score's sixth decimal or the order of two near-ties."""
-    units = unit_vectors(model.item_vectors)
+    units = unit_vectors(item_space(model))
     catalogue = np.arange(model.n_items)
     for item, neighbours, alike_scores in to_fill:
         row = attribute_scores(units @ units[item])

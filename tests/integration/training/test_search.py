@@ -305,6 +305,9 @@ def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> Non
     model = load_model(tmp_path / "store" / "versions" / str(record.version))
     arrays = model.arrays
     assert model.manifest.identity_weight == 1.0
+    # Similar products are found in the LightFM half of the vectors, whichever model ranks.
+    assert model.manifest.lightfm_components == arrays.lightfm_dims == config.components
+    assert model.item_unit_vectors.shape == (arrays.n_items, config.components)
     assert msgspec.convert(model.manifest.config, TrainingConfig).ranker == "blend"
     # The served fit's EASE learns from the customers' interactions: purchases not returned.
     p = arrays.purchases
