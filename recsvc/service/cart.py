@@ -34,7 +34,19 @@ def cart_recommendations(
     """One page of suggestions for a cart (product ids; unknown ones are ignored)."""
     positions = find_each_sorted(model.item_ids, product_ids)
     cart = np.unique(positions[positions >= 0]).astype(np.int32)
-    return recommend_vector(model, _neighbour_vector(model, cart), query, cart)
+    vector = _neighbour_vector(model, cart)
+    inputs = model.arrays.item_input_vectors
+    if inputs is not None and cart.size:
+        # A blend: its EASE columns answer the cart itself, exactly as EASE would (the sum of the
+        # cart's input rows); the neighbours still stand in for the LightFM half.
+        ease_part = inputs[cart].sum(axis=0)
+        if vector is None:
+            vector = np.zeros(model.arrays.item_vectors.shape[1], dtype=np.float32)
+        vector = vector.copy()
+        vector[model.arrays.lightfm_dims :] = ease_part
+        if not vector.any():
+            vector = None
+    return recommend_vector(model, vector, query, cart)
 
 
 def _neighbour_vector(model: LoadedModel, cart: np.ndarray) -> np.ndarray | None:

@@ -93,6 +93,7 @@ OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "similar_items": ("int32", 2),
     "similar_scores": ("float32", 2),
     "similar_reasons": ("uint8", 2),
+    "item_input_vectors": ("float32", 2),  # blends only (`scoring.ModelArrays`)
 }
 # Arrays read at a random row on every recommendation request: their page tables are filled when the
 # version is opened (in the background loader), so requests take no page faults on them.
@@ -401,6 +402,7 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
         identity_weight=manifest.identity_weight,
         has_identity=loaded["customer_has_identity"],
         lightfm_dims=manifest.lightfm_components,
+        item_input_vectors=loaded.get("item_input_vectors"),
     )
 
 

@@ -64,6 +64,9 @@ class ModelArrays:
     # A blend's vectors are LightFM's components then EASE's (`training.recommender.ease`): the first
     # `lightfm_dims` columns are LightFM's item space, where similar products are found. 0: all.
     lightfm_dims: int = 0
+    # A blend's EASE input rows (float32, n_items x the EASE columns), scaled as the customer side:
+    # a cart's EASE vector is the sum of its products' rows, EASE's exact answer to the cart.
+    item_input_vectors: np.ndarray | None = None
 
     @property
     def n_items(self) -> int:

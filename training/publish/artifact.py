@@ -167,6 +167,8 @@ def _arrays(model: ServedModel) -> tuple[dict[str, np.ndarray], list[str]]:
         arrays |= candidate_arrays(model.candidates)
     if model.similar is not None:
         arrays |= similar_arrays(model.similar)
+    if fitted.item_input_vectors is not None:
+        arrays["item_input_vectors"] = fitted.item_input_vectors
     return arrays, categories
 
 

@@ -156,8 +156,9 @@ def fit_arrays(
     )
     user_vectors, user_biases = fitted.user_feature_vectors, fitted.user_feature_biases
     item_vectors, item_biases = fitted.item_vectors, fitted.item_biases
+    item_inputs = None
     if config.ranker == "blend":
-        user_vectors, item_vectors, item_biases = _with_ease(
+        user_vectors, item_vectors, item_biases, item_inputs = _with_ease(
             interactions, user_vectors, item_vectors, item_biases, users.ids.size, config
         )
         user_biases = np.zeros(user_vectors.shape[0], dtype=np.float32)
@@ -180,6 +181,7 @@ def fit_arrays(
         identity_weight=config.user_identity_weight,
         has_identity=user_known,
         lightfm_dims=config.components if config.ranker == "blend" else 0,
+        item_input_vectors=item_inputs,
     )
 
 
@@ -190,10 +192,10 @@ def _with_ease(
     item_biases: np.ndarray,
     n_customers: int,
     config: TrainingConfig,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
     """The purely collaborative LightFM arrays with EASE beside them (`ease.blend_vectors`):
-    (user feature vectors, item vectors, item biases). Attribute rows are left for
-    `attributes_from_members` to place."""
+    (user feature vectors, item vectors, item biases, item input vectors: EASE's L scaled as the
+    customers' EASE columns, for carts). Attribute rows are left for `attributes_from_members`."""
     x = ease.binary(interactions)
     left, right = ease.factor(
         ease.ease_weights(ease.gram(x), config.ease_lambda), config.ease_rank, config.seed
@@ -204,9 +206,11 @@ def _with_ease(
         ease.score_spread(user_vectors[:n_customers], item_vectors, item_biases, config.seed),
         ease.score_spread(ease_users[:n_customers], right, np.zeros(right.shape[0]), config.seed),
     )
-    return ease.blend_vectors(
+    users, items, biases = ease.blend_vectors(
         (user_vectors, item_vectors, item_biases), (ease_users, right), config.blend_weight, spreads
     )
+    inputs = (left * np.float32((1.0 - config.blend_weight) / spreads[1])).astype(np.float32)
+    return users, items, biases, inputs
 
 
 def _attribute_means(

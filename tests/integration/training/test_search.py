@@ -13,6 +13,7 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
+from recsvc.service.cart import cart_recommendations
 from recsvc.service.recommend import Query, recommend
 from recsvc.store import open_store
 from recsvc.version.artifacts import load_model
@@ -326,3 +327,17 @@ def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> Non
         agree.append(len(expected & got) / 10)
     # Returned lines make the fit's matrix differ from the purchases for a few customers.
     assert np.mean(agree) >= 0.9, agree
+    # An anonymous cart gets EASE's answer to the cart itself (the sum of its products' rows).
+    assert arrays.item_input_vectors is not None
+    popular = np.argsort(-np.diff(sp.csc_matrix(x).indptr), kind="stable")
+    for size in (1, 3):
+        cart = np.sort(popular[5 : 5 + size])
+        exact = b[cart].sum(axis=0)
+        exact[cart] = -np.inf
+        served = cart_recommendations(
+            model, [str(model.item_ids[i]) for i in cart], Query(limit=10)
+        )
+        assert served.cold_start and not served.known_customer
+        got = [int(np.searchsorted(model.item_ids, i.product_id)) for i in served.items]
+        # As above, returned lines move a few scores of the fit's B against this one.
+        assert len(set(got) & set(np.argsort(-exact, kind="stable")[:10].tolist())) >= 8
