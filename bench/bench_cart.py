@@ -32,6 +32,7 @@ from pathlib import Path
 
 import numpy as np
 import polars as pl
+from threadpoolctl import threadpool_limits
 
 BENCH = Path(__file__).resolve().parent
 ROOT = BENCH.parent
@@ -69,6 +70,8 @@ def main() -> None:
     cutoff, before, held, model = held_out_version(
         args.data, WORK, args.holdout_days, reuse=args.reuse
     )
+    # Timed as a server worker scores: one BLAS thread (`recsvc.api.app.create_served_app`).
+    threadpool_limits(limits=1, user_api="blas")
     history = (
         before.sort("ordered_at", "line_id")
         .group_by("customer_id")

@@ -121,7 +121,7 @@ def _serve(settings: Settings) -> None:
             flush=True,
         )
         Granian(
-            "recsvc.api.app:create_app",
+            "recsvc.api.app:create_served_app",
             factory=True,
             interface=Interfaces.ASGI,
             address=settings.host,

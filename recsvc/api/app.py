@@ -84,6 +84,19 @@ def preflight(settings: Settings) -> None:
     ).close()  # parses the URL; connects only on first use
 
 
+def create_served_app() -> Litestar:
+    """The app as each server worker makes it (`python -m recsvc serve`).
+
+    One BLAS thread per worker: a request's scoring is one matrix-vector product, and the workers
+    already use every core. With the BLAS's own threads, a product over a blend's wider vectors
+    (288 columns x 3,800 products) took 11 ms on a busy 2-core machine instead of 0.11 ms.
+    """
+    from threadpoolctl import threadpool_limits
+
+    threadpool_limits(limits=1, user_api="blas")
+    return create_app()
+
+
 def create_app(settings: Settings | None = None, store: Store | None = None) -> Litestar:
     settings = settings or load_settings()
     active_store: Store = (

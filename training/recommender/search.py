@@ -532,19 +532,19 @@ def format_search(record: SearchRecord) -> str:
         f"{record.fit_customers:,} customers / {record.interactions:,} interactions"
         + (", warm start" if record.warm_start else "")
         + (f"; EASE {record.ease}" if record.ease else ""),
-        f"  {'trial':<20} {'loss':<8} {'dims':>4} {'lr':>6} {'identity':>8} {'alpha':>7} "
+        f"  {'trial':<34} {'loss':<8} {'dims':>4} {'lr':>6} {'identity':>8} {'alpha':>7} "
         f"{'weighted':>8} {'epochs':>6} {'ndcg':>7} {'secs':>6}  outcome",
     ]
     for t in sorted(record.trials, key=lambda t: -t.ndcg):
         if t.blend_weight == 0.0:  # EASE alone: no LightFM settings to show
             lines.append(
-                f"  {t.name:<20} {'ease':<8} {t.components:>4} {'-':>6} {1:>8.2f} "
+                f"  {t.name:<34} {'ease':<8} {t.components:>4} {'-':>6} {1:>8.2f} "
                 f"{t.ease_lambda or 0:>7g} {'no':>8} {'-':>6} {t.ndcg:>7.4f} {t.seconds:>6.1f}  "
                 f"{t.outcome}"
             )
             continue
         lines.append(
-            f"  {t.name:<20} {t.loss:<8} {t.components:>4} {t.learning_rate:>6.3g} "
+            f"  {t.name:<34} {t.loss:<8} {t.components:>4} {t.learning_rate:>6.3g} "
             f"{t.identity_weight:>8.2f} {t.regularisation:>7.0e} {'yes' if t.weighted else 'no':>8} "
             f"{t.epochs:>6} {t.ndcg:>7.4f} {t.seconds:>6.1f}  {t.outcome}"
         )
