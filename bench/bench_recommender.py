@@ -21,6 +21,7 @@ import numpy as np
 from recsvc.store import open_store
 from recsvc.version.scoring import batch_top_k, known_customer_vector, score_items, top_k
 from training.config import load_config
+from training.recommender.search import describe_search
 from training.run.pipeline import run_pipeline
 from training.sources.generate import generate
 
@@ -52,16 +53,24 @@ def main() -> None:
     )
     total = time.perf_counter() - started
     fit_seconds = sum(v for k, v in record.steps.items() if k.startswith("fit"))
-    other = total - fit_seconds
+    search_seconds = record.steps.get("search", 0.0)
+    other = total - fit_seconds - search_seconds
+    # The search chooses the epochs (early stopping); without one, the configured ones.
+    epochs = config.epochs
+    if record.search is not None:
+        epochs = next(t.epochs for t in record.search.trials if t.name == record.search.chosen)
+        print(describe_search(record.search))
     print(f"\ntraining run on {args.customers:,} customers: {total:.1f}s")
     for step, seconds in record.steps.items():
         print(f"  {step:<18} {seconds:>8.1f}s")
-    per_epoch = fit_seconds / (config.epochs * (2 if config.refit_on_all_data else 1))
+    per_epoch = fit_seconds / (max(epochs, 1) * (2 if config.refit_on_all_data else 1))
     print(
-        f"  LightFM fits {fit_seconds:.1f}s ({per_epoch:.1f}s per epoch, {config.epochs} epochs per fit)"
+        f"  LightFM fits {fit_seconds:.1f}s ({per_epoch:.1f}s per epoch, {epochs} epochs per fit)"
     )
+    print(f"  search {search_seconds:.1f}s")
     print(
-        f"  outside the fits: {other:.1f}s = {other / fit_seconds:.0%} of fit time (target < 30%)"
+        f"  outside the fits and the search: {other:.1f}s = {other / fit_seconds:.0%} of fit time "
+        "(target < 30%)"
     )
 
     store = open_store(f"file://{store_dir}")

@@ -77,7 +77,7 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     search_budget_seconds: Annotated[float, Meta(gt=0)] = 480.0
     # The search fits on the validation customers and a sample of others up to this many
     # interactions (the hold-out and served fits use every line).
-    search_max_interactions: Annotated[int, Meta(ge=1_000)] = 2_000_000
+    search_max_interactions: Annotated[int, Meta(ge=1_000)] = 1_000_000
     search_validation_users: Annotated[int, Meta(ge=50)] = 5_000
     search_max_epochs: Annotated[int, Meta(ge=5, le=500)] = 60
     # The hold-out and served fits of the chosen settings, projected from the search's own epochs
