@@ -3,6 +3,9 @@ hold-out ("new items": already-bought products excluded), NDCG@k with 95% bootst
 
     uv run python bench/bench_baselines.py --data var/demo/data
     uv run python bench/bench_baselines.py --data var/retail/data
+    uv run python bench/bench_baselines.py --data var/public/complete-journey-min20/data
+
+(public sets: `bench/public_data.py` downloads and converts them first.)
 
 How: the shop's folder goes through the training run's own steps (validate, segments, features:
 `training.recommender.holdout`'s split, the last `holdout_days` or each customer's last orders),

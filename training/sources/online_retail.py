@@ -115,7 +115,7 @@ def match_cancellations(
 # --- contract tables ------------------------------------------------------------------------------
 
 
-def _contract_frame(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
+def contract_frame(table: str, frame: pl.LazyFrame) -> pl.LazyFrame:
     """The table's contract columns, in contract order and type; absent optional columns are null."""
     names = frame.collect_schema().names()
     return frame.select(
@@ -152,7 +152,7 @@ def products_table(lines: pl.LazyFrame) -> pl.LazyFrame:
         .with_columns(category_of(pl.col(c.NAME)).alias(c.CATEGORY), pl.lit(True).alias(c.IN_STOCK))
         .sort(c.PRODUCT_ID)
     )
-    return _contract_frame(c.PRODUCTS, products)
+    return contract_frame(c.PRODUCTS, products)
 
 
 def order_lines_table(purchases: pl.DataFrame, returned: pl.DataFrame) -> pl.LazyFrame:
@@ -174,7 +174,7 @@ def order_lines_table(purchases: pl.DataFrame, returned: pl.DataFrame) -> pl.Laz
     orders = pl.concat([delivered_part, returned_part]).sort(
         c.ORDERED_AT, c.ORDER_ID, c.PRODUCT_ID, c.STATUS
     )
-    return _contract_frame(c.ORDERS, orders)
+    return contract_frame(c.ORDERS, orders)
 
 
 def customers_table(lines: pl.LazyFrame, orders: pl.LazyFrame) -> pl.LazyFrame:
@@ -195,7 +195,7 @@ def customers_table(lines: pl.LazyFrame, orders: pl.LazyFrame) -> pl.LazyFrame:
         .join(countries, on=c.CUSTOMER_ID, how="left")
         .sort(c.CUSTOMER_ID)
     )
-    return _contract_frame(c.CUSTOMERS, customers)
+    return contract_frame(c.CUSTOMERS, customers)
 
 
 # --- the import -----------------------------------------------------------------------------------
@@ -269,7 +269,7 @@ def _contract_tables(matched: _Matched, seed: int) -> dict[str, pl.DataFrame]:
         c.CSAT_RESPONSES: feedback.csat_responses,
         c.CES_RESPONSES: feedback.ces_responses,
     }
-    return {name: _contract_frame(name, frame.lazy()).collect() for name, frame in tables.items()}
+    return {name: contract_frame(name, frame.lazy()).collect() for name, frame in tables.items()}
 
 
 def _summary(
