@@ -54,21 +54,16 @@ def two_runs(
 ) -> tuple[RunRecord, RunRecord, str]:
     root = tmp_path_factory.mktemp("search")
     store = f"file://{root / 'store'}"
-    first = run_pipeline(
-        demo,
-        store=store,
-        config=load_config(**SEARCH),
-        runs_dir=root / "runs",
-        show_progress=False,
-        force=True,
-    )
-    second = run_pipeline(
-        demo,
-        store=store,
-        config=load_config(**SEARCH),
-        runs_dir=root / "runs",
-        show_progress=False,
-        force=True,
+    first, second = (
+        run_pipeline(
+            demo,
+            store=store,
+            config=load_config(**SEARCH),
+            runs_dir=root / "runs",
+            show_progress=False,
+            force=True,
+        )
+        for _ in range(2)
     )
     return first, second, store
 
