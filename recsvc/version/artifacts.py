@@ -82,9 +82,11 @@ ARRAYS: dict[str, tuple[str, int]] = {
 }
 # Arrays a version may carry (older versions load without them): each customer's precomputed best
 # items (`recsvc.version.scoring.Candidates`), which spare most requests the scoring of the whole
-# catalogue, and each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
-# which spare a product page the summing of its buyers' purchases.
+# catalogue, each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
+# which spare a product page the summing of its buyers' purchases, and each purchase's
+# recency-weighted frequency (`Purchases.recency_weighted`; without it buy-again counts lines).
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
+    "purchases_recency_weighted": ("float32", 1),
     "candidate_items": ("int32", 2),
     "candidate_scores": ("float32", 2),
     "similar_items": ("int32", 2),
@@ -324,6 +326,12 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
             f"version {directory.name}: arrays hold {n_customers} customers / {n_items} items, "
             "manifest says otherwise"
         )
+    weighted = loaded.get("purchases_recency_weighted")
+    if weighted is not None and weighted.shape != loaded["purchases_items"].shape:
+        raise ArtifactError(
+            f"version {directory.name}: {weighted.size} recency-weighted purchases for "
+            f"{loaded['purchases_items'].size} purchases"
+        )
     names = lists["user_feature_names"]
     return LoadedModel(
         manifest=manifest,
@@ -393,6 +401,7 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
             items=loaded["purchases_items"],
             counts=loaded["purchases_counts"],
             last_day=loaded["purchases_last_day"],
+            recency_weighted=loaded.get("purchases_recency_weighted"),
         ),
         item_reorder_days=loaded["item_reorder_days"],
         identity_weight=manifest.identity_weight,

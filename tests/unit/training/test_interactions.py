@@ -16,8 +16,11 @@ NO_DECAY = 1e9
 
 
 def _lines(rows: list[tuple[int, int, int, bool]]) -> pl.DataFrame:
+    """Lines as `indexed_lines` gives them, each customer's orders one per day."""
     return pl.DataFrame(rows, schema=["u", "i", "day", "returned"], orient="row").with_columns(
-        pl.col("u", "i").cast(pl.Int32), pl.col("day").cast(pl.Int32)
+        pl.col("u", "i").cast(pl.Int32),
+        pl.col("day").cast(pl.Int32),
+        pl.col("day").cast(pl.Int32).alias("order"),
     )
 
 
