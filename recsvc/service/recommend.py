@@ -278,7 +278,8 @@ def popular_in_segment(
 
 class History(msgspec.Struct, frozen=True):
     """What a customer bought: item indices (ascending, unique), lines of each, the day number
-    (since 1970) of the latest, and each one's recency-weighted frequency (`recsvc.domain.buy_again`)."""
+    (since 1970) of the latest, and each one's recency-weighted frequency
+    (`recsvc.domain.buy_again`)."""
 
     items: np.ndarray
     counts: np.ndarray
@@ -317,8 +318,9 @@ def _live_purchases(model: LoadedModel, bought: Mapping[str, LivePurchase] | Non
 
 
 def _history(model: LoadedModel, index: int | None, live: History) -> History:
-    """The version's purchases of the customer with the live ones added: their weights move
-    `live.orders` orders back, then the live orders' own are added (one rule, `recsvc.domain.buy_again`)."""
+    """The version's purchases of the customer with the live ones added: the version's weights
+    move `live.orders` orders back, then the live orders' own are added (the one rule of
+    `recsvc.domain.buy_again`)."""
     purchases = model.arrays.purchases
     if index is None:
         return live

@@ -148,16 +148,11 @@ def repeat_propensity(
     frequency = np.log1p(np.asarray(frequency, dtype=np.float64))
     if timing == 0.0:
         return frequency
-    return frequency * due_factor(days_since, reorder_days) ** timing
-
-
-def due_factor(days_since: np.ndarray, reorder_days: np.ndarray) -> np.ndarray:
-    """1 when the days since the last purchase equal the item's reorder interval, less either side
-    (exp(-ln(ratio)^2 / 2)); 0.5 for an item without an interval (nobody reordered it)."""
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.maximum(days_since, 1.0) / reorder_days
         due = np.exp(-(np.log(ratio) ** 2) / (2 * _LOG_SPREAD**2))
-    return np.where(np.isfinite(due), due, 0.5)
+    due = np.where(np.isfinite(due), due, 0.5)
+    return frequency * due**timing
 
 
 def blend(

@@ -209,7 +209,8 @@ class TrainingPurchases(Purchases):
     orders_back: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int32))
 
     def weights(self, decay: float) -> np.ndarray:
-        """The recency-weighted frequency of every purchase at `decay` (float32, aligned with `items`)."""
+        """The recency-weighted frequency of every purchase at `decay` (float32, aligned with
+        `items`)."""
         if decay == self.decay and self.recency_weighted is not None:
             return self.recency_weighted
         summed = np.bincount(
@@ -220,6 +221,7 @@ class TrainingPurchases(Purchases):
         return summed.astype(np.float32)
 
     def at_decay(self, decay: float) -> TrainingPurchases:
+        """The same purchases with `recency_weighted` at `decay`."""
         return dataclasses.replace(self, recency_weighted=self.weights(decay), decay=decay)
 
 

@@ -199,7 +199,7 @@ class _BuyAgainPool(msgspec.Struct, frozen=True):
     raw: np.ndarray  # the model's score
     standardised: np.ndarray  # (raw - the row's mean) / its spread
     first_bought: int  # candidates from here on were bought
-    purchase: np.ndarray  # the bought ones' purchase indices (empty when not asked for)
+    purchase: np.ndarray  # the bought ones' purchase indices
 
     @classmethod
     def of(
@@ -207,8 +207,9 @@ class _BuyAgainPool(msgspec.Struct, frozen=True):
         scored: _ModelPass,
         rows: np.ndarray,
         bought: list[np.ndarray],
-        spans: list[slice] | None = None,
+        spans: list[slice],
     ) -> _BuyAgainPool:
+        """`spans`: each row's purchases in the training `Purchases` (`bought` of the row)."""
         found = scored.top[rows] >= 0
         top_row = np.nonzero(found)[0]
         lengths = np.array([bought[r].size for r in rows], dtype=np.int64)
@@ -219,10 +220,8 @@ class _BuyAgainPool(msgspec.Struct, frozen=True):
             [scored.top_scores[rows][found], *(scored.bought_scores[r] for r in rows)]
         )
         standardised = (raw - scored.mean[rows][row]) / scored.spread[rows][row]
-        purchase = (
-            np.concatenate([np.arange(s.start, s.stop) for s in spans] or [np.empty(0, np.int64)])
-            if spans is not None
-            else np.empty(0, dtype=np.int64)
+        purchase = np.concatenate(
+            [np.arange(s.start, s.stop) for s in spans] or [np.empty(0, dtype=np.int64)]
         )
         return cls(row, items.astype(np.int64), raw, standardised, top_row.size, purchase)
 
@@ -416,7 +415,8 @@ def _buy_again(
     seed: int,
 ) -> tuple[BlendParams, dict[str, RankingMetrics], BlendLift | None]:
     """The "buy again allowed" protocol: the blend tuned on half A, every method reported on half
-    B. Returns the tuned blend, the metrics and the blend's lift over the better own-history list."""
+    B. Returns the tuned blend, the metrics and the blend's lift over the better own-history
+    list."""
     n_items, n, users = model.n_items, sample.users.size, sample.users
     half = np.random.default_rng(seed).permutation(n)
     tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
