@@ -228,7 +228,11 @@ class TrainingPurchases(Purchases):
 def purchases(lines: pl.DataFrame, n_users: int, decay: float = 1.0) -> TrainingPurchases:
     """Per customer: items bought (not returned), how often (lines), the day of the last purchase,
     and the recency-weighted frequency at `decay` (`recsvc.domain.buy_again`: over the orders
-    among `lines` with a line bought, counted back from the customer's latest of them)."""
+    among `lines` with a line bought, counted back from the customer's latest of them). Lines
+    without an `order` column (made by hand, not by `indexed_lines`) count each purchase day of a
+    customer as one order."""
+    if "order" not in lines.columns:
+        lines = lines.with_columns(pl.col("day").alias("order"))
     kept = (
         lines.filter(~pl.col("returned")).select("u", "i", "order", "day").sort("u", "i", "order")
     )
