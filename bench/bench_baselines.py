@@ -300,7 +300,11 @@ def main() -> None:
     for method, m in report.buy_again.items():
         print(f"  {method:<30} {m.ndcg:>8.4f} {m.ndcg_low or 0:>7.4f}-{m.ndcg_high or 0:.4f}")
     blend, lift = report.blend, report.blend_lift
-    print(f"  blend: weight {blend.weight}, timing {blend.timing}, decay {blend.decay}", end="")
+    print(
+        f"  blend: weight {blend.weight}, timing {blend.timing}, decay {blend.decay}, "
+        f"repeat {blend.repeat}",
+        end="",
+    )
     if lift is not None:
         print(
             f"; {lift.ratio:.2f}x {lift.baseline} ({lift.low:.2f}-{lift.high:.2f}, paired)", end=""

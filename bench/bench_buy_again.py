@@ -12,7 +12,9 @@ two own-history lists (by lines, and 0.9 per order back) with a 95% paired boots
 
 - before: weight x timing {0, 1}, line counts (the blend as it was);
 - recency weights: the same timings, decays 1.0 to 0.5;
-- shipped: the evaluation's `BLEND_GRID` (timings 0, 0.25, 0.5, 1; decays 1.0 to 0.5);
+- wider timings: timings 0, 0.25, 0.5, 1, decays 1.0 to 0.5;
+- repeat rate (shipped): the evaluation's `BLEND_GRID`, the above with the products' repeat rate
+  to the power 0 or 0.5;
 - own interval: the shipped grid, the due factor from the customer's own median gap between
   purchases of the product where they bought it on two days or more, the product's otherwise.
 """
@@ -96,6 +98,8 @@ def main() -> None:
     cycles = {"item": item_cycle, "own": np.where(np.isfinite(own), own, item_cycle)}
     weights: dict[float, np.ndarray] = {}
 
+    repeat_rate = train.repeat_rate(model.n_items)[train.items]
+
     def lists_of(rows: np.ndarray, cycle: np.ndarray) -> Callable[[BlendParams], np.ndarray]:
         spans = [train.row(int(users[r])) for r in rows]
         pool = ev._BuyAgainPool.of(scored, rows, sample.bought, spans)
@@ -105,9 +109,13 @@ def main() -> None:
         def lists(params: BlendParams) -> np.ndarray:
             if params.decay not in weights:
                 weights[params.decay] = train.weights(params.decay)
-            frequency = weights[params.decay][pool.purchase]
             propensity = scoring.repeat_propensity(
-                frequency, days, cycle[pool.purchase], params.timing
+                weights[params.decay][pool.purchase],
+                days,
+                cycle[pool.purchase],
+                params.timing,
+                repeat_rate=repeat_rate[pool.purchase],
+                repeat=params.repeat,
             )
             return ev._blended_lists(pool, rows.size, propensity, params, k)
 
@@ -135,7 +143,8 @@ def main() -> None:
     variants = {
         "before (line counts, timing 0/1)": (grid((0.0, 1.0), (1.0,)), "item"),
         "recency weights (timing 0/1)": (grid((0.0, 1.0), ev.BLEND_DECAYS), "item"),
-        "shipped (evaluation's grid)": (list(ev.BLEND_GRID), "item"),
+        "wider timings": (grid((0.0, 0.25, 0.5, 1.0), ev.BLEND_DECAYS), "item"),
+        "repeat rate (shipped)": (list(ev.BLEND_GRID), "item"),
         "own interval (shipped grid)": (list(ev.BLEND_GRID), "own"),
     }
     for label, (settings, cycle) in variants.items():
@@ -148,7 +157,7 @@ def main() -> None:
         print(
             f"  {label:<34} A {scores[tuned]:.4f}  B {values.mean():.4f}  {ratio:.2f}x {best} "
             f"({low:.2f}-{high:.2f})  weight {tuned.weight}, timing {tuned.timing}, "
-            f"decay {tuned.decay}"
+            f"decay {tuned.decay}, repeat {tuned.repeat}"
         )
     print(f"time: {time.perf_counter() - started:.1f} s")
 

@@ -49,6 +49,7 @@ def make_artifact(
     candidates: int = 3,
     categories: list[str] | None = None,
     recency_weighted: np.ndarray | None = None,
+    repeat_rate: np.ndarray | None = None,
     blend: BlendParams | None = None,
 ) -> Path:
     """Write a loadable artifact for `version` into `directory` (created) and return `directory`.
@@ -58,8 +59,9 @@ def make_artifact(
     `extra_bytes` adds a `padding.bin` of that many random bytes (listed in the manifest), to make
     a version span several upload chunks or weigh as much as a real one. `categories`: each
     customer's NPS category, so their segments (default: promoter, passive, detractor in turn).
-    `recency_weighted`: the purchases' recency-weighted frequencies, one per purchase (default:
-    none, a version written before them); `blend`: the manifest's buy-again blend.
+    `recency_weighted`: the purchases' recency-weighted frequencies, one per purchase, and
+    `repeat_rate`: the products' repeat rates (default: none, a version written before them);
+    `blend`: the manifest's buy-again blend.
     """
     rng = np.random.default_rng(zlib.crc32(version.encode()))
     directory.mkdir(parents=True, exist_ok=True)
@@ -100,6 +102,8 @@ def make_artifact(
     assert set(arrays) == set(ARRAYS), "the artifact format changed: update make_artifact"
     if recency_weighted is not None:
         arrays["purchases_recency_weighted"] = np.asarray(recency_weighted, dtype=np.float32)
+    if repeat_rate is not None:
+        arrays["item_repeat_rate"] = np.asarray(repeat_rate, dtype=np.float32)
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", array, allow_pickle=False)
     (directory / "categories.json").write_bytes(msgspec.json.encode(["books", "garden"]))

@@ -447,13 +447,17 @@ def _catalogue_scores(
     # Buy-again: already-bought items compete, by how due they are (the blend needs every score).
     today = today or dt.datetime.now(dt.UTC).date()
     days_since = (today - EPOCH).days - history.last_day.astype(np.float64)
+    params = model.manifest.blend
+    rates = model.item_repeat_rate
     propensity = repeat_propensity(
         history.frequency,
         days_since,
         np.asarray(arrays.item_reorder_days[bought]),
-        model.manifest.blend.timing,
+        params.timing,
+        repeat_rate=None if rates is None else np.asarray(rates[bought]),
+        repeat=params.repeat,
     )
-    scores = blend(score_items(arrays, vector), bought, propensity, model.manifest.blend)
+    scores = blend(score_items(arrays, vector), bought, propensity, params)
     reasons = np.full(arrays.n_items, reason, dtype=object)
     reasons[bought] = "buy_again"
     if pool is not None:

@@ -83,10 +83,12 @@ ARRAYS: dict[str, tuple[str, int]] = {
 # Arrays a version may carry (older versions load without them): each customer's precomputed best
 # items (`recsvc.version.scoring.Candidates`), which spare most requests the scoring of the whole
 # catalogue, each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
-# which spare a product page the summing of its buyers' purchases, and each purchase's
-# recency-weighted frequency (`Purchases.recency_weighted`; without it buy-again counts lines).
+# which spare a product page the summing of its buyers' purchases, each purchase's
+# recency-weighted frequency (`Purchases.recency_weighted`; without it buy-again counts lines)
+# and each product's repeat rate (`LoadedModel.item_repeat_rate`).
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
     "purchases_recency_weighted": ("float32", 1),
+    "item_repeat_rate": ("float32", 1),
     "candidate_items": ("int32", 2),
     "candidate_scores": ("float32", 2),
     "similar_items": ("int32", 2),
@@ -179,6 +181,9 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     user_feature_index: dict[str, int]
     candidates: Candidates | None = None
     similar: SimilarLists | None = None
+    # float32 (n_items,): the share of each product's buyers who bought it in two orders or more
+    # (Laplace-smoothed), what buy-again weighs by `BlendParams.repeat`; None in older versions.
+    item_repeat_rate: np.ndarray | None = None
 
     @functools.cached_property
     def item_id_list(self) -> list[str]:
@@ -348,6 +353,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         user_feature_index={name: n_customers + j for j, name in enumerate(names)},
         candidates=_candidates(loaded, directory, n_customers),
         similar=_similar_lists(loaded, directory, n_items),
+        item_repeat_rate=_per_item(loaded, "item_repeat_rate", directory, n_items),
     )
 
 
@@ -407,6 +413,18 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
         identity_weight=manifest.identity_weight,
         has_identity=loaded["customer_has_identity"],
     )
+
+
+def _per_item(
+    loaded: dict[str, np.ndarray], name: str, directory: Path, n_items: int
+) -> np.ndarray | None:
+    """An optional per-item array, checked against the catalogue's size."""
+    array = loaded.get(name)
+    if array is not None and array.size != n_items:
+        raise ArtifactError(
+            f"version {directory.name}: {name} holds {array.size} of {n_items} items"
+        )
+    return array
 
 
 def _candidates(

@@ -133,7 +133,8 @@ def write_artifact(
 
 def _arrays(model: ServedModel, decay: float) -> tuple[dict[str, np.ndarray], list[str]]:
     """The version's arrays by file name, and the category names behind `item_category`; the
-    purchases' recency weights at `decay`, the one the evaluation tuned the blend with."""
+    purchases' recency weights at `decay`, the one the evaluation tuned the blend with, and the
+    products' repeat rates."""
     items = pl.DataFrame({c.PRODUCT_ID: model.items.ids}).join(
         model.products, on=c.PRODUCT_ID, how="left"
     )
@@ -165,6 +166,7 @@ def _arrays(model: ServedModel, decay: float) -> tuple[dict[str, np.ndarray], li
     }
     if isinstance(purchases, TrainingPurchases):  # always, from a run
         arrays["purchases_recency_weighted"] = purchases.weights(decay)
+        arrays["item_repeat_rate"] = purchases.repeat_rate(int(model.items.ids.size))
     if model.candidates is not None:
         arrays |= candidate_arrays(model.candidates)
     if model.similar is not None:

@@ -220,6 +220,14 @@ class TrainingPurchases(Purchases):
         )
         return summed.astype(np.float32)
 
+    def repeat_rate(self, n_items: int) -> np.ndarray:
+        """The share of each item's buyers who bought it in two orders or more, Laplace-smoothed
+        ((repeaters + 1) / (buyers + 2): 0.5 for an item nobody bought), float32 (n_items,)."""
+        orders = np.bincount(self.order_purchase, minlength=self.items.size)
+        buyers = np.bincount(self.items, minlength=n_items)
+        repeaters = np.bincount(self.items[orders >= 2], minlength=n_items)
+        return ((repeaters + 1) / (buyers + 2)).astype(np.float32)
+
     def at_decay(self, decay: float) -> TrainingPurchases:
         """The same purchases with `recency_weighted` at `decay`."""
         return dataclasses.replace(self, recency_weighted=self.weights(decay), decay=decay)

@@ -42,13 +42,16 @@ from training.recommender.metrics import (
 )
 
 # The blend settings tried on the tuning half, simplest first (ties go to the earlier): the model
-# alone, then every weight, timing and decay. Timings below 1 widen the "due" bump (0.25 and 0.5
-# ranked best on the demo shop's consumables); decays below 1 weigh recent orders more.
+# alone, then every weight, timing, decay and repeat-rate power. Timings below 1 widen the "due"
+# bump (0.25 and 0.5 ranked best on the demo shop's consumables); decays below 1 weigh recent
+# orders more; a repeat power of 0.5 (1 ranked lower on both grocery sets) lets products their
+# buyers rarely buy twice sink (docs/recommender.md, "Buy again").
 BLEND_DECAYS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
 BLEND_GRID: tuple[BlendParams, ...] = (
     BlendParams(weight=0.0, timing=0.0),
     *(
-        BlendParams(weight=w, timing=t, decay=d)
+        BlendParams(weight=w, timing=t, decay=d, repeat=r)
+        for r in (0.0, 0.5)
         for d in BLEND_DECAYS
         for t in (0.0, 0.25, 0.5, 1.0)
         for w in (0.25, 0.5, 0.75, 0.9, 1.0)
@@ -421,6 +424,7 @@ def _buy_again(
     half = np.random.default_rng(seed).permutation(n)
     tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
     weights = {decay: train.weights(decay) for decay in (*BLEND_DECAYS, BASELINE_DECAY)}
+    repeat_rate = train.repeat_rate(n_items)
 
     def truth(rows: np.ndarray) -> sp.csr_matrix:
         return _csr([sample.truth_all[r] for r in rows], n_items)
@@ -433,10 +437,16 @@ def _buy_again(
         owner = users[rows][pool.row[pool.first_bought :]]
         days_since = test_from_day[owner].astype(np.float64) - train.last_day[purchase]
         reorder = model.item_reorder_days[train.items[purchase]]
+        rates = repeat_rate[train.items[purchase]]
 
         def lists(params: BlendParams) -> np.ndarray:
             propensity = scoring.repeat_propensity(
-                weights[params.decay][purchase], days_since, reorder, params.timing
+                weights[params.decay][purchase],
+                days_since,
+                reorder,
+                params.timing,
+                repeat_rate=rates,
+                repeat=params.repeat,
             )
             return _blended_lists(pool, rows.size, propensity, params, k)
 
@@ -554,7 +564,7 @@ def format_evaluation(report: EvaluationReport) -> str:
     blend = report.blend
     lines.append(
         f"model NDCG@{report.k} is {against}; buy-again blend weight {blend.weight}, "
-        f"timing {blend.timing}, decay {blend.decay}"
+        f"timing {blend.timing}, decay {blend.decay}, repeat {blend.repeat}"
     )
     own = report.blend_lift
     if own is not None:

@@ -167,6 +167,19 @@ def test_the_version_weighs_each_purchase_by_orders_back_at_the_tuned_decay(
         zip(model.item_ids[p.items[span]].tolist(), p.recency_weighted[span].tolist(), strict=True)
     )
     assert stored == pytest.approx(expected, rel=1e-6)
+    # The products' repeat rates: (buyers with two orders or more + 1) / (buyers + 2).
+    rates = model.item_repeat_rate
+    assert rates is not None and rates.shape == (model.item_ids.size,)
+    assert model.manifest.blend.repeat in (0.0, 0.5)
+    kept = lines.filter(pl.col("status") != "returned")
+    orders = kept.group_by("product_id", "customer_id").agg(pl.col("order_id").n_unique())
+    per_product = orders.group_by("product_id").agg(
+        pl.len().alias("buyers"), (pl.col("order_id") >= 2).sum().alias("repeaters")
+    )
+    for product, buyers, repeaters in per_product.head(50).iter_rows():
+        index = model.item_index(product)
+        assert index is not None
+        assert rates[index] == pytest.approx((repeaters + 1) / (buyers + 2), rel=1e-6), product
 
 
 def test_buy_again_is_reported_against_both_own_history_lists(

@@ -158,13 +158,13 @@ def test_the_report_says_how_the_blend_compares_with_the_better_own_history_list
         new_items={"model": metrics(0.1), "popularity": metrics(0.05)},
         buy_again={"recency_weighted_own_frequency": metrics(0.3), "blend": metrics(0.33)},
         by_nps_category={},
-        blend=BlendParams(0.9, 0.5, 0.8),
+        blend=BlendParams(0.9, 0.5, 0.8, 0.5),
         lift_over_popularity=2.0,
         blend_lift=BlendLift("recency_weighted_own_frequency", 1.1, 1.04, 1.16),
     )
     text = format_evaluation(report)
     assert "buy again    recency_weighted_own_frequency    " in text
-    assert "weight 0.9, timing 0.5, decay 0.8" in text
+    assert "weight 0.9, timing 0.5, decay 0.8, repeat 0.5" in text
     assert text.splitlines()[-1] == (
         "buy-again blend NDCG@10 is 1.10x recency_weighted_own_frequency's "
         "(95% paired interval 1.04-1.16)"

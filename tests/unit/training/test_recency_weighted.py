@@ -143,3 +143,14 @@ def test_a_version_plus_live_orders_weighs_what_the_next_run_will(decay: float) 
     for product, purchase in bought.items():
         served[product] = served.get(product, 0.0) + purchase.weight(decay)
     assert served == pytest.approx(_weights(HISTORY + later, decay), rel=1e-6)
+
+
+def test_a_products_repeat_rate_is_the_share_of_its_buyers_who_bought_it_in_two_orders() -> None:
+    """Coffee and filter: A bought each in two orders or more (1 of 1 buyer); tea: A and B once
+    each (0 of 2); the mug was only returned (no buyer). Smoothed: (repeaters + 1) / (buyers + 2)."""
+    lines = ds.indexed_lines(_orders(HISTORY).lazy(), _space(["A", "B"]), _space(PRODUCTS))
+    rates = ds.purchases(lines, 2).repeat_rate(len(PRODUCTS))
+    assert rates.dtype == np.float32
+    assert dict(zip(PRODUCTS, rates.tolist(), strict=True)) == pytest.approx(
+        {"coffee": 2 / 3, "filter": 2 / 3, "mug": 1 / 2, "tea": 1 / 4}
+    )
