@@ -48,6 +48,9 @@ def make_artifact(
     extra_bytes: int = 0,
     candidates: int = 3,
     categories: list[str] | None = None,
+    recency_weighted: np.ndarray | None = None,
+    repeat_rate: np.ndarray | None = None,
+    blend: BlendParams | None = None,
 ) -> Path:
     """Write a loadable artifact for `version` into `directory` (created) and return `directory`.
 
@@ -56,6 +59,9 @@ def make_artifact(
     `extra_bytes` adds a `padding.bin` of that many random bytes (listed in the manifest), to make
     a version span several upload chunks or weigh as much as a real one. `categories`: each
     customer's NPS category, so their segments (default: promoter, passive, detractor in turn).
+    `recency_weighted`: the purchases' recency-weighted frequencies, one per purchase, and
+    `repeat_rate`: the products' repeat rates (default: none, a version written before them);
+    `blend`: the manifest's buy-again blend.
     """
     rng = np.random.default_rng(zlib.crc32(version.encode()))
     directory.mkdir(parents=True, exist_ok=True)
@@ -94,6 +100,10 @@ def make_artifact(
         "purchases_last_day": np.full(n_lines, 19_800, dtype=np.int32),
     }
     assert set(arrays) == set(ARRAYS), "the artifact format changed: update make_artifact"
+    if recency_weighted is not None:
+        arrays["purchases_recency_weighted"] = np.asarray(recency_weighted, dtype=np.float32)
+    if repeat_rate is not None:
+        arrays["item_repeat_rate"] = np.asarray(repeat_rate, dtype=np.float32)
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", array, allow_pickle=False)
     (directory / "categories.json").write_bytes(msgspec.json.encode(["books", "garden"]))
@@ -101,7 +111,7 @@ def make_artifact(
     _serving_tables(directory, arrays["customer_ids"], categories)
     if extra_bytes:
         (directory / "padding.bin").write_bytes(rng.bytes(extra_bytes))
-    manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory))
+    manifest = _manifest(version, n_customers, n_items, ndcg, file_entries(directory), blend)
     (directory / MANIFEST).write_bytes(msgspec.json.format(msgspec.json.encode(manifest)))
     if candidates:
         add_to_artifact(directory, candidates, show_progress=False)
@@ -143,7 +153,12 @@ def _serving_tables(
 
 
 def _manifest(
-    version: str, n_customers: int, n_items: int, ndcg: float | None, files: dict[str, FileEntry]
+    version: str,
+    n_customers: int,
+    n_items: int,
+    ndcg: float | None,
+    files: dict[str, FileEntry],
+    blend: BlendParams | None = None,
 ) -> Manifest:
     return Manifest(
         format_version=FORMAT_VERSION,
@@ -157,7 +172,7 @@ def _manifest(
         user_fields=list(USER_FIELDS),
         item_fields=list(ITEM_FIELDS),
         price_edges=[10.0, 20.0, 30.0, 40.0],
-        blend=BlendParams(),
+        blend=blend or BlendParams(),
         data_fingerprint=f"test-{version}",
         config={},
         metrics={} if ndcg is None else {"ndcg": ndcg},

@@ -18,6 +18,7 @@ import msgspec
 
 from recsvc.domain import customer_table as ct
 from recsvc.domain import times
+from recsvc.domain.buy_again import LivePurchase, live_purchases
 from recsvc.domain.contract import parse_datetime
 from recsvc.domain.live import LiveActivity, LiveOrderLine, LiveResponse, latest_revisions
 from recsvc.domain.nps import category
@@ -25,8 +26,6 @@ from recsvc.domain.rfm import Behaviour, PurchaseModel, new_orders, rescore
 from recsvc.domain.segments.catalog import SegmentRules
 from recsvc.domain.themes import themes_of
 from recsvc.version.opened import ActiveModel
-
-EPOCH_DAY = dt.date(1970, 1, 1)
 
 
 class LiveOrders(msgspec.Struct, frozen=True, kw_only=True):
@@ -48,9 +47,9 @@ class CustomerState(msgspec.Struct, kw_only=True):
     live_responses: int  # live answers newer than the version's data
     complaint_theme: str | None  # first theme of the latest comment, when it names one
     live_orders: int = 0  # orders taken in live that the version does not hold
-    # Products bought in those orders (neither cancelled nor returned): product id -> (lines,
-    # day number of the latest), what recommendations exclude and buy-again counts.
-    bought: dict[str, tuple[int, int]] = {}
+    # Products bought in those orders (neither cancelled nor returned): what recommendations
+    # exclude and buy-again counts.
+    bought: dict[str, LivePurchase] = {}
 
     def model_attributes(self) -> dict[str, object]:
         """The recommender's customer features that live answers can change."""
@@ -177,15 +176,10 @@ def customer_state(
 
 def apply_orders(
     record: dict[str, Any], orders: LiveOrders, now: dt.datetime
-) -> tuple[int, dict[str, tuple[int, int]]]:
+) -> tuple[int, dict[str, LivePurchase]]:
     """Rescore the record's purchase behaviour with the live orders (when the version stores how:
     `recsvc.domain.rfm`); returns how many orders and the products they bought."""
-    bought: dict[str, tuple[int, int]] = {}
-    for line in orders.lines:
-        if line.bought:
-            lines, last = bought.get(line.product_id, (0, -(2**31)))
-            day = (line.ordered_at.date() - EPOCH_DAY).days
-            bought[line.product_id] = (lines + 1, max(last, day))
+    bought = live_purchases(orders.lines)
     placed = new_orders(orders.lines)
     if placed and orders.model is not None:
         old = Behaviour(

@@ -13,6 +13,7 @@ from typing import Final
 import msgspec
 import numpy as np
 
+from recsvc.domain.buy_again import LivePurchase, after_newer_orders, live_orders
 from recsvc.domain.features import MISSING, PRICE_BANDS, USER_FIELDS, feature_name
 from recsvc.version.artifacts import LoadedModel, find_all_sorted, find_each_sorted
 from recsvc.version.scoring import (
@@ -137,13 +138,13 @@ def recommend(
     today: dt.date | None = None,
     *,
     if_unknown: Mapping[str, object] | None = None,
-    bought: Mapping[str, tuple[int, int]] | None = None,
+    bought: Mapping[str, LivePurchase] | None = None,
     unknown: bool = False,
 ) -> Recommendations:
     """Rank the catalogue for one customer.
 
-    `bought`: products bought since the version was trained (live orders: product id -> lines,
-    day number of the latest), left out like the version's purchases, and counted by buy-again.
+    `bought`: products bought since the version was trained (live orders, by product id), left
+    out like the version's purchases, and counted by buy-again.
     `unknown`: serve the customer as one the model does not know (an erased customer).
 
     A customer in the model is folded in from their identity (if learned) and attributes, with
@@ -245,7 +246,7 @@ def popular_in_segment(
     query: Query,
     attributes: Mapping[str, object] | None = None,
     *,
-    bought: Mapping[str, tuple[int, int]] | None = None,
+    bought: Mapping[str, LivePurchase] | None = None,
     unknown: bool = False,
 ) -> Recommendations:
     """The personalisation experiment's holdout: the products most bought by the segment the
@@ -277,18 +278,24 @@ def popular_in_segment(
 
 class History(msgspec.Struct, frozen=True):
     """What a customer bought: item indices (ascending, unique), lines of each, the day number
-    (since 1970) of the latest."""
+    (since 1970) of the latest, and each one's recency-weighted frequency
+    (`recsvc.domain.buy_again`)."""
 
     items: np.ndarray
     counts: np.ndarray
     last_day: np.ndarray
+    frequency: np.ndarray  # float64
+    orders: int = 0  # live: the orders it sums (a version's weights are that many orders older)
 
 
-_NO_HISTORY: Final = History(np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int32))
+_NO_HISTORY: Final = History(
+    np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.int32), np.empty(0, np.float64)
+)
 
 
-def _live_purchases(model: LoadedModel, bought: Mapping[str, tuple[int, int]] | None) -> History:
-    """Live purchases of products the version knows, as a history."""
+def _live_purchases(model: LoadedModel, bought: Mapping[str, LivePurchase] | None) -> History:
+    """Live purchases of products the version knows, as a history (its frequencies at the
+    version's decay)."""
     if not bought:
         return _NO_HISTORY
     products = list(bought)
@@ -296,17 +303,24 @@ def _live_purchases(model: LoadedModel, bought: Mapping[str, tuple[int, int]] | 
     known = sorted(
         (i, bought[p]) for p, i in zip(products, positions.tolist(), strict=True) if i >= 0
     )
+    # Every live order counts, a product the version does not know bought in it too.
+    orders = live_orders(bought)
     if not known:
-        return _NO_HISTORY
+        return msgspec.structs.replace(_NO_HISTORY, orders=orders)
+    decay = model.manifest.blend.decay
     return History(
         np.array([i for i, _ in known], dtype=np.int32),
-        np.array([n for _, (n, _) in known], dtype=np.int32),
-        np.array([d for _, (_, d) in known], dtype=np.int32),
+        np.array([p.lines for _, p in known], dtype=np.int32),
+        np.array([p.last_day for _, p in known], dtype=np.int32),
+        np.array([p.weight(decay) for _, p in known], dtype=np.float64),
+        orders,
     )
 
 
 def _history(model: LoadedModel, index: int | None, live: History) -> History:
-    """The version's purchases of the customer with the live ones added."""
+    """The version's purchases of the customer with the live ones added: the version's weights
+    move `live.orders` orders back, then the live orders' own are added (the one rule of
+    `recsvc.domain.buy_again`)."""
     purchases = model.arrays.purchases
     if index is None:
         return live
@@ -315,6 +329,7 @@ def _history(model: LoadedModel, index: int | None, live: History) -> History:
         np.asarray(purchases.items[span]),
         np.asarray(purchases.counts[span]),
         np.asarray(purchases.last_day[span]),
+        after_newer_orders(purchases.frequency(span), live.orders, model.manifest.blend.decay),
     )
     if not live.items.size:
         return stored
@@ -323,11 +338,13 @@ def _history(model: LoadedModel, index: int | None, live: History) -> History:
     items = items[order]
     counts = np.concatenate([stored.counts, live.counts])[order]
     last_day = np.concatenate([stored.last_day, live.last_day])[order]
+    frequency = np.concatenate([stored.frequency, live.frequency])[order]
     unique, starts = np.unique(items, return_index=True)
     return History(
         unique.astype(np.int32),
         np.add.reduceat(counts, starts).astype(np.int32),
         np.maximum.reduceat(last_day, starts).astype(np.int32),
+        np.add.reduceat(frequency, starts),
     )
 
 
@@ -430,13 +447,17 @@ def _catalogue_scores(
     # Buy-again: already-bought items compete, by how due they are (the blend needs every score).
     today = today or dt.datetime.now(dt.UTC).date()
     days_since = (today - EPOCH).days - history.last_day.astype(np.float64)
+    params = model.manifest.blend
+    rates = model.item_repeat_rate
     propensity = repeat_propensity(
-        history.counts,
+        history.frequency,
         days_since,
         np.asarray(arrays.item_reorder_days[bought]),
-        model.manifest.blend.timing,
+        params.timing,
+        repeat_rate=None if rates is None else np.asarray(rates[bought]),
+        repeat=params.repeat,
     )
-    scores = blend(score_items(arrays, vector), bought, propensity, model.manifest.blend)
+    scores = blend(score_items(arrays, vector), bought, propensity, params)
     reasons = np.full(arrays.n_items, reason, dtype=object)
     reasons[bought] = "buy_again"
     if pool is not None:

@@ -85,9 +85,13 @@ ARRAYS: dict[str, tuple[str, int]] = {
 }
 # Arrays a version may carry (older versions load without them): each customer's precomputed best
 # items (`recsvc.version.scoring.Candidates`), which spare most requests the scoring of the whole
-# catalogue, and each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
-# which spare a product page the summing of its buyers' purchases.
+# catalogue, each product's precomputed neighbours (`recsvc.version.neighbours.SimilarLists`),
+# which spare a product page the summing of its buyers' purchases, each purchase's
+# recency-weighted frequency (`Purchases.recency_weighted`; without it buy-again counts lines)
+# and each product's repeat rate (`LoadedModel.item_repeat_rate`).
 OPTIONAL_ARRAYS: dict[str, tuple[str, int]] = {
+    "purchases_recency_weighted": ("float32", 1),
+    "item_repeat_rate": ("float32", 1),
     "candidate_items": ("int32", 2),
     "candidate_scores": ("float32", 2),
     "similar_items": ("int32", 2),
@@ -181,6 +185,9 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     user_feature_index: dict[str, int]
     candidates: Candidates | None = None
     similar: SimilarLists | None = None
+    # float32 (n_items,): the share of each product's buyers who bought it in two orders or more
+    # (Laplace-smoothed), what buy-again weighs by `BlendParams.repeat`; None in older versions.
+    item_repeat_rate: np.ndarray | None = None
 
     @functools.cached_property
     def item_id_list(self) -> list[str]:
@@ -328,6 +335,12 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
             f"version {directory.name}: arrays hold {n_customers} customers / {n_items} items, "
             "manifest says otherwise"
         )
+    weighted = loaded.get("purchases_recency_weighted")
+    if weighted is not None and weighted.shape != loaded["purchases_items"].shape:
+        raise ArtifactError(
+            f"version {directory.name}: {weighted.size} recency-weighted purchases for "
+            f"{loaded['purchases_items'].size} purchases"
+        )
     names = lists["user_feature_names"]
     return LoadedModel(
         manifest=manifest,
@@ -344,6 +357,7 @@ def load_model(directory: Path, *, verify_hashes: bool = False) -> LoadedModel:
         user_feature_index={name: n_customers + j for j, name in enumerate(names)},
         candidates=_candidates(loaded, directory, n_customers),
         similar=_similar_lists(loaded, directory, n_items),
+        item_repeat_rate=_per_item(loaded, "item_repeat_rate", directory, n_items),
     )
 
 
@@ -397,6 +411,7 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
             items=loaded["purchases_items"],
             counts=loaded["purchases_counts"],
             last_day=loaded["purchases_last_day"],
+            recency_weighted=loaded.get("purchases_recency_weighted"),
         ),
         item_reorder_days=loaded["item_reorder_days"],
         identity_weight=manifest.identity_weight,
@@ -404,6 +419,18 @@ def _model_arrays(loaded: dict[str, np.ndarray], manifest: Manifest) -> ModelArr
         lightfm_dims=manifest.lightfm_components,
         item_input_vectors=loaded.get("item_input_vectors"),
     )
+
+
+def _per_item(
+    loaded: dict[str, np.ndarray], name: str, directory: Path, n_items: int
+) -> np.ndarray | None:
+    """An optional per-item array, checked against the catalogue's size."""
+    array = loaded.get(name)
+    if array is not None and array.size != n_items:
+        raise ArtifactError(
+            f"version {directory.name}: {name} holds {array.size} of {n_items} items"
+        )
+    return array
 
 
 def _candidates(

@@ -22,12 +22,19 @@ class BlendParams:
     """How model score and repeat propensity mix when already-bought products are allowed.
 
     final = (1 - weight) * standardised model score + weight * propensity, where propensity =
-    log1p(times bought) * due_factor ** timing (timing 0: plain frequency; 1: "due to buy again").
-    Tuned on the hold-out by the training job; weight 0 is the model alone.
+    log1p(recency-weighted frequency) * due_factor ** timing * repeat_rate ** repeat (timing 0:
+    frequency alone; 1: "due to buy again"), the frequency weighing each order that bought the
+    product `decay ** orders back` (`recsvc.domain.buy_again`; 1.0 counts orders), the repeat rate
+    the share of the product's buyers who bought it in two orders or more. Tuned on the hold-out
+    by the training job; weight 0 is the model alone. A version written before `decay` holds no
+    weights and reads as 1.0, its line counts standing in (what it was tuned and served with);
+    one written before `repeat` reads as 0.
     """
 
     weight: float = 0.0
     timing: float = 1.0
+    decay: float = 1.0
+    repeat: float = 0.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,9 +45,18 @@ class Purchases:
     items: np.ndarray  # int32
     counts: np.ndarray  # int32, times bought (order lines)
     last_day: np.ndarray  # int32, days since the epoch of the last purchase
+    # float32: the recency-weighted frequency at the version's `BlendParams.decay`; None in a
+    # version written before it (`frequency` then reads the line counts).
+    recency_weighted: np.ndarray | None = None
 
     def row(self, customer: int) -> slice:
         return slice(int(self.indptr[customer]), int(self.indptr[customer + 1]))
+
+    def frequency(self, span: slice) -> np.ndarray:
+        """The recency-weighted frequency (float64) of the purchases in `span` (one customer's row):
+        what buy-again ranks them by."""
+        source = self.counts if self.recency_weighted is None else self.recency_weighted
+        return np.asarray(source[span], dtype=np.float64)
 
 
 @dataclass(frozen=True, slots=True)
@@ -136,22 +152,32 @@ def score_block(model: ModelArrays, vectors: np.ndarray) -> np.ndarray:
 
 
 def repeat_propensity(
-    counts: np.ndarray, days_since: np.ndarray, reorder_days: np.ndarray, timing: float
+    frequency: np.ndarray,
+    days_since: np.ndarray,
+    reorder_days: np.ndarray,
+    timing: float,
+    *,
+    repeat_rate: np.ndarray | None = None,
+    repeat: float = 0.0,
 ) -> np.ndarray:
     """How likely a customer is to buy an already-bought item again now.
 
-    log1p(times bought), times a "due" factor that peaks when the time since the last purchase equals
-    the item's typical reorder interval (a log-normal bump: exp(-ln(ratio)^2 / 2)); items nobody
-    reorders get a flat 0.5. `timing` 0 turns the due factor off (plain purchase frequency).
+    log1p(recency-weighted frequency: `Purchases.frequency`), times a "due" factor that peaks when
+    the time since the last purchase equals the item's typical reorder interval (a log-normal
+    bump: exp(-ln(ratio)^2 / 2)); items nobody reorders get a flat 0.5. `timing` 0 turns the due
+    factor off (frequency alone); between 0 and 1 it widens the bump. Times the items'
+    `repeat_rate` (how many of their buyers bought them again) to the power `repeat`, when given.
     """
-    frequency = np.log1p(counts.astype(np.float64))
-    if timing == 0.0:
-        return frequency
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.maximum(days_since, 1.0) / reorder_days
-        due = np.exp(-(np.log(ratio) ** 2) / (2 * _LOG_SPREAD**2))
-    due = np.where(np.isfinite(due), due, 0.5)
-    return frequency * due**timing
+    propensity = np.log1p(np.asarray(frequency, dtype=np.float64))
+    if timing != 0.0:
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.maximum(days_since, 1.0) / reorder_days
+            due = np.exp(-(np.log(ratio) ** 2) / (2 * _LOG_SPREAD**2))
+        due = np.where(np.isfinite(due), due, 0.5)
+        propensity = propensity * due**timing
+    if repeat != 0.0 and repeat_rate is not None:
+        propensity = propensity * np.asarray(repeat_rate, dtype=np.float64) ** repeat
+    return propensity
 
 
 def blend(

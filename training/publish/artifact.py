@@ -37,7 +37,7 @@ from training.publish.orders import OrderHistoryData, write_order_history
 from training.publish.profiles import write_serving_tables
 from training.publish.responses import write_response_table
 from training.recommender.candidates import candidate_arrays
-from training.recommender.dataset import FeatureSpace
+from training.recommender.dataset import FeatureSpace, TrainingPurchases
 from training.recommender.evaluate import EvaluationReport
 from training.recommender.similar import similar_arrays
 
@@ -96,7 +96,7 @@ def write_artifact(
     write_response_table(nps_responses, customer_table, model.users.ids, directory)
     write_order_history(directory, order_history)
     (directory / SEGMENT_RULES_FILE).write_text(rules_to_toml(rules))
-    arrays, categories = _arrays(model)
+    arrays, categories = _arrays(model, evaluation.blend.decay)
     for name, array in arrays.items():
         np.save(directory / f"{name}.npy", np.ascontiguousarray(array), allow_pickle=False)
     (directory / "categories.json").write_bytes(encode(categories))
@@ -132,8 +132,10 @@ def write_artifact(
     return manifest
 
 
-def _arrays(model: ServedModel) -> tuple[dict[str, np.ndarray], list[str]]:
-    """The version's arrays by file name, and the category names behind `item_category`."""
+def _arrays(model: ServedModel, decay: float) -> tuple[dict[str, np.ndarray], list[str]]:
+    """The version's arrays by file name, and the category names behind `item_category`; the
+    purchases' recency weights at `decay`, the one the evaluation tuned the blend with, and the
+    products' repeat rates."""
     items = pl.DataFrame({c.PRODUCT_ID: model.items.ids}).join(
         model.products, on=c.PRODUCT_ID, how="left"
     )
@@ -163,6 +165,9 @@ def _arrays(model: ServedModel) -> tuple[dict[str, np.ndarray], list[str]]:
         "purchases_counts": purchases.counts,
         "purchases_last_day": purchases.last_day,
     }
+    if isinstance(purchases, TrainingPurchases):  # always, from a run
+        arrays["purchases_recency_weighted"] = purchases.weights(decay)
+        arrays["item_repeat_rate"] = purchases.repeat_rate(int(model.items.ids.size))
     if model.candidates is not None:
         arrays |= candidate_arrays(model.candidates)
     if model.similar is not None:

@@ -6,6 +6,7 @@ by their sorted id, so the service finds an index with a binary search over the 
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 from dataclasses import dataclass
 
@@ -14,6 +15,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsvc.domain import columns as c
+from recsvc.domain.buy_again import order_weights
 from recsvc.domain.features import ITEM_FIELDS, MISSING, PRICE_BANDS, USER_FIELDS, price_band_index
 from recsvc.version.scoring import Purchases
 from training.config import InteractionWeights
@@ -118,9 +120,11 @@ def day_number(column: str) -> pl.Expr:
 def indexed_lines(
     orders: pl.LazyFrame, users: FeatureSpace, items: FeatureSpace, *, with_orders: bool = False
 ) -> pl.DataFrame:
-    """Order lines that count as interactions (not cancelled), with internal user and item indices;
-    `with_orders` adds each line's `order_id` and `at` (its order time), which only a last-orders
-    hold-out needs (strings for ten million lines are not kept for the length of a run otherwise)."""
+    """Order lines that count as interactions (not cancelled), with internal user and item indices
+    and `order`, the line's order numbered within its customer (1 their first, by the order's
+    time, ties by the larger order id the later: `recsvc.domain.buy_again`'s rule); `with_orders`
+    adds each line's `order_id` and `at` (its order time), which only a last-orders hold-out
+    needs (strings for ten million lines are not kept for the length of a run otherwise)."""
     user_index = pl.DataFrame(
         {c.CUSTOMER_ID: users.ids, "u": np.arange(len(users.ids), dtype=np.int32)}
     )
@@ -128,16 +132,30 @@ def indexed_lines(
         {c.PRODUCT_ID: items.ids, "i": np.arange(len(items.ids), dtype=np.int32)}
     )
     order_columns = [pl.col(c.ORDER_ID), pl.col(c.ORDERED_AT).alias("at")] if with_orders else []
-    return (
+    indexed = (
         orders.filter(pl.col(c.STATUS) != "cancelled")
-        .select(c.CUSTOMER_ID, c.PRODUCT_ID, c.ORDERED_AT, c.STATUS, *order_columns[:1])
+        .select(c.CUSTOMER_ID, c.PRODUCT_ID, c.ORDER_ID, c.ORDERED_AT, c.STATUS)
         .join(user_index.lazy(), on=c.CUSTOMER_ID, how="inner")
         .join(item_index.lazy(), on=c.PRODUCT_ID, how="inner")
+    )
+    # Each customer's orders numbered once and joined back to their lines: measured on 2.2M lines,
+    # 1.1 s, against 1.9 s for ranking every line in a window (0.25 s without any numbering).
+    numbered = (
+        indexed.group_by("u", c.ORDER_ID)
+        .agg(pl.col(c.ORDERED_AT).min().alias("placed"))  # at its earliest line not cancelled
+        .sort("u", "placed", c.ORDER_ID)
+        .select(
+            "u", c.ORDER_ID, (pl.int_range(pl.len(), dtype=pl.Int32).over("u") + 1).alias("order")
+        )
+    )
+    return (
+        indexed.join(numbered, on=["u", c.ORDER_ID], how="left")
         .select(
             "u",
             "i",
             day_number(c.ORDERED_AT).alias("day"),
             (pl.col(c.STATUS) == "returned").alias("returned"),
+            "order",
             *order_columns,
         )
         .collect()
@@ -181,23 +199,82 @@ def interaction_matrix(
     )
 
 
-def purchases(lines: pl.DataFrame, n_users: int) -> Purchases:
-    """Per customer: items bought (not returned), how often, and the day of the last purchase."""
-    grouped = (
-        lines.filter(~pl.col("returned"))
-        .group_by("u", "i")
-        .agg(pl.len().cast(pl.Int32).alias("count"), pl.col("day").max().alias("last_day"))
-        .sort("u", "i")
+@dataclass(frozen=True, slots=True)
+class TrainingPurchases(Purchases):
+    """Purchases as training builds them (`recency_weighted` at `decay`), with which of the
+    customer's orders bought each one, so that the weights can be had at any decay: the
+    evaluation tunes it, and the version stores the weights at the tuned one."""
+
+    decay: float = 1.0
+    # One entry per (purchase, order that bought it): the purchase's index into `items`, and the
+    # order counted back from the customer's latest (0).
+    order_purchase: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int32))
+    orders_back: np.ndarray = dataclasses.field(default_factory=lambda: np.empty(0, np.int32))
+
+    def weights(self, decay: float) -> np.ndarray:
+        """The recency-weighted frequency of every purchase at `decay` (float32, aligned with
+        `items`)."""
+        if decay == self.decay and self.recency_weighted is not None:
+            return self.recency_weighted
+        summed = np.bincount(
+            self.order_purchase,
+            weights=order_weights(self.orders_back, decay),
+            minlength=self.items.size,
+        )
+        return summed.astype(np.float32)
+
+    def repeat_rate(self, n_items: int) -> np.ndarray:
+        """The share of each item's buyers who bought it in two orders or more, Laplace-smoothed
+        ((repeaters + 1) / (buyers + 2): 0.5 for an item nobody bought), float32 (n_items,)."""
+        orders = np.bincount(self.order_purchase, minlength=self.items.size)
+        buyers = np.bincount(self.items, minlength=n_items)
+        repeaters = np.bincount(self.items[orders >= 2], minlength=n_items)
+        return ((repeaters + 1) / (buyers + 2)).astype(np.float32)
+
+    def at_decay(self, decay: float) -> TrainingPurchases:
+        """The same purchases with `recency_weighted` at `decay`."""
+        return dataclasses.replace(self, recency_weighted=self.weights(decay), decay=decay)
+
+
+def purchases(lines: pl.DataFrame, n_users: int, decay: float = 1.0) -> TrainingPurchases:
+    """Per customer: items bought (not returned), how often (lines), the day of the last purchase,
+    and the recency-weighted frequency at `decay` (`recsvc.domain.buy_again`: over the orders
+    among `lines` with a line bought, counted back from the customer's latest of them). Lines
+    without an `order` column (made by hand, not by `indexed_lines`) count each purchase day of a
+    customer as one order."""
+    if "order" not in lines.columns:
+        lines = lines.with_columns(pl.col("day").alias("order"))
+    kept = (
+        lines.filter(~pl.col("returned")).select("u", "i", "order", "day").sort("u", "i", "order")
     )
-    counts_per_user = np.bincount(grouped["u"].to_numpy(), minlength=n_users)
+    u, i = kept["u"].to_numpy(), kept["i"].to_numpy()
+    order, day = kept["order"].to_numpy(), kept["day"].to_numpy()
+    # One sort, then boundaries: numpy over sorted columns is several times faster here than
+    # polars' group-bys and joins (2.2M lines: 1 s against 6 s).
+    changed = np.ones(u.size, dtype=bool)
+    changed[1:] = (u[1:] != u[:-1]) | (i[1:] != i[:-1])
+    starts = np.flatnonzero(changed)
+    # Each (purchase, order that bought it) once: the first of its lines.
+    first_in_order = changed.copy()
+    first_in_order[1:] |= order[1:] != order[:-1]
+    lines_of = np.flatnonzero(first_in_order)
+    # The customer's counted orders, ascending; an order's place back from the latest.
+    customer_order = (u.astype(np.int64) << 32) | order.astype(np.int64)
+    counted = np.unique(customer_order)
+    at = np.searchsorted(counted, customer_order[lines_of])
+    latest = np.searchsorted(counted, (u[lines_of].astype(np.int64) + 1) << 32) - 1
+    counts_per_user = np.bincount(u[starts], minlength=n_users)
     indptr = np.zeros(n_users + 1, dtype=np.int64)
     np.cumsum(counts_per_user, out=indptr[1:])
-    return Purchases(
+    unweighted = TrainingPurchases(
         indptr=indptr,
-        items=grouped["i"].to_numpy().astype(np.int32),
-        counts=grouped["count"].to_numpy().astype(np.int32),
-        last_day=grouped["last_day"].to_numpy().astype(np.int32),
+        items=i[starts].astype(np.int32),
+        counts=np.diff(np.append(starts, u.size)).astype(np.int32),
+        last_day=(np.maximum.reduceat(day, starts) if u.size else day).astype(np.int32),
+        order_purchase=(np.cumsum(changed) - 1)[lines_of].astype(np.int32),
+        orders_back=(latest - at).astype(np.int32),
     )
+    return unweighted.at_decay(decay)
 
 
 def reorder_days(lines: pl.DataFrame, n_items: int) -> np.ndarray:

@@ -8,9 +8,11 @@ last orders: `training.recommender.holdout`):
   global popularity (all training purchases), the recent best-sellers (buyers in the last 28 days
   before the cut-off) and "most popular in the customer's primary segment"; truth = hold-out
   products the customer had not bought before. The model's lift is over the better popularity.
-- "buy again allowed": the model, the customer's own most frequent purchases, popularity, and the
-  model blended with repeat propensity; truth = every hold-out product. The blend is tuned on one
-  half of the sample and every number of this protocol is reported on the other half.
+- "buy again allowed": the model, the customer's own most frequent purchases (by lines, and
+  recency-weighted: 0.9 per order back), popularity, and the model blended with repeat propensity;
+  truth = every hold-out product. The blend (weight, timing, decay) is tuned on one half of the
+  sample and every number of this protocol is reported on the other half, with the blend's ratio
+  to the better own-history list and its paired interval.
 
 Scores come from `recsvc.version.scoring`, the code the service runs.
 """
@@ -29,21 +31,50 @@ import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
+from training.recommender.dataset import TrainingPurchases
 from training.recommender.holdout import HoldOutSplit
 from training.recommender.metrics import (
     RankingMetrics,
     mean_auc,
     ndcg_per_user,
+    paired_ratio_interval,
     ranking_metrics,
 )
 
-BLEND_GRID: tuple[BlendParams, ...] = tuple(
-    BlendParams(weight=w, timing=t) for t in (0.0, 1.0) for w in (0.0, 0.25, 0.5, 0.75, 0.9, 1.0)
+# The blend settings tried on the tuning half, simplest first (ties go to the earlier): the model
+# alone, then every weight, timing, decay and repeat-rate power. Timings below 1 widen the "due"
+# bump (0.25 and 0.5 ranked best on the demo shop's consumables); decays below 1 weigh recent
+# orders more; a repeat power of 0.5 (1 ranked lower on both grocery sets) lets products their
+# buyers rarely buy twice sink (docs/recommender.md, "Buy again").
+BLEND_DECAYS = (1.0, 0.9, 0.8, 0.7, 0.6, 0.5)
+BLEND_GRID: tuple[BlendParams, ...] = (
+    BlendParams(weight=0.0, timing=0.0),
+    *(
+        BlendParams(weight=w, timing=t, decay=d, repeat=r)
+        for r in (0.0, 0.5)
+        for d in BLEND_DECAYS
+        for t in (0.0, 0.25, 0.5, 1.0)
+        for w in (0.25, 0.5, 0.75, 0.9, 1.0)
+    ),
 )
+# The recency-weighted own-frequency baseline: each order that bought the product weighs 0.9 per
+# order back (the latest 1), a fixed rule, not tuned.
+BASELINE_DECAY = 0.9
 AUC_USERS = 2_000
 # The recent best-sellers baseline counts the buyers of these last days before the cut-off.
 RECENT_POPULARITY_DAYS = 28
 BLOCK = 256
+
+
+class BlendLift(msgspec.Struct, frozen=True):
+    """The blend's buy-again NDCG over the better of the customer's own-history lists (by lines or
+    recency-weighted, whichever scored higher) on the report half, with the 95% paired bootstrap
+    interval of that ratio (the same customers resampled for both)."""
+
+    baseline: str  # own_most_frequent or recency_weighted_own_frequency
+    ratio: float
+    low: float
+    high: float
 
 
 class EvaluationReport(msgspec.Struct, frozen=True):
@@ -60,6 +91,9 @@ class EvaluationReport(msgspec.Struct, frozen=True):
     # Which split it was measured on and how many customers it held; reports from before the
     # last-orders split have none (they were all time-based).
     split: HoldOutSplit | None = None
+    # The tuned blend against the better own-history list, buy-again protocol (none in reports
+    # from before it).
+    blend_lift: BlendLift | None = None
 
     @property
     def ndcg(self) -> float:
@@ -157,40 +191,81 @@ def _model_pass(
     return _ModelPass(top, top_scores, mean, spread, bought_scores)
 
 
+class _BuyAgainPool(msgspec.Struct, frozen=True):
+    """Every item that can reach a customer's buy-again top k, for a set of sample rows, flat: each
+    row's k best never-bought items, then everything the customer bought (`bought` of the row),
+    with the model's standardised score of each. `purchase` holds, for the bought part, the
+    purchase's index into the training `Purchases`."""
+
+    row: np.ndarray  # local row (0..rows-1) of each candidate
+    items: np.ndarray
+    raw: np.ndarray  # the model's score
+    standardised: np.ndarray  # (raw - the row's mean) / its spread
+    first_bought: int  # candidates from here on were bought
+    purchase: np.ndarray  # the bought ones' purchase indices
+
+    @classmethod
+    def of(
+        cls,
+        scored: _ModelPass,
+        rows: np.ndarray,
+        bought: list[np.ndarray],
+        spans: list[slice],
+    ) -> _BuyAgainPool:
+        """`spans`: each row's purchases in the training `Purchases` (`bought` of the row)."""
+        found = scored.top[rows] >= 0
+        top_row = np.nonzero(found)[0]
+        lengths = np.array([bought[r].size for r in rows], dtype=np.int64)
+        bought_row = np.repeat(np.arange(rows.size), lengths)
+        row = np.concatenate([top_row, bought_row])
+        items = np.concatenate([scored.top[rows][found], *(bought[r] for r in rows)])
+        raw = np.concatenate(
+            [scored.top_scores[rows][found], *(scored.bought_scores[r] for r in rows)]
+        )
+        standardised = (raw - scored.mean[rows][row]) / scored.spread[rows][row]
+        purchase = np.concatenate(
+            [np.arange(s.start, s.stop) for s in spans] or [np.empty(0, dtype=np.int64)]
+        )
+        return cls(row, items.astype(np.int64), raw, standardised, top_row.size, purchase)
+
+
 def _blended_lists(
-    scored: _ModelPass,
-    rows: np.ndarray,
-    bought: list[np.ndarray],
-    propensity: Callable[[int, float], np.ndarray],
-    params: BlendParams,
-    k: int,
+    pool: _BuyAgainPool, rows: int, propensity: np.ndarray, params: BlendParams, k: int
 ) -> np.ndarray:
-    """Top-k with already-bought items allowed, scored as `recsvc.version.scoring.blend` scores them.
+    """Top-k of `rows` rows with already-bought items allowed, scored as
+    `recsvc.version.scoring.blend` scores them (`propensity`: of the pool's bought candidates).
 
     Exact without rescoring: the blend moves every never-bought item by one increasing affine map,
     so their order (and so their best k) is the model's; only the bought items move on their own.
     The best k of the blend are the best k of those two small sets together.
     """
     w = params.weight
-    out = np.full((rows.size, k), -1, dtype=np.int64)
-    for j, r in enumerate(rows):
-        found = scored.top[r] >= 0
-        items = np.concatenate([scored.top[r][found], bought[r]])
-        raw = np.concatenate([scored.top_scores[r][found], scored.bought_scores[r]])
-        if w != 0.0 and bought[r].size:
-            standardised = (raw - scored.mean[r]) / scored.spread[r]
-            final = (1.0 - w) * standardised + (1e-3 * standardised if w == 1.0 else 0.0)
-            final[found.sum() :] += w * propensity(int(r), params.timing)
-        else:
-            final = raw
-        order = np.lexsort((items, -final))[:k]
-        out[j, : order.size] = items[order]
+    if w != 0.0:
+        z = pool.standardised
+        final = (1.0 - w) * z + (1e-3 * z if w == 1.0 else 0.0)
+        final[pool.first_bought :] += w * propensity
+    else:
+        final = pool.raw
+    return _top_per_row(pool.row, pool.items, final, rows, k)
+
+
+def _top_per_row(
+    row: np.ndarray, items: np.ndarray, scores: np.ndarray, rows: int, k: int
+) -> np.ndarray:
+    """Each row's k best (row, item, score) candidates, best first, ties by the lower item
+    (`recsvc.version.scoring.top_rows`' order); -1 pads a row with fewer."""
+    order = np.lexsort((items, -scores, row))
+    row, items = row[order], items[order]
+    rank = np.arange(row.size) - np.searchsorted(row, row)
+    kept = rank < k
+    out = np.full((rows, k), -1, dtype=np.int64)
+    out[row[kept], rank[kept]] = items[kept]
     return out
 
 
 def evaluate(
     model: ModelArrays,
-    train: Purchases,
+    train: TrainingPurchases,
     test: Purchases,
     customer_segments: np.ndarray,
     customer_nps: np.ndarray,
@@ -202,7 +277,8 @@ def evaluate(
     max_users: int,
     seed: int,
 ) -> EvaluationReport:
-    """Evaluate on customers with purchases both in training (`train`) and held out (`test`).
+    """Evaluate on customers with purchases both in training (`train`, with the orders that bought
+    each purchase, so buy-again can weigh them at any decay) and held out (`test`).
 
     `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category
     without the held-out data (strings); `test_from_day` each customer's first held-out day (the
@@ -239,7 +315,9 @@ def evaluate(
         by_nps[str(category)] = ranking_metrics(
             scored.top[rows], sample.truth_new_matrix[rows], model.n_items
         )
-    tuned, buy_again = _buy_again(model, scored, sample, train, popularity, test_from_day, k, seed)
+    tuned, buy_again, blend_lift = _buy_again(
+        model, scored, sample, train, popularity, test_from_day, k, seed
+    )
     # The lift is over the stronger of the two popularity baselines.
     pop_ndcg = max(new_items["popularity"].ndcg, new_items["recent_popularity"].ndcg)
     return EvaluationReport(
@@ -253,6 +331,7 @@ def evaluate(
         blend=tuned,
         lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
         split=split,
+        blend_lift=blend_lift,
     )
 
 
@@ -332,60 +411,105 @@ def _buy_again(
     model: ModelArrays,
     scored: _ModelPass,
     sample: _Sample,
-    train: Purchases,
+    train: TrainingPurchases,
     popularity: np.ndarray,
     test_from_day: np.ndarray,
     k: int,
     seed: int,
-) -> tuple[BlendParams, dict[str, RankingMetrics]]:
+) -> tuple[BlendParams, dict[str, RankingMetrics], BlendLift | None]:
     """The "buy again allowed" protocol: the blend tuned on half A, every method reported on half
-    B. Returns the tuned blend and the metrics."""
+    B. Returns the tuned blend, the metrics and the blend's lift over the better own-history
+    list."""
     n_items, n, users = model.n_items, sample.users.size, sample.users
     half = np.random.default_rng(seed).permutation(n)
     tune_rows, report_rows = np.sort(half[: n // 2]), np.sort(half[n // 2 :])
-    no_exclusion = [np.empty(0, dtype=np.int64)] * n
-
-    def propensity(r: int, timing: float) -> np.ndarray:
-        user = int(users[r])
-        span = train.row(user)
-        return scoring.repeat_propensity(
-            train.counts[span],
-            float(test_from_day[user]) - train.last_day[span].astype(np.float64),
-            model.item_reorder_days[train.items[span]],
-            timing,
-        )
+    weights = {decay: train.weights(decay) for decay in (*BLEND_DECAYS, BASELINE_DECAY)}
+    repeat_rate = train.repeat_rate(n_items)
 
     def truth(rows: np.ndarray) -> sp.csr_matrix:
         return _csr([sample.truth_all[r] for r in rows], n_items)
 
-    def blend_metrics(
-        rows: np.ndarray, params: BlendParams, interval: bool = False
-    ) -> RankingMetrics:
-        top = _blended_lists(scored, rows, sample.bought, propensity, params, k)
-        return ranking_metrics(top, truth(rows), n_items, interval=interval)
+    def blend_lists(rows: np.ndarray) -> Callable[[BlendParams], np.ndarray]:
+        spans = [train.row(int(users[r])) for r in rows]
+        pool = _BuyAgainPool.of(scored, rows, sample.bought, spans)
+        purchase = pool.purchase
+        # Days since each bought product's last purchase, as of the customer's first held-out day.
+        owner = users[rows][pool.row[pool.first_bought :]]
+        days_since = test_from_day[owner].astype(np.float64) - train.last_day[purchase]
+        reorder = model.item_reorder_days[train.items[purchase]]
+        rates = repeat_rate[train.items[purchase]]
 
-    def metrics_on(rows: np.ndarray, fn: Callable[[np.ndarray], np.ndarray]) -> RankingMetrics:
-        top = _ranked_lists(rows.size, k, lambda local: fn(rows[local]), no_exclusion)
-        return ranking_metrics(top, truth(rows), n_items, interval=True)
+        def lists(params: BlendParams) -> np.ndarray:
+            propensity = scoring.repeat_propensity(
+                weights[params.decay][purchase],
+                days_since,
+                reorder,
+                params.timing,
+                repeat_rate=rates,
+                repeat=params.repeat,
+            )
+            return _blended_lists(pool, rows.size, propensity, params, k)
 
-    def popular(rows: np.ndarray) -> np.ndarray:
-        return np.broadcast_to(popularity, (rows.size, n_items))
+        return lists
 
-    def own_frequent(rows: np.ndarray) -> np.ndarray:
-        out = np.broadcast_to(popularity * 1e-12, (rows.size, n_items)).copy()
-        for j, r in enumerate(rows):
-            span = train.row(int(users[r]))
-            out[j, train.items[span]] += train.counts[span] + train.last_day[span] * 1e-9
-        return out
+    tuning, reporting = blend_lists(tune_rows), blend_lists(report_rows)
+    tune_truth, report_truth = truth(tune_rows), truth(report_rows)
+    tuned = max(BLEND_GRID, key=lambda p: float(ndcg_per_user(tuning(p), tune_truth).mean()))
 
-    tuned = max(BLEND_GRID, key=lambda p: blend_metrics(tune_rows, p).ndcg)
-    return tuned, {
+    def own_history(frequency: np.ndarray) -> np.ndarray:
+        return _own_history_lists(train, users[report_rows], frequency, popularity, k)
+
+    lists = {
         # The model alone: the blend at weight 0 (raw scores, bought items allowed).
-        "model": blend_metrics(report_rows, BlendParams(weight=0.0), interval=True),
-        "own_most_frequent": metrics_on(report_rows, own_frequent),
-        "popularity": metrics_on(report_rows, popular),
-        "blend": blend_metrics(report_rows, tuned, interval=True),
+        "model": reporting(BlendParams(weight=0.0)),
+        "own_most_frequent": own_history(train.counts),
+        "recency_weighted_own_frequency": own_history(weights[BASELINE_DECAY]),
+        "popularity": _ranked_lists(
+            report_rows.size,
+            k,
+            lambda local: np.broadcast_to(popularity, (local.size, n_items)),
+            [np.empty(0, dtype=np.int64)] * report_rows.size,
+        ),
+        "blend": reporting(tuned),
     }
+    metrics = {
+        name: ranking_metrics(top, report_truth, n_items, interval=True)
+        for name, top in lists.items()
+    }
+    own = max(
+        ("own_most_frequent", "recency_weighted_own_frequency"), key=lambda m: metrics[m].ndcg
+    )
+    blended, baseline = (ndcg_per_user(lists[m], report_truth) for m in ("blend", own))
+    lift = None
+    if baseline.size and baseline.mean() > 0:
+        low, high = paired_ratio_interval(blended, baseline)
+        lift = BlendLift(own, float(blended.mean() / baseline.mean()), low, high)
+    return tuned, metrics, lift
+
+
+def _own_history_lists(
+    train: Purchases,
+    customers: np.ndarray,
+    frequency: np.ndarray,
+    popularity: np.ndarray,
+    k: int,
+) -> np.ndarray:
+    """Each customer's bought items by `frequency` (aligned with `train.items`), ties by the later
+    last purchase, then popularity, then the lower item; the popular items they did not buy fill a
+    list shorter than k."""
+    popular = np.lexsort((np.arange(popularity.size), -popularity))
+    out = np.full((customers.size, k), -1, dtype=np.int64)
+    for j, customer in enumerate(customers):
+        span = train.row(int(customer))
+        items = train.items[span].astype(np.int64)
+        order = np.lexsort((items, -popularity[items], -train.last_day[span], -frequency[span]))
+        ranked = items[order][:k]
+        if ranked.size < k:
+            fill = popular[: k + items.size]
+            fill = fill[~np.isin(fill, items)][: k - ranked.size]
+            ranked = np.concatenate([ranked, fill])
+        out[j, : ranked.size] = ranked
+    return out
 
 
 def describe_split(report: EvaluationReport) -> str:
@@ -417,18 +541,18 @@ def describe_recorded_split(metrics: Mapping[str, Any]) -> str | None:
 def format_evaluation(report: EvaluationReport) -> str:
     lines = [
         f"evaluation at k={report.k} on {report.eval_users:,} customers, {describe_split(report)}",
-        f"{'protocol':<12} {'method':<20} {'precision':>9} {'recall':>7} {'ndcg':>7} {'95% interval':>15} {'hit':>6} {'cover':>6} {'auc':>6}",
+        f"{'protocol':<12} {'method':<30} {'precision':>9} {'recall':>7} {'ndcg':>7} {'95% interval':>15} {'hit':>6} {'cover':>6} {'auc':>6}",
     ]
     for protocol, table in (("new items", report.new_items), ("buy again", report.buy_again)):
         for method, m in table.items():
             auc = f"{m.auc:.3f}" if m.auc is not None else "-"
             lines.append(
-                f"{protocol:<12} {method:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
+                f"{protocol:<12} {method:<30} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
                 f"{_interval(m):>15} {m.hit_rate:>6.3f} {m.coverage:>6.3f} {auc:>6}"
             )
     for category, m in report.by_nps_category.items():
         lines.append(
-            f"{'by nps':<12} {category:<20} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
+            f"{'by nps':<12} {category:<30} {m.precision:>9.4f} {m.recall:>7.4f} {m.ndcg:>7.4f} "
             f"{_interval(m):>15} {m.hit_rate:>6.3f}"
         )
     lift = report.lift_over_popularity
@@ -437,10 +561,17 @@ def format_evaluation(report: EvaluationReport) -> str:
         if math.isfinite(lift)
         else "not comparable (popularity scored 0 on the hold-out)"
     )
+    blend = report.blend
     lines.append(
-        f"model NDCG@{report.k} is {against}; "
-        f"buy-again blend weight {report.blend.weight}, timing {report.blend.timing}"
+        f"model NDCG@{report.k} is {against}; buy-again blend weight {blend.weight}, "
+        f"timing {blend.timing}, decay {blend.decay}, repeat {blend.repeat}"
     )
+    own = report.blend_lift
+    if own is not None:
+        lines.append(
+            f"buy-again blend NDCG@{report.k} is {own.ratio:.2f}x {own.baseline}'s "
+            f"(95% paired interval {own.low:.2f}-{own.high:.2f})"
+        )
     return "\n".join(lines)
 
 

@@ -28,7 +28,7 @@ from training.config import TrainingConfig
 from training.customers.features import SegmentationConfig, resolve_as_of
 from training.customers.table import build_customer_table
 from training.recommender import dataset as ds
-from training.recommender.dataset import FeatureSpace
+from training.recommender.dataset import FeatureSpace, TrainingPurchases
 
 # Popularity (the artifact's `item_popularity`) counts the purchases of the last this many days.
 POPULARITY_DAYS = 90
@@ -65,7 +65,7 @@ class HoldOut:
     users: FeatureSpace  # customers' features without it, indexed as `TrainingData.users`
     train_lines: pl.DataFrame  # order lines the hold-out model fits on
     test_lines: pl.DataFrame  # order lines held out (the gate scores on those neither model saw)
-    train: Purchases  # purchases in the training lines
+    train: TrainingPurchases  # purchases in the training lines
     test: Purchases  # purchases held out
     interactions: sp.coo_matrix  # weighted interactions of the training lines
 
@@ -78,7 +78,7 @@ class TrainingData:
     price_edges: list[float]  # the price bands' edges
     items: FeatureSpace
     users: FeatureSpace  # customers' features at the end of the data
-    lines: pl.DataFrame  # order lines that count as interactions: u, i, day, returned
+    lines: pl.DataFrame  # order lines that count as interactions: u, i, day, returned, order
     last_day: int  # the latest order's day
     holdout: HoldOut
 
@@ -86,7 +86,7 @@ class TrainingData:
     def rows(self) -> int:
         return self.lines.height
 
-    def purchases(self) -> Purchases:
+    def purchases(self) -> TrainingPurchases:
         return ds.purchases(self.lines, len(self.users.ids))
 
     def interactions(self, config: TrainingConfig) -> sp.coo_matrix:
@@ -245,7 +245,7 @@ def _last_orders_hold_out(
         on=["u", c.ORDER_ID],
         how="left",
     ).with_columns(pl.col("test").fill_null(False))
-    columns = ("u", "i", "day", "returned")
+    columns = ("u", "i", "day", "returned", "order")
     train_lines = marked.filter(~pl.col("test")).select(columns)
     test_lines = marked.filter(pl.col("test")).select(columns)
     first = test_lines.group_by("u").agg(pl.col("day").min())

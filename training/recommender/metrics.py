@@ -68,15 +68,41 @@ def paired_difference_interval(
     return bootstrap_interval(np.asarray(new) - np.asarray(old), level=level, seed=seed)
 
 
+def paired_ratio_interval(
+    new: np.ndarray,
+    old: np.ndarray,
+    *,
+    level: float = 0.95,
+    rounds: int = BOOTSTRAP_ROUNDS,
+    seed: int = BOOTSTRAP_SEED,
+) -> tuple[float, float]:
+    """The bootstrap interval of mean(new) / mean(old) over the same users, resampled together
+    (paired, like `paired_difference_interval`); (nan, nan) without users."""
+    new, old = np.asarray(new, dtype=np.float64), np.asarray(old, dtype=np.float64)
+    if new.size == 0:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    ratios = np.empty(rounds, dtype=np.float64)
+    block = max(1, 2_000_000 // new.size)
+    for start in range(0, rounds, block):
+        stop = min(start + block, rounds)
+        draws = rng.integers(0, new.size, size=(stop - start, new.size))
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratios[start:stop] = new[draws].mean(axis=1) / old[draws].mean(axis=1)
+    tail = (1.0 - level) / 2.0
+    low, high = np.quantile(ratios, [tail, 1.0 - tail])
+    return float(low), float(high)
+
+
 def _hits(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     """Boolean (users x k): is the recommended item at this rank a held-out item of the user?"""
     truth = truth.tocsr()
-    hits = np.zeros(top.shape, dtype=bool)
-    for u in range(top.shape[0]):
-        row = truth.indices[truth.indptr[u] : truth.indptr[u + 1]]
-        if row.size:
-            hits[u] = np.isin(top[u], row) & (top[u] >= 0)
-    return hits
+    n_items = max(truth.shape[1], 1)
+    # One membership test over (user, item) keys for all users at once, not one per user.
+    owners = np.repeat(np.arange(truth.shape[0], dtype=np.int64), np.diff(truth.indptr))
+    held = owners * n_items + truth.indices
+    ranked = np.arange(top.shape[0], dtype=np.int64)[:, None] * n_items + top
+    return np.isin(ranked, held) & (top >= 0)
 
 
 def ndcg_per_user(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:

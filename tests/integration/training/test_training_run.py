@@ -25,6 +25,7 @@ from recsvc.version.scoring import (
     user_vector,
 )
 from training.config import load_config
+from training.recommender.evaluate import BLEND_DECAYS
 from training.run.pipeline import RunRecord, format_record, run_pipeline
 from training.sources.generate import generate
 
@@ -133,6 +134,78 @@ def test_the_artifact_round_trips_and_describes_itself(published: tuple[RunRecor
     some_id = str(customers["customer_id"][0])
     assert model.customer_index(some_id) is not None
     assert model.customer_index("no-such-customer") is None
+
+
+def test_the_version_weighs_each_purchase_by_orders_back_at_the_tuned_decay(
+    published: tuple[RunRecord, Path], demo: Path
+) -> None:
+    """The decay the hold-out chose for the blend is the one the version's weights use: the
+    customer with the most orders, their weights worked out by hand from the shop's order file
+    (orders with a line bought, latest first, each weighing decay ** orders back)."""
+    record, root = published
+    assert record.version is not None
+    model = load_model(root / "store" / "versions" / record.version, verify_hashes=True)
+    assert "purchases_recency_weighted.npy" in model.manifest.files
+    decay = model.manifest.blend.decay
+    assert decay in BLEND_DECAYS
+    lines = pl.read_parquet(demo / "orders.parquet").filter(pl.col("status") != "cancelled")
+    customer = (
+        lines.group_by("customer_id")
+        .agg(pl.col("order_id").n_unique())
+        .sort("order_id", "customer_id", descending=[True, False])["customer_id"][0]
+    )
+    mine = lines.filter(pl.col("customer_id") == customer)
+    placed = mine.group_by("order_id").agg(pl.col("ordered_at").min())
+    bought = mine.filter(pl.col("status") != "returned").select("order_id", "product_id").unique()
+    counted = sorted(
+        placed.filter(pl.col("order_id").is_in(bought["order_id"].implode())).iter_rows(),
+        key=lambda row: (row[1], row[0]),
+        reverse=True,
+    )
+    back = {order_id: n for n, (order_id, _) in enumerate(counted)}
+    expected: dict[str, float] = {}
+    for order_id, product in bought.iter_rows():
+        expected[product] = expected.get(product, 0.0) + decay ** back[order_id]
+    index = model.customer_index(customer)
+    assert index is not None
+    p = model.arrays.purchases
+    assert p.recency_weighted is not None
+    span = p.row(index)
+    stored = dict(
+        zip(model.item_ids[p.items[span]].tolist(), p.recency_weighted[span].tolist(), strict=True)
+    )
+    assert stored == pytest.approx(expected, rel=1e-6)
+    # The products' repeat rates: (buyers with two orders or more + 1) / (buyers + 2).
+    rates = model.item_repeat_rate
+    assert rates is not None and rates.shape == (model.item_ids.size,)
+    assert model.manifest.blend.repeat in (0.0, 0.5)
+    kept = lines.filter(pl.col("status") != "returned")
+    orders = kept.group_by("product_id", "customer_id").agg(pl.col("order_id").n_unique())
+    per_product = orders.group_by("product_id").agg(
+        pl.len().alias("buyers"), (pl.col("order_id") >= 2).sum().alias("repeaters")
+    )
+    for product, buyers, repeaters in per_product.head(50).iter_rows():
+        index = model.item_index(product)
+        assert index is not None
+        assert rates[index] == pytest.approx((repeaters + 1) / (buyers + 2), rel=1e-6), product
+
+
+def test_buy_again_is_reported_against_both_own_history_lists(
+    published: tuple[RunRecord, Path],
+) -> None:
+    record, _ = published
+    buy_again = record.metrics["buy_again"]
+    for method in ("own_most_frequent", "recency_weighted_own_frequency", "blend"):
+        m = buy_again[method]
+        assert m["ndcg_low"] <= m["ndcg"] <= m["ndcg_high"], method
+    lift = record.metrics["blend_lift"]
+    own = lift["baseline"]
+    assert own in ("own_most_frequent", "recency_weighted_own_frequency")
+    assert buy_again[own]["ndcg"] == max(
+        buy_again["own_most_frequent"]["ndcg"], buy_again["recency_weighted_own_frequency"]["ndcg"]
+    )
+    assert lift["ratio"] == pytest.approx(buy_again["blend"]["ndcg"] / buy_again[own]["ndcg"])
+    assert lift["low"] <= lift["ratio"] <= lift["high"]
 
 
 def test_a_corrupted_artifact_is_a_clear_error(

@@ -58,6 +58,8 @@ def test_purchases_count_kept_lines_and_remember_the_last_day() -> None:
     assert p.items.tolist() == [2, 0]
     assert p.counts.tolist() == [2, 1]
     assert p.last_day.tolist() == [9, 3]
+    # Lines without order numbers: each purchase day is an order (days 9 and 5: 1 + 0.9).
+    assert p.weights(0.9).tolist() == pytest.approx([1.9, 1.0])
 
 
 def test_reorder_interval_is_the_median_gap_between_one_customers_purchases() -> None:

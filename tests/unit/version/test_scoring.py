@@ -88,6 +88,15 @@ def test_without_timing_propensity_is_purchase_frequency() -> None:
     assert p.tolist() == pytest.approx([np.log1p(1), np.log1p(4)])
 
 
+def test_a_products_repeat_rate_scales_its_propensity_by_the_blends_power() -> None:
+    frequency, days, cycles = np.array([1.9, 1.9]), np.array([5.0, 5.0]), np.full(2, np.nan)
+    rates = np.array([0.81, 0.25])
+    p = repeat_propensity(frequency, days, cycles, timing=0.0, repeat_rate=rates, repeat=0.5)
+    assert p.tolist() == pytest.approx([np.log1p(1.9) * 0.9, np.log1p(1.9) * 0.5])
+    off = repeat_propensity(frequency, days, cycles, timing=0.0, repeat_rate=rates, repeat=0.0)
+    assert off.tolist() == pytest.approx([np.log1p(1.9)] * 2)
+
+
 def test_a_full_weight_blend_ranks_bought_items_first_and_model_orders_the_rest() -> None:
     scores = np.array([3.0, 2.0, 1.0, 0.0])
     out = blend(scores, np.array([3]), np.array([1.0]), BlendParams(weight=1.0, timing=0.0))
