@@ -480,7 +480,8 @@ def _ease_trials(
     for weight in BLEND_WEIGHTS:
         if over_budget():
             break
-        name = f"blend {weight:g} {base.name}"
+        # Short, a chart label: the trial's LightFM settings are its LightFM half's.
+        name = f"blend {weight:g}"
         out.append(scored(blend_trial(name, best, weight), best, weight))
     return out
 
