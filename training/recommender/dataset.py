@@ -45,8 +45,8 @@ class FeatureSpace:
         """L1-normalised feature rows. An entity with interactions has its identity feature (weight
         `identity_weight`, the attributes sharing the rest; 1 is a purely collaborative fit); one
         without has attributes only, so it is represented by what it shares with others: that is
-        how cold start works. (LightFM's
-        default of equal shares drowns personal taste in five population-wide attributes.)"""
+        how cold start works. (LightFM's default of equal shares drowns personal taste in five
+        population-wide attributes.)"""
         n, n_fields = self.attribute_rows.shape
         per_field = np.where(has_identity, (1.0 - identity_weight) / n_fields, 1.0 / n_fields)
         rows = np.concatenate([np.flatnonzero(has_identity), np.repeat(np.arange(n), n_fields)])
@@ -57,6 +57,14 @@ class FeatureSpace:
         matrix = sp.csr_matrix((data, (rows, cols)), shape=(n, self.n_features))
         matrix.eliminate_zeros()  # identity weight 1: a known entity's attributes weigh nothing
         return matrix
+
+    def subset(self, members: np.ndarray) -> FeatureSpace:
+        """The space of some entities (sorted indices), identity columns for them alone: a search
+        on a sample of a million customers allocates embeddings for the sample only."""
+        shift = self.ids.size - members.size
+        return FeatureSpace(
+            self.ids[members], self.attribute_names, self.attribute_rows[members] - shift
+        )
 
 
 def _feature_space(frame: pl.DataFrame, id_column: str, fields: tuple[str, ...]) -> FeatureSpace:

@@ -94,9 +94,6 @@ class _Trial:
             return self.epochs_override
         return (int(np.argmax(self.curve)) + 1) * CHECK_EVERY if self.curve else 0
 
-    def settings(self) -> tuple[object, ...]:
-        return _settings(self.config)
-
 
 def _settings(config: TrainingConfig) -> tuple[object, ...]:
     return tuple(getattr(config, name) for name in (*PLAIN, "max_sampled"))
@@ -112,7 +109,7 @@ class _Problem:
     """The validation problem every trial is fitted and scored on."""
 
     interactions: sp.csr_matrix  # rows: the fitted customers
-    users: FeatureSpace  # their features (the hold-out's), rows as `fit_users`
+    users: FeatureSpace  # the fitted customers' features (the hold-out's), rows as `fit_users`
     fit_users: np.ndarray  # sorted indices into the hold-out's customers
     items: FeatureSpace
     item_known: np.ndarray
@@ -125,7 +122,7 @@ class _Problem:
         user_known = np.ones(self.fit_users.size, dtype=bool)
         user_known[np.diff(self.interactions.indptr) == 0] = False
         return (
-            _user_matrix(self.users, self.fit_users, config.user_identity_weight, user_known),
+            self.users.matrix(config.user_identity_weight, user_known),
             self.items.matrix(config.item_identity_weight, self.item_known),
         )
 
@@ -139,25 +136,6 @@ class _Problem:
         users = trial.trainer.user_vectors(self.rows)
         per_user = new_items_ndcg_per_user(vectors, biases, users, self.bought, self.truth, self.k)
         return float(per_user.mean()) if per_user.size else 0.0
-
-
-def _user_matrix(
-    users: FeatureSpace, fit_users: np.ndarray, identity_weight: float, known: np.ndarray
-) -> sp.csr_matrix:
-    """Feature rows of the fitted customers, with identity columns for them alone (a search on a
-    sample of a million customers allocates embeddings for the sample only)."""
-    n_fields = users.attribute_rows.shape[1]
-    m = fit_users.size
-    per_field = np.where(known, (1.0 - identity_weight) / n_fields, 1.0 / n_fields)
-    attribute_columns = users.attribute_rows[fit_users] - users.ids.size + m
-    rows = np.concatenate([np.flatnonzero(known), np.repeat(np.arange(m), n_fields)])
-    cols = np.concatenate([np.flatnonzero(known), attribute_columns.ravel()])
-    data = np.concatenate(
-        [np.full(int(known.sum()), identity_weight), np.repeat(per_field, n_fields)]
-    ).astype(np.float32)
-    matrix = sp.csr_matrix((data, (rows, cols)), shape=(m, m + len(users.attribute_names)))
-    matrix.eliminate_zeros()
-    return matrix
 
 
 def _problem(
@@ -181,7 +159,7 @@ def _problem(
     _, item_known = interacted(interactions.tocoo())
     return _Problem(
         interactions=interactions,
-        users=users,
+        users=users.subset(fit_users),
         fit_users=fit_users,
         items=items,
         item_known=item_known,

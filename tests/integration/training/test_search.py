@@ -19,6 +19,7 @@ from recsvc.store import open_store
 from recsvc.version.artifacts import load_model
 from training.config import TrainingConfig, load_config
 from training.recommender import ease
+from training.recommender.dataset import FeatureSpace
 from training.recommender.fit import attributes_from_members, unknown_from_attributes
 from training.recommender.holdout import validation_split
 from training.recommender.search import (
@@ -336,3 +337,15 @@ def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> Non
         got = [int(np.searchsorted(model.item_ids, i.product_id)) for i in served.items]
         # As above, returned lines move a few scores of the fit's B against this one.
         assert len(set(got) & set(np.argsort(-exact, kind="stable")[:10].tolist())) >= 8
+
+
+def test_a_subset_of_a_feature_space_has_the_members_rows_with_their_own_identities() -> None:
+    ids = np.array(["a", "b", "c", "d"])
+    space = FeatureSpace(ids, ["f=x", "f=y"], np.array([[4], [5], [4], [5]], np.int32))
+    known = np.array([True, False, True, True])
+    members = np.array([1, 3])
+    sub = space.subset(members).matrix(0.8, known[members]).toarray()
+    full = space.matrix(0.8, known).toarray()[members]
+    # Identity columns of the members only (b, d), then the same attribute columns.
+    assert sub.shape == (2, 4)
+    assert np.allclose(sub[:, 2:], full[:, 4:]) and np.allclose(sub[:, :2], full[:, [1, 3]])
