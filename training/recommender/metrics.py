@@ -12,6 +12,7 @@ a sample of the shop's, and on a few hundred of them a difference of a few hundr
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
 
 import msgspec
 import numpy as np
@@ -47,16 +48,29 @@ def bootstrap_interval(
     values = np.asarray(values, dtype=np.float64)
     if values.size == 0:
         return math.nan, math.nan
+    return _percentiles(
+        _resampled(values.size, rounds, seed, lambda draws: values[draws].mean(axis=1)), level
+    )
+
+
+def _resampled(
+    n: int, rounds: int, seed: int, statistic: Callable[[np.ndarray], np.ndarray]
+) -> np.ndarray:
+    """`statistic` of `rounds` resamples of n users with replacement (each row of its argument is
+    one resample's indices): seeded, and in blocks, so a large sample never needs a rounds x users
+    index matrix at once."""
     rng = np.random.default_rng(seed)
-    means = np.empty(rounds, dtype=np.float64)
-    # In blocks, so a large sample never needs a rounds x users index matrix at once.
-    block = max(1, 2_000_000 // values.size)
+    out = np.empty(rounds, dtype=np.float64)
+    block = max(1, 2_000_000 // n)
     for start in range(0, rounds, block):
         stop = min(start + block, rounds)
-        draws = rng.integers(0, values.size, size=(stop - start, values.size))
-        means[start:stop] = values[draws].mean(axis=1)
+        out[start:stop] = statistic(rng.integers(0, n, size=(stop - start, n)))
+    return out
+
+
+def _percentiles(statistics: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(means, [tail, 1.0 - tail])
+    low, high = np.quantile(statistics, [tail, 1.0 - tail])
     return float(low), float(high)
 
 
@@ -81,17 +95,13 @@ def paired_ratio_interval(
     new, old = np.asarray(new, dtype=np.float64), np.asarray(old, dtype=np.float64)
     if new.size == 0:
         return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    ratios = np.empty(rounds, dtype=np.float64)
-    block = max(1, 2_000_000 // new.size)
-    for start in range(0, rounds, block):
-        stop = min(start + block, rounds)
-        draws = rng.integers(0, new.size, size=(stop - start, new.size))
+
+    def ratio(draws: np.ndarray) -> np.ndarray:
         with np.errstate(divide="ignore", invalid="ignore"):
-            ratios[start:stop] = new[draws].mean(axis=1) / old[draws].mean(axis=1)
-    tail = (1.0 - level) / 2.0
-    low, high = np.quantile(ratios, [tail, 1.0 - tail])
-    return float(low), float(high)
+            result: np.ndarray = new[draws].mean(axis=1) / old[draws].mean(axis=1)
+        return result
+
+    return _percentiles(_resampled(new.size, rounds, seed, ratio), level)
 
 
 def _hits(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
