@@ -55,15 +55,15 @@ import scipy.sparse as sp
 
 from recsvc.domain.privacy import Suppression
 from recsvc.version.scoring import Purchases
-from training.config import load_config
+from training.config import TrainingConfig, load_config
 from training.recommender import dataset as ds
 from training.recommender import ease
 from training.recommender import evaluate as ev
+from training.recommender.holdout import TrainingData
 from training.recommender.metrics import (
-    BOOTSTRAP_ROUNDS,
-    BOOTSTRAP_SEED,
     bootstrap_interval,
     ndcg_per_user,
+    paired_ratio_interval,
 )
 from training.recommender.search import format_search
 from training.run import steps
@@ -128,13 +128,20 @@ def per_user(
 
 def ratio_interval(ours: np.ndarray, theirs: np.ndarray) -> tuple[float, float, float]:
     """Ratio of mean NDCGs and its 95% paired bootstrap interval (same customers resampled)."""
-    rng = np.random.default_rng(BOOTSTRAP_SEED)
-    ratios = np.empty(BOOTSTRAP_ROUNDS)
-    for r in range(BOOTSTRAP_ROUNDS):
-        draw = rng.integers(0, ours.size, size=ours.size)
-        ratios[r] = ours[draw].mean() / max(theirs[draw].mean(), 1e-12)
-    low, high = np.percentile(ratios, [2.5, 97.5])
-    return float(ours.mean() / max(theirs.mean(), 1e-12)), float(low), float(high)
+    low, high = paired_ratio_interval(ours, theirs)
+    return float(ours.mean() / max(theirs.mean(), 1e-12)), low, high
+
+
+def shop_data(data_dir: Path, root: Path, config: TrainingConfig) -> tuple[Path, TrainingData]:
+    """The run's own steps up to its hold-out split (validate, segments, features) on a shop's
+    folder, in a fresh work folder under `root` named for the shop: (work folder, the data)."""
+    name = data_dir.name if data_dir.name != "data" else data_dir.parent.name
+    work = root / name
+    shutil.rmtree(work, ignore_errors=True)
+    (work / "artifact").mkdir(parents=True)
+    clean = steps.validate(data_dir, work / "validation", 0.05, Suppression(), False)
+    segments = steps.segment(clean.tables, [], work / "artifact")
+    return work, steps.features(clean.tables, segments, config)
 
 
 def ease_validation(
@@ -186,16 +193,10 @@ def main() -> None:
 
     config = load_config(deterministic=True)
     k = config.k
-    name = args.data.name if args.data.name != "data" else args.data.parent.name
-    work = WORK / name
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "artifact").mkdir(parents=True)
     timings: dict[str, float] = {}
 
     started = time.perf_counter()
-    clean = steps.validate(args.data, work / "validation", 0.05, Suppression(), False)
-    segments = steps.segment(clean.tables, [], work / "artifact")
-    data = steps.features(clean.tables, segments, config)
+    _, data = shop_data(args.data, WORK, config)
     timings["data and split"] = time.perf_counter() - started
     held = data.holdout
     n_items = len(data.items.ids)

@@ -22,7 +22,7 @@ two own-history lists (by lines, and 0.9 per order back) with a 95% paired boots
 from __future__ import annotations
 
 import argparse
-import shutil
+import sys
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -30,7 +30,6 @@ from pathlib import Path
 import numpy as np
 import polars as pl
 
-from recsvc.domain.privacy import Suppression
 from recsvc.version import scoring
 from recsvc.version.scoring import BlendParams
 from training.config import load_config
@@ -40,6 +39,11 @@ from training.recommender.metrics import bootstrap_interval, ndcg_per_user, pair
 from training.run import steps
 
 ROOT = Path(__file__).resolve().parents[1]
+if str(ROOT / "bench") not in sys.path:
+    sys.path.insert(0, str(ROOT / "bench"))
+
+from bench_baselines import shop_data  # noqa: E402
+
 WORK = ROOT / "var" / "bench" / "buy_again"
 WEIGHTS = (0.25, 0.5, 0.75, 0.9, 1.0)
 
@@ -76,14 +80,8 @@ def main() -> None:
     args = parser.parse_args()
     config = load_config(deterministic=True)
     k = config.k
-    name = args.data.name if args.data.name != "data" else args.data.parent.name
-    work = WORK / name
-    shutil.rmtree(work, ignore_errors=True)
-    (work / "artifact").mkdir(parents=True)
     started = time.perf_counter()
-    clean = steps.validate(args.data, work / "validation", 0.05, Suppression(), False)
-    segments = steps.segment(clean.tables, [], work / "artifact")
-    data = steps.features(clean.tables, segments, config)
+    _, data = shop_data(args.data, WORK, config)
     held = data.holdout
     model = steps.fit_hold_out(data, config, False).arrays
     train = held.train
