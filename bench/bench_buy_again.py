@@ -34,7 +34,7 @@ from recsvc.version import scoring
 from recsvc.version.scoring import BlendParams
 from training.config import load_config
 from training.recommender import evaluate as ev
-from training.recommender.dataset import TrainingPurchases
+from training.recommender.dataset import TrainingPurchases, purchase_gaps
 from training.recommender.metrics import bootstrap_interval, ndcg_per_user, paired_ratio_interval
 from training.run import steps
 
@@ -57,16 +57,7 @@ def grid(timings: Sequence[float], decays: Sequence[float]) -> list[BlendParams]
 def own_intervals(train_lines: pl.DataFrame, train: TrainingPurchases) -> np.ndarray:
     """Each purchase's median gap in days between the customer's purchase days of the product
     (nan below two days), aligned with `train.items`."""
-    gaps = (
-        train_lines.filter(~pl.col("returned"))
-        .select("u", "i", "day")
-        .unique()
-        .sort("u", "i", "day")
-        .with_columns(gap=pl.col("day").diff().over("u", "i"))
-        .filter(pl.col("gap") > 0)
-        .group_by("u", "i")
-        .agg(pl.col("gap").median())
-    )
+    gaps = purchase_gaps(train_lines).group_by("u", "i").agg(pl.col("gap").median())
     owners = np.repeat(np.arange(train.indptr.size - 1), np.diff(train.indptr))
     aligned = pl.DataFrame({"u": owners.astype(np.int32), "i": train.items}).join(
         gaps, on=["u", "i"], how="left", maintain_order="left"

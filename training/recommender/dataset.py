@@ -285,18 +285,21 @@ def purchases(lines: pl.DataFrame, n_users: int, decay: float = 1.0) -> Training
     return unweighted.at_decay(decay)
 
 
-def reorder_days(lines: pl.DataFrame, n_items: int) -> np.ndarray:
-    """Each item's median gap in days between one customer's consecutive purchases of it (nan if none)."""
-    gaps = (
+def purchase_gaps(lines: pl.DataFrame) -> pl.DataFrame:
+    """(u, i, gap): the days between one customer's consecutive purchase days of a product."""
+    return (
         lines.filter(~pl.col("returned"))
         .select("u", "i", "day")
         .unique()
         .sort("u", "i", "day")
         .with_columns(gap=pl.col("day").diff().over("u", "i"))
         .filter(pl.col("gap") > 0)
-        .group_by("i")
-        .agg(pl.col("gap").median())
     )
+
+
+def reorder_days(lines: pl.DataFrame, n_items: int) -> np.ndarray:
+    """Each item's median gap in days between one customer's consecutive purchases of it (nan if none)."""
+    gaps = purchase_gaps(lines).group_by("i").agg(pl.col("gap").median())
     out = np.full(n_items, np.nan, dtype=np.float32)
     out[gaps["i"].to_numpy()] = gaps["gap"].to_numpy()
     return out
