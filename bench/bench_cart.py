@@ -12,6 +12,8 @@ under var/bench/cart/). For every customer who bought before and after the cut-o
   recommendations` serves), their past purchases left out;
 - the cart path: their distinct past products (the latest `--cart-size`) as an anonymous cart,
   through the cart service (what `POST /v1/recommendations` serves), the cart left out;
+- the cart at each bought-alike weight the training run chooses between (`recsvc.version.carts`;
+  the page above is at the version's own choice);
 - popularity: the more accurate of all-time and last-28-days counts before the cut-off, the cart
   left out (the strongest simple answer to a cart without a model).
 
@@ -42,6 +44,11 @@ for path in (ROOT, BENCH):
 
 from bench_similar import held_out_version, ndcg  # noqa: E402
 
+from recsvc.version.artifacts import LoadedModel, find_each_sorted  # noqa: E402
+from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums  # noqa: E402
+from recsvc.version.scoring import score_items  # noqa: E402
+from training.recommender.carts import ALIKE_WEIGHTS  # noqa: E402
+
 WORK = ROOT / "var" / "bench" / "cart"
 
 
@@ -52,6 +59,27 @@ def interval(ours: np.ndarray, theirs: np.ndarray, seed: int) -> tuple[float, fl
     ratios = ours[samples].mean(axis=1) / np.maximum(theirs[samples].mean(axis=1), 1e-12)
     low, high = np.percentile(ratios, [2.5, 97.5])
     return float(ours.mean() / max(theirs.mean(), 1e-12)), float(low), float(high)
+
+
+def fused_pages(
+    model: LoadedModel, cart_ids: list[str], weights: dict[str, float], k: int
+) -> dict[str, list[str]]:
+    """The cart's first k at each bought-alike weight (the service's pieces, no filters): what the
+    training run's choice chooses between."""
+    positions = find_each_sorted(model.item_ids, cart_ids)
+    cart = np.unique(positions[positions >= 0]).astype(np.int32)
+    vector = cart_vector(model.arrays, model.buyers_of, cart)
+    if vector is None or model.similar is None:
+        return {name: [] for name in weights}
+    by_model = score_items(model.arrays, vector)
+    alike = listed_alike_sums(model.similar, cart, model.item_ids.size)
+    pages = {}
+    for name, weight in weights.items():
+        fused = fused_scores(by_model, alike, cart, weight)
+        fused[cart] = -np.inf
+        top = np.argsort(-fused, kind="stable")[:k]
+        pages[name] = [model.item_id_list[i] for i in top.tolist()]
+    return pages
 
 
 def main() -> None:
@@ -85,7 +113,9 @@ def main() -> None:
         "last 28 days": recent["product_id"].value_counts(sort=True)["product_id"].to_list(),
     }
     k = args.k
+    weights = {f"cart, bought-alike weight {w:g}": w for w in ALIKE_WEIGHTS}
     scores: dict[str, list[float]] = {"known customer": [], "cart": []}
+    scores |= {name: [] for name in weights}
     scores |= {f"popularity, {name}": [] for name in popular}
     timings: dict[str, list[float]] = {"known customer": [], "cart": []}
     model.item_buyers  # noqa: B018 - built once per version and worker, before the timings
@@ -101,6 +131,8 @@ def main() -> None:
         scores["known customer"].append(ndcg([i.product_id for i in known], relevant, k))
         scores["cart"].append(ndcg([i.product_id for i in carted], relevant, k))
         in_cart = set(cart)
+        for name, ranked in fused_pages(model, cart, weights, k).items():
+            scores[name].append(ndcg(ranked, relevant, k))
         for name, items in popular.items():
             listed = [item for item in items[: k + len(in_cart)] if item not in in_cart][:k]
             scores[f"popularity, {name}"].append(ndcg(listed, relevant, k))
@@ -114,6 +146,10 @@ def main() -> None:
     print(
         f"{n:,} customers bought before and after the cut-off; k = {k}; carts of their last "
         f"{args.cart_size} distinct products at most"
+    )
+    print(
+        f"the version's bought-alike weight for carts (chosen on its hold-out): "
+        f"{model.manifest.cart_alike_weight:g}"
     )
     for name, values in arrays.items():
         print(f"  {name:<28} NDCG@{k} {values.mean():.4f}")

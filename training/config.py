@@ -13,6 +13,7 @@ from typing import Annotated, Literal
 import msgspec
 from msgspec import Meta
 
+from recsvc.domain.features import ITEM_FIELDS, USER_FIELDS
 from recsvc.errors import ConfigError
 
 
@@ -42,6 +43,10 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     # of the known ones that share them). The search (below) tunes it per shop.
     user_identity_weight: Annotated[float, Meta(gt=0, le=1)] = 0.8
     item_identity_weight: Annotated[float, Meta(gt=0, le=1)] = 0.8
+    # Attribute fields the fit leaves out (any of `recsvc.domain.features.USER_FIELDS` and
+    # `ITEM_FIELDS`): all values of such a field share one embedding, so it places nobody. A field
+    # that helps one shop is noise in another; the search turns them on and off per shop.
+    features_off: tuple[str, ...] = ()
     # Each pair's update scaled by its interaction weight (`weights` below); False: every bought
     # pair counts alike, as a plain LightFM fit on purchases does.
     weighted: bool = True
@@ -110,6 +115,12 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     live_retention_days: Annotated[float, Meta(gt=0)] = 90.0
 
     def __post_init__(self) -> None:
+        unknown = sorted(set(self.features_off) - set(USER_FIELDS) - set(ITEM_FIELDS))
+        if unknown:
+            raise ValueError(
+                f"features_off: unknown field(s) {', '.join(map(repr, unknown))}; fields are "
+                f"{', '.join(USER_FIELDS + ITEM_FIELDS)}"
+            )
         if self.ranker == "blend" and (self.user_identity_weight, self.item_identity_weight) != (
             1.0,
             1.0,

@@ -217,13 +217,19 @@ def recommend(
 
 
 def recommend_vector(
-    model: LoadedModel, vector: np.ndarray | None, query: Query, leave_out: np.ndarray
+    model: LoadedModel,
+    vector: np.ndarray | None,
+    query: Query,
+    leave_out: np.ndarray,
+    *,
+    scores: np.ndarray | None = None,
 ) -> Recommendations:
     """A page for a user vector folded in elsewhere (a cart: `recsvc.service.cart`), or the
-    popular products for None; the items in `leave_out` (the cart) are never suggested."""
+    popular products for None; the items in `leave_out` (the cart) are never suggested.
+    `scores`: the whole catalogue's scores, computed by the caller from `vector` and more."""
     excluded = np.concatenate([excluded_items(model, query), leave_out])
     reason = "popular" if vector is None else "customers_like_you"
-    ranked, scores, reason, reasons = _rank_catalogue(
+    ranked, ranked_scores, reason, reasons = _rank_catalogue(
         model,
         None,
         False,
@@ -236,8 +242,9 @@ def recommend_vector(
         None,
         _NO_HISTORY,
         vector,
+        scores,
     )
-    return _page(model, ranked, scores, query, reason, reasons, True, False, None)
+    return _page(model, ranked, ranked_scores, query, reason, reasons, True, False, None)
 
 
 def popular_in_segment(

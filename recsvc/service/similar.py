@@ -107,7 +107,7 @@ def live_neighbours(model: LoadedModel, index: int, query: Query) -> Page:
     """The page computed from the version's purchases and item vectors (what the lists hold,
     computed for one product)."""
     units = model.item_unit_vectors
-    share = _bought_alike(model, index)
+    share = bought_alike_shares(model, index)
     bought = share > 0
     scores = np.where(
         bought, bought_alike_scores(share), attribute_scores(units @ units[index])
@@ -121,7 +121,7 @@ def live_neighbours(model: LoadedModel, index: int, query: Query) -> Page:
     return chosen, scores[chosen], bought[chosen]
 
 
-def _bought_alike(model: LoadedModel, index: int) -> np.ndarray:
+def bought_alike_shares(model: LoadedModel, index: int) -> np.ndarray:
     """Per item, the share (0..1) of the product's buyers who also bought it, each buyer counted
     by the recency of that purchase (1 on the version's last day, 1/2 a half-life before)."""
     n_items = model.item_ids.size

@@ -71,6 +71,7 @@ class SearchTrial(msgspec.Struct, frozen=True, kw_only=True):
     ranker: str = "lightfm"  # or "blend": LightFM beside EASE
     blend_weight: float | None = None  # LightFM's share in a blend (0: EASE alone)
     ease_lambda: float | None = None
+    features_off: list[str] = []  # attribute fields left out of a hybrid fit
 
 
 class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):

@@ -61,6 +61,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # A blend's leading LightFM columns of the item vectors (`scoring.ModelArrays.lightfm_dims`);
     # 0: the vectors are LightFM's alone.
     lightfm_components: int = 0
+    # How much what a cart's products' buyers also bought weighs against the model in a cart's
+    # suggestions (`recsvc.version.carts`), chosen on the hold-out; 0 (and older versions): the
+    # model alone.
+    cart_alike_weight: float = 0.0
 
 
 # Arrays of a version: file stem -> (dtype, ndim); checked on load.

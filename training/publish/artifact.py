@@ -111,6 +111,7 @@ def write_artifact(
         n_items=int(model.items.ids.size),
         components=int(model.arrays.item_vectors.shape[1]),
         lightfm_components=model.arrays.lightfm_dims,
+        cart_alike_weight=evaluation.cart.weight if evaluation.cart is not None else 0.0,
         identity_weight=config.user_identity_weight,
         user_fields=list(USER_FIELDS),
         item_fields=list(ITEM_FIELDS),

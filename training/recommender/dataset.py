@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import dataclasses
 import datetime as dt
+from collections.abc import Collection
 from dataclasses import dataclass
 
 import numpy as np
@@ -29,6 +30,11 @@ class FeatureSpace:
 
     Columns are the identities (column i is entity i) followed by the attribute features
     (`field=value`, column n_ids + j is attribute_names[j]).
+
+    A field can be left out of a fit (`TrainingConfig.features_off`): every value of it then shares
+    one column (the field's lowest), so it places nobody, and `tie_off_fields` gives all its
+    values that column's embedding afterwards, so that the service, which folds customers in by
+    their values' names, finds the field as the fit had it.
     """
 
     ids: np.ndarray  # sorted external ids (str)
@@ -36,21 +42,35 @@ class FeatureSpace:
     attribute_rows: (
         np.ndarray
     )  # int32 (n_ids, n_fields): absolute feature column of each field's value
+    fields: tuple[str, ...] = ()  # the field of each attribute_rows column
 
     @property
     def n_features(self) -> int:
         return int(self.ids.size + len(self.attribute_names))
 
-    def matrix(self, identity_weight: float, has_identity: np.ndarray) -> sp.csr_matrix:
+    def collapsed_rows(self, off: Collection[str] = ()) -> np.ndarray:
+        """`attribute_rows` with each field in `off` (names this space does not have are ignored)
+        pointing at one column for every value: the fit's view of the attributes."""
+        columns = [j for j, name in enumerate(self.fields) if name in off]
+        if not columns or not self.ids.size:
+            return self.attribute_rows
+        rows = self.attribute_rows.copy()
+        rows[:, columns] = rows[:, columns].min(axis=0)
+        return rows
+
+    def matrix(
+        self, identity_weight: float, has_identity: np.ndarray, off: Collection[str] = ()
+    ) -> sp.csr_matrix:
         """L1-normalised feature rows. An entity with interactions has its identity feature (weight
         `identity_weight`, the attributes sharing the rest; 1 is a purely collaborative fit); one
         without has attributes only, so it is represented by what it shares with others: that is
         how cold start works. (LightFM's default of equal shares drowns personal taste in five
-        population-wide attributes.)"""
-        n, n_fields = self.attribute_rows.shape
+        population-wide attributes.) Fields in `off` are collapsed (`collapsed_rows`)."""
+        attribute_rows = self.collapsed_rows(off)
+        n, n_fields = attribute_rows.shape
         per_field = np.where(has_identity, (1.0 - identity_weight) / n_fields, 1.0 / n_fields)
         rows = np.concatenate([np.flatnonzero(has_identity), np.repeat(np.arange(n), n_fields)])
-        cols = np.concatenate([np.flatnonzero(has_identity), self.attribute_rows.ravel()])
+        cols = np.concatenate([np.flatnonzero(has_identity), attribute_rows.ravel()])
         data = np.concatenate(
             [np.full(int(has_identity.sum()), identity_weight), np.repeat(per_field, n_fields)]
         ).astype(np.float32)
@@ -63,7 +83,10 @@ class FeatureSpace:
         on a sample of a million customers allocates embeddings for the sample only."""
         shift = self.ids.size - members.size
         return FeatureSpace(
-            self.ids[members], self.attribute_names, self.attribute_rows[members] - shift
+            self.ids[members],
+            self.attribute_names,
+            self.attribute_rows[members] - shift,
+            self.fields,
         )
 
 
@@ -86,7 +109,7 @@ def _feature_space(frame: pl.DataFrame, id_column: str, fields: tuple[str, ...])
     attribute_rows = np.column_stack(
         [named[f].replace_strict(position, return_dtype=pl.Int32).to_numpy() for f in fields]
     ).astype(np.int32)
-    return FeatureSpace(ids, vocabulary, attribute_rows)
+    return FeatureSpace(ids, vocabulary, attribute_rows, fields)
 
 
 def price_edges(prices: pl.Series) -> list[float]:

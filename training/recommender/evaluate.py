@@ -31,6 +31,7 @@ import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
+from training.recommender.carts import CartFusion, tune_cart_fusion
 from training.recommender.dataset import TrainingPurchases
 from training.recommender.holdout import HoldOutSplit
 from training.recommender.metrics import (
@@ -94,6 +95,9 @@ class EvaluationReport(msgspec.Struct, frozen=True):
     # The tuned blend against the better own-history list, buy-again protocol (none in reports
     # from before it).
     blend_lift: BlendLift | None = None
+    # The bought-alike weight of anonymous carts chosen on this hold-out (none in reports from
+    # before it).
+    cart: CartFusion | None = None
 
     @property
     def ndcg(self) -> float:
@@ -276,6 +280,7 @@ def evaluate(
     test_from_day: np.ndarray,
     max_users: int,
     seed: int,
+    similar_list: int = 0,
 ) -> EvaluationReport:
     """Evaluate on customers with purchases both in training (`train`, with the orders that bought
     each purchase, so buy-again can weigh them at any decay) and held out (`test`).
@@ -283,6 +288,7 @@ def evaluate(
     `customer_segments` / `customer_nps` hold each customer's primary segment and NPS category
     without the held-out data (strings); `test_from_day` each customer's first held-out day (the
     buy-again timing counts from it). Popularity baselines count training purchases.
+    `similar_list`: the version's neighbour list length, which anonymous carts read (`carts`).
     """
     sample = _Sample.draw(model, train, test, max_users, seed)
     popularity = np.bincount(train.items, weights=train.counts, minlength=model.n_items).astype(
@@ -332,6 +338,9 @@ def evaluate(
         lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
         split=split,
         blend_lift=blend_lift,
+        cart=tune_cart_fusion(
+            model, train, sample.users, sample.truth_all, k=k, list_length=similar_list
+        ),
     )
 
 
@@ -571,6 +580,13 @@ def format_evaluation(report: EvaluationReport) -> str:
         lines.append(
             f"buy-again blend NDCG@{report.k} is {own.ratio:.2f}x {own.baseline}'s "
             f"(95% paired interval {own.low:.2f}-{own.high:.2f})"
+        )
+    cart = report.cart
+    if cart is not None:
+        tried = ", ".join(f"{w} {v:.4f}" for w, v in cart.ndcg.items())
+        lines.append(
+            f"anonymous carts: bought-alike weight {cart.weight:g} (NDCG@{report.k} by weight on "
+            f"{cart.customers:,} carts: {tried})"
         )
     return "\n".join(lines)
 

@@ -146,10 +146,12 @@ def fit_arrays(
 ) -> ModelArrays:
     """Fit on the interactions and return the arrays scoring needs (see `recsvc.version.scoring`)."""
     user_known, item_known = interacted(interactions)
+    off = config.features_off
+    user_rows, item_rows = users.collapsed_rows(off), items.collapsed_rows(off)
     fitted = fit(
         interactions,
-        users.matrix(config.user_identity_weight, user_known),
-        items.matrix(config.item_identity_weight, item_known),
+        users.matrix(config.user_identity_weight, user_known, off),
+        items.matrix(config.item_identity_weight, item_known, off),
         config,
         show_progress=show_progress,
         label=label,
@@ -164,12 +166,15 @@ def fit_arrays(
         user_biases = np.zeros(user_vectors.shape[0], dtype=np.float32)
     if config.user_identity_weight == 1.0:
         user_vectors, user_biases = attributes_from_members(
-            user_vectors, user_biases, users.attribute_rows, user_known
+            user_vectors, user_biases, user_rows, user_known
         )
     if config.item_identity_weight == 1.0:
         item_vectors, item_biases = unknown_from_attributes(
-            item_vectors, item_biases, items.attribute_rows, item_known
+            item_vectors, item_biases, item_rows, item_known
         )
+    user_vectors, user_biases = tie_off_fields(
+        user_vectors, user_biases, users.attribute_rows, user_rows
+    )
     return ModelArrays(
         item_vectors=item_vectors,
         item_biases=item_biases,
@@ -240,6 +245,20 @@ def _attribute_means(
     means[empty] = vectors[members].mean(axis=0)
     bias_means[empty] = biases[members].mean()
     return columns, means.astype(np.float32), bias_means.astype(np.float32)
+
+
+def tie_off_fields(
+    vectors: np.ndarray, biases: np.ndarray, attribute_rows: np.ndarray, collapsed: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Every value of a field the fit left out gets the embedding its shared column learned
+    (`FeatureSpace.collapsed_rows`), so a customer folded in by any value of it (stored or live)
+    is scored as the fit saw them."""
+    if collapsed is attribute_rows:
+        return vectors, biases
+    vectors, biases = vectors.copy(), biases.copy()
+    vectors[attribute_rows.ravel()] = vectors[collapsed.ravel()]
+    biases[attribute_rows.ravel()] = biases[collapsed.ravel()]
+    return vectors, biases
 
 
 def attributes_from_members(

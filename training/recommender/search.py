@@ -3,8 +3,9 @@
 Settings tuned on one shop are a guess about the next (on a public data set, the demo's tuned
 hybrid scored 0.89x a plain collaborative fit), so every run searches: the identity weight
 (1 = purely collaborative), components, learning rate, loss (WARP, BPR, k-OS WARP), user and item
-regularisation, whether interaction weights scale the updates, and the number of epochs (early
-stopping). The validation split lies inside the hold-out's training lines
+regularisation, which attribute fields a hybrid fit uses (`FEATURE_FIELDS`, each left out of a
+draw with probability `FIELD_OFF_SHARE`), whether interaction weights scale the updates, and the
+number of epochs (early stopping). The validation split lies inside the hold-out's training lines
 (`holdout.validation_split`), so the hold-out that reports and gates is never seen by the search.
 
 Successive halving (Jamieson and Talwalkar 2016): every trial gets `RUNGS[0]` epochs, the best
@@ -33,6 +34,7 @@ import msgspec
 import numpy as np
 import scipy.sparse as sp
 
+from recsvc.domain.features import ITEM_FIELDS, USER_FIELDS
 from recsvc.store.runs import SearchRecord, SearchTrial
 from training.config import TrainingConfig
 from training.recommender import ease
@@ -55,6 +57,7 @@ PLAIN = {
     "user_alpha": 0.0,
     "item_alpha": 0.0,
     "weighted": False,
+    "features_off": (),
 }
 
 # Where random draws come from.
@@ -68,6 +71,8 @@ COMPONENTS = (16, 32, 48, 64, 96, 128)
 IDENTITY_WEIGHTS = (1.0, 1.0, 0.95, 0.9, 0.8, 0.6)
 REGULARISATION = (0.0, 0.0, 1e-6, 1e-5, 1e-4)
 LEARNING_RATE = (0.01, 0.1)  # log-uniform
+FEATURE_FIELDS = USER_FIELDS + ITEM_FIELDS
+FIELD_OFF_SHARE = 0.25  # a hybrid draw leaves each field out with this probability
 
 
 @dataclass
@@ -121,9 +126,10 @@ class _Problem:
     def features(self, config: TrainingConfig) -> tuple[sp.csr_matrix, sp.csr_matrix]:
         user_known = np.ones(self.fit_users.size, dtype=bool)
         user_known[np.diff(self.interactions.indptr) == 0] = False
+        off = config.features_off
         return (
-            self.users.matrix(config.user_identity_weight, user_known),
-            self.items.matrix(config.item_identity_weight, self.item_known),
+            self.users.matrix(config.user_identity_weight, user_known, off),
+            self.items.matrix(config.item_identity_weight, self.item_known, off),
         )
 
     def score(self, trial: _Trial) -> float:
@@ -131,7 +137,10 @@ class _Problem:
         biases, vectors = trial.trainer.item_representations()
         if trial.config.item_identity_weight == 1.0:
             vectors, biases = unknown_from_attributes(
-                vectors, biases, self.items.attribute_rows, self.item_known
+                vectors,
+                biases,
+                self.items.collapsed_rows(trial.config.features_off),
+                self.item_known,
             )
         users = trial.trainer.user_vectors(self.rows)
         per_user = new_items_ndcg_per_user(vectors, biases, users, self.bought, self.truth, self.k)
@@ -223,15 +232,21 @@ def _draw(config: TrainingConfig, rng: np.random.Generator) -> TrainingConfig:
         user_alpha=alpha,
         item_alpha=alpha,
         weighted=bool(rng.integers(2)),
+        features_off=_fields_off(rng) if identity < 1.0 else (),
     )
     # k-OS WARP takes no sample weights (`fit.Trainer`): say so in the record rather than drop them.
     return msgspec.structs.replace(drawn, weighted=drawn.weighted and drawn.loss != "warp-kos")
 
 
+def _fields_off(rng: np.random.Generator) -> tuple[str, ...]:
+    off = rng.random(len(FEATURE_FIELDS)) < FIELD_OFF_SHARE
+    return tuple(name for name, drop in zip(FEATURE_FIELDS, off, strict=True) if drop)
+
+
 def _near(config: TrainingConfig, rng: np.random.Generator) -> TrainingConfig:
     """A step from `config` in one or two settings: the warm start's local search."""
     other = _draw(config, rng)
-    names = ["components", "learning_rate", "identity", "alpha", "loss", "weighted"]
+    names = ["components", "learning_rate", "identity", "alpha", "loss", "weighted", "features"]
     changed = set(rng.choice(names, size=int(rng.integers(1, 3)), replace=False).tolist())
     updates: dict[str, object] = {}
     if "components" in changed:
@@ -241,6 +256,13 @@ def _near(config: TrainingConfig, rng: np.random.Generator) -> TrainingConfig:
     if "identity" in changed:
         updates["user_identity_weight"] = other.user_identity_weight
         updates["item_identity_weight"] = other.item_identity_weight
+        updates["features_off"] = other.features_off
+    if "features" in changed and config.user_identity_weight < 1.0:
+        # One field switched: left out if it was in, back in if it was out.
+        flip = str(rng.choice(FEATURE_FIELDS))
+        updates["features_off"] = tuple(
+            name for name in FEATURE_FIELDS if (name in config.features_off) != (name == flip)
+        )
     if "alpha" in changed:
         updates["user_alpha"] = other.user_alpha
         updates["item_alpha"] = other.item_alpha
@@ -249,7 +271,11 @@ def _near(config: TrainingConfig, rng: np.random.Generator) -> TrainingConfig:
     if "weighted" in changed:
         updates["weighted"] = not config.weighted
     near = msgspec.structs.replace(config, **updates)
-    return msgspec.structs.replace(near, weighted=near.weighted and near.loss != "warp-kos")
+    return msgspec.structs.replace(
+        near,
+        weighted=near.weighted and near.loss != "warp-kos",
+        features_off=near.features_off if near.user_identity_weight < 1.0 else (),
+    )
 
 
 def search(
@@ -269,14 +295,18 @@ def search(
         return SearchResult(config, None)
     budget = None if config.deterministic else config.search_budget_seconds
     trials = [_Trial(name, cfg, protected) for name, cfg, protected in candidates(config, previous)]
-    features: dict[tuple[float, float], tuple[sp.csr_matrix, sp.csr_matrix]] = {}
+    features: dict[tuple[float, float, tuple[str, ...]], tuple[sp.csr_matrix, sp.csr_matrix]] = {}
 
     def over_budget() -> bool:
         return budget is not None and time.perf_counter() - started > budget
 
     def train_to(trial: _Trial, epochs: int, *, stop_early: bool) -> None:
         if trial.trainer is None:
-            key = (trial.config.user_identity_weight, trial.config.item_identity_weight)
+            key = (
+                trial.config.user_identity_weight,
+                trial.config.item_identity_weight,
+                trial.config.features_off,
+            )
             if key not in features:
                 features[key] = problem.features(trial.config)
             user_features, item_features = features[key]
@@ -479,6 +509,7 @@ def _record(trial: _Trial) -> SearchTrial:
         identity_weight=cfg.user_identity_weight,
         regularisation=cfg.user_alpha,
         weighted=cfg.weighted,
+        features_off=list(cfg.features_off),
         epochs=trial.best_epochs,
         ndcg=round(trial.best, 6) if trial.curve else 0.0,
         curve=[round(v, 6) for v in trial.curve],
@@ -526,6 +557,7 @@ def format_search(record: SearchRecord) -> str:
             f"  {t.name:<34} {t.loss:<8} {t.components:>4} {t.learning_rate:>6.3g} "
             f"{t.identity_weight:>8.2f} {t.regularisation:>7.0e} {'yes' if t.weighted else 'no':>8} "
             f"{t.epochs:>6} {t.ndcg:>7.4f} {t.seconds:>6.1f}  {t.outcome}"
+            + (f"; without {', '.join(t.features_off)}" if t.features_off else "")
         )
     return "\n".join(lines)
 
@@ -540,6 +572,8 @@ def describe_search(record: SearchRecord) -> str:
         if chosen.identity_weight == 1.0
         else (f"identity weight {chosen.identity_weight:g}")
     )
+    if chosen.features_off and chosen.identity_weight < 1.0:
+        features += f" without {', '.join(chosen.features_off)}"
     what = (
         f"{chosen.loss}, {chosen.components} components, learning rate "
         f"{chosen.learning_rate:g}, {features}, {chosen.epochs} epochs"

@@ -471,6 +471,7 @@ def evaluate_hold_out(
         test_from_day=held.test_from_day,
         max_users=config.max_eval_users,
         seed=config.seed,
+        similar_list=config.similar_list,
     )
     if show:
         print(format_evaluation(evaluation), file=sys.stderr, flush=True)

@@ -5,15 +5,24 @@ body a 400 naming the field."""
 
 from __future__ import annotations
 
+import json
+import shutil
 from collections.abc import Iterator
+from pathlib import Path
 
+import numpy as np
 import polars as pl
 import pytest
 from litestar import Litestar
 from litestar.testing import TestClient
 
 from recsvc.domain import columns as c
+from recsvc.service.similar import bought_alike_shares
 from recsvc.store.base import Store
+from recsvc.store.files import FileStore
+from recsvc.version.artifacts import LoadedModel, load_model
+from recsvc.version.carts import FUSION_DEPTH, FUSION_K, cart_vector
+from recsvc.version.scoring import score_items
 from tests.api_support import API_KEYS, Artifact, auth, client_for
 
 CART = "/v1/recommendations"
@@ -65,6 +74,61 @@ def test_a_cart_gets_suggestions_from_customers_who_bought_like_it(
     other = suggest(client, product_ids=basket(artifact, 40), limit=10)
     assert ids(other) != ids(reply)
     assert ids(suggest(client, product_ids=cart, limit=10)) == ids(reply)
+
+
+def expected_page(model: LoadedModel, cart_ids: list[str], weight: float) -> list[str]:
+    """The first 10 of the fused ranking, recomputed from the version's purchases (live shares,
+    not the neighbour lists the service reads) at `weight`, and the cart left out."""
+    cart = np.sort(np.searchsorted(model.item_ids, cart_ids)).astype(np.int32)
+    vector = cart_vector(model.arrays, model.buyers_of, cart)
+    assert vector is not None
+    by_model = score_items(model.arrays, vector).astype(np.float64)
+    by_model[cart] = -np.inf
+    alike = sum(bought_alike_shares(model, int(i)) for i in cart)
+    alike[cart] = 0.0
+    fused = np.zeros(model.item_ids.size)
+    for scores, share, ranks in (
+        (by_model, 1.0, np.isfinite(by_model)),
+        (alike, weight, alike > 0),
+    ):
+        ranked = np.argsort(-scores, kind="stable")[: min(FUSION_DEPTH, int(ranks.sum()))]
+        fused[ranked] += share / (FUSION_K + np.arange(ranked.size))
+    fused += 1e-9 * np.nan_to_num(by_model, neginf=0.0) / np.nanmax(by_model)  # the model's order
+    fused[cart] = -np.inf
+    return [model.item_id_list[i] for i in np.argsort(-fused, kind="stable")[:10]]
+
+
+@pytest.mark.parametrize("weight", [None, 0.0, 1.0])
+def test_the_page_fuses_the_models_ranking_with_what_the_carts_buyers_also_bought(
+    artifact: Artifact, tmp_path: Path, weight: float | None
+) -> None:
+    """The cart's model ranking and its products' bought-alike shares, fused by rank at the
+    version's weight: the one its training run chose (None), and versions written with 0 (the
+    model alone) and 1."""
+    directory = artifact.directory
+    if weight is not None:
+        directory = tmp_path / artifact.directory.name
+        shutil.copytree(artifact.directory, directory)
+        manifest = json.loads((directory / "manifest.json").read_text())
+        manifest["cart_alike_weight"] = weight
+        (directory / "manifest.json").write_text(json.dumps(manifest))
+    model = load_model(directory)
+    chosen = model.manifest.cart_alike_weight
+    assert chosen in (0.0, 0.5, 1.0) and (weight is None or chosen == weight)
+    store = FileStore(tmp_path / "store")
+    store.publish(directory)
+    with client_for(store, api_keys=API_KEYS) as client:
+        for k in (2, 7, 30):
+            cart_ids = basket(artifact, k)
+            served = ids(suggest(client, product_ids=cart_ids, limit=10))
+            expected = expected_page(model, cart_ids, chosen)
+            # Ties in the fused scores may fall either way; the set and most places agree.
+            assert len(set(served) & set(expected)) >= 9, (served, expected)
+            assert sum(a == b for a, b in zip(served, expected, strict=True)) >= 7
+            if weight == 1.0:
+                # Both views are in the page: neither ranking alone gives it.
+                assert served != expected_page(model, cart_ids, 0.0)
+    store.close()
 
 
 def test_filters_and_paging_are_the_customer_endpoints(

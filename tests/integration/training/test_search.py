@@ -13,10 +13,13 @@ import polars as pl
 import pytest
 import scipy.sparse as sp
 
-from recsvc.service.cart import cart_recommendations
+from recsvc.errors import ConfigError
 from recsvc.service.recommend import Query, recommend
 from recsvc.store import open_store
 from recsvc.version.artifacts import load_model
+from recsvc.version.carts import cart_vector
+from recsvc.version.scoring import score_items
+from tests.api_support import auth, client_for
 from training.config import TrainingConfig, load_config
 from training.recommender import ease
 from training.recommender.dataset import FeatureSpace
@@ -180,6 +183,10 @@ def test_candidates_start_with_the_plain_fit_and_the_configured_settings() -> No
     assert cold == candidates(config, None)  # seeded draws
     # k-OS WARP takes no sample weights: the record must not claim them.
     assert all(not c.weighted for _, c, _ in cold if c.loss == "warp-kos")
+    # Attribute fields are left out of hybrid draws only (a collaborative fit uses none).
+    many = candidates(load_config(search_trials=60), None)
+    assert any(c.features_off for _, c, _ in many if c.user_identity_weight < 1.0)
+    assert not any(c.features_off for _, c, _ in many if c.user_identity_weight == 1.0)
     previous = msgspec.structs.replace(config, components=96, learning_rate=0.07)
     warm = candidates(config, previous)
     assert [name for name, _, _ in warm[:3]] == [
@@ -199,6 +206,7 @@ def test_candidates_start_with_the_plain_fit_and_the_configured_settings() -> No
                 "user_identity_weight",
                 "user_alpha",
                 "weighted",
+                "features_off",
             )
             if getattr(drawn, k) != getattr(warm[2][1], k)
         ]
@@ -323,18 +331,19 @@ def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> Non
         agree.append(len(expected & got) / 10)
     # Returned lines make the fit's matrix differ from the purchases for a few customers.
     assert np.mean(agree) >= 0.9, agree
-    # An anonymous cart gets EASE's answer to the cart itself (the sum of its products' rows).
+    # An anonymous cart's model half is EASE's answer to the cart itself (the sum of its
+    # products' rows); the page then fuses it with the bought-alike products (tested with carts).
     assert arrays.item_input_vectors is not None
     popular = np.argsort(-np.diff(sp.csc_matrix(x).indptr), kind="stable")
     for size in (1, 3):
-        cart = np.sort(popular[5 : 5 + size])
+        cart = np.sort(popular[5 : 5 + size]).astype(np.int32)
         exact = b[cart].sum(axis=0)
         exact[cart] = -np.inf
-        served = cart_recommendations(
-            model, [str(model.item_ids[i]) for i in cart], Query(limit=10)
-        )
-        assert served.cold_start and not served.known_customer
-        got = [int(np.searchsorted(model.item_ids, i.product_id)) for i in served.items]
+        vector = cart_vector(arrays, model.buyers_of, cart)
+        assert vector is not None
+        scores = score_items(arrays, vector)
+        scores[cart] = -np.inf
+        got = np.argsort(-scores, kind="stable")[:10].tolist()
         # As above, returned lines move a few scores of the fit's B against this one.
         assert len(set(got) & set(np.argsort(-exact, kind="stable")[:10].tolist())) >= 8
 
@@ -349,3 +358,49 @@ def test_a_subset_of_a_feature_space_has_the_members_rows_with_their_own_identit
     # Identity columns of the members only (b, d), then the same attribute columns.
     assert sub.shape == (2, 4)
     assert np.allclose(sub[:, 2:], full[:, 4:]) and np.allclose(sub[:, :2], full[:, [1, 3]])
+
+
+def test_a_field_left_out_of_the_fit_places_nobody_through_the_api(
+    demo: Path, tmp_path: Path
+) -> None:
+    """`features_off` from the config file: every country shares one embedding in the published
+    version, so a new visitor's suggestions (through the real app) do not move with their country,
+    while a field left in (age band) still moves them."""
+    (tmp_path / "training.toml").write_text(
+        'features_off = ["country", "brand"]\nuser_identity_weight = 0.6\n'
+        "item_identity_weight = 0.6\nsearch_trials = 0\nepochs = 3\nmax_eval_users = 300\n"
+    )
+    config = load_config(tmp_path / "training.toml")
+    assert config.features_off == ("country", "brand")
+    url = f"file://{tmp_path / 'store'}"
+    record = run_pipeline(
+        demo, store=url, config=config, runs_dir=tmp_path / "runs", show_progress=False, force=True
+    )
+    model = load_model(tmp_path / "store" / "versions" / str(record.version))
+    n = model.arrays.n_customers
+    rows = {
+        field: [n + j for j, name in enumerate(model.user_feature_names) if name.startswith(field)]
+        for field in ("country=", "age_band=")
+    }
+    vectors = model.arrays.user_feature_vectors
+    assert len(rows["country="]) > 1 and len(rows["age_band="]) > 1
+    assert (vectors[rows["country="]] == vectors[rows["country="][0]]).all()
+    assert not (vectors[rows["age_band="]] == vectors[rows["age_band="][0]]).all()
+    countries = [model.user_feature_names[r - n].partition("=")[2] for r in rows["country="]]
+    bands = [model.user_feature_names[r - n].partition("=")[2] for r in rows["age_band="]]
+    path = "/v1/customers/NEW-VISITOR/recommendations?limit=20&country={}&age_band={}"
+    with client_for(open_store(url)) as client:
+
+        def served(country: str, band: str) -> list[tuple[str, float]]:
+            response = client.get(path.format(country, band), headers=auth("recommend"))
+            assert response.status_code == 200, response.text
+            body = response.json()
+            assert body["cold_start"]
+            return [(item["product_id"], item["score"]) for item in body["items"]]
+
+        assert served(countries[0], bands[0]) == served(countries[1], bands[0])
+        assert served(countries[0], bands[0]) != served(countries[0], bands[1])
+    # An unknown field is named in the error.
+    (tmp_path / "bad.toml").write_text('features_off = ["colour"]\n')
+    with pytest.raises(ConfigError, match=r"bad\.toml.*features_off.*'colour'"):
+        load_config(tmp_path / "bad.toml")
