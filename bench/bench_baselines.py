@@ -24,8 +24,8 @@ with the configured settings in deterministic mode (one LightFM thread, seed 42)
   customer x product matrix of the training purchases; lambda from `--ease-grid` by NDCG@k on a
   validation split carved from the training lines only (their last `holdout_days` days held out,
   customers on both sides), then refitted on all training lines. Skipped when the catalogue has
-  more than `--max-dense-items` products (a dense item x item float64 matrix: 20,000 products are
-  3.2 GB, and the inverse needs about twice that);
+  more than `--max-dense-items` products (the product's own EASE code, `training.recommender.ease`:
+  X'X and one working matrix, float32, 20,000 products are 3.2 GB);
 - item-kNN: cosine similarity of products' binary buyer vectors, each product's `--neighbours`
   best neighbours kept, score = sum of the similarities to the customer's products (same budget);
 - popularity: the evaluation's (purchases counted over all training lines), and the customers

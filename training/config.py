@@ -59,7 +59,7 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ease_lambda: Annotated[float, Meta(gt=0)] = 500.0
     ease_rank: Annotated[int, Meta(ge=8, le=1024)] = 256
     # EASE is tried only when its dense matrices fit this memory and one inverse this time (timed
-    # here at run time): on a 2-core machine, catalogues up to about 10,000 products.
+    # here at run time): on a 2-core machine, catalogues up to about 19,000 products.
     ease_max_bytes: Annotated[int, Meta(ge=0)] = 3_000_000_000
     ease_max_seconds: Annotated[float, Meta(ge=0)] = 120.0
     # Reproducible mode: one thread and a fixed seed give identical models run after run.

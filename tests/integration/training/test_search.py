@@ -264,14 +264,24 @@ def test_the_search_tries_ease_and_blends_on_a_small_catalogue(
     assert {t.blend_weight for t in blends} == set(BLEND_WEIGHTS)
     assert all(t.ndcg > 0 for t in alone + blends)
     # A catalogue too large for the memory budget is skipped, saying why.
-    assert ease_check(50_000, load_config()).startswith("skipped: 50,000 products need 60.0 GB")
+    assert ease_check(50_000, load_config()).startswith("skipped: 50,000 products need 20.0 GB")
 
 
 def test_ease_at_full_rank_is_exact_and_the_blend_adds_scaled_scores() -> None:
     rng = np.random.default_rng(3)
     x = sp.csr_matrix((rng.random((60, 25)) < 0.2).astype(np.float64))
     b = ease.ease_weights(ease.gram(x), 10.0)
-    assert np.allclose(np.diag(b), 0.0)
+    assert b.dtype == np.float32 and np.allclose(np.diag(b), 0.0)
+    # The paper's formula in double precision with a general inverse: the same B.
+    p = np.linalg.inv(x.T @ x + 10.0 * np.eye(25))
+    exact = p / -np.diag(p)
+    np.fill_diagonal(exact, 0.0)
+    assert np.allclose(b, exact, atol=1e-6)
+    # The lower triangle mirrored over whatever the upper held, in blocks not dividing the size.
+    full = rng.standard_normal((11, 11)).astype(np.float32)
+    mirrored = full.copy()
+    ease._mirror_lower(mirrored, block=4)
+    assert np.array_equal(mirrored, np.tril(full) + np.tril(full, -1).T)
     left, right = ease.factor(b, 25, seed=0)
     assert np.allclose(left @ right.T, b, atol=1e-4)
     users_e = ease.customer_vectors(x, left)
