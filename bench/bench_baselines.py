@@ -242,10 +242,10 @@ def main() -> None:
     timings["plain LightFM"] = time.perf_counter() - started
 
     if n_items > args.max_dense_items:
-        gb = n_items * n_items * 8 / 1e9
+        gb = ease.dense_bytes(n_items) / 1e9
         notes["EASE"] = notes["item-kNN"] = (
             f"skipped: {n_items:,} products > --max-dense-items {args.max_dense_items:,} "
-            f"(item x item float64 {gb:.1f} GB)"
+            f"(EASE's two item x item float32 matrices: {gb:.1f} GB)"
         )
     else:
         started = time.perf_counter()
