@@ -329,6 +329,10 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     # The run that wrote the active version: its gate, its hold-out NDCG against the baselines.
     run = msgspec.json.decode((artifact.directory / "run.json").read_bytes())
     assert run["run_id"] in listed_versions and run["gate"]["reason"] in listed_versions
+    # The carts' bought-alike weight its evaluation chose, with what it rested on.
+    cart = run["metrics"]["cart"]
+    assert f'data-field="cart-weight">{cart["weight"]:g}<' in listed_versions
+    assert f"{cart['customers']:,} hold-out carts" in listed_versions
     # Its settings search: the choice, a bar per trial, a table row per trial.
     search = run["search"]
     assert f'data-field="search-chosen">{search["chosen"]}<' in listed_versions
