@@ -12,7 +12,8 @@ baseline is the strongest popularity list (all-time or last-28-days counts befor
 whichever scores better), without the asked product. A hit is any product they bought after the
 cut-off. Printed: hit rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap
 interval over customers. Target (issue 15): at least 1.2x popularity. Also printed: item-to-item co-purchase
-counts alone (plain, and recency-weighted with three half-lives; the endpoint serves 30 days). `--reuse` keeps the trained version.
+counts alone (plain, and recency-weighted with three half-lives; the endpoint serves 30 days), and
+with `--variants` other rankings tried (`variant_rankers`). `--reuse` keeps the trained version.
 
     uv run python bench/bench_similar.py --serving 1000000
 
@@ -127,6 +128,58 @@ def cooccurrence_rankers(model: LoadedModel) -> dict[str, Callable[[int], np.nda
     return rankers
 
 
+def variant_rankers(model: LoadedModel) -> dict[str, Callable[[int], np.ndarray]]:
+    """`--variants`: other item-to-item rankings, for the record of what was tried (none shipped):
+    the served co-purchase share (30-day half-life) divided by the neighbour's popularity to a
+    power, plus a share of recent popularity, EASE's row of the product, the cart fold-in of the
+    product alone (`recsvc.version.carts`), and a rank fusion of that with the share."""
+    from recsvc.version.carts import cart_vector, fused_scores
+    from recsvc.version.neighbours import purchase_weights
+    from recsvc.version.scoring import score_items
+    from training.recommender import ease
+
+    purchases = model.arrays.purchases
+    n_items = model.item_ids.size
+    shape = (purchases.indptr.size - 1, n_items)
+    ones = np.ones(purchases.items.size, dtype=np.float32)
+    buyers = sp.csr_matrix((ones, purchases.items, purchases.indptr), shape=shape).T.tocsr()
+    weights = purchase_weights(purchases, model.manifest.trained_until_day)
+    recent = sp.csr_matrix((weights, purchases.items, purchases.indptr), shape=shape)
+    popularity = np.asarray(recent.sum(axis=0)).ravel()
+    scaled = popularity / max(float(popularity.max()), 1e-12)
+
+    def share(index: int) -> np.ndarray:
+        who = buyers.indices[buyers.indptr[index] : buyers.indptr[index + 1]]
+        together = np.asarray(recent[who].sum(axis=0)).ravel()
+        return together / max(who.size, 1) + 1e-9 * scaled
+
+    def fold_in(index: int) -> np.ndarray:
+        vector = cart_vector(model.arrays, model.buyers_of, np.array([index], np.int32))
+        return scaled if vector is None else score_items(model.arrays, vector)
+
+    rankers: dict[str, Callable[[int], np.ndarray]] = {}
+
+    def lifted(power: float) -> Callable[[int], np.ndarray]:
+        return lambda i: share(i) / (popularity + 1.0) ** power
+
+    def with_prior(prior: float) -> Callable[[int], np.ndarray]:
+        return lambda i: share(i) + prior * scaled
+
+    for power in (0.1, 0.3, 0.5):
+        rankers[f"share / popularity^{power:g}"] = lifted(power)
+    for prior in (0.05, 0.1, 0.2):
+        rankers[f"share + {prior:g} x recent popularity"] = with_prior(prior)
+    if n_items <= 20_000:
+        x = sp.csr_matrix((ones, purchases.items, purchases.indptr), shape=shape)
+        b_matrix = ease.ease_weights(ease.gram(x), 500.0)
+        rankers["EASE row (lambda 500)"] = lambda i: b_matrix[i] + 1e-9 * scaled
+    rankers["fold-in of the product alone"] = fold_in
+    rankers["rank fusion: share + 0.5 x fold-in"] = lambda i: fused_scores(
+        share(i), fold_in(i), np.array([i], np.int32), 0.5
+    )
+    return rankers
+
+
 def top_k(model: LoadedModel, scores: np.ndarray, index: int, k: int) -> list[str]:
     scores = scores.astype(np.float64)
     scores[index] = -np.inf
@@ -195,6 +248,9 @@ def main() -> None:
         "--serving", type=int, metavar="CUSTOMERS", help="time the lists against live instead"
     )
     parser.add_argument("--requests", type=int, default=500)
+    parser.add_argument(
+        "--variants", action="store_true", help="also score the other rankings tried (slower)"
+    )
     args = parser.parse_args()
     if args.serving:
         serving_costs(args.serving, args.requests, args.seed)
@@ -207,6 +263,8 @@ def main() -> None:
         args.data, WORK, args.holdout_days, reuse=args.reuse
     )
     others = cooccurrence_rankers(model)
+    if args.variants:
+        others |= variant_rankers(model)
     other_scores: dict[str, list[float]] = {name: [] for name in others}
 
     last = (
@@ -265,7 +323,7 @@ def main() -> None:
             f"  {'popularity, ' + name:<26} {hits[name] / n:>9.3f} "
             f"{np.mean(popular_scores[name]):>8.4f}"
         )
-    print("co-purchase counts alone:")
+    print("other item-to-item rankings:")
     for name, values in other_scores.items():
         mine = np.asarray(values)
         boot = mine[samples].mean(axis=1) / np.maximum(theirs[samples].mean(axis=1), 1e-12)
