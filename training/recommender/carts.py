@@ -26,7 +26,8 @@ from training.recommender.similar import similar_lists
 CART_PRODUCTS: Final = 50
 ALIKE_WEIGHTS: Final = (0.0, 0.5, 1.0)
 MAX_CUSTOMERS: Final = 1_000
-# Neighbours per product in the hold-out's lists when the version is written without them.
+# Neighbours per product in the hold-out's lists when the version is written without them (its
+# service then sums the first 10 cart products' shares live: close to the lists' sums, not equal).
 _LIST_LENGTH: Final = 100
 
 
