@@ -17,6 +17,7 @@ from litestar import Litestar
 from litestar.testing import TestClient
 
 from recsvc.domain import columns as c
+from recsvc.service.cart import LIVE_CART_PRODUCTS
 from recsvc.service.similar import bought_alike_shares
 from recsvc.store.base import Store
 from recsvc.store.files import FileStore
@@ -76,15 +77,19 @@ def test_a_cart_gets_suggestions_from_customers_who_bought_like_it(
     assert ids(suggest(client, product_ids=cart, limit=10)) == ids(reply)
 
 
-def expected_page(model: LoadedModel, cart_ids: list[str], weight: float) -> list[str]:
+def expected_page(
+    model: LoadedModel, cart_ids: list[str], weight: float, read: int | None = None
+) -> list[str]:
     """The first 10 of the fused ranking, recomputed from the version's purchases (live shares,
-    not the neighbour lists the service reads) at `weight`, and the cart left out."""
+    not the neighbour lists the service reads) at `weight`, and the cart left out; `read`: only
+    the first that many cart products' shares (a version without lists)."""
     cart = np.sort(np.searchsorted(model.item_ids, cart_ids)).astype(np.int32)
     vector = cart_vector(model.arrays, model.buyers_of, cart)
     assert vector is not None
     by_model = score_items(model.arrays, vector).astype(np.float64)
     by_model[cart] = -np.inf
-    alike = sum(bought_alike_shares(model, int(i)) for i in cart)
+    summed = np.searchsorted(model.item_ids, cart_ids[:read])
+    alike = sum(bought_alike_shares(model, int(i)) for i in summed)
     alike[cart] = 0.0
     fused = np.zeros(model.item_ids.size)
     for scores, share, ranks in (
@@ -98,36 +103,48 @@ def expected_page(model: LoadedModel, cart_ids: list[str], weight: float) -> lis
     return [model.item_id_list[i] for i in np.argsort(-fused, kind="stable")[:10]]
 
 
-@pytest.mark.parametrize("weight", [None, 0.0, 1.0])
+@pytest.mark.parametrize(
+    ("weight", "lists"), [(None, True), (0.0, True), (1.0, True), (1.0, False)]
+)
 def test_the_page_fuses_the_models_ranking_with_what_the_carts_buyers_also_bought(
-    artifact: Artifact, tmp_path: Path, weight: float | None
+    artifact: Artifact, tmp_path: Path, weight: float | None, lists: bool
 ) -> None:
     """The cart's model ranking and its products' bought-alike shares, fused by rank at the
     version's weight: the one its training run chose (None), and versions written with 0 (the
-    model alone) and 1."""
+    model alone) and 1, with and without neighbour lists (then the first 10 products, live)."""
     directory = artifact.directory
     if weight is not None:
         directory = tmp_path / artifact.directory.name
         shutil.copytree(artifact.directory, directory)
         manifest = json.loads((directory / "manifest.json").read_text())
         manifest["cart_alike_weight"] = weight
+        if not lists:
+            for stem in ("similar_items", "similar_scores", "similar_reasons"):
+                del manifest["files"][f"{stem}.npy"]
+                (directory / f"{stem}.npy").unlink()
         (directory / "manifest.json").write_text(json.dumps(manifest))
     model = load_model(directory)
+    assert (model.similar is not None) == lists
     chosen = model.manifest.cart_alike_weight
     assert chosen in (0.0, 0.5, 1.0) and (weight is None or chosen == weight)
+    read = None if lists else LIVE_CART_PRODUCTS
     store = FileStore(tmp_path / "store")
     store.publish(directory)
     with client_for(store, api_keys=API_KEYS) as client:
+        sizes = []
         for k in (2, 7, 30):
             cart_ids = basket(artifact, k)
+            sizes.append(len(cart_ids))
             served = ids(suggest(client, product_ids=cart_ids, limit=10))
-            expected = expected_page(model, cart_ids, chosen)
+            expected = expected_page(model, cart_ids, chosen, read)
             # Ties in the fused scores may fall either way; the set and most places agree.
             assert len(set(served) & set(expected)) >= 9, (served, expected)
             assert sum(a == b for a, b in zip(served, expected, strict=True)) >= 7
             if weight == 1.0:
                 # Both views are in the page: neither ranking alone gives it.
                 assert served != expected_page(model, cart_ids, 0.0)
+        # Some cart is longer than the live path reads.
+        assert max(sizes) > LIVE_CART_PRODUCTS, sizes
     store.close()
 
 
