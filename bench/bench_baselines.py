@@ -62,6 +62,7 @@ from training.recommender import evaluate as ev
 from training.recommender.holdout import TrainingData
 from training.recommender.metrics import (
     bootstrap_interval,
+    item_sets,
     ndcg_per_user,
     paired_ratio_interval,
 )
@@ -161,7 +162,7 @@ def ease_validation(
     val_p = ds.purchases(lines_train.filter(pl.col("day") >= cut), n_users)
     users = ev.sample_users(fit_p, val_p, max_users, seed)
     bought = [fit_p.items[fit_p.row(int(u))] for u in users]
-    truth = ev._csr(
+    truth = item_sets(
         [
             np.setdiff1d(val_p.items[val_p.row(int(u))], b)
             for u, b in zip(users, bought, strict=True)

@@ -35,7 +35,12 @@ from recsvc.version.scoring import BlendParams
 from training.config import load_config
 from training.recommender import evaluate as ev
 from training.recommender.dataset import TrainingPurchases, purchase_gaps
-from training.recommender.metrics import bootstrap_interval, ndcg_per_user, paired_ratio_interval
+from training.recommender.metrics import (
+    bootstrap_interval,
+    item_sets,
+    ndcg_per_user,
+    paired_ratio_interval,
+)
 from training.run import steps
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -111,7 +116,8 @@ def main() -> None:
         return lists
 
     truth = {
-        h: ev._csr([sample.truth_all[r] for r in rows], model.n_items) for h, rows in halves.items()
+        h: item_sets([sample.truth_all[r] for r in rows], model.n_items)
+        for h, rows in halves.items()
     }
     by_lines = ev._own_history_lists(train, users[halves["B"]], train.counts, popularity, k)
     recent = ev._own_history_lists(

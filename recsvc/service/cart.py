@@ -38,12 +38,13 @@ def cart_recommendations(
     """One page of suggestions for a cart (product ids; unknown ones are ignored)."""
     positions = find_each_sorted(model.item_ids, product_ids)
     known = positions[positions >= 0]
-    cart = np.unique(known).astype(np.int32)
+    cart, first = np.unique(known, return_index=True)
+    cart = cart.astype(np.int32)
     vector = cart_vector(model.arrays, model.buyers_of, cart)
     weight = model.manifest.cart_alike_weight
     if vector is None or not weight:
         return recommend_vector(model, vector, query, cart)
-    alike = _alike_sums(model, known, cart)
+    alike = _alike_sums(model, known[np.sort(first)], cart)
     if not alike.any():
         return recommend_vector(model, vector, query, cart)
     scores = fused_scores(score_items(model.arrays, vector), alike, cart, weight)
@@ -52,12 +53,11 @@ def cart_recommendations(
 
 def _alike_sums(model: LoadedModel, given: np.ndarray, cart: np.ndarray) -> np.ndarray:
     """The cart's summed bought-alike shares: from the version's lists, or live from the first
-    `LIVE_CART_PRODUCTS` products as given."""
+    `LIVE_CART_PRODUCTS` of its products in the order given (`given`: each once)."""
     if model.similar is not None:
         return listed_alike_sums(model.similar, cart, model.item_ids.size)
-    _, first = np.unique(given, return_index=True)
     total = np.zeros(model.item_ids.size, dtype=np.float64)
-    for index in given[np.sort(first)][:LIVE_CART_PRODUCTS].tolist():
+    for index in given[:LIVE_CART_PRODUCTS].tolist():
         total += bought_alike_shares(model, int(index))
     total[cart] = 0.0
     return total

@@ -24,7 +24,7 @@ import numpy as np
 from recsvc.domain.features import USER_FIELDS, feature_name, price_band_index
 from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
-from recsvc.version.neighbours import BUYERS_READ, SimilarLists, item_buyers, unit_vectors
+from recsvc.version.neighbours import SimilarLists, first_buyers, item_buyers, unit_vectors
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases, item_space
 
 FORMAT_VERSION = 1
@@ -223,11 +223,8 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
         return item_buyers(self.arrays.purchases, self.item_ids.size)
 
     def buyers_of(self, item: int) -> np.ndarray:
-        """The customer rows who bought `item`, at most BUYERS_READ of them (in customer order):
-        what one request of a cart or a product page reads for a product everybody buys."""
-        indptr, rows = self.item_buyers
-        start = int(indptr[item])
-        return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
+        """The customer rows who bought `item`, at most BUYERS_READ of them (`first_buyers`)."""
+        return first_buyers(self.item_buyers, item)
 
     @functools.cached_property
     def _segment_popularity(self) -> dict[str, np.ndarray]:

@@ -77,6 +77,15 @@ def item_buyers(purchases: Purchases, n_items: int) -> tuple[np.ndarray, np.ndar
     return indptr, rows
 
 
+def first_buyers(buyers: tuple[np.ndarray, np.ndarray], item: int) -> np.ndarray:
+    """The customer rows who bought `item`, at most BUYERS_READ of them (in customer order), from
+    an `item_buyers` index: what one request of a cart or a product page reads for a product
+    everybody buys."""
+    indptr, rows = buyers
+    start = int(indptr[item])
+    return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
+
+
 def unit_vectors(item_vectors: np.ndarray) -> np.ndarray:
     """Each item's vector scaled to length 1 (float32): cosine similarity is then a dot product."""
     vectors = np.asarray(item_vectors, dtype=np.float32)

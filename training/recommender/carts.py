@@ -11,16 +11,16 @@ alone on Online Retail and 0.91x on the demo shop (`bench/bench_cart.py`).
 
 from __future__ import annotations
 
+import functools
 from typing import Final
 
 import msgspec
 import numpy as np
-import scipy.sparse as sp
 
 from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums
-from recsvc.version.neighbours import BUYERS_READ, item_buyers
+from recsvc.version.neighbours import first_buyers, item_buyers
 from recsvc.version.scoring import ModelArrays, Purchases, score_items, top_rows
-from training.recommender.metrics import ndcg_per_user
+from training.recommender.metrics import item_sets, ndcg_per_user
 from training.recommender.similar import similar_lists
 
 CART_PRODUCTS: Final = 50
@@ -55,11 +55,7 @@ def tune_cart_fusion(
         return None
     last_day = int(np.asarray(train.last_day).max())
     lists = similar_lists(model, last_day, list_length or _LIST_LENGTH, show_progress=False)
-    indptr, rows = item_buyers(train, model.n_items)
-
-    def buyers_of(item: int) -> np.ndarray:
-        start = int(indptr[item])
-        return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
+    buyers_of = functools.partial(first_buyers, item_buyers(train, model.n_items))
 
     tops: dict[float, list[np.ndarray]] = {w: [] for w in ALIKE_WEIGHTS}
     truths: list[np.ndarray] = []
@@ -81,7 +77,7 @@ def tune_cart_fusion(
             tops[weight].append(top_rows(scores[None, :], k)[0][0])
     if not truths:
         return None
-    truth_matrix = _truth_matrix(truths, model.n_items)
+    truth_matrix = item_sets(truths, model.n_items)
     ndcg = {w: float(ndcg_per_user(np.stack(tops[w]), truth_matrix).mean()) for w in ALIKE_WEIGHTS}
     best = max(ALIKE_WEIGHTS, key=lambda w: (ndcg[w], -w))
     return CartFusion(
@@ -97,11 +93,3 @@ def _cart(train: Purchases, user: int) -> np.ndarray:
     items, days = np.asarray(train.items[span]), np.asarray(train.last_day[span])
     latest = np.argsort(-days, kind="stable")[:CART_PRODUCTS]
     return np.sort(items[latest]).astype(np.int32)
-
-
-def _truth_matrix(truths: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    indptr = np.zeros(len(truths) + 1, dtype=np.int64)
-    np.cumsum([t.size for t in truths], out=indptr[1:])
-    return sp.csr_matrix(
-        (np.ones(int(indptr[-1])), np.concatenate(truths), indptr), shape=(len(truths), n_items)
-    )

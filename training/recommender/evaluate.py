@@ -36,6 +36,7 @@ from training.recommender.dataset import TrainingPurchases
 from training.recommender.holdout import HoldOutSplit
 from training.recommender.metrics import (
     RankingMetrics,
+    item_sets,
     mean_auc,
     ndcg_per_user,
     paired_ratio_interval,
@@ -104,15 +105,6 @@ class EvaluationReport(msgspec.Struct, frozen=True):
         return self.new_items["model"].ndcg
 
 
-def _csr(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
-    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
-    np.cumsum([r.size for r in rows], out=indptr[1:])
-    indices = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
-    return sp.csr_matrix(
-        (np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(len(rows), n_items)
-    )
-
-
 def _exclude(block: np.ndarray, users: np.ndarray, excluded: list[np.ndarray]) -> None:
     """Mark each user's `excluded` items -inf in their row of `block` (row j is `users[j]`)."""
     lengths = np.array([excluded[u].size for u in users])
@@ -158,7 +150,9 @@ def new_items_ndcg_per_user(
     def scores(rows: np.ndarray) -> np.ndarray:
         return user_vectors[rows] @ item_vectors.T + item_biases
 
-    return ndcg_per_user(_ranked_lists(len(truth), k, scores, bought), _csr(truth_new, n_items))
+    return ndcg_per_user(
+        _ranked_lists(len(truth), k, scores, bought), item_sets(truth_new, n_items)
+    )
 
 
 class _ModelPass(msgspec.Struct, frozen=True):
@@ -366,7 +360,9 @@ class _Sample:
             np.setdiff1d(t, b, assume_unique=True) for t, b in zip(truth_all, bought, strict=True)
         ]
         vectors = np.stack([scoring.known_customer_vector(model, int(u))[0] for u in users])
-        return cls(users, bought, truth_all, truth_new, _csr(truth_new, model.n_items), vectors)
+        return cls(
+            users, bought, truth_all, truth_new, item_sets(truth_new, model.n_items), vectors
+        )
 
 
 def _new_items(
@@ -399,7 +395,7 @@ def _new_items(
 
     truth = sample.truth_new_matrix
     auc_rows = np.arange(min(AUC_USERS, n))
-    auc_truth, auc_bought = truth[auc_rows], _csr([bought[r] for r in auc_rows], n_items)
+    auc_truth, auc_bought = truth[auc_rows], item_sets([bought[r] for r in auc_rows], n_items)
     model_scores = scoring.score_block(model, sample.vectors[auc_rows])
     return {
         "model": msgspec.structs.replace(
@@ -436,7 +432,7 @@ def _buy_again(
     repeat_rate = train.repeat_rate(n_items)
 
     def truth(rows: np.ndarray) -> sp.csr_matrix:
-        return _csr([sample.truth_all[r] for r in rows], n_items)
+        return item_sets([sample.truth_all[r] for r in rows], n_items)
 
     def blend_lists(rows: np.ndarray) -> Callable[[BlendParams], np.ndarray]:
         spans = [train.row(int(users[r])) for r in rows]

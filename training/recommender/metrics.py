@@ -104,6 +104,16 @@ def paired_ratio_interval(
     return _percentiles(_resampled(new.size, rounds, seed, ratio), level)
 
 
+def item_sets(rows: list[np.ndarray], n_items: int) -> sp.csr_matrix:
+    """Each user's item indices (a held-out truth, what they bought) as one sparse row of ones."""
+    indptr = np.zeros(len(rows) + 1, dtype=np.int64)
+    np.cumsum([r.size for r in rows], out=indptr[1:])
+    indices = np.concatenate(rows) if rows else np.empty(0, dtype=np.int64)
+    return sp.csr_matrix(
+        (np.ones(indices.size, dtype=np.int8), indices, indptr), shape=(len(rows), n_items)
+    )
+
+
 def _hits(top: np.ndarray, truth: sp.csr_matrix) -> np.ndarray:
     """Boolean (users x k): is the recommended item at this rank a held-out item of the user?"""
     truth = truth.tocsr()

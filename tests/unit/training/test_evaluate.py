@@ -100,23 +100,22 @@ def test_the_pass_keeps_the_best_never_bought_items() -> None:
         assert not set(scored.top[r].tolist()) & set(bought[r].tolist())
 
 
+def _metrics(ndcg: float) -> RankingMetrics:
+    return RankingMetrics(k=10, users=3, precision=0, recall=0, ndcg=ndcg, hit_rate=0, coverage=0)
+
+
 @pytest.mark.parametrize(
     ("popularity", "said"), [(0.05, "2.00x popularity's"), (0.0, "not comparable")]
 )
 def test_the_summary_line_compares_with_popularity_only_when_popularity_scored(
     popularity: float, said: str
 ) -> None:
-    def metrics(ndcg: float) -> RankingMetrics:
-        return RankingMetrics(
-            k=10, users=3, precision=0, recall=0, ndcg=ndcg, hit_rate=0, coverage=0
-        )
-
     report = EvaluationReport(
         k=10,
         cutoff_day=0,
         holdout_days=28,
         eval_users=3,
-        new_items={"model": metrics(0.1), "popularity": metrics(popularity)},
+        new_items={"model": _metrics(0.1), "popularity": _metrics(popularity)},
         buy_again={},
         by_nps_category={},
         blend=BlendParams(0.0, 0.0),
@@ -145,18 +144,13 @@ def test_the_recency_weighted_baseline_ranks_by_recent_orders_where_counts_rank_
 
 
 def test_the_report_says_how_the_blend_compares_with_the_better_own_history_list() -> None:
-    def metrics(ndcg: float) -> RankingMetrics:
-        return RankingMetrics(
-            k=10, users=3, precision=0, recall=0, ndcg=ndcg, hit_rate=0, coverage=0
-        )
-
     report = EvaluationReport(
         k=10,
         cutoff_day=0,
         holdout_days=28,
         eval_users=3,
-        new_items={"model": metrics(0.1), "popularity": metrics(0.05)},
-        buy_again={"recency_weighted_own_frequency": metrics(0.3), "blend": metrics(0.33)},
+        new_items={"model": _metrics(0.1), "popularity": _metrics(0.05)},
+        buy_again={"recency_weighted_own_frequency": _metrics(0.3), "blend": _metrics(0.33)},
         by_nps_category={},
         blend=BlendParams(0.9, 0.5, 0.8, 0.5),
         lift_over_popularity=2.0,
