@@ -57,6 +57,9 @@ class TrainingConfig(msgspec.Struct, frozen=True, kw_only=True, forbid_unknown_f
     ranker: Literal["lightfm", "blend"] = "lightfm"
     blend_weight: Annotated[float, Meta(ge=0, le=1)] = 0.5
     ease_lambda: Annotated[float, Meta(gt=0)] = 500.0
+    # Weight of the recent-popularity prior on the item biases (`training.recommender.season`):
+    # 0 is the model alone; the search chooses it per shop on validation.
+    prior_weight: Annotated[float, Meta(ge=0)] = 0.0
     ease_rank: Annotated[int, Meta(ge=8, le=1024)] = 256
     # EASE is tried only when its dense matrices fit this memory and one inverse this time (timed
     # here at run time): on a 2-core machine, catalogues up to about 19,000 products.

@@ -74,6 +74,15 @@ class SearchTrial(msgspec.Struct, frozen=True, kw_only=True):
     features_off: list[str] = []  # attribute fields left out of a hybrid fit
 
 
+class PriorChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """The recent-popularity prior's weight the search chose for its chosen settings
+    (`training.recommender.season`), and the validation NDCG of each weight tried."""
+
+    weight: float
+    days: int  # the prior counts each product's buyers in this many last days
+    ndcg: dict[str, float]
+
+
 class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):
     """What the run's search did: on which validation split, within what, and every trial."""
 
@@ -90,6 +99,7 @@ class SearchRecord(msgspec.Struct, frozen=True, kw_only=True):
     warm_start: bool
     trials: list[SearchTrial]
     ease: str = ""  # whether EASE was tried on this catalogue, and why not
+    prior: PriorChoice | None = None  # None: a record from before the prior, or nothing scored
 
 
 class LiveIntake(msgspec.Struct, kw_only=True):

@@ -5,6 +5,7 @@ lightfm is imported here and only here: the service never needs it.
 
 from __future__ import annotations
 
+import dataclasses
 import sys
 import time
 from dataclasses import dataclass
@@ -14,7 +15,7 @@ import scipy.sparse as sp
 
 from recsvc.version.scoring import ModelArrays, Purchases
 from training.config import TrainingConfig
-from training.recommender import ease
+from training.recommender import ease, season
 from training.recommender.dataset import FeatureSpace, interacted
 
 
@@ -175,7 +176,7 @@ def fit_arrays(
     user_vectors, user_biases = tie_off_fields(
         user_vectors, user_biases, users.attribute_rows, user_rows
     )
-    return ModelArrays(
+    arrays = ModelArrays(
         item_vectors=item_vectors,
         item_biases=item_biases,
         user_feature_vectors=user_vectors,
@@ -188,6 +189,14 @@ def fit_arrays(
         lightfm_dims=config.components if config.ranker == "blend" else 0,
         item_input_vectors=item_inputs,
     )
+    if not config.prior_weight:
+        return arrays
+    prior = season.recent_popularity(purchases, items.ids.size)
+    spread = ease.score_spread(
+        season.customer_vectors(arrays, config.seed), item_vectors, item_biases, config.seed
+    )
+    biases = season.with_prior(item_biases, prior, config.prior_weight, spread)
+    return dataclasses.replace(arrays, item_biases=biases)
 
 
 def _with_ease(

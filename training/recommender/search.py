@@ -35,9 +35,9 @@ import numpy as np
 import scipy.sparse as sp
 
 from recsvc.domain.features import ITEM_FIELDS, USER_FIELDS
-from recsvc.store.runs import SearchRecord, SearchTrial
+from recsvc.store.runs import PriorChoice, SearchRecord, SearchTrial
 from training.config import TrainingConfig
-from training.recommender import ease
+from training.recommender import ease, season
 from training.recommender.dataset import FeatureSpace, interacted
 from training.recommender.evaluate import new_items_ndcg_per_user, sample_users
 from training.recommender.fit import Trainer, unknown_from_attributes
@@ -88,6 +88,8 @@ class _Trial:
     ease_seconds: float = 0.0  # one EASE fit (blends)
     epochs_override: int | None = None  # blends: the LightFM trial's
     outcome: str = "finished"
+    # The item vectors, item biases and validation customers' vectors at the best score.
+    best_arrays: tuple[np.ndarray, np.ndarray, np.ndarray] | None = None
 
     @property
     def best(self) -> float:
@@ -142,9 +144,21 @@ class _Problem:
                 self.items.collapsed_rows(trial.config.features_off),
                 self.item_known,
             )
-        users = trial.trainer.user_vectors(self.rows)
+        return self.scored(trial, vectors, biases, trial.trainer.user_vectors(self.rows))
+
+    def ndcg(self, vectors: np.ndarray, biases: np.ndarray, users: np.ndarray) -> float:
         per_user = new_items_ndcg_per_user(vectors, biases, users, self.bought, self.truth, self.k)
         return float(per_user.mean()) if per_user.size else 0.0
+
+    def scored(
+        self, trial: _Trial, vectors: np.ndarray, biases: np.ndarray, users: np.ndarray
+    ) -> float:
+        """The trial's validation NDCG with these arrays; they are kept when it is the trial's
+        best yet (the recent-popularity prior is tuned on the chosen trial's best)."""
+        value = self.ndcg(vectors, biases, users)
+        if value > trial.best:
+            trial.best_arrays = (vectors, biases, users)
+        return value
 
 
 def _problem(
@@ -346,6 +360,7 @@ def search(
                 if trial.outcome != "budget":
                     trial.outcome = f"halved at {trial.trainer.epochs if trial.trainer else 0}"
                 trial.trainer = None  # its memory back
+                trial.best_arrays = None
         field_ = [t for t in field_ if id(t) in survivors]
     for trial in field_:
         train_to(trial, config.search_max_epochs, stop_early=True)
@@ -378,7 +393,14 @@ def search(
     eligible = [t for t in trials if t.protected or not t.outcome.startswith("over fit budget")]
     chosen = max(eligible, key=lambda t: t.best)  # ties: the earlier trial (the plain fit first)
     chosen.outcome = "chosen"
-    settings = msgspec.structs.replace(chosen.config, epochs=max(chosen.best_epochs, 1))
+    prior = _tune_prior(problem, chosen, validation, config)
+    settings = msgspec.structs.replace(
+        chosen.config,
+        epochs=max(chosen.best_epochs, 1),
+        prior_weight=prior.weight if prior else 0.0,
+    )
+    for trial in trials:
+        trial.best_arrays = None
     record = SearchRecord(
         chosen=chosen.name,
         split=validation.kind,
@@ -391,6 +413,7 @@ def search(
         warm_start=previous is not None,
         trials=[_record(t) for t in trials],
         ease=ease_note,
+        prior=prior,
     )
     if show:
         print(format_search(record), file=sys.stderr, flush=True)
@@ -452,10 +475,7 @@ def _ease_trials(
         items, item_biases = unknown_from_attributes(
             items, item_biases, problem.items.attribute_rows, problem.item_known
         )
-        per_user = new_items_ndcg_per_user(
-            items, item_biases, users, problem.bought, problem.truth, problem.k
-        )
-        trial.curve = [float(per_user.mean()) if per_user.size else 0.0]
+        trial.curve = [problem.scored(trial, items, item_biases, users)]
         _log(trial, show)
         return trial
 
@@ -492,6 +512,27 @@ def _ease_trials(
         name = f"blend {weight:g}"
         out.append(scored(blend_trial(name, best, weight), best, weight))
     return out
+
+
+def _tune_prior(
+    problem: _Problem, chosen: _Trial, validation: Validation, config: TrainingConfig
+) -> PriorChoice | None:
+    """The recent-popularity prior's weight for the chosen settings (`season`): each of
+    `season.PRIOR_WEIGHTS` added to the chosen trial's best item biases and scored on validation;
+    the best wins, ties to the lighter. None when the trial kept no arrays (nothing was scored)."""
+    if chosen.best_arrays is None:
+        return None
+    vectors, biases, users = chosen.best_arrays
+    prior = season.recent_popularity(validation.train, vectors.shape[0])
+    spread = ease.score_spread(users, vectors, biases, config.seed)
+    ndcg = {
+        weight: problem.ndcg(vectors, season.with_prior(biases, prior, weight, spread), users)
+        for weight in season.PRIOR_WEIGHTS
+    }
+    best = max(season.PRIOR_WEIGHTS, key=lambda w: (ndcg[w], -w))
+    return PriorChoice(
+        weight=best, days=season.PRIOR_DAYS, ndcg={f"{w:g}": round(v, 6) for w, v in ndcg.items()}
+    )
 
 
 def _record(trial: _Trial) -> SearchTrial:
@@ -559,7 +600,18 @@ def format_search(record: SearchRecord) -> str:
             f"{t.epochs:>6} {t.ndcg:>7.4f} {t.seconds:>6.1f}  {t.outcome}"
             + (f"; without {', '.join(t.features_off)}" if t.features_off else "")
         )
+    if record.prior is not None:
+        lines.append(f"  {describe_prior(record.prior)}")
     return "\n".join(lines)
+
+
+def describe_prior(prior: PriorChoice) -> str:
+    """The recent-popularity prior's choice and its validation NDCG per weight, in a line."""
+    tried = ", ".join(f"{w} {v:.4f}" for w, v in prior.ndcg.items())
+    return (
+        f"recent-popularity prior ({prior.days} days' buyers): weight {prior.weight:g} chosen "
+        f"on validation (NDCG by weight: {tried})"
+    )
 
 
 def describe_search(record: SearchRecord) -> str:
@@ -583,6 +635,8 @@ def describe_search(record: SearchRecord) -> str:
             f"EASE (lambda {chosen.ease_lambda:g}) with LightFM weighing {chosen.blend_weight:g} "
             f"({what})"
         )
+    if record.prior is not None and record.prior.weight:
+        what += f", recent-popularity prior {record.prior.weight:g}"
     return (
         f"search: chosen {record.chosen}: {what}; validation NDCG {chosen.ndcg:.4f}{against}; "
         f"{len(record.trials)} trials in {record.seconds:.0f}s"

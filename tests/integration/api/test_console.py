@@ -336,6 +336,8 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     # Its settings search: the choice, a bar per trial, a table row per trial.
     search = run["search"]
     assert f'data-field="search-chosen">{search["chosen"]}<' in listed_versions
+    # The recent-popularity prior's weight it chose on the same validation customers.
+    assert f'data-field="prior-weight">{search["prior"]["weight"]:g}<' in listed_versions
     table = re.search(r'<table class="data search">(.*?)</table>', listed_versions, re.S)
     assert table is not None
     for trial in search["trials"]:

@@ -21,7 +21,7 @@ from recsvc.version.carts import cart_vector
 from recsvc.version.scoring import score_items
 from tests.api_support import auth, client_for
 from training.config import TrainingConfig, load_config
-from training.recommender import ease
+from training.recommender import ease, season
 from training.recommender.dataset import FeatureSpace
 from training.recommender.fit import attributes_from_members, unknown_from_attributes
 from training.recommender.holdout import validation_split
@@ -99,6 +99,13 @@ def test_the_search_chooses_no_worse_than_the_plain_collaborative_fit_on_validat
     assert any(t.outcome == "halved at 5" and len(t.curve) == 1 for t in lightfm)
     assert search.budget_seconds is None  # deterministic: bounded by the trials, not the clock
     assert search.validation_users > 0 and search.fit_customers > 0
+    # The recent-popularity prior, tuned on the chosen trial's best arrays: weight 0 is that
+    # trial's own validation score, and no weight chosen scores below it.
+    prior = search.prior
+    assert prior is not None and set(prior.ndcg) == {f"{w:g}" for w in season.PRIOR_WEIGHTS}
+    assert prior.ndcg["0"] == pytest.approx(chosen.ndcg, abs=2e-6)
+    assert prior.ndcg[f"{prior.weight:g}"] == max(prior.ndcg.values())
+    assert "recent-popularity prior" in format_search(search)
 
 
 def test_the_published_version_carries_the_chosen_settings(
@@ -118,6 +125,8 @@ def test_the_published_version_carries_the_chosen_settings(
     )
     assert config.user_identity_weight == chosen.identity_weight == manifest.identity_weight
     assert config.epochs == chosen.epochs
+    assert first.search.prior is not None
+    assert config.prior_weight == first.search.prior.weight
     if chosen.ranker == "blend":
         assert (config.ease_lambda, config.blend_weight) == (
             chosen.ease_lambda,
@@ -414,3 +423,54 @@ def test_a_field_left_out_of_the_fit_places_nobody_through_the_api(
     (tmp_path / "bad.toml").write_text('features_off = ["colour"]\n')
     with pytest.raises(ConfigError, match=r"bad\.toml.*features_off.*'colour'"):
         load_config(tmp_path / "bad.toml")
+
+
+def test_the_recent_popularity_prior_lifts_what_sold_lately_through_the_api(
+    demo: Path, tmp_path: Path
+) -> None:
+    """`prior_weight` from the config file: the published version's item biases are the same
+    deterministic fit's plus weight x spread x the prior of the data's last 28 days, and a new
+    visitor folded in from their country (through the real app) is shown products that sold more
+    in those weeks than without it."""
+    served: dict[float, list[str]] = {}
+    biases: dict[float, np.ndarray] = {}
+    for weight in (0.0, 2.0):
+        folder = tmp_path / f"w{weight:g}"
+        folder.mkdir()
+        (folder / "training.toml").write_text(
+            f"prior_weight = {weight}\nsearch_trials = 0\nepochs = 3\nmax_eval_users = 300\n"
+            "deterministic = true\n"
+        )
+        config = load_config(folder / "training.toml")
+        url = f"file://{folder / 'store'}"
+        record = run_pipeline(
+            demo,
+            store=url,
+            config=config,
+            runs_dir=folder / "runs",
+            show_progress=False,
+            force=True,
+        )
+        model = load_model(folder / "store" / "versions" / str(record.version))
+        assert msgspec.convert(model.manifest.config, TrainingConfig).prior_weight == weight
+        biases[weight] = model.arrays.item_biases
+        # A visitor with attributes is folded in (one without any is shown recent popularity).
+        country = next(n for n in model.user_feature_names if n.startswith("country="))
+        with client_for(open_store(url)) as client:
+            response = client.get(
+                f"/v1/customers/NEW-VISITOR/recommendations?limit=10&{country}",
+                headers=auth("recommend"),
+            )
+            assert response.status_code == 200, response.text
+            served[weight] = [item["product_id"] for item in response.json()["items"]]
+    prior = season.recent_popularity(model.arrays.purchases, model.item_ids.size)
+    shift = biases[2.0].astype(np.float64) - biases[0.0]
+    # One positive scale (2 x the model's spread) over every product.
+    assert np.corrcoef(shift, prior)[0, 1] > 0.999 and shift @ prior > 0
+    position = {product: i for i, product in enumerate(model.item_id_list)}
+
+    def lateness(page: list[str]) -> float:
+        return float(np.mean([prior[position[product]] for product in page]))
+
+    assert served[2.0] != served[0.0]
+    assert lateness(served[2.0]) > lateness(served[0.0])
