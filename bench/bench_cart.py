@@ -3,10 +3,11 @@ predicting what the same people bought next.
 
     uv run python bench/bench_cart.py --data var/demo/data
     uv run python bench/bench_cart.py --data var/retail/data --reuse
+    uv run python bench/bench_cart.py --data var/retail/data --skip-days 28 --reuse
 
-How: the last `--holdout-days` of the shop's orders are held out and a real training run (default
-settings) is fitted on everything before the cut-off (bench_similar.py's split, its own store
-under var/bench/cart/). For every customer who bought before and after the cut-off:
+How: the last `--holdout-days` of the shop's orders (`--skip-days N`: the ones before the last N
+days) are held out and a real training run (default settings) is fitted on everything before the
+cut-off (bench_similar.py's split, its own store under var/bench/cart/). For every customer who bought before and after the cut-off:
 
 - the known-customer path: `recommend()` for their id (what `GET /v1/customers/{id}/
   recommendations` serves), their past purchases left out;
@@ -86,6 +87,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
     parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument(
+        "--skip-days", type=int, default=0, help="hold out the window before the last N days"
+    )
     parser.add_argument("--cart-size", type=int, default=50)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
@@ -96,7 +100,7 @@ def main() -> None:
     from recsvc.service.recommend import Query, recommend
 
     cutoff, before, held, model = held_out_version(
-        args.data, WORK, args.holdout_days, reuse=args.reuse
+        args.data, WORK, args.holdout_days, reuse=args.reuse, skip_days=args.skip_days
     )
     # Timed as a server worker scores: one BLAS thread (`recsvc.api.app.create_served_app`).
     threadpool_limits(limits=1, user_api="blas")

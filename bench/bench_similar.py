@@ -3,8 +3,10 @@ customer's next items from their last one.
 
     uv run python bench/bench_similar.py --data var/demo/data
     uv run python bench/bench_similar.py --data var/retail/data
+    uv run python bench/bench_similar.py --data var/retail/data --skip-days 28
 
-How: the last `--holdout-days` of the shop's orders are held out. A real training run
+How: the last `--holdout-days` of the shop's orders are held out (`--skip-days N`: the ones before
+the last N days, the same question at an earlier time of the shop's year). A real training run
 (`training run`, default settings) is fitted on everything before the cut-off and published into a
 private store under var/bench/similar/. For every customer who bought before and after the cut-off,
 their last product before it asks `GET /v1/products/{id}/similar`'s service for `--k` products; the
@@ -43,10 +45,17 @@ ROOT = Path(__file__).resolve().parents[1]
 WORK = ROOT / "var" / "bench" / "similar"
 
 
-def split(data: Path, out: Path, holdout_days: int) -> tuple[dt.datetime, pl.DataFrame]:
-    """The shop's files up to the cut-off in `out`, and the held-out order lines."""
+def split(
+    data: Path, out: Path, holdout_days: int, skip_days: int = 0
+) -> tuple[dt.datetime, pl.DataFrame]:
+    """The shop's files up to the cut-off in `out`, and the held-out order lines: the
+    `holdout_days` before the shop's last `skip_days` (an earlier window: the same question
+    asked at another time of the shop's year)."""
     orders = pl.read_parquet(data / "orders.parquet")
-    cutoff = orders["ordered_at"].max() - dt.timedelta(days=holdout_days)  # type: ignore[operator]
+    end = orders["ordered_at"].max() - dt.timedelta(days=skip_days)  # type: ignore[operator]
+    if skip_days:
+        orders = orders.filter(pl.col("ordered_at") <= end)
+    cutoff = end - dt.timedelta(days=holdout_days)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -60,18 +69,22 @@ def split(data: Path, out: Path, holdout_days: int) -> tuple[dt.datetime, pl.Dat
 
 
 def held_out_version(
-    data: Path, root: Path, holdout_days: int, *, reuse: bool
+    data: Path, root: Path, holdout_days: int, *, reuse: bool, skip_days: int = 0
 ) -> tuple[dt.datetime, pl.DataFrame, pl.DataFrame, LoadedModel]:
-    """The shop split at its hold-out cut-off (under `root/<name>/train`): the cut-off, the order
-    lines before and after it, and a real training run's version fitted on what came before (kept
-    in `root/<name>/store`; `reuse`: an earlier run's)."""
+    """The shop split at its hold-out cut-off (under `root/<name>/train`; `split`): the cut-off,
+    the order lines before and after it, and a real training run's version fitted on what came
+    before (kept in `root/<name>/store`; `reuse`: an earlier run's)."""
     from recsvc.store.files import FileStore
     from training.config import load_config
     from training.run.pipeline import run_pipeline
 
-    work = root / (data.name if data.name != "data" else data.parent.name)
-    cutoff, held = split(data, work / "train", holdout_days)
-    print(f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines")
+    name = data.name if data.name != "data" else data.parent.name
+    work = root / (f"{name}-skip{skip_days}" if skip_days else name)
+    cutoff, held = split(data, work / "train", holdout_days, skip_days)
+    print(
+        f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines"
+        + (f" (the {holdout_days} days before the last {skip_days})" if skip_days else "")
+    )
     store_dir = work / "store"
     version = FileStore(store_dir).active_version() if reuse and store_dir.exists() else None
     if version is None:
@@ -239,6 +252,9 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
     parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument(
+        "--skip-days", type=int, default=0, help="hold out the window before the last N days"
+    )
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument(
@@ -260,7 +276,7 @@ def main() -> None:
     from recsvc.service.similar import similar_products
 
     cutoff, before, held, model = held_out_version(
-        args.data, WORK, args.holdout_days, reuse=args.reuse
+        args.data, WORK, args.holdout_days, reuse=args.reuse, skip_days=args.skip_days
     )
     others = cooccurrence_rankers(model)
     if args.variants:

@@ -23,9 +23,10 @@ import numpy as np
 from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector
 
 PRIOR_DAYS: Final = 28
-# 0: the model alone. Up to 2: at 1, a product one standard deviation above the catalogue's recent
-# buyers gains one spread of the model's scores.
-PRIOR_WEIGHTS: Final = (0.0, 0.25, 0.5, 1.0, 2.0)
+# 0: the model alone. At 1, a product one standard deviation above the catalogue's recent buyers
+# gains one spread of the model's scores; at 8 the prior all but ranks alone, the model breaking
+# its ties (MovieLens 100K chose 2, the top of a grid that ended there).
+PRIOR_WEIGHTS: Final = (0.0, 0.25, 0.5, 1.0, 2.0, 4.0, 8.0)
 # Customers whose folded vectors measure a fitted model's score spread (as the search measures it
 # on its validation customers' vectors).
 _SPREAD_CUSTOMERS: Final = 500
