@@ -215,7 +215,13 @@ def serving_costs(customers: int, requests: int, seed: int) -> None:
 
     model = load_model(artifact_for(customers))
     started = time.perf_counter()
-    lists = similar_lists(model.arrays, model.manifest.trained_until_day, 100, show_progress=True)
+    lists = similar_lists(
+        model.arrays,
+        model.manifest.trained_until_day,
+        100,
+        model.alike_params,
+        show_progress=True,
+    )
     built = time.perf_counter() - started
     n_items = model.item_ids.size
     print(f"{customers:,} customers, {n_items:,} products: lists of 100 built in {built:.1f} s")
@@ -332,6 +338,10 @@ def main() -> None:
     ratios = ours[samples].mean(axis=1) / np.maximum(theirs[samples].mean(axis=1), 1e-12)
     low, high = np.percentile(ratios, [2.5, 97.5])
     print(f"{n:,} customers bought before and after the cut-off; k = {k}")
+    print(
+        f"the version's bought-alike settings (chosen on its hold-out): buyer power "
+        f"{model.manifest.alike_buyer_power:g}, trend weight {model.manifest.alike_trend_weight:g}"
+    )
     print(f"  {'ranker':<26} {'hit rate':>9} {'NDCG':>8}")
     print(f"  {'similar products':<26} {hits['similar'] / n:>9.3f} {ours.mean():>8.4f}")
     for name in popular:

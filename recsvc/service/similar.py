@@ -4,7 +4,8 @@ then its nearest neighbours in the model's item space (scoring: `recsvc.version.
 Bought alike: the other products of the customers who bought this one, each purchase weighted by
 its recency (half-life `HALF_LIFE_DAYS` before the version's last day), so that this season's
 companions lead. The score is 1 plus the share of the product's (weighted) buyers who also bought
-the neighbour: above 1, the reason is `bought_alike`.
+the neighbour, each buyer weighed down by how much they buy and the share lifted by how well the
+neighbour sells now, as the version's `AlikeParams` say: above 1, the reason is `bought_alike`.
 
 Similar attributes: LightFM represents an item as the sum of its feature embeddings (identity,
 category, price band), so a product nobody has bought yet still has a place in that space and gets
@@ -123,7 +124,9 @@ def live_neighbours(model: LoadedModel, index: int, query: Query) -> Page:
 
 def bought_alike_shares(model: LoadedModel, index: int) -> np.ndarray:
     """Per item, the share (0..1) of the product's buyers who also bought it, each buyer counted
-    by the recency of that purchase (1 on the version's last day, 1/2 a half-life before)."""
+    by the recency of that purchase (1 on the version's last day, 1/2 a half-life before) and by
+    their `alike_buyer_weights`, then lifted by the item's `alike_lift` (the version's
+    `AlikeParams`: `recsvc.version.neighbours`)."""
     n_items = model.item_ids.size
     who = model.buyers_of(index)
     if not who.size:
@@ -135,7 +138,11 @@ def bought_alike_shares(model: LoadedModel, index: int) -> np.ndarray:
     offsets = np.repeat(starts - np.cumsum(lengths) + lengths, lengths)
     at = offsets + np.arange(int(lengths.sum()))
     weights = recency_weights(model.manifest.trained_until_day - np.asarray(purchases.last_day)[at])
+    buyers = model.alike_buyer_weights[who]
+    weights *= np.repeat(buyers, lengths)
     together = np.bincount(np.asarray(purchases.items)[at], weights=weights, minlength=n_items)
-    share: np.ndarray = together / who.size  # each buyer counts up to 1, less the older it is
+    # Each buyer counts up to their weight, less the older the purchase is.
+    share: np.ndarray = together / buyers.sum()
     share[index] = 0.0
-    return np.minimum(share, 1.0)
+    lifted: np.ndarray = np.minimum(share, 1.0) * model.alike_lift
+    return lifted

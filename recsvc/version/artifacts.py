@@ -24,7 +24,15 @@ import numpy as np
 from recsvc.domain.features import USER_FIELDS, feature_name, price_band_index
 from recsvc.domain.live import stable_key
 from recsvc.errors import ArtifactError
-from recsvc.version.neighbours import SimilarLists, first_buyers, item_buyers, unit_vectors
+from recsvc.version.neighbours import (
+    AlikeParams,
+    SimilarLists,
+    buyer_weights,
+    first_buyers,
+    item_buyers,
+    trend_lift,
+    unit_vectors,
+)
 from recsvc.version.scoring import BlendParams, Candidates, ModelArrays, Purchases, item_space
 
 FORMAT_VERSION = 1
@@ -65,6 +73,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     # suggestions (`recsvc.version.carts`), chosen on the hold-out; 0 (and older versions): the
     # model alone.
     cart_alike_weight: float = 0.0
+    # How bought-alike neighbours are weighed (`recsvc.version.neighbours.AlikeParams`), chosen on
+    # the hold-out; 0 and 0 (and older versions): the plain share of the product's buyers.
+    alike_buyer_power: float = 0.0
+    alike_trend_weight: float = 0.0
 
 
 # Arrays of a version: file stem -> (dtype, ndim); checked on load.
@@ -225,6 +237,28 @@ class LoadedModel(msgspec.Struct, frozen=True, kw_only=True, dict=True):
     def buyers_of(self, item: int) -> np.ndarray:
         """The customer rows who bought `item`, at most BUYERS_READ of them (`first_buyers`)."""
         return first_buyers(self.item_buyers, item)
+
+    @property
+    def alike_params(self) -> AlikeParams:
+        return AlikeParams(
+            buyer_power=self.manifest.alike_buyer_power,
+            trend_weight=self.manifest.alike_trend_weight,
+        )
+
+    @functools.cached_property
+    def alike_buyer_weights(self) -> np.ndarray:
+        """What each customer's purchases count in a bought-alike share (`buyer_weights`)."""
+        return buyer_weights(self.arrays.purchases, self.manifest.alike_buyer_power)
+
+    @functools.cached_property
+    def alike_lift(self) -> np.ndarray:
+        """Each product's bought-alike lift for what sells now (`trend_lift`)."""
+        return trend_lift(
+            self.arrays.purchases,
+            self.item_ids.size,
+            self.manifest.trained_until_day,
+            self.manifest.alike_trend_weight,
+        )
 
     @functools.cached_property
     def _segment_popularity(self) -> dict[str, np.ndarray]:

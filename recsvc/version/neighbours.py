@@ -5,8 +5,13 @@ list when it writes a version, the service to compute one product's neighbours l
 Bought alike: the other products of the customers who bought this one, each purchase weighted by
 its recency (half-life `HALF_LIFE_DAYS` before the version's last purchase day, `trained_until_day`:
 the version's data, not the request's clock, so a list written with the version and a live answer
-agree). The score is 1 plus the share of the product's (weighted) buyers who also bought the
-neighbour. Similar attributes: cosine similarity of the model's item vectors, mapped to 0..1.
+agree). The share of a neighbour: the product's buyers who also bought it, each buyer counted
+1 / (products they bought) ** `AlikeParams.buyer_power` (so that a wholesaler who bought half
+the catalogue does not outvote everyone), over all of them counted so. The score is 1 plus the
+share times the neighbour's `trend_lift` (1 + `AlikeParams.trend_weight` x its buyers in the
+last `RECENT_DAYS` relative to the best-seller's): what sells now. Both settings are chosen per
+shop on the hold-out (`training.recommender.similar.tune_alike`); 0 and 0 (older versions) is the
+plain share. Similar attributes: cosine similarity of the model's item vectors, mapped to 0..1.
 Scores are float32 on both sides and ranked best first, ties by catalogue order.
 """
 
@@ -27,6 +32,10 @@ HALF_LIFE_DAYS: Final = 30.0
 # cart or a product page reads for a product everybody buys; the lists count the same buyers.
 BUYERS_READ: Final = 20_000
 
+# What sells now: a product's buyers in a version's last this many days (its `trend_lift`, and the
+# training job's recent-popularity prior, `training.recommender.season`).
+RECENT_DAYS: Final = 28
+
 # A neighbour's reason as the lists store it (uint8); 0 pads a list.
 NO_NEIGHBOUR: Final = 0
 BOUGHT_ALIKE_CODE: Final = 1
@@ -36,6 +45,17 @@ REASONS: Final = ("", "bought_alike", "similar_attributes")
 # The smallest float32 above 1: a bought-alike score stays above every closeness even when its
 # share is too small to show in float32 (a purchase years before the version's last day).
 _ABOVE_ONE = np.nextafter(np.float32(1), np.float32(2))
+
+
+@dataclass(frozen=True, slots=True)
+class AlikeParams:
+    """How a version weighs bought-alike neighbours (see the module's docstring)."""
+
+    buyer_power: float = 0.0
+    trend_weight: float = 0.0
+
+
+PLAIN_ALIKE: Final = AlikeParams()  # the plain share: older versions, and the default
 
 
 @dataclass(frozen=True, slots=True)
@@ -63,6 +83,33 @@ def recency_weights(age_days: np.ndarray) -> np.ndarray:
 def purchase_weights(purchases: Purchases, trained_until_day: int) -> np.ndarray:
     """The recency weight (float64) of every purchase row of a version's history."""
     return recency_weights(trained_until_day - np.asarray(purchases.last_day))
+
+
+def recent_buyers(purchases: Purchases, n_items: int, until_day: int) -> np.ndarray:
+    """Per product (int64), the customers whose last purchase of it falls in the `RECENT_DAYS`
+    days up to `until_day`."""
+    recent = np.asarray(purchases.last_day) > until_day - RECENT_DAYS
+    counts: np.ndarray = np.bincount(np.asarray(purchases.items)[recent], minlength=n_items)
+    return counts[:n_items]
+
+
+def buyer_weights(purchases: Purchases, power: float) -> np.ndarray:
+    """Per customer (float64), what their purchases count in a share: 1 / (products they bought)
+    ** `power` (all 1 at power 0)."""
+    bought = np.maximum(np.diff(np.asarray(purchases.indptr)), 1).astype(np.float64)
+    weights: np.ndarray = bought**-power if power else np.ones(bought.size)
+    return weights
+
+
+def trend_lift(purchases: Purchases, n_items: int, until_day: int, weight: float) -> np.ndarray:
+    """Per product (float64), 1 + `weight` x its recent buyers relative to the product with the
+    most (all 1 at weight 0 or with no recent buyers)."""
+    if not weight:
+        return np.ones(n_items)
+    recent = recent_buyers(purchases, n_items, until_day).astype(np.float64)
+    top = float(recent.max()) if recent.size else 0.0
+    lift: np.ndarray = 1.0 + weight * recent / top if top else np.ones(n_items)
+    return lift
 
 
 def item_buyers(purchases: Purchases, n_items: int) -> tuple[np.ndarray, np.ndarray]:
@@ -95,8 +142,8 @@ def unit_vectors(item_vectors: np.ndarray) -> np.ndarray:
 
 
 def bought_alike_scores(share: np.ndarray) -> np.ndarray:
-    """1 plus the share (float64, 0..1) of a product's buyers who also bought each neighbour, as
-    float32 above 1."""
+    """1 plus each neighbour's share (float64, 0.. : lifted by its `trend_lift`), as float32 above
+    1."""
     scores: np.ndarray = np.maximum((1.0 + share).astype(np.float32), _ABOVE_ONE)
     return scores
 

@@ -112,6 +112,8 @@ def write_artifact(
         components=int(model.arrays.item_vectors.shape[1]),
         lightfm_components=model.arrays.lightfm_dims,
         cart_alike_weight=evaluation.cart.weight if evaluation.cart is not None else 0.0,
+        alike_buyer_power=evaluation.alike.buyer_power if evaluation.alike is not None else 0.0,
+        alike_trend_weight=evaluation.alike.trend_weight if evaluation.alike is not None else 0.0,
         identity_weight=config.user_identity_weight,
         user_fields=list(USER_FIELDS),
         item_fields=list(ITEM_FIELDS),

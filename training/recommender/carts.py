@@ -18,7 +18,7 @@ import msgspec
 import numpy as np
 
 from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums
-from recsvc.version.neighbours import first_buyers, item_buyers
+from recsvc.version.neighbours import PLAIN_ALIKE, AlikeParams, first_buyers, item_buyers
 from recsvc.version.scoring import ModelArrays, Purchases, score_items, top_rows
 from training.recommender.metrics import item_sets, ndcg_per_user
 from training.recommender.similar import similar_lists
@@ -47,14 +47,16 @@ def tune_cart_fusion(
     *,
     k: int,
     list_length: int,
+    params: AlikeParams = PLAIN_ALIKE,
 ) -> CartFusion | None:
     """Choose the weight (see the module's docstring) for the customers `users` (rows of `train`)
-    with their held-out products `truth`; None when none has both a cart and a truth left."""
+    with their held-out products `truth`, on neighbour lists ranked with `params` (the version's);
+    None when none has both a cart and a truth left."""
     users, truth = users[:MAX_CUSTOMERS], truth[:MAX_CUSTOMERS]
     if not users.size or not train.items.size:
         return None
     last_day = int(np.asarray(train.last_day).max())
-    lists = similar_lists(model, last_day, list_length or _LIST_LENGTH, show_progress=False)
+    lists = similar_lists(model, last_day, list_length or _LIST_LENGTH, params, show_progress=False)
     buyers_of = functools.partial(first_buyers, item_buyers(train, model.n_items))
 
     tops: dict[float, list[np.ndarray]] = {w: [] for w in ALIKE_WEIGHTS}

@@ -30,6 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
+from recsvc.version.neighbours import PLAIN_ALIKE, RECENT_DAYS
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
 from training.recommender.carts import CartFusion, tune_cart_fusion
 from training.recommender.dataset import TrainingPurchases
@@ -42,6 +43,7 @@ from training.recommender.metrics import (
     paired_ratio_interval,
     ranking_metrics,
 )
+from training.recommender.similar import AlikeChoice, tune_alike
 
 # The blend settings tried on the tuning half, simplest first (ties go to the earlier): the model
 # alone, then every weight, timing, decay and repeat-rate power. Timings below 1 widen the "due"
@@ -64,7 +66,7 @@ BLEND_GRID: tuple[BlendParams, ...] = (
 BASELINE_DECAY = 0.9
 AUC_USERS = 2_000
 # The recent best-sellers baseline counts the buyers of these last days before the cut-off.
-RECENT_POPULARITY_DAYS = 28
+RECENT_POPULARITY_DAYS = RECENT_DAYS
 BLOCK = 256
 
 
@@ -99,6 +101,9 @@ class EvaluationReport(msgspec.Struct, frozen=True):
     # The bought-alike weight of anonymous carts chosen on this hold-out (none in reports from
     # before it).
     cart: CartFusion | None = None
+    # Product pages' bought-alike settings chosen on this hold-out (none in reports from before
+    # them).
+    alike: AlikeChoice | None = None
 
     @property
     def ndcg(self) -> float:
@@ -320,6 +325,8 @@ def evaluate(
     )
     # The lift is over the stronger of the two popularity baselines.
     pop_ndcg = max(new_items["popularity"].ndcg, new_items["recent_popularity"].ndcg)
+    # Product pages' bought-alike settings first: the carts read the lists they shape.
+    alike = tune_alike(model, sample.users, sample.truth_all, k=k)
     return EvaluationReport(
         k=k,
         cutoff_day=cutoff_day,
@@ -332,8 +339,15 @@ def evaluate(
         lift_over_popularity=new_items["model"].ndcg / pop_ndcg if pop_ndcg > 0 else float("inf"),
         split=split,
         blend_lift=blend_lift,
+        alike=alike,
         cart=tune_cart_fusion(
-            model, train, sample.users, sample.truth_all, k=k, list_length=similar_list
+            model,
+            train,
+            sample.users,
+            sample.truth_all,
+            k=k,
+            list_length=similar_list,
+            params=alike.params if alike is not None else PLAIN_ALIKE,
         ),
     )
 
@@ -576,6 +590,14 @@ def format_evaluation(report: EvaluationReport) -> str:
         lines.append(
             f"buy-again blend NDCG@{report.k} is {own.ratio:.2f}x {own.baseline}'s "
             f"(95% paired interval {own.low:.2f}-{own.high:.2f})"
+        )
+    alike = report.alike
+    if alike is not None:
+        tried = ", ".join(f"{pair} {v:.4f}" for pair, v in alike.ndcg.items())
+        lines.append(
+            f"similar products: buyer power {alike.buyer_power:g}, trend weight "
+            f"{alike.trend_weight:g} (NDCG@{report.k} by power/trend on {alike.customers:,} "
+            f"customers' last products: {tried})"
         )
     cart = report.cart
     if cart is not None:

@@ -20,9 +20,10 @@ from typing import Final
 
 import numpy as np
 
+from recsvc.version.neighbours import RECENT_DAYS, recent_buyers
 from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector
 
-PRIOR_DAYS: Final = 28
+PRIOR_DAYS: Final = RECENT_DAYS
 # 0: the model alone. At 1, a product one standard deviation above the catalogue's recent buyers
 # gains one spread of the model's scores; at 8 the prior all but ranks alone, the model breaking
 # its ties (MovieLens 100K chose 2, the top of a grid that ended there).
@@ -39,9 +40,7 @@ def recent_popularity(purchases: Purchases, n_items: int) -> np.ndarray:
     last_day = np.asarray(purchases.last_day)
     if not last_day.size:
         return np.zeros(n_items)
-    recent = last_day > int(last_day.max()) - PRIOR_DAYS
-    buyers = np.bincount(np.asarray(purchases.items)[recent], minlength=n_items)[:n_items]
-    prior = np.log1p(buyers.astype(np.float64))
+    prior = np.log1p(recent_buyers(purchases, n_items, int(last_day.max())).astype(np.float64))
     spread = float(prior.std())
     if spread == 0.0:
         return np.zeros(n_items)

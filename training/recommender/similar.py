@@ -13,23 +13,31 @@ service's live computation does, so the list is the live answer as of the versio
 
 from __future__ import annotations
 
+from typing import Final
+
+import msgspec
 import numpy as np
 import scipy.sparse as sp
 
 from recsvc.version.neighbours import (
     BOUGHT_ALIKE_CODE,
     BUYERS_READ,
+    PLAIN_ALIKE,
     SIMILAR_ATTRIBUTES_CODE,
+    AlikeParams,
     SimilarLists,
     attribute_scores,
     best_first,
     bought_alike_scores,
+    buyer_weights,
     item_buyers,
     purchase_weights,
+    trend_lift,
     unit_vectors,
 )
-from recsvc.version.scoring import ModelArrays, item_space
+from recsvc.version.scoring import ModelArrays, item_space, top_rows
 from training.progress import Progress
+from training.recommender.metrics import item_sets, ndcg_per_user
 
 # Multiply-adds of co-purchase sums per sparse product: bounds a block's result (a few hundred MB
 # at most) whatever the products' popularity.
@@ -37,10 +45,15 @@ _WORK_PER_BLOCK = 20_000_000
 
 
 def similar_lists(
-    model: ModelArrays, trained_until_day: int, n: int, *, show_progress: bool = True
+    model: ModelArrays,
+    trained_until_day: int,
+    n: int,
+    params: AlikeParams = PLAIN_ALIKE,
+    *,
+    show_progress: bool = True,
 ) -> SimilarLists:
     """The best `n` neighbours of every product, as the service ranks them live on a version
-    whose last purchase day is `trained_until_day`."""
+    whose last purchase day is `trained_until_day` and whose bought-alike settings are `params`."""
     n_items = model.n_items
     width = min(n, n_items - 1)
     items = np.full((n_items, n), -1, dtype=np.int32)
@@ -48,8 +61,9 @@ def similar_lists(
     reasons = np.zeros((n_items, n), dtype=np.uint8)
     if width <= 0:
         return SimilarLists(items=items, scores=scores, reasons=reasons)
-    buyers, counts = _first_buyers(model, n_items)
     purchases = model.purchases
+    buyers, counts = _first_buyers(model, n_items, buyer_weights(purchases, params.buyer_power))
+    lift = trend_lift(purchases, n_items, trained_until_day, params.trend_weight)
     bought = sp.csr_matrix(
         (purchase_weights(purchases, trained_until_day), purchases.items, purchases.indptr),
         shape=(buyers.shape[1], n_items),
@@ -70,8 +84,8 @@ def similar_lists(
             neighbours = together.indices[lo:hi]
             other = neighbours != item
             neighbours = neighbours[other].astype(np.int32)
-            share = np.minimum(together.data[lo:hi][other] / max(counts[item], 1), 1.0)
-            alike = bought_alike_scores(share)
+            share = np.minimum(together.data[lo:hi][other] / counts[item], 1.0)
+            alike = bought_alike_scores(share * lift[neighbours])
             if neighbours.size >= width:
                 best = best_first(alike, neighbours, width)
                 items[item, :width] = neighbours[best]
@@ -86,21 +100,23 @@ def similar_lists(
     return SimilarLists(items=items, scores=scores, reasons=reasons)
 
 
-def _first_buyers(model: ModelArrays, n_items: int) -> tuple[sp.csr_matrix, np.ndarray]:
-    """The item-by-customer matrix of each product's first `BUYERS_READ` buyers (ones), and how
-    many buyers each product counts."""
+def _first_buyers(
+    model: ModelArrays, n_items: int, weights: np.ndarray
+) -> tuple[sp.csr_matrix, np.ndarray]:
+    """The item-by-customer matrix of each product's first `BUYERS_READ` buyers (their `weights`),
+    and the sum of those weights per product (1 where nobody bought it)."""
     indptr, rows = item_buyers(model.purchases, n_items)
     per_item = np.diff(indptr)
     rank = np.arange(rows.size) - np.repeat(indptr[:-1], per_item)
     counted = rank < BUYERS_READ
-    counts = np.minimum(per_item, BUYERS_READ)
     capped = np.zeros(n_items + 1, dtype=np.int64)
-    np.cumsum(counts, out=capped[1:])
+    np.cumsum(np.minimum(per_item, BUYERS_READ), out=capped[1:])
     buyers = sp.csr_matrix(
-        (np.ones(int(counted.sum())), rows[counted], capped),
+        (weights[rows[counted]], rows[counted], capped),
         shape=(n_items, model.n_customers),
     )
-    return buyers, counts
+    totals = np.asarray(buyers.sum(axis=1)).ravel()
+    return buyers, np.where(totals > 0, totals, 1.0)
 
 
 def _fill_from_item_space(
@@ -138,3 +154,88 @@ def similar_arrays(lists: SimilarLists) -> dict[str, np.ndarray]:
         "similar_scores": lists.scores,
         "similar_reasons": lists.reasons,
     }
+
+
+# The bought-alike settings a run chooses between on its hold-out (`tune_alike`). Buyer power 0.5
+# ranked above 0 on Online Retail's last two 28-day windows, the demo shop and the Instacart sample,
+# and below it on MovieLens 100K; the trend lift helped Online Retail's Christmas weeks and
+# MovieLens, and cost the demo shop (bench/bench_similar.py, docs/recommender.md): per shop, then.
+BUYER_POWERS: Final = (0.0, 0.5)
+TREND_WEIGHTS: Final = (0.0, 1.0, 4.0)
+MAX_CUSTOMERS: Final = 1_000
+_PAGES_PER_BLOCK: Final = 64  # product pages scored at once (dense rows over the catalogue)
+
+
+class AlikeChoice(msgspec.Struct, frozen=True, kw_only=True):
+    """The bought-alike settings chosen on the hold-out, and what the choice rested on."""
+
+    buyer_power: float
+    trend_weight: float
+    ndcg: dict[str, float]  # NDCG@k per "buyer power/trend weight" tried
+    customers: int  # evaluated product pages
+
+    @property
+    def params(self) -> AlikeParams:
+        return AlikeParams(buyer_power=self.buyer_power, trend_weight=self.trend_weight)
+
+
+def tune_alike(
+    model: ModelArrays, users: np.ndarray, truth: list[np.ndarray], *, k: int
+) -> AlikeChoice | None:
+    """Choose the version's `AlikeParams` as a product page would be judged: each evaluated
+    customer's last product before the cut-off (of their last purchase day, the first in catalogue
+    order) asks for its `k` neighbours, ranked as the lists rank them (bought alike, then the item
+    space), and what they bought after the cut-off, other than it, is the truth. Every pair of
+    `BUYER_POWERS` and `TREND_WEIGHTS` is scored by NDCG@k on the first `MAX_CUSTOMERS` customers
+    (rows of the model's purchases); the best wins, ties to the lighter settings. None when no
+    customer has a product and a truth left."""
+    purchases, n_items = model.purchases, model.n_items
+    seeds: list[int] = []
+    truths: list[np.ndarray] = []
+    for user, after in zip(users[:MAX_CUSTOMERS].tolist(), truth[:MAX_CUSTOMERS], strict=True):
+        span = purchases.row(user)
+        items, days = np.asarray(purchases.items[span]), np.asarray(purchases.last_day[span])
+        if not items.size:
+            continue
+        seed = int(items[days == days.max()].min())
+        wanted = after[after != seed]
+        if wanted.size:
+            seeds.append(seed)
+            truths.append(wanted)
+    if not seeds or n_items < 2:
+        return None
+    last_day = int(np.asarray(purchases.last_day).max())
+    pages = np.asarray(seeds)
+    units = unit_vectors(item_space(model))
+    bought = sp.csr_matrix(
+        (purchase_weights(purchases, last_day), purchases.items, purchases.indptr),
+        shape=(model.n_customers, n_items),
+    )
+    settings = [(p, t) for p in BUYER_POWERS for t in TREND_WEIGHTS]
+    lifts = {t: trend_lift(purchases, n_items, last_day, t) for t in TREND_WEIGHTS}
+    tops: dict[tuple[float, float], list[np.ndarray]] = {pair: [] for pair in settings}
+    weighed = {p: _first_buyers(model, n_items, buyer_weights(purchases, p)) for p in BUYER_POWERS}
+    for start in range(0, pages.size, _PAGES_PER_BLOCK):
+        block = pages[start : start + _PAGES_PER_BLOCK]
+        rows = np.arange(block.size)
+        closeness = attribute_scores(units[block] @ units.T)
+        for power, trend in settings:
+            buyers, totals = weighed[power]
+            shares = np.minimum((buyers[block] @ bought).toarray() / totals[block, None], 1.0)
+            shares[rows, block] = 0.0
+            lifted = shares * lifts[trend]
+            scores = np.where(lifted > 0, bought_alike_scores(lifted), closeness)
+            scores[rows, block] = -np.inf
+            tops[power, trend].append(top_rows(scores, k)[0])
+    truth_matrix = item_sets(truths, n_items)
+    ndcg = {
+        pair: float(ndcg_per_user(np.concatenate(tops[pair]), truth_matrix).mean())
+        for pair in settings
+    }
+    best = max(settings, key=lambda pair: (ndcg[pair], -pair[0], -pair[1]))
+    return AlikeChoice(
+        buyer_power=best[0],
+        trend_weight=best[1],
+        ndcg={f"{p:g}/{t:g}": round(v, 6) for (p, t), v in ndcg.items()},
+        customers=len(seeds),
+    )

@@ -358,7 +358,7 @@ def _model_steps(
     if config.similar_list:
         neighbours = step(
             "similar lists",
-            lambda: steps.neighbours(served, data, config.similar_list, show),
+            lambda: steps.neighbours(served, data, config.similar_list, evaluated.report, show),
         )
     return steps.Trained(served, lists, neighbours, evaluated.report, gated.decision, config)
 

@@ -36,7 +36,7 @@ from recsvc.store.base import LiveLog
 from recsvc.store.exposures import COMPACTION_MARGIN
 from recsvc.store.runs import GateDecision, SearchRecord
 from recsvc.version.artifacts import Manifest
-from recsvc.version.neighbours import SimilarLists
+from recsvc.version.neighbours import PLAIN_ALIKE, SimilarLists
 from recsvc.version.opened import ActiveModel
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
@@ -567,9 +567,13 @@ class NeighbourLists:
         return int(self.lists.items.shape[0])
 
 
-def neighbours(model: Fitted, data: TrainingData, n: int, show: bool) -> NeighbourLists:
-    """Each product's best `n` neighbours as of the data's last day, stored with the version."""
-    return NeighbourLists(similar_lists(model.arrays, data.last_day, n, show_progress=show))
+def neighbours(
+    model: Fitted, data: TrainingData, n: int, report: EvaluationReport, show: bool
+) -> NeighbourLists:
+    """Each product's best `n` neighbours as of the data's last day, ranked with the bought-alike
+    settings the evaluation chose (`report.alike`), stored with the version."""
+    params = report.alike.params if report.alike is not None else PLAIN_ALIKE
+    return NeighbourLists(similar_lists(model.arrays, data.last_day, n, params, show_progress=show))
 
 
 # --- the version ----------------------------------------------------------------------------------

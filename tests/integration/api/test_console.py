@@ -333,6 +333,10 @@ def test_every_page_shows_the_apis_numbers(app: TestClient[Litestar], artifact: 
     cart = run["metrics"]["cart"]
     assert f'data-field="cart-weight">{cart["weight"]:g}<' in listed_versions
     assert f"{cart['customers']:,} hold-out carts" in listed_versions
+    # The product pages' bought-alike settings it chose.
+    alike = run["metrics"]["alike"]
+    assert f'data-field="alike-power">{alike["buyer_power"]:g}<' in listed_versions
+    assert f'data-field="alike-trend">{alike["trend_weight"]:g}<' in listed_versions
     # Its settings search: the choice, a bar per trial, a table row per trial.
     search = run["search"]
     assert f'data-field="search-chosen">{search["chosen"]}<' in listed_versions
