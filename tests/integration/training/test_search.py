@@ -274,6 +274,11 @@ def test_the_search_tries_ease_and_blends_on_a_small_catalogue(
     assert all(t.ndcg > 0 for t in alone + blends)
     # A catalogue too large for the memory budget is skipped, saying why.
     assert ease_check(50_000, load_config()).startswith("skipped: 50,000 products need 20.0 GB")
+    # The time budget is a clock: a deterministic run does not read it, a run with a clock does.
+    assert ease_check(5_000, load_config(deterministic=True, ease_max_seconds=0)).startswith(
+        "tried: 5,000 products"
+    )
+    assert ease_check(5_000, load_config(ease_max_seconds=0)).startswith("skipped: 5,000")
 
 
 def test_ease_at_full_rank_is_exact_and_the_blend_adds_scaled_scores() -> None:
