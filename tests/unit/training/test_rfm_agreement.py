@@ -100,13 +100,19 @@ def _aware(value: object) -> object:
     return value.replace(tzinfo=dt.UTC) if isinstance(value, dt.datetime) else value
 
 
-COMPARED: list[int] = []  # the seeds whose new order counted (the others are all cancelled)
+SEEDS = range(60)
 
 
-@pytest.mark.parametrize("seed", range(60))
+@pytest.mark.parametrize("seed", SEEDS)
 def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_data(
     seed: int,
 ) -> None:
+    _sweep(seed)
+
+
+def _sweep(seed: int) -> bool:
+    """One random shop and live order, rescored and compared with the batch; whether the order
+    counted (False: all cancelled, and nothing changed on either side)."""
     rng = random.Random(seed)
     config = SegmentationConfig(
         as_of=T0, lost_after_days=rng.choice([365, 60]), churn_gap_floor_days=7.0
@@ -114,7 +120,7 @@ def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_
     lines = _shop(rng, rng.randint(3, 40))
     before = _batch(lines, T0, config)
     if before.height == 0:
-        pytest.skip("no customer with an order")
+        return False  # no customer with an order
     model = purchase_model(before, config)
     customer = f"c{rng.randrange(before.height + 2)}"  # sometimes one without orders
     stored = _row(before, customer)
@@ -148,8 +154,7 @@ def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_
     if after is None or (stored is not None and after[ct.ORDER_COUNT] == stored[ct.ORDER_COUNT]):
         assert not new_orders(live), "the batch counts no new order: neither does the service"
         assert record == dict(stored or {})
-        return
-    COMPARED.append(seed)
+        return False
     for column in COLUMNS:
         expected, got = _aware(after[column]), record[column]
         if isinstance(expected, dt.datetime):
@@ -158,6 +163,7 @@ def test_a_live_order_rescored_from_the_edges_agrees_with_the_batch_on_the_same_
             assert isinstance(got, float) and math.isclose(got, expected, rel_tol=1e-9), column
         else:
             assert got == expected, (column, got, expected)
+    return True
 
 
 def test_the_edges_of_a_shop_without_orders_score_a_first_order_1_and_not_lost() -> None:
@@ -203,5 +209,7 @@ def test_the_edges_of_a_shop_without_orders_score_a_first_order_1_and_not_lost()
 
 
 def test_most_random_shops_compared_a_counted_new_order() -> None:
-    """The sweep above is not vacuous: most seeds reach the column-by-column comparison."""
-    assert len(COMPARED) >= 40, COMPARED
+    """The sweep above is not vacuous: most seeds reach the column-by-column comparison (counted
+    here, not from the sweep's own runs, so that it holds whichever tests ran before it)."""
+    compared = [seed for seed in SEEDS if _sweep(seed)]
+    assert len(compared) >= 40, compared
