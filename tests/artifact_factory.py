@@ -178,3 +178,23 @@ def _manifest(
         metrics={} if ndcg is None else {"ndcg": ndcg},
         files=files,
     )
+
+
+def trained_version(root: Path, seed: int) -> Path:
+    """A real training run's published version on a small generated shop of 1,500 customers
+    (the configured settings, no search, 5 epochs), under `root`: its directory."""
+    from training.config import load_config
+    from training.run.pipeline import run_pipeline
+    from training.sources.generate import generate
+
+    generate(root / "data", 1_500, seed=seed, show_progress=False)
+    record = run_pipeline(
+        root / "data",
+        store=f"file://{root / 'store'}",
+        config=load_config(search_trials=0, epochs=5, max_eval_users=600),
+        runs_dir=root / "runs",
+        show_progress=False,
+        force=True,
+    )
+    assert record.version is not None, record.error
+    return root / "store" / "versions" / str(record.version)

@@ -13,27 +13,14 @@ import pytest
 from recsvc.version.artifacts import load_model
 from recsvc.version.carts import cart_vector, fused_scores
 from recsvc.version.scoring import ModelArrays, Purchases
-from training.config import load_config
+from tests.artifact_factory import trained_version
 from training.recommender.carts import ALIKE_WEIGHTS
 from training.recommender.evaluate import EvaluationReport, format_evaluation
-from training.run.pipeline import run_pipeline
-from training.sources.generate import generate
 
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("carts")
-    generate(root / "data", 1_500, seed=11, show_progress=False)
-    record = run_pipeline(
-        root / "data",
-        store=f"file://{root / 'store'}",
-        config=load_config(search_trials=0, epochs=5, max_eval_users=600),
-        runs_dir=root / "runs",
-        show_progress=False,
-        force=True,
-    )
-    assert record.version is not None, record.error
-    return root / "store" / "versions" / str(record.version)
+    return trained_version(tmp_path_factory.mktemp("carts"), seed=11)
 
 
 def test_the_run_chooses_the_weight_with_the_best_hold_out_ndcg(version: Path) -> None:

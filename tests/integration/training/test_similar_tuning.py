@@ -22,29 +22,16 @@ from recsvc.version.neighbours import (
     trend_lift,
 )
 from recsvc.version.scoring import ModelArrays, Purchases
-from training.config import load_config
+from tests.artifact_factory import trained_version
 from training.recommender.evaluate import EvaluationReport, format_evaluation
 from training.recommender.similar import BUYER_POWERS, TREND_WEIGHTS, similar_lists
-from training.run.pipeline import run_pipeline
-from training.sources.generate import generate
 
 DAY = 20_000
 
 
 @pytest.fixture(scope="module")
 def version(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = tmp_path_factory.mktemp("alike")
-    generate(root / "data", 1_500, seed=12, show_progress=False)
-    record = run_pipeline(
-        root / "data",
-        store=f"file://{root / 'store'}",
-        config=load_config(search_trials=0, epochs=5, max_eval_users=600),
-        runs_dir=root / "runs",
-        show_progress=False,
-        force=True,
-    )
-    assert record.version is not None, record.error
-    return root / "store" / "versions" / str(record.version)
+    return trained_version(tmp_path_factory.mktemp("alike"), seed=12)
 
 
 def _arrays(rows: list[list[tuple[int, int]]], n_items: int) -> ModelArrays:
