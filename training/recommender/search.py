@@ -14,9 +14,10 @@ until `PATIENCE` checks bring no gain (or `search_max_epochs`). The plain collab
 (`PLAIN`: WARP, 32 components, learning rate 0.05, no features, unweighted) is exempt from the
 cuts and reaches at least `PLAIN_EPOCHS`, so the chosen settings never score below it on
 validation. The chosen trial's best arrays then weigh the recent-popularity prior
-(`season.PRIOR_WEIGHTS`, 0 included, so the floor holds). Why not Optuna: with a dozen trials its TPE sampler spends the first ten
-(`n_startup_trials`) on random draws anyway, which is what this draws, and the halving schedule is
-a few lines; a dependency and its storage would buy nothing here.
+(`season.PRIOR_WEIGHTS`, 0 included, so the floor holds). Why not Optuna: with a dozen trials its
+TPE sampler spends the first ten (`n_startup_trials`) on random draws anyway, which is what this
+draws, and the halving schedule is a few lines; a dependency and its storage would buy nothing
+here.
 
 Each trial is fitted on the validation customers and, when the training lines are larger than
 `search_max_interactions`, a seeded sample of the other customers (every product kept), so the
