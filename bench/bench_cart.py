@@ -4,10 +4,12 @@ predicting what the same people bought next.
     uv run python bench/bench_cart.py --data var/demo/data
     uv run python bench/bench_cart.py --data var/retail/data --reuse
     uv run python bench/bench_cart.py --data var/retail/data --skip-days 28 --reuse
+    uv run python bench/bench_cart.py --data var/retail/data --deterministic --reuse
 
 How: the last `--holdout-days` of the shop's orders (`--skip-days N`: the ones before the last N
-days) are held out and a real training run (default settings) is fitted on everything before the
-cut-off (bench_similar.py's split, its own store under var/bench/cart/). For every customer who bought before and after the cut-off:
+days) are held out and a real training run (default settings, `--deterministic` as in bench_similar)
+is fitted on everything before the cut-off (bench_similar.py's split, its own store under
+var/bench/cart/). For every customer who bought before and after the cut-off:
 
 - the known-customer path: `recommend()` for their id (what `GET /v1/customers/{id}/
   recommendations` serves), their past purchases left out;
@@ -94,13 +96,21 @@ def main() -> None:
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
     parser.add_argument("--reuse", action="store_true", help="keep an earlier run's version")
+    parser.add_argument(
+        "--deterministic", action="store_true", help="train in deterministic mode (repeatable)"
+    )
     args = parser.parse_args()
 
     from recsvc.service.cart import cart_recommendations
     from recsvc.service.recommend import Query, recommend
 
     cutoff, before, held, model = held_out_version(
-        args.data, WORK, args.holdout_days, reuse=args.reuse, skip_days=args.skip_days
+        args.data,
+        WORK,
+        args.holdout_days,
+        reuse=args.reuse,
+        skip_days=args.skip_days,
+        deterministic=args.deterministic,
     )
     # Timed as a server worker scores: one BLAS thread (`recsvc.api.app.create_served_app`).
     threadpool_limits(limits=1, user_api="blas")

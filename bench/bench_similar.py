@@ -4,16 +4,18 @@ customer's next items from their last one.
     uv run python bench/bench_similar.py --data var/demo/data
     uv run python bench/bench_similar.py --data var/retail/data
     uv run python bench/bench_similar.py --data var/retail/data --skip-days 28
+    uv run python bench/bench_similar.py --data var/retail/data --deterministic
 
 How: the last `--holdout-days` of the shop's orders are held out (`--skip-days N`: the ones before
 the last N days, the same question at an earlier time of the shop's year). A real training run
-(`training run`, default settings) is fitted on everything before the cut-off and published into a
-private store under var/bench/similar/. For every customer who bought before and after the cut-off,
-their last product before it asks `GET /v1/products/{id}/similar`'s service for `--k` products; the
-baseline is the strongest popularity list (all-time or last-28-days counts before the cut-off,
-whichever scores better), without the asked product. A hit is any product they bought after the
-cut-off. Printed: hit rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap
-interval over customers. Target (issue 15): at least 1.2x popularity. Also printed: item-to-item co-purchase
+(`training run`, default settings; `--deterministic`: in deterministic mode, so that a rerun chooses
+and scores alike) is fitted on everything before the cut-off and published into a private store
+under var/bench/similar/. For every customer who bought before and after the cut-off, their last
+product before it asks `GET /v1/products/{id}/similar`'s service for `--k` products; the baseline is
+the strongest popularity list (all-time or last-28-days counts before the cut-off, whichever scores
+better), without the asked product. A hit is any product they bought after the cut-off. Printed: hit
+rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap interval over
+customers. Target (issue 15): at least 1.2x popularity. Also printed: item-to-item co-purchase
 counts alone (plain, and recency-weighted with three half-lives; the endpoint serves 30 days), and
 with `--variants` other rankings tried (`variant_rankers`). `--reuse` keeps the trained version.
 
@@ -69,17 +71,26 @@ def split(
 
 
 def held_out_version(
-    data: Path, root: Path, holdout_days: int, *, reuse: bool, skip_days: int = 0
+    data: Path,
+    root: Path,
+    holdout_days: int,
+    *,
+    reuse: bool,
+    skip_days: int = 0,
+    deterministic: bool = False,
 ) -> tuple[dt.datetime, pl.DataFrame, pl.DataFrame, LoadedModel]:
     """The shop split at its hold-out cut-off (under `root/<name>/train`; `split`): the cut-off,
     the order lines before and after it, and a real training run's version fitted on what came
-    before (kept in `root/<name>/store`; `reuse`: an earlier run's)."""
+    before (kept in `root/<name>/store`; `reuse`: an earlier run's; `deterministic`: the run in
+    deterministic mode, one thread and no clock, so that its choices repeat)."""
     from recsvc.store.files import FileStore
     from training.config import load_config
     from training.run.pipeline import run_pipeline
 
     name = data.name if data.name != "data" else data.parent.name
     work = root / (f"{name}-skip{skip_days}" if skip_days else name)
+    if deterministic:
+        work = work.with_name(f"{work.name}-deterministic")
     cutoff, held = split(data, work / "train", holdout_days, skip_days)
     print(
         f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines"
@@ -93,7 +104,7 @@ def held_out_version(
         record = run_pipeline(
             work / "train",
             store=f"file://{store_dir}",
-            config=load_config(),
+            config=load_config(deterministic=deterministic),
             runs_dir=work / "runs",
             show_progress=False,
             force=True,
@@ -267,6 +278,9 @@ def main() -> None:
         "--reuse", action="store_true", help="keep the version an earlier run of this bench trained"
     )
     parser.add_argument(
+        "--deterministic", action="store_true", help="train in deterministic mode (repeatable)"
+    )
+    parser.add_argument(
         "--serving", type=int, metavar="CUSTOMERS", help="time the lists against live instead"
     )
     parser.add_argument("--requests", type=int, default=500)
@@ -282,7 +296,12 @@ def main() -> None:
     from recsvc.service.similar import similar_products
 
     cutoff, before, held, model = held_out_version(
-        args.data, WORK, args.holdout_days, reuse=args.reuse, skip_days=args.skip_days
+        args.data,
+        WORK,
+        args.holdout_days,
+        reuse=args.reuse,
+        skip_days=args.skip_days,
+        deterministic=args.deterministic,
     )
     others = cooccurrence_rankers(model)
     if args.variants:
