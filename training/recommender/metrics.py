@@ -70,8 +70,17 @@ def _resampled(
 
 def _percentiles(statistics: np.ndarray, level: float) -> tuple[float, float]:
     tail = (1.0 - level) / 2.0
-    low, high = np.quantile(statistics, [tail, 1.0 - tail])
-    return float(low), float(high)
+    levels = [tail, 1.0 - tail]
+    # A ratio's resamples may be infinite (a baseline that scored 0 in them: MovieLens' own
+    # history, where nothing is bought twice). Between two of them numpy interpolates inf - inf:
+    # a warning and nan, where the bound is that infinity.
+    with np.errstate(invalid="ignore"):
+        bounds = np.quantile(statistics, levels)
+    if np.isnan(bounds).any() and not np.isnan(statistics).any():
+        bounds = np.where(
+            np.isnan(bounds), np.quantile(statistics, levels, method="nearest"), bounds
+        )
+    return float(bounds[0]), float(bounds[1])
 
 
 def paired_difference_interval(

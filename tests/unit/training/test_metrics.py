@@ -1,6 +1,7 @@
 """Ranking metrics on hand-made cases, each worked out by hand in the test."""
 
 import math
+import warnings
 
 import numpy as np
 import pytest
@@ -11,6 +12,7 @@ from training.recommender.metrics import (
     mean_auc,
     ndcg_per_user,
     paired_difference_interval,
+    paired_ratio_interval,
     ranking_metrics,
 )
 
@@ -131,3 +133,17 @@ def test_a_paired_interval_sees_a_small_steady_gain_two_separate_ones_miss() -> 
     new_low, _ = bootstrap_interval(new)
     assert new_low < old_high, "separately, the two intervals overlap"
     assert all(math.isnan(bound) for bound in bootstrap_interval(np.array([])))
+
+
+def test_a_ratio_to_a_baseline_that_often_scores_zero_has_an_infinite_bound_and_no_warning() -> (
+    None
+):
+    # A baseline with two non-zero users of 300: many resamples hold neither.
+    old = np.zeros(300)
+    old[:2] = 0.5
+    new = np.full(300, 0.1)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        low, high = paired_ratio_interval(new, old)
+    assert math.isfinite(low) and low > 1.0
+    assert high == math.inf
