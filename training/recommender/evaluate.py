@@ -30,7 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
-from recsvc.version.neighbours import PLAIN_ALIKE, RECENT_DAYS
+from recsvc.version.neighbours import RECENT_DAYS
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
 from training.recommender.carts import CartFusion, tune_cart_fusion
 from training.recommender.dataset import TrainingPurchases
@@ -43,7 +43,7 @@ from training.recommender.metrics import (
     paired_ratio_interval,
     ranking_metrics,
 )
-from training.recommender.similar import AlikeChoice, tune_alike
+from training.recommender.similar import AlikeChoice, chosen_params, tune_alike
 
 # The blend settings tried on the tuning half, simplest first (ties go to the earlier): the model
 # alone, then every weight, timing, decay and repeat-rate power. Timings below 1 widen the "due"
@@ -347,7 +347,7 @@ def evaluate(
             sample.truth_all,
             k=k,
             list_length=similar_list,
-            params=alike.params if alike is not None else PLAIN_ALIKE,
+            params=chosen_params(alike),
         ),
     )
 

@@ -21,7 +21,7 @@ from typing import Final
 import numpy as np
 
 from recsvc.version.neighbours import RECENT_DAYS, recent_buyers
-from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vector
+from recsvc.version.scoring import ModelArrays, Purchases, known_customer_vectors
 
 PRIOR_DAYS: Final = RECENT_DAYS
 # 0: the model alone. At 1, a product one standard deviation above the catalogue's recent buyers
@@ -65,6 +65,4 @@ def customer_vectors(model: ModelArrays, seed: int) -> np.ndarray:
     learned = np.flatnonzero(model.has_identity)
     rng = np.random.default_rng(seed)
     sample = rng.choice(learned, size=min(_SPREAD_CUSTOMERS, learned.size), replace=False)
-    width = model.user_feature_vectors.shape[1]
-    vectors = [known_customer_vector(model, int(c))[0] for c in np.sort(sample).tolist()]
-    return np.stack(vectors) if vectors else np.zeros((0, width), dtype=np.float32)
+    return known_customer_vectors(model, np.sort(sample))

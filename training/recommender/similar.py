@@ -64,10 +64,7 @@ def similar_lists(
     purchases = model.purchases
     buyers, counts = _first_buyers(model, n_items, buyer_weights(purchases, params.buyer_power))
     lift = trend_lift(purchases, n_items, trained_until_day, params.trend_weight)
-    bought = sp.csr_matrix(
-        (purchase_weights(purchases, trained_until_day), purchases.items, purchases.indptr),
-        shape=(buyers.shape[1], n_items),
-    )
+    bought = _recency_weighted(model, trained_until_day)
     # Per product, the multiply-adds of its co-purchase sums: its buyers' purchase rows.
     work = np.cumsum(buyers @ np.diff(bought.indptr).astype(np.float64))
     progress = Progress("similar lists", total=n_items, unit="products", enabled=show_progress)
@@ -98,6 +95,15 @@ def similar_lists(
     _fill_from_item_space(model, to_fill, width, items, scores, reasons)
     progress.finish()
     return SimilarLists(items=items, scores=scores, reasons=reasons)
+
+
+def _recency_weighted(model: ModelArrays, trained_until_day: int) -> sp.csr_matrix:
+    """The customer-by-item matrix of each purchase's recency weight as of `trained_until_day`."""
+    purchases = model.purchases
+    return sp.csr_matrix(
+        (purchase_weights(purchases, trained_until_day), purchases.items, purchases.indptr),
+        shape=(model.n_customers, model.n_items),
+    )
 
 
 def _first_buyers(
@@ -179,6 +185,12 @@ class AlikeChoice(msgspec.Struct, frozen=True, kw_only=True):
         return AlikeParams(buyer_power=self.buyer_power, trend_weight=self.trend_weight)
 
 
+def chosen_params(choice: AlikeChoice | None) -> AlikeParams:
+    """The settings a version's lists are ranked with: the evaluation's choice, or the plain share
+    when it made none."""
+    return choice.params if choice is not None else PLAIN_ALIKE
+
+
 def tune_alike(
     model: ModelArrays, users: np.ndarray, truth: list[np.ndarray], *, k: int
 ) -> AlikeChoice | None:
@@ -207,10 +219,7 @@ def tune_alike(
     last_day = int(np.asarray(purchases.last_day).max())
     pages = np.asarray(seeds)
     units = unit_vectors(item_space(model))
-    bought = sp.csr_matrix(
-        (purchase_weights(purchases, last_day), purchases.items, purchases.indptr),
-        shape=(model.n_customers, n_items),
-    )
+    bought = _recency_weighted(model, last_day)
     settings = [(p, t) for p in BUYER_POWERS for t in TREND_WEIGHTS]
     lifts = {t: trend_lift(purchases, n_items, last_day, t) for t in TREND_WEIGHTS}
     tops: dict[tuple[float, float], list[np.ndarray]] = {pair: [] for pair in settings}
@@ -219,14 +228,15 @@ def tune_alike(
         block = pages[start : start + _PAGES_PER_BLOCK]
         rows = np.arange(block.size)
         closeness = attribute_scores(units[block] @ units.T)
-        for power, trend in settings:
+        for power in BUYER_POWERS:
             buyers, totals = weighed[power]
             shares = np.minimum((buyers[block] @ bought).toarray() / totals[block, None], 1.0)
             shares[rows, block] = 0.0
-            lifted = shares * lifts[trend]
-            scores = np.where(lifted > 0, bought_alike_scores(lifted), closeness)
-            scores[rows, block] = -np.inf
-            tops[power, trend].append(top_rows(scores, k)[0])
+            for trend in TREND_WEIGHTS:
+                lifted = shares * lifts[trend]
+                scores = np.where(lifted > 0, bought_alike_scores(lifted), closeness)
+                scores[rows, block] = -np.inf
+                tops[power, trend].append(top_rows(scores, k)[0])
     truth_matrix = item_sets(truths, n_items)
     ndcg = {
         pair: float(ndcg_per_user(np.concatenate(tops[pair]), truth_matrix).mean())

@@ -36,7 +36,7 @@ from recsvc.store.base import LiveLog
 from recsvc.store.exposures import COMPACTION_MARGIN
 from recsvc.store.runs import GateDecision, SearchRecord
 from recsvc.version.artifacts import Manifest
-from recsvc.version.neighbours import PLAIN_ALIKE, SimilarLists
+from recsvc.version.neighbours import SimilarLists
 from recsvc.version.opened import ActiveModel
 from recsvc.version.scoring import Candidates, ModelArrays
 from training.config import TrainingConfig
@@ -59,7 +59,7 @@ from training.recommender.evaluate import (
 from training.recommender.fit import fit_arrays
 from training.recommender.holdout import TrainingData, training_data, validation_split
 from training.recommender.search import search
-from training.recommender.similar import similar_lists
+from training.recommender.similar import chosen_params, similar_lists
 from training.report.build import nps_report, write_report
 from training.report.model import NpsReport
 from training.run.live import (
@@ -572,7 +572,7 @@ def neighbours(
 ) -> NeighbourLists:
     """Each product's best `n` neighbours as of the data's last day, ranked with the bought-alike
     settings the evaluation chose (`report.alike`), stored with the version."""
-    params = report.alike.params if report.alike is not None else PLAIN_ALIKE
+    params = chosen_params(report.alike)
     return NeighbourLists(similar_lists(model.arrays, data.last_day, n, params, show_progress=show))
 
 
