@@ -45,7 +45,7 @@ for path in (ROOT, BENCH):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))
 
-from bench_similar import held_out_version, ndcg  # noqa: E402
+from bench_similar import add_split_arguments, held_out_from, ndcg  # noqa: E402
 
 from recsvc.version.artifacts import LoadedModel, find_each_sorted  # noqa: E402
 from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums  # noqa: E402
@@ -87,31 +87,16 @@ def fused_pages(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
-    parser.add_argument("--holdout-days", type=int, default=28)
-    parser.add_argument(
-        "--skip-days", type=int, default=0, help="hold out the window before the last N days"
-    )
+    add_split_arguments(parser)
     parser.add_argument("--cart-size", type=int, default=50)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument("--reuse", action="store_true", help="keep an earlier run's version")
-    parser.add_argument(
-        "--deterministic", action="store_true", help="train in deterministic mode (repeatable)"
-    )
     args = parser.parse_args()
 
     from recsvc.service.cart import cart_recommendations
     from recsvc.service.recommend import Query, recommend
 
-    cutoff, before, held, model = held_out_version(
-        args.data,
-        WORK,
-        args.holdout_days,
-        reuse=args.reuse,
-        skip_days=args.skip_days,
-        deterministic=args.deterministic,
-    )
+    cutoff, before, held, model = held_out_from(args, WORK)
     # Timed as a server worker scores: one BLAS thread (`recsvc.api.app.create_served_app`).
     threadpool_limits(limits=1, user_api="blas")
     history = (

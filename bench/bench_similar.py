@@ -117,6 +117,35 @@ def held_out_version(
     return cutoff, before, held, FileStore(store_dir).open(version).loaded
 
 
+def add_split_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of `held_out_from`: which shop, which window, how its version is trained."""
+    parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
+    parser.add_argument("--holdout-days", type=int, default=28)
+    parser.add_argument(
+        "--skip-days", type=int, default=0, help="hold out the window before the last N days"
+    )
+    parser.add_argument(
+        "--reuse", action="store_true", help="keep the version an earlier run of this bench trained"
+    )
+    parser.add_argument(
+        "--deterministic", action="store_true", help="train in deterministic mode (repeatable)"
+    )
+
+
+def held_out_from(
+    args: argparse.Namespace, root: Path
+) -> tuple[dt.datetime, pl.DataFrame, pl.DataFrame, LoadedModel]:
+    """`held_out_version` as `add_split_arguments`' options ask, under `root`."""
+    return held_out_version(
+        args.data,
+        root,
+        args.holdout_days,
+        reuse=args.reuse,
+        skip_days=args.skip_days,
+        deterministic=args.deterministic,
+    )
+
+
 def ndcg(ranked: list[str], relevant: set[str], k: int) -> float:
     gains = sum(1 / np.log2(i + 2) for i, item in enumerate(ranked[:k]) if item in relevant)
     ideal = sum(1 / np.log2(i + 2) for i in range(min(len(relevant), k)))
@@ -267,19 +296,9 @@ def serving_costs(customers: int, requests: int, seed: int) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--data", type=Path, default=ROOT / "var" / "demo" / "data")
-    parser.add_argument("--holdout-days", type=int, default=28)
-    parser.add_argument(
-        "--skip-days", type=int, default=0, help="hold out the window before the last N days"
-    )
+    add_split_arguments(parser)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
-    parser.add_argument(
-        "--reuse", action="store_true", help="keep the version an earlier run of this bench trained"
-    )
-    parser.add_argument(
-        "--deterministic", action="store_true", help="train in deterministic mode (repeatable)"
-    )
     parser.add_argument(
         "--serving", type=int, metavar="CUSTOMERS", help="time the lists against live instead"
     )
@@ -295,14 +314,7 @@ def main() -> None:
     from recsvc.service.recommend import Query
     from recsvc.service.similar import similar_products
 
-    cutoff, before, held, model = held_out_version(
-        args.data,
-        WORK,
-        args.holdout_days,
-        reuse=args.reuse,
-        skip_days=args.skip_days,
-        deterministic=args.deterministic,
-    )
+    cutoff, before, held, model = held_out_from(args, WORK)
     others = cooccurrence_rankers(model)
     if args.variants:
         others |= variant_rankers(model)
