@@ -30,7 +30,7 @@ import polars as pl
 import scipy.sparse as sp
 
 from recsvc.version import scoring as scoring
-from recsvc.version.neighbours import RECENT_DAYS
+from recsvc.version.neighbours import recent_buyers
 from recsvc.version.scoring import BlendParams, ModelArrays, Purchases
 from training.recommender.carts import CartFusion, tune_cart_fusion
 from training.recommender.dataset import TrainingPurchases
@@ -65,8 +65,6 @@ BLEND_GRID: tuple[BlendParams, ...] = (
 # order back (the latest 1), a fixed rule, not tuned.
 BASELINE_DECAY = 0.9
 AUC_USERS = 2_000
-# The recent best-sellers baseline counts the buyers of these last days before the cut-off.
-RECENT_POPULARITY_DAYS = RECENT_DAYS
 BLOCK = 256
 
 
@@ -293,12 +291,11 @@ def evaluate(
     popularity = np.bincount(train.items, weights=train.counts, minlength=model.n_items).astype(
         np.float64
     )
-    # The shop's recent best-sellers: customers who bought each product in the last
-    # RECENT_POPULARITY_DAYS before the cut-off (ties by all-time popularity). On a shop whose
-    # range turns over (seasons, new lines) this beats all-time popularity, and a baseline is
-    # the strongest honest one.
-    recent_buyers = np.asarray(train.last_day) >= cutoff_day - RECENT_POPULARITY_DAYS
-    recent = np.bincount(train.items[recent_buyers], minlength=model.n_items).astype(np.float64)
+    # The shop's recent best-sellers: customers who bought each product in the
+    # `neighbours.RECENT_DAYS` before the cut-off (ties by all-time popularity). On a shop whose
+    # range turns over (seasons, new lines) this beats all-time popularity, and a baseline is the
+    # strongest honest one.
+    recent = recent_buyers(train, model.n_items, cutoff_day - 1).astype(np.float64)
     recent += popularity / (popularity.max() + 1.0) if popularity.size else 0.0
     scored = _model_pass(model, sample.vectors, sample.bought, k)
     new_items = _new_items(model, scored, sample, train, customer_segments, popularity, k)
