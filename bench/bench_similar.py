@@ -5,9 +5,12 @@ customer's next items from their last one.
     uv run python bench/bench_similar.py --data var/retail/data
     uv run python bench/bench_similar.py --data var/retail/data --skip-days 28
     uv run python bench/bench_similar.py --data var/retail/data --deterministic
+    uv run python bench/bench_similar.py --data var/public/movielens-100k/data --last-orders 1
 
 How: the last `--holdout-days` of the shop's orders are held out (`--skip-days N`: the ones before
-the last N days, the same question at an earlier time of the shop's year). A real training run
+the last N days, the same question at an earlier time of the shop's year; `--last-orders N`: each customer's last N
+orders, for customers with more, the training job's own split when a window holds too few
+customers). A real training run
 (`training run`, default settings; `--deterministic`: in deterministic mode, so that a rerun chooses
 and scores alike) is fitted on everything before the cut-off and published into a private store
 under var/bench/similar/. For every customer who bought before and after the cut-off, their last
@@ -48,19 +51,24 @@ WORK = ROOT / "var" / "bench" / "similar"
 
 
 def split(
-    data: Path, out: Path, holdout_days: int, skip_days: int = 0
+    data: Path, out: Path, holdout_days: int, skip_days: int = 0, last_orders: int = 0
 ) -> tuple[dt.datetime, pl.DataFrame]:
     """The shop's files up to the cut-off in `out`, and the held-out order lines: the
     `holdout_days` before the shop's last `skip_days` (an earlier window: the same question
-    asked at another time of the shop's year)."""
+    asked at another time of the shop's year); with `last_orders`, each customer's last that many
+    orders instead, for customers with more (the training job's own rule when a shop's last weeks
+    hold too few customers: `training.recommender.holdout.last_orders`), and the cut-off is then
+    the end of the training lines."""
     orders = pl.read_parquet(data / "orders.parquet")
     end = orders["ordered_at"].max() - dt.timedelta(days=skip_days)  # type: ignore[operator]
     if skip_days:
         orders = orders.filter(pl.col("ordered_at") <= end)
-    cutoff = end - dt.timedelta(days=holdout_days)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
+    if last_orders:
+        return _split_last_orders(data, out, orders, last_orders)
+    cutoff = end - dt.timedelta(days=holdout_days)
     for path in data.glob("*.parquet"):
         frame = pl.read_parquet(path)
         for column in ("ordered_at", "responded_at"):
@@ -68,6 +76,45 @@ def split(
                 frame = frame.filter(pl.col(column) < cutoff)
         frame.write_parquet(out / path.name)
     return cutoff, orders.filter(pl.col("ordered_at") >= cutoff)  # type: ignore[return-value]
+
+
+def _split_last_orders(
+    data: Path, out: Path, orders: pl.DataFrame, k: int
+) -> tuple[dt.datetime, pl.DataFrame]:
+    """`split` by each customer's last `k` orders: what the training job holds out when a time
+    window holds too few customers. A customer's survey answers from their first held-out order
+    on are held out with it, as the training job does."""
+    from training.recommender.holdout import last_orders
+
+    lines = orders.select(
+        pl.col("customer_id").alias("u"),
+        "order_id",
+        pl.col("ordered_at").alias("at"),
+        (pl.col("status") == "returned").alias("returned"),
+    )
+    held_orders = last_orders(lines, k).select(
+        pl.col("u").alias("customer_id"), "order_id", pl.col("at").alias("_held_from")
+    )
+    held = orders.join(held_orders.drop("_held_from"), on=["customer_id", "order_id"], how="semi")
+    kept = orders.join(held_orders.drop("_held_from"), on=["customer_id", "order_id"], how="anti")
+    first_held = held_orders.group_by("customer_id").agg(pl.col("_held_from").min())
+    for path in data.glob("*.parquet"):
+        if path.name == "orders.parquet":
+            kept.write_parquet(out / path.name)
+            continue
+        frame = pl.read_parquet(path)
+        if "responded_at" in frame.columns and "customer_id" in frame.columns:
+            frame = (
+                frame.join(first_held, on="customer_id", how="left")
+                .filter(
+                    pl.col("_held_from").is_null()
+                    | (pl.col("responded_at") < pl.col("_held_from"))
+                )
+                .drop("_held_from")
+            )
+        frame.write_parquet(out / path.name)
+    cutoff = kept["ordered_at"].max() + dt.timedelta(microseconds=1)  # type: ignore[operator]
+    return cutoff, held  # type: ignore[return-value]
 
 
 def held_out_version(
@@ -78,24 +125,32 @@ def held_out_version(
     reuse: bool,
     skip_days: int = 0,
     deterministic: bool = False,
+    last_orders: int = 0,
 ) -> tuple[dt.datetime, pl.DataFrame, pl.DataFrame, LoadedModel]:
     """The shop split at its hold-out cut-off (under `root/<name>/train`; `split`): the cut-off,
     the order lines before and after it, and a real training run's version fitted on what came
     before (kept in `root/<name>/store`; `reuse`: an earlier run's; `deterministic`: the run in
-    deterministic mode, one thread and no clock, so that its choices repeat)."""
+    deterministic mode, one thread and no clock, so that its choices repeat; `last_orders`: each
+    customer's last orders held out instead of a window, `split`)."""
     from recsvc.store.files import FileStore
     from training.config import load_config
     from training.run.pipeline import run_pipeline
 
     name = data.name if data.name != "data" else data.parent.name
     work = root / (f"{name}-skip{skip_days}" if skip_days else name)
+    if last_orders:
+        work = work.with_name(f"{work.name}-last{last_orders}")
     if deterministic:
         work = work.with_name(f"{work.name}-deterministic")
-    cutoff, held = split(data, work / "train", holdout_days, skip_days)
-    print(
-        f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines"
-        + (f" (the {holdout_days} days before the last {skip_days})" if skip_days else "")
+    cutoff, held = split(data, work / "train", holdout_days, skip_days, last_orders)
+    window = (
+        f" (each customer's last {last_orders} orders)"
+        if last_orders
+        else f" (the {holdout_days} days before the last {skip_days})"
+        if skip_days
+        else ""
     )
+    print(f"data {data}; cut-off {cutoff:%Y-%m-%d}; {held.height:,} held-out order lines{window}")
     store_dir = work / "store"
     version = FileStore(store_dir).active_version() if reuse and store_dir.exists() else None
     if version is None:
@@ -125,6 +180,14 @@ def add_split_arguments(parser: argparse.ArgumentParser) -> None:
         "--skip-days", type=int, default=0, help="hold out the window before the last N days"
     )
     parser.add_argument(
+        "--last-orders",
+        type=int,
+        default=0,
+        metavar="N",
+        help="hold out each customer's last N orders instead of a window (the training job's rule "
+        "when a window holds too few customers)",
+    )
+    parser.add_argument(
         "--reuse", action="store_true", help="keep the version an earlier run of this bench trained"
     )
     parser.add_argument(
@@ -143,6 +206,7 @@ def held_out_from(
         reuse=args.reuse,
         skip_days=args.skip_days,
         deterministic=args.deterministic,
+        last_orders=args.last_orders,
     )
 
 
