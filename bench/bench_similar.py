@@ -8,14 +8,14 @@ customer's next items from their last one.
     uv run python bench/bench_similar.py --data var/public/movielens-100k/data --last-orders 1
 
 How: the last `--holdout-days` of the shop's orders are held out (`--skip-days N`: the ones before
-the last N days, the same question at an earlier time of the shop's year; `--last-orders N`: each customer's last N
-orders, for customers with more, the training job's own split when a window holds too few
-customers). A real training run
-(`training run`, default settings; `--deterministic`: in deterministic mode, so that a rerun chooses
-and scores alike) is fitted on everything before the cut-off and published into a private store
-under var/bench/similar/. For every customer who bought before and after the cut-off, their last
-product before it asks `GET /v1/products/{id}/similar`'s service for `--k` products; the baseline is
-the strongest popularity list (all-time or last-28-days counts before the cut-off, whichever scores
+the last N days, the same question at an earlier time of the shop's year; `--last-orders N`: each
+customer's last N orders, for customers with more, the training job's own split when a window
+holds too few customers). A real training run (`training run`, default settings;
+`--deterministic`: in deterministic mode, so that a rerun chooses and scores alike) is fitted on
+everything before the cut-off and published into a private store under var/bench/similar/. For
+every customer who bought before and after the cut-off, their last product before it asks
+`GET /v1/products/{id}/similar`'s service for `--k` products; the baseline is the strongest
+popularity list (all-time or last-28-days counts before the cut-off, whichever scores
 better), without the asked product. A hit is any product they bought after the cut-off. Printed: hit
 rate and NDCG@k of each, and similar / popularity with a 95% paired bootstrap interval over
 customers. Target (issue 15): at least 1.2x popularity. Also printed: item-to-item co-purchase
@@ -107,8 +107,7 @@ def _split_last_orders(
             frame = (
                 frame.join(first_held, on="customer_id", how="left")
                 .filter(
-                    pl.col("_held_from").is_null()
-                    | (pl.col("responded_at") < pl.col("_held_from"))
+                    pl.col("_held_from").is_null() | (pl.col("responded_at") < pl.col("_held_from"))
                 )
                 .drop("_held_from")
             )
