@@ -24,15 +24,23 @@ A hit is any product they bought after the cut-off. Printed: NDCG@k of each, the
 the known path and against popularity with 95% paired bootstrap intervals over customers, and the
 in-process time per request of both paths. Targets (issue 15): the cart path at least 0.85x the
 known path and at least 1.5x popularity.
+
+    uv run python bench/bench_cart.py --serving 1000000
+
+`--serving N`: the cost side instead, on bench_publish.py's cached N-customer artifact
+(var/bench/publish/): the in-process latency (one BLAS thread) of a cart of 1 to 200 products,
+random bought ones and the best-sellers, against a known customer's page in the same run.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import functools
 import statistics
 import sys
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -48,7 +56,12 @@ for path in (ROOT, BENCH):
 from bench_similar import add_split_arguments, held_out_from, ndcg  # noqa: E402
 
 from recsvc.version.artifacts import LoadedModel, find_each_sorted  # noqa: E402
-from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums  # noqa: E402
+from recsvc.version.carts import (  # noqa: E402
+    cart_buyers,
+    cart_vector,
+    fused_scores,
+    listed_alike_sums,
+)
 from recsvc.version.scoring import score_items  # noqa: E402
 from training.recommender.carts import ALIKE_WEIGHTS  # noqa: E402
 
@@ -71,7 +84,7 @@ def fused_pages(
     training run's choice chooses between."""
     positions = find_each_sorted(model.item_ids, cart_ids)
     cart = np.unique(positions[positions >= 0]).astype(np.int32)
-    vector = cart_vector(model.arrays, model.buyers_of, cart)
+    vector = cart_vector(model.arrays, model.item_buyers, cart)
     if vector is None or model.similar is None:
         return {name: [] for name in weights}
     by_model = score_items(model.arrays, vector)
@@ -85,13 +98,80 @@ def fused_pages(
     return pages
 
 
+# Cart sizes timed by `--serving`: one product to the API's limit (`recsvc.api.params`).
+SERVING_SIZES = (1, 5, 10, 50, 200)
+
+
+def serving_costs(customers: int, requests: int, seed: int) -> None:
+    """The cost side (see the module's docstring): per-request latency of a cart, by its size and
+    the popularity of its products, against a known customer's page, in the same run."""
+    from bench_publish import artifact_for
+
+    from recsvc.service.cart import cart_recommendations
+    from recsvc.service.recommend import Query, recommend
+    from recsvc.version.artifacts import load_model
+
+    model = load_model(artifact_for(customers))
+    threadpool_limits(limits=1, user_api="blas")
+    started = time.perf_counter()
+    model.item_buyers  # noqa: B018 - built once per version and worker
+    print(
+        f"{customers:,} customers, {model.item_ids.size:,} products; item-to-buyers index "
+        f"built in {time.perf_counter() - started:.1f} s"
+    )
+    rng = np.random.default_rng(seed)
+    buyers = np.diff(model.item_buyers[0])
+    bought = np.flatnonzero(buyers)
+    best_sellers = np.argsort(-buyers, kind="stable")[: max(SERVING_SIZES)]
+    query = Query(limit=10)
+
+    def timed(call: Callable[[], object]) -> float:
+        begin = time.perf_counter()
+        call()
+        return time.perf_counter() - begin
+
+    known = []
+    for row in rng.choice(model.customer_ids.size, size=requests, replace=False).tolist():
+        customer = str(model.customer_ids[row])
+        known.append(timed(functools.partial(recommend, model, customer, query)))
+    print(
+        f"  known customer's page: median {np.median(known) * 1e3:.3f} ms, "
+        f"p99 {np.percentile(known, 99) * 1e3:.3f} ms ({requests} random customers)"
+    )
+    print(f"  {'cart':<34} {'median ms':>10} {'p99 ms':>8} {'buyers read':>12}")
+    for size in SERVING_SIZES:
+        groups = {
+            f"{size} random bought products": [
+                rng.choice(bought, size=size, replace=False) for _ in range(requests)
+            ],
+            f"the {size} best-sellers": [best_sellers[:size]] * min(requests, 50),
+        }
+        for name, carts in groups.items():
+            spent, read = [], []
+            for cart in carts:
+                products = [model.item_id_list[i] for i in cart.tolist()]
+                spent.append(timed(functools.partial(cart_recommendations, model, products, query)))
+                read.append(cart_buyers(model.item_buyers, np.sort(cart)).size)
+            print(
+                f"  {name:<34} {np.median(spent) * 1e3:>10.3f} "
+                f"{np.percentile(spent, 99) * 1e3:>8.3f} {int(np.median(read)):>12,}"
+            )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     add_split_arguments(parser)
     parser.add_argument("--cart-size", type=int, default=50)
     parser.add_argument("--k", type=int, default=10)
     parser.add_argument("--seed", type=int, default=7)
+    parser.add_argument(
+        "--serving", type=int, metavar="CUSTOMERS", help="time carts on a cached artifact instead"
+    )
+    parser.add_argument("--requests", type=int, default=200)
     args = parser.parse_args()
+    if args.serving:
+        serving_costs(args.serving, args.requests, args.seed)
+        return
 
     from recsvc.service.cart import cart_recommendations
     from recsvc.service.recommend import Query, recommend

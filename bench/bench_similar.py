@@ -270,7 +270,7 @@ def variant_rankers(model: LoadedModel) -> dict[str, Callable[[int], np.ndarray]
         return together / max(who.size, 1) + 1e-9 * scaled
 
     def fold_in(index: int) -> np.ndarray:
-        vector = cart_vector(model.arrays, model.buyers_of, np.array([index], np.int32))
+        vector = cart_vector(model.arrays, model.item_buyers, np.array([index], np.int32))
         return scaled if vector is None else score_items(model.arrays, vector)
 
     rankers: dict[str, Callable[[int], np.ndarray]] = {}

@@ -40,7 +40,7 @@ def cart_recommendations(
     known = positions[positions >= 0]
     cart, first = np.unique(known, return_index=True)
     cart = cart.astype(np.int32)
-    vector = cart_vector(model.arrays, model.buyers_of, cart)
+    vector = cart_vector(model.arrays, model.item_buyers, cart)
     weight = model.manifest.cart_alike_weight
     if vector is None or not weight:
         return recommend_vector(model, vector, query, cart)

@@ -11,14 +11,13 @@ alone on Online Retail and 0.91x on the demo shop (`bench/bench_cart.py`).
 
 from __future__ import annotations
 
-import functools
 from typing import Final
 
 import msgspec
 import numpy as np
 
 from recsvc.version.carts import cart_vector, fused_scores, listed_alike_sums
-from recsvc.version.neighbours import PLAIN_ALIKE, AlikeParams, first_buyers, item_buyers
+from recsvc.version.neighbours import PLAIN_ALIKE, AlikeParams, item_buyers
 from recsvc.version.scoring import ModelArrays, Purchases, score_items, top_rows
 from training.recommender.metrics import item_sets, ndcg_per_user
 from training.recommender.similar import similar_lists
@@ -57,14 +56,14 @@ def tune_cart_fusion(
         return None
     last_day = int(np.asarray(train.last_day).max())
     lists = similar_lists(model, last_day, list_length or _LIST_LENGTH, params, show_progress=False)
-    buyers_of = functools.partial(first_buyers, item_buyers(train, model.n_items))
+    buyers = item_buyers(train, model.n_items)
 
     tops: dict[float, list[np.ndarray]] = {w: [] for w in ALIKE_WEIGHTS}
     truths: list[np.ndarray] = []
     for user, bought_after in zip(users.tolist(), truth, strict=True):
         cart = _cart(train, user)
         wanted = np.setdiff1d(bought_after, cart)
-        vector = cart_vector(model, buyers_of, cart, leave_out=user)
+        vector = cart_vector(model, buyers, cart, leave_out=user)
         if vector is None or not wanted.size:
             continue
         truths.append(wanted)

@@ -84,7 +84,7 @@ def expected_page(
     not the neighbour lists the service reads) at `weight`, and the cart left out; `read`: only
     the first that many cart products' shares (a version without lists)."""
     cart = np.sort(np.searchsorted(model.item_ids, cart_ids)).astype(np.int32)
-    vector = cart_vector(model.arrays, model.buyers_of, cart)
+    vector = cart_vector(model.arrays, model.item_buyers, cart)
     assert vector is not None
     by_model = score_items(model.arrays, vector).astype(np.float64)
     by_model[cart] = -np.inf

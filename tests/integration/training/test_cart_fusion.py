@@ -12,6 +12,7 @@ import pytest
 
 from recsvc.version.artifacts import load_model
 from recsvc.version.carts import cart_vector, fused_scores
+from recsvc.version.neighbours import item_buyers
 from recsvc.version.scoring import ModelArrays, Purchases
 from tests.artifact_factory import trained_version
 from training.recommender.carts import ALIKE_WEIGHTS
@@ -55,14 +56,14 @@ def test_a_cart_is_folded_in_without_the_customer_left_out() -> None:
         identity_weight=1.0,
         has_identity=np.array([True, True]),
     )
-    buyers = {0: np.array([0]), 1: np.array([0, 1]), 2: np.array([], np.int64)}
+    buyers = item_buyers(purchases, 3)  # item 0: customer 0; item 1: customers 0 and 1
     cart = np.array([0, 1], np.int32)
     # Customer 0 bought both: alone they are the neighbourhood's heavier half.
-    both = cart_vector(arrays, buyers.__getitem__, cart)
+    both = cart_vector(arrays, buyers, cart)
     assert both is not None and both[0] > both[1] > 0
-    without = cart_vector(arrays, buyers.__getitem__, cart, leave_out=0)
+    without = cart_vector(arrays, buyers, cart, leave_out=0)
     assert without is not None and without.tolist() == [0.0, 1.0, 0.0]
-    assert cart_vector(arrays, buyers.__getitem__, np.array([0], np.int32), leave_out=0) is None
+    assert cart_vector(arrays, buyers, np.array([0], np.int32), leave_out=0) is None
 
 
 def test_fusion_adds_each_rankings_reciprocal_rank() -> None:

@@ -363,7 +363,7 @@ def test_a_blend_version_serves_eases_ranking(demo: Path, tmp_path: Path) -> Non
         cart = np.sort(popular[5 : 5 + size]).astype(np.int32)
         exact = b[cart].sum(axis=0)
         exact[cart] = -np.inf
-        vector = cart_vector(arrays, model.buyers_of, cart)
+        vector = cart_vector(arrays, model.item_buyers, cart)
         assert vector is not None
         scores = score_items(arrays, vector)
         scores[cart] = -np.inf
