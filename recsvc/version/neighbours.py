@@ -28,8 +28,9 @@ from recsvc.version.scoring import Purchases
 # 90 days on both shops measured (demo 1.31x popularity against 1.24-1.38x, Online Retail 1.12x
 # against 1.03-1.12x): a guess about other shops, not a tuned value.
 HALF_LIFE_DAYS: Final = 30.0
-# Buyers of a product counted at most (the first ones in customer order): what one request of a
-# cart or a product page reads for a product everybody buys; the lists count the same buyers.
+# Buyers of a product counted at most (the first ones in customer order): what a product page (and
+# a cart's live bought-alike view, per product) reads for a product everybody buys; the lists count
+# the same buyers. A cart's search for neighbours has its own bound (`carts.CART_BUYERS_READ`).
 BUYERS_READ: Final = 20_000
 
 # What sells now: a product's buyers in a version's last this many days (its `trend_lift`, and the
@@ -126,8 +127,7 @@ def item_buyers(purchases: Purchases, n_items: int) -> tuple[np.ndarray, np.ndar
 
 def first_buyers(buyers: tuple[np.ndarray, np.ndarray], item: int) -> np.ndarray:
     """The customer rows who bought `item`, at most BUYERS_READ of them (in customer order), from
-    an `item_buyers` index: what one request of a cart or a product page reads for a product
-    everybody buys."""
+    an `item_buyers` index: what a product page reads for a product everybody buys."""
     indptr, rows = buyers
     start = int(indptr[item])
     return rows[start : min(int(indptr[item + 1]), start + BUYERS_READ)]
