@@ -30,6 +30,9 @@ How:
    server), the file store, Redis, in turn, `--rounds` rounds (medians: the machine is shared);
    requests/s, p50/p99, and the server's CPU time per request (all its processes, from /proc:
    what the load generator sharing the machine does not inflate);
+   after each file-store run, the same server answers anonymous carts of `--cart-size` random
+   bought products (`POST /v1/recommendations`, bench/wrk_carts.lua), printed against the known
+   customers' page (the issue asks for a cart's latency close to it);
 4. paced: the same 32 connections offering half of the file store's closed-loop capacity;
 5. live answers: per trial, a customer not yet a detractor answers 0 through one replica; 8
    connections per replica poll the customer's offers until `nps_category` says detractor; the
@@ -77,6 +80,8 @@ from recsvc.store import FileStore, RedisStore  # noqa: E402
 WORK = ROOT / "var" / "bench" / "service"
 DEFAULT_ARTIFACT = ROOT / "var" / "bench" / "publish" / "artifact-1000000"
 LUA = BENCH / "wrk_recommendations.lua"
+CART_LUA = BENCH / "wrk_carts.lua"
+PRODUCTS_FILE = WORK / "cart-products.txt"  # the version's bought products, for wrk_carts.lua
 RECS_PATH = "/v1/customers/C%08d/recommendations"
 KEY = "bench-storefront-key-0123456789"  # what a storefront holds: `recommend` only
 OPERATOR_KEY = "bench-operator-key-0123456789"  # posts answers, reads the NPS category
@@ -146,16 +151,24 @@ def running(proc: subprocess.Popen[bytes]) -> Iterator[subprocess.Popen[bytes]]:
 # --- load ---------------------------------------------------------------------------------------
 
 
-def wrk(port: int, connections: int, seconds: float, pause_ms: float = 0) -> dict[str, float]:
-    """One wrk run on random customers; adds the server's CPU microseconds per request."""
+def wrk(
+    port: int, connections: int, seconds: float, pause_ms: float = 0, cart_size: int = 0
+) -> dict[str, float]:
+    """One wrk run on random customers (`cart_size`: anonymous carts of that many random bought
+    products instead); adds the server's CPU microseconds per request."""
     base = f"http://127.0.0.1:{port}"
     pid = SERVER_PIDS[port]
     cpu_before = tree_cpu_seconds(pid)
+    script = (
+        ("-s", str(CART_LUA), base, "--", str(PRODUCTS_FILE), str(cart_size))
+        if cart_size
+        else ("-s", str(LUA), base, "--", RECS_PATH, "1000000", f"{pause_ms:.1f}", "1")
+    )
     result = subprocess.run(
         [
             *PINNED["client"],
             *("wrk", f"-c{connections}", "-t1", f"-d{seconds:g}s", "--timeout", "5s"),
-            *("-s", str(LUA), base, "--", RECS_PATH, "1000000", f"{pause_ms:.1f}", "1"),
+            *script,
             f"Bearer {KEY}",
         ],
         capture_output=True,
@@ -187,6 +200,17 @@ def show(name: str, r: dict[str, float]) -> str:
 
 def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
+
+
+def write_cart_products(artifact: Path) -> None:
+    """The version's products that somebody bought, one id per line, for wrk_carts.lua."""
+    import numpy as np
+
+    from recsvc.version.artifacts import load_model
+
+    model = load_model(artifact)
+    bought = np.flatnonzero(np.diff(model.item_buyers[0]))
+    PRODUCTS_FILE.write_text("\n".join(model.item_id_list[i] for i in bought.tolist()) + "\n")
 
 
 def in_process_paths(artifact: Path, samples: int = 3000) -> None:
@@ -366,6 +390,9 @@ def main() -> None:
     parser.add_argument("--trials", type=int, default=30, help="live-answer trials per store")
     parser.add_argument("--no-pin", action="store_true", help="do not pin server and wrk to CPUs")
     parser.add_argument("--skip-memory", action="store_true")
+    parser.add_argument(
+        "--cart-size", type=int, default=5, help="products per anonymous cart (0: no cart load)"
+    )
     args = parser.parse_args()
 
     ensure_wrk()
@@ -382,6 +409,7 @@ def main() -> None:
         + ("servers on CPU 0, wrk on CPU 1" if PINNED["server"] else "unpinned")
     )
     in_process_paths(args.artifact)
+    write_cart_products(args.artifact)
     t0 = time.perf_counter()
     FileStore(WORK / "store").publish(args.artifact.resolve())
     file_url = f"file://{WORK / 'store'}"
@@ -419,11 +447,20 @@ def main() -> None:
             for name, proc in zip(ports, procs, strict=True):
                 SERVER_PIDS[ports[name]] = proc.pid
                 wrk(ports[name], c, 3)  # warm up: connections, caches, the model's pages
+            carts = f"file, carts of {args.cart_size}"
+            if args.cart_size:
+                wrk(ports["file"], c, 3, cart_size=args.cart_size)
             rounds: dict[str, list[dict[str, float]]] = {name: [] for name in ports}
             for round_no in range(1, args.rounds + 1):
                 for name, port in ports.items():
                     rounds[name].append(wrk(port, c, args.duration))
                     print(show(f"round {round_no}: {name}", rounds[name][-1]))
+                    if name == "file" and args.cart_size:
+                        # The same server and store, anonymous carts instead of known customers.
+                        rounds.setdefault(carts, []).append(
+                            wrk(port, c, args.duration, cart_size=args.cart_size)
+                        )
+                        print(show(f"round {round_no}: {carts}", rounds[carts][-1]))
             closed = {name: medians(runs) for name, runs in rounds.items()}
             offered = closed["file"]["rps"] / 2
             pause = 1000 * c / offered
@@ -536,6 +573,15 @@ def main() -> None:
     print()
     for measure, value, target, met in checks:
         print(f"{measure:54s} {value:>10s}  {target:9s} {'met' if met else 'NOT MET'}")
+    if carts in closed:
+        cart32 = closed[carts]
+        print(
+            f"anonymous carts of {args.cart_size} random products (POST /v1/recommendations), file "
+            f"store: {cart32['rps']:.0f} req/s, p50 {cart32['p50_us'] / 1000:.2f} ms, p99 "
+            f"{cart32['p99_us'] / 1000:.2f} ms, cpu {cart32['cpu_us']:.1f} us/req: "
+            f"{cart32['rps'] / file32['rps']:.2f}x the known customers' req/s, p99 "
+            f"{cart32['p99_us'] / file32['p99_us']:.2f}x theirs"
+        )
     if not args.skip_memory:
         print()
         print("memory per worker (MiB, RSS / PSS; the model's files are mapped and shared)")
