@@ -468,6 +468,8 @@ def main() -> None:
             for name, result in paced.items():
                 print(show(f"paced ({offered:.0f} req/s offered): {name}", result))
             single = {name: wrk(port, 1, args.duration / 2) for name, port in ports.items()}
+            if args.cart_size:
+                single[carts] = wrk(ports["file"], 1, args.duration / 2, cart_size=args.cart_size)
             for name, result in single.items():
                 print(show(f"one connection: {name}", result))
             memory = {1: [memory_mib(pid) for pid in workers_of(procs[1].pid)]}
@@ -580,7 +582,10 @@ def main() -> None:
             f"store: {cart32['rps']:.0f} req/s, p50 {cart32['p50_us'] / 1000:.2f} ms, p99 "
             f"{cart32['p99_us'] / 1000:.2f} ms, cpu {cart32['cpu_us']:.1f} us/req: "
             f"{cart32['rps'] / file32['rps']:.2f}x the known customers' req/s, p99 "
-            f"{cart32['p99_us'] / file32['p99_us']:.2f}x theirs"
+            f"{cart32['p99_us'] / file32['p99_us']:.2f}x theirs; one connection: p50 "
+            f"{single[carts]['p50_us'] / 1000:.2f} ms, p99 {single[carts]['p99_us'] / 1000:.2f} ms "
+            f"(known customers: {single['file']['p50_us'] / 1000:.2f}, "
+            f"{single['file']['p99_us'] / 1000:.2f} ms)"
         )
     if not args.skip_memory:
         print()
