@@ -59,8 +59,12 @@ def split(
     orders instead, for customers with more (the training job's own rule when a shop's last weeks
     hold too few customers: `training.recommender.holdout.last_orders`), and the cut-off is then
     the end of the training lines."""
+    from training.recommender.holdout import tables_before
+
     orders = pl.read_parquet(data / "orders.parquet")
-    end = orders["ordered_at"].max() - dt.timedelta(days=skip_days)  # type: ignore[operator]
+    latest = orders["ordered_at"].max()
+    assert isinstance(latest, dt.datetime), "orders.parquet holds no order times"
+    end = latest - dt.timedelta(days=skip_days)
     if skip_days:
         orders = orders.filter(pl.col("ordered_at") <= end)
     if out.exists():
@@ -69,22 +73,29 @@ def split(
     if last_orders:
         return _split_last_orders(data, out, orders, last_orders)
     cutoff = end - dt.timedelta(days=holdout_days)
-    for path in data.glob("*.parquet"):
-        frame = pl.read_parquet(path)
-        for column in ("ordered_at", "responded_at"):
-            if column in frame.columns:
-                frame = frame.filter(pl.col(column) < cutoff)
-        frame.write_parquet(out / path.name)
-    return cutoff, orders.filter(pl.col("ordered_at") >= cutoff)  # type: ignore[return-value]
+    write_tables(tables_before(read_tables(data, orders), cutoff), out)
+    return cutoff, orders.filter(pl.col("ordered_at") >= cutoff)
+
+
+def read_tables(data: Path, orders: pl.DataFrame) -> dict[str, pl.LazyFrame]:
+    """The shop's tables by name, its orders as `split` trimmed them."""
+    tables = {path.stem: pl.scan_parquet(path) for path in data.glob("*.parquet")}
+    tables["orders"] = orders.lazy()
+    return tables
+
+
+def write_tables(tables: dict[str, pl.LazyFrame], out: Path) -> None:
+    for name, frame in tables.items():
+        frame.collect().write_parquet(out / f"{name}.parquet")
 
 
 def _split_last_orders(
     data: Path, out: Path, orders: pl.DataFrame, k: int
 ) -> tuple[dt.datetime, pl.DataFrame]:
-    """`split` by each customer's last `k` orders: what the training job holds out when a time
-    window holds too few customers. A customer's survey answers from their first held-out order
-    on are held out with it, as the training job does."""
-    from training.recommender.holdout import last_orders
+    """`split` by each customer's last `k` orders, as the training job holds them out when a time
+    window holds too few customers (`holdout.last_orders`), the tables without them as it keeps
+    them (`holdout.tables_without`: their customers' survey answers from the first on go too)."""
+    from training.recommender.holdout import last_orders, tables_without
 
     lines = orders.select(
         pl.col("customer_id").alias("u"),
@@ -92,26 +103,10 @@ def _split_last_orders(
         pl.col("ordered_at").alias("at"),
         (pl.col("status") == "returned").alias("returned"),
     )
-    held_orders = last_orders(lines, k).select(
-        pl.col("u").alias("customer_id"), "order_id", pl.col("at").alias("_held_from")
-    )
-    held = orders.join(held_orders.drop("_held_from"), on=["customer_id", "order_id"], how="semi")
-    kept = orders.join(held_orders.drop("_held_from"), on=["customer_id", "order_id"], how="anti")
-    first_held = held_orders.group_by("customer_id").agg(pl.col("_held_from").min())
-    for path in data.glob("*.parquet"):
-        if path.name == "orders.parquet":
-            kept.write_parquet(out / path.name)
-            continue
-        frame = pl.read_parquet(path)
-        if "responded_at" in frame.columns and "customer_id" in frame.columns:
-            frame = (
-                frame.join(first_held, on="customer_id", how="left")
-                .filter(
-                    pl.col("_held_from").is_null() | (pl.col("responded_at") < pl.col("_held_from"))
-                )
-                .drop("_held_from")
-            )
-        frame.write_parquet(out / path.name)
+    held_orders = last_orders(lines, k).rename({"u": "customer_id"})
+    write_tables(tables_without(read_tables(data, orders), held_orders), out)
+    kept = pl.read_parquet(out / "orders.parquet")
+    held = orders.join(held_orders, on=["customer_id", "order_id"], how="semi")
     cutoff = kept["ordered_at"].max() + dt.timedelta(microseconds=1)  # type: ignore[operator]
     return cutoff, held  # type: ignore[return-value]
 
