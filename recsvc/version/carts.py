@@ -84,7 +84,8 @@ def cart_buyers(
         # whose budget/total quantile is the bound (each product's buyers are in row order).
         stride = max(1, total // _BOUND_SAMPLE)
         sample = np.concatenate([span[::stride] for span in spans])
-        bound = np.partition(sample, sample.size * budget // total)[sample.size * budget // total]
+        quantile = sample.size * budget // total
+        bound = np.partition(sample, quantile)[quantile]
         spans = [span[: np.searchsorted(span, bound)] for span in spans]
     together: np.ndarray = (
         np.concatenate(spans).astype(np.int32, copy=False) if spans else np.zeros(0, np.int32)
