@@ -76,6 +76,7 @@ from bench_order_intake import (  # noqa: E402
 from bench_publish import artifact_for, free_port, redis_server  # noqa: E402
 
 from recsvc.store import FileStore, RedisStore  # noqa: E402
+from recsvc.version.artifacts import LoadedModel  # noqa: E402
 
 WORK = ROOT / "var" / "bench" / "service"
 DEFAULT_ARTIFACT = ROOT / "var" / "bench" / "publish" / "artifact-1000000"
@@ -202,19 +203,16 @@ def medians(runs: list[dict[str, float]]) -> dict[str, float]:
     return {key: statistics.median(run[key] for run in runs) for key in runs[0]}
 
 
-def write_cart_products(artifact: Path) -> None:
+def write_cart_products(model: LoadedModel) -> None:
     """The version's products that somebody bought, one id per line, for wrk_carts.lua."""
     import numpy as np
 
-    from recsvc.version.artifacts import load_model
-
-    model = load_model(artifact)
     bought = np.flatnonzero(np.diff(model.item_buyers[0]))
     PRODUCTS_FILE.write_text("\n".join(model.item_id_list[i] for i in bought.tolist()) + "\n")
 
 
-def in_process_paths(artifact: Path, samples: int = 3000) -> None:
-    """Median cost of `recommend()` per path, in this process (no HTTP)."""
+def in_process_paths(artifact: Path, samples: int = 3000) -> LoadedModel:
+    """Median cost of `recommend()` per path, in this process (no HTTP); the version it loaded."""
     import msgspec
     import numpy as np
 
@@ -248,6 +246,7 @@ def in_process_paths(artifact: Path, samples: int = 3000) -> None:
             recommend(lists, customer, query)
             times.append(time.perf_counter() - started)
         print(f"  {label:40s} {statistics.median(times) * 1e6:8.1f} us")
+    return model
 
 
 # --- live answers -------------------------------------------------------------------------------
@@ -408,8 +407,7 @@ def main() -> None:
         f"{os.cpu_count()} cores; "
         + ("servers on CPU 0, wrk on CPU 1" if PINNED["server"] else "unpinned")
     )
-    in_process_paths(args.artifact)
-    write_cart_products(args.artifact)
+    write_cart_products(in_process_paths(args.artifact))
     t0 = time.perf_counter()
     FileStore(WORK / "store").publish(args.artifact.resolve())
     file_url = f"file://{WORK / 'store'}"
